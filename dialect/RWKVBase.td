@@ -1,0 +1,56 @@
+//===- RWKVBase.td - rwkv dialect definition ---------------*- tablegen -*-===//
+//
+// The `rwkv` dialect describes RWKV language-model blocks at the level of the
+// reference implementation: token shift, time-mix with its WKV recurrence,
+// channel-mix, norms and the head.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef RWKV_DIALECT_RWKVBASE_TD
+#define RWKV_DIALECT_RWKVBASE_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+
+def RWKV_Dialect : Dialect {
+  let name = "rwkv";
+  let cppNamespace = "::mlir::rwkv";
+  let summary = "Block-level description of RWKV language models";
+  let description = [{
+    Ops of this dialect follow `docs/rwkv-architecture.md` (RWKV-7 "x070").
+    Activations are `f32` tensors of shape `[B, T, C]` (batch, sequence,
+    channels); `T = 1` is single-token RNN mode. Weights keep the dtype of the
+    checkpoint (`bf16`, `f16` or `f32`) and are read and widened to `f32`
+    inside the kernels. The recurrent state of one layer is three tensors: the
+    att token-shift `[B, C]`, the WKV state `[B, H, N, N]` (value rows x key
+    columns, always `f32`) and the ffn token-shift `[B, C]`.
+
+    The version of the architecture is an attribute (`#rwkv.config`), so that
+    RWKV-4/5/6 become variants of the same ops rather than a new dialect.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let dependentDialects = [
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+class RWKV_Op<string mnemonic, list<Trait> traits = []>
+    : Op<RWKV_Dialect, mnemonic, traits>;
+
+class RWKV_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<RWKV_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+//===----------------------------------------------------------------------===//
+// Type constraints
+//===----------------------------------------------------------------------===//
+
+/// Activations and the recurrent state are always f32.
+def RWKV_Activation : RankedTensorOf<[F32]>;
+/// Weights stay in the checkpoint's dtype.
+def RWKV_Weight : RankedTensorOf<[F32, F16, BF16]>;
+def RWKV_TokenIds : RankedTensorOf<[I32, I64]>;
+
+#endif // RWKV_DIALECT_RWKVBASE_TD

@@ -1,0 +1,379 @@
+//===- RWKVOps.cpp - rwkv op verifiers and builders -----------------------===//
+//
+// Every shape rule of the spec gets a verifier with a diagnostic that names
+// the operand and both shapes, so malformed IR never reaches a lowering.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialect/RWKVOps.h"
+
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace mlir::rwkv;
+
+static constexpr int64_t kAny = ShapedType::kDynamic;
+
+//===----------------------------------------------------------------------===//
+// Shape helpers
+//===----------------------------------------------------------------------===//
+
+/// Prints a shape as `[1, ?, 128]`.
+static std::string shapeStr(ArrayRef<int64_t> shape) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << "[";
+  llvm::interleaveComma(shape, os, [&](int64_t d) {
+    if (ShapedType::isDynamic(d))
+      os << "?";
+    else
+      os << d;
+  });
+  os << "]";
+  return s;
+}
+
+/// Two extents agree unless both are static and differ.
+static bool compatible(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+static ArrayRef<int64_t> shapeOf(Value v) {
+  return llvm::cast<RankedTensorType>(v.getType()).getShape();
+}
+
+/// Checks that `v` has the rank of `expected` and that every extent is
+/// compatible with it (`kAny` in `expected` matches anything).
+static LogicalResult expectShape(Operation *op, Value v, StringRef name,
+                                 ArrayRef<int64_t> expected) {
+  ArrayRef<int64_t> got = shapeOf(v);
+  bool ok = got.size() == expected.size();
+  for (size_t i = 0; ok && i < got.size(); ++i)
+    ok = compatible(got[i], expected[i]);
+  if (!ok)
+    return op->emitOpError()
+           << "'" << name << "' has shape " << shapeStr(got)
+           << " but expected " << shapeStr(expected);
+  return success();
+}
+
+static LogicalResult expectRank(Operation *op, Value v, StringRef name,
+                                size_t rank, StringRef layout) {
+  if (shapeOf(v).size() != rank)
+    return op->emitOpError() << "'" << name << "' must have rank " << rank
+                             << " " << layout << ", got "
+                             << shapeStr(shapeOf(v));
+  return success();
+}
+
+/// Results that mirror an operand must have exactly its shape.
+static LogicalResult expectSameShape(Operation *op, Value result,
+                                     StringRef name, Value like) {
+  return expectShape(op, result, name, shapeOf(like));
+}
+
+/// Checks a per-head split: `c` channels into `heads` groups.
+static LogicalResult expectDivisible(Operation *op, int64_t c, int64_t heads,
+                                     StringRef what) {
+  if (heads <= 0)
+    return op->emitOpError() << what << " must be positive, got " << heads;
+  if (!ShapedType::isDynamic(c) && c % heads != 0)
+    return op->emitOpError() << "channel count " << c
+                             << " is not divisible by " << what << " "
+                             << heads;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Primitive ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbedOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getTable(), "table", 2, "[V, C]")) ||
+      failed(expectRank(op, getTokens(), "tokens", 2, "[B, T]")))
+    return failure();
+  ArrayRef<int64_t> tok = shapeOf(getTokens());
+  return expectShape(op, getResult(), "result",
+                     {tok[0], tok[1], shapeOf(getTable())[1]});
+}
+
+LogicalResult LayerNormOp::verify() {
+  Operation *op = getOperation();
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  if (in.empty())
+    return emitOpError("'input' must have rank >= 1");
+  if (failed(expectShape(op, getWeight(), "weight", {in.back()})) ||
+      failed(expectShape(op, getBias(), "bias", {in.back()})))
+    return failure();
+  if (getEpsilon().convertToFloat() <= 0.0f)
+    return emitOpError("epsilon must be positive");
+  return expectSameShape(op, getResult(), "result", getInput());
+}
+
+
+LogicalResult TokenShiftOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")))
+    return failure();
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  if (in[1] == 0)
+    return emitOpError("sequence length must be at least 1");
+  if (failed(expectShape(op, getPrev(), "prev", {in[0], in[2]})))
+    return failure();
+  if (failed(expectSameShape(op, getShifted(), "shifted", getInput())))
+    return failure();
+  return expectSameShape(op, getLast(), "last", getPrev());
+}
+
+LogicalResult MixOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")) ||
+      failed(expectSameShape(op, getShifted(), "shifted", getInput())) ||
+      failed(expectShape(op, getMu(), "mu", {shapeOf(getInput())[2]})))
+    return failure();
+  return expectSameShape(op, getResult(), "result", getInput());
+}
+
+LogicalResult LinearOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")) ||
+      failed(expectRank(op, getWeight(), "weight", 2, "[out, in]")))
+    return failure();
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  ArrayRef<int64_t> w = shapeOf(getWeight());
+  if (!compatible(w[1], in[2]))
+    return emitOpError() << "weight " << shapeStr(w)
+                         << " does not take inputs of width " << in[2]
+                         << " (weights are stored [out, in])";
+  return expectShape(op, getResult(), "result", {in[0], in[1], w[0]});
+}
+
+LogicalResult LoraOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")) ||
+      failed(expectRank(op, getDown(), "down", 2, "[in, rank]")) ||
+      failed(expectRank(op, getUp(), "up", 2, "[rank, out]")))
+    return failure();
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  ArrayRef<int64_t> down = shapeOf(getDown());
+  ArrayRef<int64_t> up = shapeOf(getUp());
+  if (!compatible(down[0], in[2]))
+    return emitOpError() << "'down' " << shapeStr(down)
+                         << " does not take inputs of width " << in[2];
+  if (!compatible(down[1], up[0]))
+    return emitOpError() << "LoRA ranks disagree: 'down' is "
+                         << shapeStr(down) << " but 'up' is "
+                         << shapeStr(up);
+  return expectShape(op, getResult(), "result", {in[0], in[1], up[1]});
+}
+
+LogicalResult L2NormalizeOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")) ||
+      failed(expectDivisible(op, shapeOf(getInput())[2], getNumHeads(),
+                             "num_heads")))
+    return failure();
+  if (getEpsilon().convertToFloat() <= 0.0f)
+    return emitOpError("epsilon must be positive");
+  return expectSameShape(op, getResult(), "result", getInput());
+}
+
+/// Checks the WKV state `[B, H, N, N]` against activations `[B, T, C]`.
+static LogicalResult verifyWkvState(Operation *op, Value state, StringRef name,
+                                    ArrayRef<int64_t> act) {
+  if (failed(expectRank(op, state, name, 4, "[B, H, N, N]")))
+    return failure();
+  ArrayRef<int64_t> s = shapeOf(state);
+  if (ShapedType::isDynamic(s[1]) || ShapedType::isDynamic(s[2]) ||
+      ShapedType::isDynamic(s[3]))
+    return op->emitOpError() << "'" << name
+                             << "' must have static heads and head size, got "
+                             << shapeStr(s);
+  if (s[2] != s[3])
+    return op->emitOpError() << "'" << name << "' " << shapeStr(s)
+                             << " must be square per head (N x N)";
+  if (!ShapedType::isDynamic(act[2]) && s[1] * s[2] != act[2])
+    return op->emitOpError()
+           << "heads * head_size (" << s[1] << " * " << s[2]
+           << ") must equal the channel count " << act[2];
+  if (!compatible(s[0], act[0]))
+    return op->emitOpError() << "'" << name << "' batch " << s[0]
+                             << " does not match the activations' batch "
+                             << act[0];
+  return success();
+}
+
+LogicalResult WKVOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getR(), "r", 3, "[B, T, C]")))
+    return failure();
+  // Named arrays: the temporaries of a range-for initializer die too early.
+  Value operands[] = {getW(), getK(), getV(), getA(), getB()};
+  StringRef names[] = {"w", "k", "v", "a", "b"};
+  for (auto [v, name] : llvm::zip_equal(operands, names))
+    if (failed(expectSameShape(op, v, name, getR())))
+      return failure();
+  if (failed(verifyWkvState(op, getState(), "state", shapeOf(getR()))))
+    return failure();
+  if (getChunkLength() <= 0)
+    return emitOpError() << "chunk_length must be positive, got "
+                         << getChunkLength();
+  if (failed(expectSameShape(op, getY(), "y", getR())))
+    return failure();
+  return expectSameShape(op, getNewState(), "new_state", getState());
+}
+
+LogicalResult GroupNormOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")))
+    return failure();
+  int64_t c = shapeOf(getInput())[2];
+  if (failed(expectDivisible(op, c, getNumGroups(), "num_groups")) ||
+      failed(expectShape(op, getWeight(), "weight", {c})) ||
+      failed(expectShape(op, getBias(), "bias", {c})))
+    return failure();
+  if (getEpsilon().convertToFloat() <= 0.0f)
+    return emitOpError("epsilon must be positive");
+  return expectSameShape(op, getResult(), "result", getInput());
+}
+
+LogicalResult HeadOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")) ||
+      failed(expectRank(op, getWeight(), "weight", 2, "[V, C]")))
+    return failure();
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  ArrayRef<int64_t> w = shapeOf(getWeight());
+  if (!compatible(w[1], in[2]))
+    return emitOpError() << "head weight " << shapeStr(w)
+                         << " does not take inputs of width " << in[2];
+  int64_t t = getPositions() == HeadPositions::last ? 1 : in[1];
+  return expectShape(op, getResult(), "result", {in[0], t, w[0]});
+}
+
+//===----------------------------------------------------------------------===//
+// Composite ops
+//===----------------------------------------------------------------------===//
+
+/// A `[in, rank]` x `[rank, out]` pair.
+static LogicalResult expectLoraPair(Operation *op, Value down, Value up,
+                                    StringRef downName, StringRef upName,
+                                    int64_t c) {
+  if (failed(expectRank(op, down, downName, 2, "[C, rank]")) ||
+      failed(expectRank(op, up, upName, 2, "[rank, C]")))
+    return failure();
+  ArrayRef<int64_t> d = shapeOf(down), u = shapeOf(up);
+  if (!compatible(d[0], c) || !compatible(u[1], c))
+    return op->emitOpError()
+           << "'" << downName << "' " << shapeStr(d) << " and '" << upName
+           << "' " << shapeStr(u) << " must map " << c << " channels to "
+           << c;
+  if (!compatible(d[1], u[0]))
+    return op->emitOpError()
+           << "LoRA ranks disagree: '" << downName << "' is " << shapeStr(d)
+           << " but '" << upName << "' is " << shapeStr(u);
+  return success();
+}
+
+LogicalResult TimeMixOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")))
+    return failure();
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  int64_t c = in[2];
+  if (failed(expectShape(op, getShiftState(), "shift_state", {in[0], c})) ||
+      failed(verifyWkvState(op, getWkvState(), "wkv_state", in)))
+    return failure();
+  if (getVFirst() && failed(expectSameShape(op, getVFirst(), "v_first",
+                                            getInput())))
+    return failure();
+
+  Value vectors[] = {getXR(), getXW(), getXK(), getXV(), getXA(),
+                     getXG(), getW0(), getA0(), getKK(), getKA(),
+                     getRK(), getLnXWeight(), getLnXBias()};
+  StringRef vectorNames[] = {"x_r", "x_w", "x_k", "x_v", "x_a",
+                             "x_g", "w0", "a0", "k_k", "k_a",
+                             "r_k", "ln_x_weight", "ln_x_bias"};
+  for (auto [v, name] : llvm::zip_equal(vectors, vectorNames))
+    if (failed(expectShape(op, v, name, {c})))
+      return failure();
+  if (failed(expectLoraPair(op, getW1(), getW2(), "w1", "w2", c)) ||
+      failed(expectLoraPair(op, getA1(), getA2(), "a1", "a2", c)) ||
+      failed(expectLoraPair(op, getG1(), getG2(), "g1", "g2", c)))
+    return failure();
+  Value projections[] = {getReceptance(), getKey(), getValue(), getOutput()};
+  StringRef projectionNames[] = {"receptance", "key", "value", "output"};
+  for (auto [v, name] : llvm::zip_equal(projections, projectionNames))
+    if (failed(expectShape(op, v, name, {c, c})))
+      return failure();
+
+  // Layer 0 defines v_first; every later layer consumes it through the
+  // value-residual LoRA. Mixing the two forms is malformed.
+  bool hasResidual = getV0() || getV1() || getV2();
+  if (hasResidual && !(getV0() && getV1() && getV2()))
+    return emitOpError("value_residual needs all of v0, v1 and v2");
+  if (getVFirst() && !hasResidual)
+    return emitOpError("a layer that takes v_first needs value_residual "
+                       "weights (v0, v1, v2)");
+  if (!getVFirst() && hasResidual)
+    return emitOpError("value_residual weights given without v_first: layer "
+                       "0 defines v_first and takes no residual");
+  if (hasResidual &&
+      (failed(expectShape(op, getV0(), "v0", {c})) ||
+       failed(expectLoraPair(op, getV1(), getV2(), "v1", "v2", c))))
+    return failure();
+
+  if (getChunkLength() <= 0)
+    return emitOpError() << "chunk_length must be positive, got "
+                         << getChunkLength();
+  if (failed(expectSameShape(op, getResult(), "result", getInput())) ||
+      failed(expectSameShape(op, getNewShiftState(), "new_shift_state",
+                             getShiftState())) ||
+      failed(expectSameShape(op, getNewWkvState(), "new_wkv_state",
+                             getWkvState())))
+    return failure();
+  return expectSameShape(op, getVFirstOut(), "v_first_out", getInput());
+}
+
+LogicalResult ChannelMixOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")))
+    return failure();
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  int64_t c = in[2];
+  if (failed(expectShape(op, getShiftState(), "shift_state", {in[0], c})) ||
+      failed(expectShape(op, getXK(), "x_k", {c})) ||
+      failed(expectRank(op, getKey(), "key", 2, "[F, C]")))
+    return failure();
+  int64_t f = shapeOf(getKey())[0];
+  if (failed(expectShape(op, getKey(), "key", {f, c})) ||
+      failed(expectShape(op, getValue(), "value", {c, f})))
+    return failure();
+  if (failed(expectSameShape(op, getResult(), "result", getInput())))
+    return failure();
+  return expectSameShape(op, getNewShiftState(), "new_shift_state",
+                         getShiftState());
+}
+
+//===----------------------------------------------------------------------===//
+// Structure ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult BlockOp::verify() {
+  if (getLayerAttr().getInt() < 0)
+    return emitOpError() << "layer index must be non-negative, got "
+                         << getLayerAttr().getInt();
+  auto yield = llvm::cast<YieldOp>(getBody().front().getTerminator());
+  if (yield.getValues().getTypes() != getResultTypes())
+    return emitOpError() << "yields " << yield.getValues().size()
+                         << " values whose types do not match its "
+                         << getNumResults() << " results";
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "dialect/RWKVOps.cpp.inc"

@@ -1,0 +1,397 @@
+//===- RWKVOps.td - rwkv dialect operations ----------------*- tablegen -*-===//
+//
+// Primitive ops (embed, layer_norm, token_shift, mix, linear, lora,
+// l2_normalize, wkv, group_norm, head) lower one by one to linalg. Composite
+// ops (time_mix, channel_mix) mirror the reference's blocks and are expanded by
+// `rwkv-decompose`; `rwkv.block` groups one layer.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef RWKV_DIALECT_RWKVOPS_TD
+#define RWKV_DIALECT_RWKVOPS_TD
+
+include "dialect/RWKVBase.td"
+include "dialect/RWKVAttrs.td"
+include "mlir/IR/OpAsmInterface.td"
+include "mlir/IR/RegionKindInterface.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Primitive ops
+//===----------------------------------------------------------------------===//
+
+def RWKV_EmbedOp : RWKV_Op<"embed", [Pure]> {
+  let summary = "Look up token embeddings";
+  let description = [{
+    Gathers rows of the embedding table `[V, C]` for token ids `[B, T]` and
+    widens them to `f32`. Ids are checked by the runtime before the call.
+    ln0 is a separate `rwkv.layer_norm` (or folded into the table at load time).
+
+    ```mlir
+    %x = rwkv.embed %table, %ids : tensor<512x128xbf16>, tensor<1x?xi32> -> tensor<1x?x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Weight:$table, RWKV_TokenIds:$tokens);
+  let results = (outs RWKV_Activation:$result);
+  let assemblyFormat = [{
+    $table `,` $tokens attr-dict `:` type($table) `,` type($tokens) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_LayerNormOp : RWKV_Op<"layer_norm", [Pure,
+    AllTypesMatch<["weight", "bias"]>]> {
+  let summary = "LayerNorm over the last (channel) dimension";
+  let description = [{
+    `(x - mean) / sqrt(var + epsilon) * weight + bias`, with the biased
+    variance over the last dimension. `epsilon` defaults to 1e-5.
+
+    ```mlir
+    %y = rwkv.layer_norm %x, %w, %b {epsilon = 1.0e-05 : f32}
+        : tensor<1x?x128xf32>, tensor<128xbf16> -> tensor<1x?x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Weight:$weight,
+                       RWKV_Weight:$bias,
+                       DefaultValuedAttr<F32Attr, "1.0e-5">:$epsilon);
+  let results = (outs RWKV_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $bias attr-dict `:` type($input) `,` type($weight)
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_TokenShiftOp : RWKV_Op<"token_shift", [Pure,
+    AllTypesMatch<["input", "shifted"]>, AllTypesMatch<["prev", "last"]>]> {
+  let summary = "Shift a sequence by one token, taking the carried state first";
+  let description = [{
+    Returns `shifted[b, t] = input[b, t - 1]` for `t > 0` and
+    `shifted[b, 0] = prev[b]`, the token-shift state carried from the previous
+    call. The second result is the new carried state, `input[b, T - 1]`.
+
+    ```mlir
+    %shifted, %last = rwkv.token_shift %x, %prev
+        : tensor<1x?x128xf32>, tensor<1x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Activation:$prev);
+  let results = (outs RWKV_Activation:$shifted, RWKV_Activation:$last);
+  let assemblyFormat = [{
+    $input `,` $prev attr-dict `:` type($input) `,` type($prev)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_MixOp : RWKV_Op<"mix", [Pure, AllTypesMatch<["input", "shifted"]>]> {
+  let summary = "Token-shift interpolation x + (shifted - x) * mu";
+  let description = [{
+    The RWKV-6/7 lerp between the current token and the previous one, with a
+    learned per-channel coefficient `mu` (`[C]`) weighting the previous token.
+
+    ```mlir
+    %xr = rwkv.mix %x, %shifted, %x_r
+        : tensor<1x?x128xf32>, tensor<128xbf16> -> tensor<1x?x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Activation:$shifted,
+                       RWKV_Weight:$mu);
+  let results = (outs RWKV_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $shifted `,` $mu attr-dict `:` type($input) `,` type($mu)
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_LinearOp : RWKV_Op<"linear", [Pure]> {
+  let summary = "Projection y = W x with W stored [out, in] (nn.Linear)";
+  let description = [{
+    Applies a bias-free linear layer to the last dimension. The weight keeps
+    the checkpoint layout `[out, in]` and dtype; accumulation is in `f32`.
+
+    ```mlir
+    %r = rwkv.linear %xr, %wr
+        : tensor<1x?x128xf32>, tensor<128x128xbf16> -> tensor<1x?x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Weight:$weight);
+  let results = (outs RWKV_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight)
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_LoraOp : RWKV_Op<"lora", [Pure]> {
+  let summary = "Low-rank projection act(x @ A) @ B";
+  let description = [{
+    The RWKV-7 low-rank ("LoRA") projections. `A` is `[in, rank]` and `B` is
+    `[rank, out]` (stored `[in, out]` in the checkpoint, unlike `linear`). The
+    activation between the two factors is `none` (a, v), `tanh` (decay) or
+    `sigmoid` (gate).
+
+    ```mlir
+    %wl = rwkv.lora %xw, %w1, %w2 {activation = #rwkv<activation tanh>}
+        : tensor<1x?x128xf32>, tensor<128x32xbf16>, tensor<32x128xbf16>
+        -> tensor<1x?x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Weight:$down,
+                       RWKV_Weight:$up,
+                       DefaultValuedAttr<RWKV_ActivationKindAttr,
+                           "::mlir::rwkv::ActivationKind::none">:$activation);
+  let results = (outs RWKV_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $down `,` $up attr-dict `:` type($input) `,` type($down) `,`
+    type($up) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_L2NormalizeOp : RWKV_Op<"l2_normalize", [Pure]> {
+  let summary = "Per-head L2 normalisation x / max(||x||, eps)";
+  let description = [{
+    Splits the channel dimension into `num_heads` groups and divides each by
+    its Euclidean norm clamped below by `epsilon` (`F.normalize`, eps 1e-12).
+
+    ```mlir
+    %kk = rwkv.l2_normalize %k {num_heads = 2 : i64}
+        : tensor<1x?x128xf32> -> tensor<1x?x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, I64Attr:$num_heads,
+                       DefaultValuedAttr<F32Attr, "1.0e-12">:$epsilon);
+  let results = (outs RWKV_Activation:$result);
+  let assemblyFormat = [{
+    $input attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_WKVOp : RWKV_Op<"wkv", [Pure,
+    AllTypesMatch<["r", "w", "k", "v", "a", "b", "y"]>,
+    AllTypesMatch<["state", "new_state"]>]> {
+  let summary = "The RWKV-7 WKV state recurrence";
+  let description = [{
+    For each batch row and head, over t = 0..T-1 (spec §1.6), with
+    `d = exp(w)` (`w` is the log-decay, `w <= 0`):
+
+    ```
+    sa[i]   = sum_j a[j] * S[i][j]
+    S[i][j] = S[i][j] * d[j] + k[j] * v[i] + sa[i] * b[j]
+    y[i]    = sum_j S[i][j] * r[j]
+    ```
+
+    `r, w, k, v, a, b` are `[B, T, C]`, the state is `[B, H, N, N]` with
+    `H * N = C`. `mode` chooses the sequential recurrence or the
+    chunk-parallel form with chunks of `chunk_length` tokens.
+
+    ```mlir
+    %y, %s = rwkv.wkv %r, %w, %k, %v, %a, %b, %state
+        {mode = #rwkv<wkv_mode sequential>}
+        : tensor<1x?x128xf32>, tensor<1x2x64x64xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$r, RWKV_Activation:$w,
+                       RWKV_Activation:$k, RWKV_Activation:$v,
+                       RWKV_Activation:$a, RWKV_Activation:$b,
+                       RWKV_Activation:$state,
+                       DefaultValuedAttr<RWKV_WKVModeAttr,
+                           "::mlir::rwkv::WKVMode::sequential">:$mode,
+                       DefaultValuedAttr<I64Attr, "16">:$chunk_length);
+  let results = (outs RWKV_Activation:$y, RWKV_Activation:$new_state);
+  let assemblyFormat = [{
+    $r `,` $w `,` $k `,` $v `,` $a `,` $b `,` $state attr-dict `:` type($r)
+    `,` type($state)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_GroupNormOp : RWKV_Op<"group_norm", [Pure,
+    AllTypesMatch<["weight", "bias"]>]> {
+  let summary = "GroupNorm with one group per head";
+  let description = [{
+    Normalises each of `num_groups` channel groups of every token to zero mean
+    and unit (biased) variance with `epsilon` (64e-5 for RWKV-7 `ln_x`), then
+    applies the per-channel affine `weight`, `bias`.
+
+    ```mlir
+    %y = rwkv.group_norm %x, %w, %b {num_groups = 2 : i64}
+        : tensor<1x?x128xf32>, tensor<128xbf16> -> tensor<1x?x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Weight:$weight,
+                       RWKV_Weight:$bias, I64Attr:$num_groups,
+                       DefaultValuedAttr<F32Attr, "6.4e-4">:$epsilon);
+  let results = (outs RWKV_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $bias attr-dict `:` type($input) `,` type($weight)
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_HeadOp : RWKV_Op<"head", [Pure]> {
+  let summary = "Project (normalised) hidden states to vocabulary logits";
+  let description = [{
+    `logits = W x` with `W` the `[V, C]` head weight. With
+    `positions = last` only the last token of each row is projected and the
+    result is `[B, 1, V]`; with `all` it is `[B, T, V]`.
+
+    ```mlir
+    %logits = rwkv.head %x, %w {positions = #rwkv<positions last>}
+        : tensor<1x?x128xf32>, tensor<512x128xbf16> -> tensor<1x1x512xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Weight:$weight,
+                       DefaultValuedAttr<RWKV_HeadPositionsAttr,
+                           "::mlir::rwkv::HeadPositions::all">:$positions);
+  let results = (outs RWKV_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight)
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Composite ops
+//===----------------------------------------------------------------------===//
+
+def RWKV_TimeMixOp : RWKV_Op<"time_mix", [Pure, AttrSizedOperandSegments]> {
+  let summary = "The complete RWKV-7 (x070) time-mix of one layer";
+  let description = [{
+    Spec §1.5: token shift and the six lerps, the r/k/v projections, the
+    decay, ICL-rate, value-residual and gate LoRAs, the key normalisation, the
+    WKV recurrence, GroupNorm, the r·k bonus and the gated output projection.
+
+    `input` is the ln1 output `[B, T, C]`, `shift_state` the att token-shift
+    `[B, C]` and `wkv_state` `[B, H, N, N]`. Layer 0 has no `v_first` operand
+    and no `value_residual` weights: its value projection becomes the
+    `v_first` result. Later layers take `v_first` and forward it unchanged.
+    Weights keep their checkpoint dtypes; `[1, 1, C]` vectors are passed as
+    `[C]` and `r_k` as `[C]`.
+
+    ```mlir
+    %out, %shift, %wkv, %vf = rwkv.time_mix %x, %s0, %s1 v_first(%vf0)
+        lerp(%xr, %xw, %xk, %xv, %xa, %xg) decay(%w0, %w1, %w2)
+        iclr(%a0, %a1, %a2) value_residual(%v0, %v1, %v2) gate(%g1, %g2)
+        key(%kk, %ka, %rk) proj(%wr, %wk, %wv, %wo) ln_x(%lw, %lb)
+        : (...) -> (...)
+    ```
+  }];
+  let arguments = (ins
+      RWKV_Activation:$input, RWKV_Activation:$shift_state,
+      RWKV_Activation:$wkv_state, Optional<RWKV_Activation>:$v_first,
+      RWKV_Weight:$x_r, RWKV_Weight:$x_w, RWKV_Weight:$x_k, RWKV_Weight:$x_v,
+      RWKV_Weight:$x_a, RWKV_Weight:$x_g,
+      RWKV_Weight:$w0, RWKV_Weight:$w1, RWKV_Weight:$w2,
+      RWKV_Weight:$a0, RWKV_Weight:$a1, RWKV_Weight:$a2,
+      Optional<RWKV_Weight>:$v0, Optional<RWKV_Weight>:$v1,
+      Optional<RWKV_Weight>:$v2,
+      RWKV_Weight:$g1, RWKV_Weight:$g2,
+      RWKV_Weight:$k_k, RWKV_Weight:$k_a, RWKV_Weight:$r_k,
+      RWKV_Weight:$receptance, RWKV_Weight:$key, RWKV_Weight:$value,
+      RWKV_Weight:$output,
+      RWKV_Weight:$ln_x_weight, RWKV_Weight:$ln_x_bias,
+      DefaultValuedAttr<RWKV_WKVModeAttr,
+          "::mlir::rwkv::WKVMode::sequential">:$mode,
+      DefaultValuedAttr<I64Attr, "16">:$chunk_length);
+  let results = (outs RWKV_Activation:$result, RWKV_Activation:$new_shift_state,
+                      RWKV_Activation:$new_wkv_state,
+                      RWKV_Activation:$v_first_out);
+  let assemblyFormat = [{
+    $input `,` $shift_state `,` $wkv_state (`v_first` `(` $v_first^ `)`)?
+    `lerp` `(` $x_r `,` $x_w `,` $x_k `,` $x_v `,` $x_a `,` $x_g `)`
+    `decay` `(` $w0 `,` $w1 `,` $w2 `)`
+    `iclr` `(` $a0 `,` $a1 `,` $a2 `)`
+    (`value_residual` `(` $v0^ `,` $v1 `,` $v2 `)`)?
+    `gate` `(` $g1 `,` $g2 `)`
+    `key` `(` $k_k `,` $k_a `,` $r_k `)`
+    `proj` `(` $receptance `,` $key `,` $value `,` $output `)`
+    `ln_x` `(` $ln_x_weight `,` $ln_x_bias `)`
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Layer 0 produces v_first instead of consuming it.
+    bool isFirstLayer() { return !getVFirst(); }
+    int64_t getNumHeads() {
+      return ::llvm::cast<::mlir::RankedTensorType>(getWkvState().getType())
+          .getDimSize(1);
+    }
+  }];
+}
+
+def RWKV_ChannelMixOp : RWKV_Op<"channel_mix", [Pure]> {
+  let summary = "The RWKV-7 channel-mix: token shift and a ReLU² FFN";
+  let description = [{
+    Spec §1.7: `xk = lerp(x, shifted, x_k)`, `out = W_value relu(W_key xk)^2`.
+    `input` is the ln2 output and `shift_state` the ffn token-shift `[B, C]`.
+
+    ```mlir
+    %out, %shift = rwkv.channel_mix %x, %s2 lerp(%xk) proj(%wkey, %wvalue)
+        : (tensor<1x?x128xf32>, tensor<1x128xf32>, tensor<128xbf16>,
+           tensor<512x128xbf16>, tensor<128x512xbf16>)
+        -> (tensor<1x?x128xf32>, tensor<1x128xf32>)
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Activation:$shift_state,
+                       RWKV_Weight:$x_k, RWKV_Weight:$key,
+                       RWKV_Weight:$value);
+  let results = (outs RWKV_Activation:$result,
+                      RWKV_Activation:$new_shift_state);
+  let assemblyFormat = [{
+    $input `,` $shift_state `lerp` `(` $x_k `)` `proj` `(` $key `,` $value `)`
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Structure ops
+//===----------------------------------------------------------------------===//
+
+def RWKV_BlockOp : RWKV_Op<"block", [
+    SingleBlockImplicitTerminator<"YieldOp">, RecursiveMemoryEffects]> {
+  let summary = "One RWKV layer, grouped for scheduling and readability";
+  let description = [{
+    Executes its single-block region once and returns the values yielded by
+    the terminator: the residual stream `[B, T, C]`, the layer's three state
+    tensors and `v_first`. The region may use values defined above (the
+    weights). `layer` is the layer index. `rwkv-inline-blocks` removes the
+    grouping before lowering.
+
+    ```mlir
+    %x1, %s0, %s1, %s2, %vf = rwkv.block layer 0 -> (...) {
+      ...
+      rwkv.yield %x, %a, %b, %c, %v : ...
+    }
+    ```
+  }];
+  let arguments = (ins I64Attr:$layer);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    `layer` $layer (`->` `(` type($results)^ `)`)? $body attr-dict
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_YieldOp : RWKV_Op<"yield", [Pure, Terminator, HasParent<"BlockOp">,
+                                     ReturnLike]> {
+  let summary = "Terminates an rwkv.block and returns its values";
+  let description = [{
+    ```mlir
+    rwkv.yield %x, %s0, %s1, %s2, %vf : tensor<1x?x128xf32>, ...
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$values);
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+  let builders = [OpBuilder<(ins), [{ build($_builder, $_state, {}); }]>];
+}
+
+#endif // RWKV_DIALECT_RWKVOPS_TD

@@ -1,0 +1,61 @@
+//===- Passes.td - rwkv dialect-level passes ---------------*- tablegen -*-===//
+//
+// Passes that rewrite rwkv to rwkv (or to linalg on tensors). Keep
+// alphabetical; defs end in `Pass`; arguments are `rwkv-<verb>-<noun>`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef RWKV_PASSES_TD
+#define RWKV_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def RWKVDecomposePass : Pass<"rwkv-decompose"> {
+  let summary = "Expand rwkv.time_mix and rwkv.channel_mix into primitive ops";
+  let description = [{
+    Rewrites the composite ops into the primitive rwkv ops (token_shift, mix,
+    linear, lora, l2_normalize, wkv, group_norm) plus element-wise and
+    per-head `linalg.generic` ops with `arith`/`math` bodies, exactly in the
+    order of the reference (spec §1.5, §1.7). Later fusion and tiling passes
+    regroup this IR by their own rules.
+
+    Before:
+    ```mlir
+    %o, %s0, %s1, %vf = rwkv.time_mix %x, %shift, %wkv lerp(...) ...
+    ```
+    After:
+    ```mlir
+    %shifted, %last = rwkv.token_shift %x, %shift : ...
+    %xr = rwkv.mix %x, %shifted, %x_r : ...
+    ...
+    %y, %state = rwkv.wkv %r, %w, %k, %v, %a, %b, %wkv : ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def RWKVInlineBlocksPass : Pass<"rwkv-inline-blocks"> {
+  let summary = "Dissolve rwkv.block grouping into the enclosing region";
+  let description = [{
+    Moves the body of every `rwkv.block` in front of it and replaces the
+    block's results with the values its `rwkv.yield` returns. Runs first in
+    the pipelines: the blocks only group ops for readability.
+
+    Before:
+    ```mlir
+    %r = rwkv.block layer 0 -> (tensor<1x1x8xf32>) {
+      %y = rwkv.mix %x, %p, %m : ...
+      rwkv.yield %y : tensor<1x1x8xf32>
+    }
+    ```
+    After:
+    ```mlir
+    %y = rwkv.mix %x, %p, %m : ...
+    ```
+  }];
+}
+
+#endif // RWKV_PASSES_TD

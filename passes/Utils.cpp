@@ -1,0 +1,70 @@
+//===- Utils.cpp - IR-building helpers shared by rwkv passes --------------===//
+
+#include "passes/Utils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+
+using namespace mlir;
+
+Value rwkv::f32Const(OpBuilder &b, Location loc, double v) {
+  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+}
+
+Value rwkv::toF32(OpBuilder &b, Location loc, Value v) {
+  if (v.getType().isF32())
+    return v;
+  return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
+}
+
+Value rwkv::sigmoid(OpBuilder &b, Location loc, Value x) {
+  // 1 / (1 + exp(-x)); math.exp of a large positive argument gives +inf and
+  // the quotient 0, which is the correct limit.
+  Value neg = arith::NegFOp::create(b, loc, x);
+  Value e = math::ExpOp::create(b, loc, neg);
+  Value one = f32Const(b, loc, 1.0);
+  Value den = arith::AddFOp::create(b, loc, one, e);
+  return arith::DivFOp::create(b, loc, one, den);
+}
+
+Value rwkv::emptyLike(OpBuilder &b, Location loc, Value like,
+                      Type elementType) {
+  auto type = llvm::cast<RankedTensorType>(like.getType());
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, like);
+  return tensor::EmptyOp::create(
+      b, loc, sizes, elementType ? elementType : type.getElementType());
+}
+
+Value rwkv::buildElementwise(OpBuilder &b, Location loc, Value like,
+                             ValueRange inputs, ElementwiseBodyFn body) {
+  auto type = llvm::cast<RankedTensorType>(like.getType());
+  unsigned rank = type.getRank();
+  MLIRContext *ctx = b.getContext();
+  SmallVector<AffineMap> maps;
+  for (Value in : inputs) {
+    unsigned r = llvm::cast<RankedTensorType>(in.getType()).getRank();
+    if (r == rank)
+      maps.push_back(AffineMap::getMultiDimIdentityMap(rank, ctx));
+    else if (r == 1)
+      maps.push_back(
+          AffineMap::get(rank, 0, {getAffineDimExpr(rank - 1, ctx)}, ctx));
+    else
+      llvm_unreachable("element-wise operands are full rank or per-channel");
+  }
+  maps.push_back(AffineMap::getMultiDimIdentityMap(rank, ctx));
+  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+  Value init = emptyLike(b, loc, like, b.getF32Type());
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, inputs, ValueRange{init}, maps, iters,
+      [&](OpBuilder &nb, Location nloc, ValueRange args) {
+        SmallVector<Value> widened;
+        for (Value a : args.drop_back())
+          widened.push_back(toF32(nb, nloc, a));
+        Value result = body(nb, nloc, widened);
+        linalg::YieldOp::create(nb, nloc, result);
+      });
+  return generic.getResult(0);
+}

@@ -1,0 +1,36 @@
+//===- Utils.h - IR-building helpers shared by rwkv passes ------*- C++ -*-===//
+
+#ifndef RWKV_PASSES_UTILS_H
+#define RWKV_PASSES_UTILS_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Value.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
+
+namespace mlir::rwkv {
+
+/// Body of an element-wise op: receives the operands already widened to f32.
+using ElementwiseBodyFn =
+    llvm::function_ref<Value(OpBuilder &, Location, ValueRange)>;
+
+/// Builds one element-wise `linalg.generic` over the iteration space of
+/// `like` (an f32 tensor). Operands of the same rank map by identity; rank-1
+/// operands broadcast along the last dimension (per-channel parameters).
+/// Non-f32 operands are widened with `arith.extf` inside the body, so weights
+/// stay in their checkpoint dtype.
+Value buildElementwise(OpBuilder &b, Location loc, Value like,
+                       ValueRange inputs, ElementwiseBodyFn body);
+
+/// An empty f32 tensor with the (possibly dynamic) shape of `like`.
+Value emptyLike(OpBuilder &b, Location loc, Value like, Type elementType = {});
+
+/// Widens a scalar to f32 (no-op for f32).
+Value toF32(OpBuilder &b, Location loc, Value v);
+
+/// Element-wise helpers on scalars used by several lowerings.
+Value sigmoid(OpBuilder &b, Location loc, Value x);
+Value f32Const(OpBuilder &b, Location loc, double v);
+
+} // namespace mlir::rwkv
+
+#endif // RWKV_PASSES_UTILS_H

@@ -1,0 +1,34 @@
+# -*- Python -*-
+import os
+import shutil
+
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "RWKV"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.rwkv_obj_root, "test")
+config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
+config.environment["FILECHECK_OPTS"] = "--enable-var-scope"
+
+llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+tool_dirs = [os.path.join(config.rwkv_obj_root, "bin"), config.llvm_tools_dir]
+tools = ["rwkv-opt", "mlir-translate", "llc", "opt"]
+for t in ["rwkv-compile", "rwkv-run", "rwkv-init", "rwkv-inspect"]:
+    if os.path.exists(os.path.join(config.rwkv_obj_root, "bin", t)):
+        tools.append(t)
+        config.available_features.add(t)
+llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+config.substitutions.append(("%shared", config.rwkv_shared_dir))
+config.substitutions.append(("%rwkv_src", config.rwkv_src_root))
+
+_cuda = os.environ.get("CUDA_ROOT") or os.environ.get("CUDA_HOME") or "/usr/local/cuda"
+if shutil.which("ptxas") or os.path.exists(os.path.join(_cuda, "bin", "ptxas")):
+    config.available_features.add("ptxas")
+    config.environment["CUDA_ROOT"] = _cuda
