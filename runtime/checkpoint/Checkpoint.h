@@ -1,0 +1,186 @@
+//===- Checkpoint.h - RWKV checkpoint reading, writing, detection -*- C++
+//-*-===//
+//
+// MLIR-free library that reads PyTorch `.pth` (zip + pickle) and safetensors
+// checkpoints zero-copy from an mmap, writes both formats, detects the RWKV
+// architecture from key names and shapes, and makes synthetic RWKV-7 weights.
+// Every failure throws CheckpointError naming the file and the offending
+// key/opcode/shape. See docs/checkpoints.md.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef RWKV_RUNTIME_CHECKPOINT_CHECKPOINT_H
+#define RWKV_RUNTIME_CHECKPOINT_CHECKPOINT_H
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace rwkv {
+
+enum class DType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool };
+
+/// Short lower-case name: "f32", "f16", "bf16", "f64", "i64", ... "bool".
+const char *dtypeName(DType dtype);
+/// Size of one element in bytes.
+size_t dtypeSize(DType dtype);
+/// Inverse of dtypeName, also accepting "fp32", "fp16", "float32", ...
+/// Throws CheckpointError on an unknown name.
+DType parseDType(std::string_view name);
+
+struct CheckpointError : std::runtime_error {
+  using runtime_error::runtime_error;
+};
+
+// bf16/f16 <-> f32. bf16->f32 is exact (bits << 16); f32->bf16/f16 round to
+// nearest even; NaN stays NaN.
+float bf16ToF32(uint16_t bits);
+uint16_t f32ToBf16(float value);
+float f16ToF32(uint16_t bits);
+uint16_t f32ToF16(float value);
+
+/// A strided view of one tensor. `data` points at the first element (storage
+/// base + storage_offset) inside the file mapping or a buffer owned by the
+/// Checkpoint; it is valid as long as the Checkpoint lives. It may be
+/// unaligned (safetensors does not align payloads).
+struct Tensor {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides; // in elements
+  const void *data = nullptr;
+  size_t nbytes = 0; // bytes spanned from `data` by the strided view
+
+  bool isContiguous() const;
+  int64_t numel() const;
+  /// Element at row-major logical index `flatIndex`, converted to float.
+  /// Throws CheckpointError if the index is out of range.
+  float getAsFloat(int64_t flatIndex) const;
+};
+
+class Checkpoint {
+public:
+  enum class Format { Pth, Safetensors };
+
+  /// Opens a `.pth` or safetensors file (detected by magic, not extension)
+  /// and maps it into memory.
+  static std::unique_ptr<Checkpoint> open(const std::string &path);
+  /// Same, from a byte buffer (copied). `name` is used in error messages.
+  static std::unique_ptr<Checkpoint>
+  openFromMemory(const void *data, size_t size,
+                 const std::string &name = "<memory>");
+
+  ~Checkpoint();
+  Checkpoint(const Checkpoint &) = delete;
+  Checkpoint &operator=(const Checkpoint &) = delete;
+
+  const std::string &path() const { return path_; }
+  Format format() const { return format_; }
+  /// Tensors in file order (pickle dict order / safetensors header order).
+  const std::vector<Tensor> &tensors() const { return tensors_; }
+  const Tensor *find(std::string_view name) const;
+  /// Throws CheckpointError naming the key and the file if absent.
+  const Tensor &get(std::string_view name) const;
+  /// Archive folder inside a `.pth` zip (e.g. "archive"); empty otherwise.
+  const std::string &archiveName() const { return archiveName_; }
+
+  struct Impl; // backing storage (mapping, owned buffers)
+
+private:
+  Checkpoint() = default;
+  void addTensor(Tensor t);
+
+  std::string path_;
+  Format format_ = Format::Pth;
+  std::string archiveName_;
+  std::vector<Tensor> tensors_;
+  std::unordered_map<std::string, size_t> index_;
+  std::unique_ptr<Impl> impl_;
+
+  friend struct CheckpointLoader;
+};
+
+struct ModelConfig {
+  int version = 0;           // 4, 5, 6 or 7
+  std::string versionString; // "x070", "x060", "5.2", "5.1", "5.0", "4"
+  int64_t n_layer = 0, n_embd = 0, n_head = 0, head_size = 0, dim_ffn = 0,
+          vocab_size = 0;
+  // LoRA ranks (0 where the version has none).
+  int64_t lora_w = 0, lora_a = 0, lora_v = 0, lora_g = 0;
+  DType dtype = DType::BF16;
+  bool layer0HasV = false; // v7: blocks.0.att.v0/v1/v2 present
+  std::string toJson() const;
+};
+
+/// Detects the architecture from key names and shapes. For RWKV-7 it also
+/// checks that every expected key exists with the expected shape and that
+/// every tensor is f32/f16/bf16.
+ModelConfig detectConfig(const Checkpoint &checkpoint);
+
+/// Names and shapes of every tensor a v7 model with `config` must hold, in
+/// released file order.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::BF16;
+  std::vector<int64_t> shape;
+  int64_t numel() const;
+  size_t nbytes() const { return size_t(numel()) * dtypeSize(dtype); }
+};
+std::vector<TensorSpec> rwkv7TensorSpecs(const ModelConfig &config);
+
+struct OwnedTensor {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes; // contiguous, little-endian
+};
+
+/// Fills `bytes` (resized by the callee) with tensor `index` of the spec
+/// list. Lets writers stream one tensor at a time.
+using TensorProducer =
+    std::function<void(size_t index, std::vector<uint8_t> &bytes)>;
+
+/// Writes the torch.save zip layout: stored entries, 64-byte aligned
+/// payloads ("FB" extra field), data.pkl (protocol 2 OrderedDict of
+/// _rebuild_tensor_v2), data/<i>, version "3\n", byteorder "little".
+/// The archive folder is the basename of `path` without its extension.
+void writePth(const std::string &path, const std::vector<TensorSpec> &specs,
+              const TensorProducer &produce);
+void writePth(const std::string &path, const std::vector<OwnedTensor> &tensors);
+void writeSafetensors(const std::string &path,
+                      const std::vector<TensorSpec> &specs,
+                      const TensorProducer &produce);
+void writeSafetensors(const std::string &path,
+                      const std::vector<OwnedTensor> &tensors);
+/// Copies a tensor (any strides) into a contiguous OwnedTensor.
+OwnedTensor toOwned(const Tensor &tensor);
+
+struct SyntheticOptions {
+  int64_t n_layer = 2, n_embd = 128, head_size = 64, vocab_size = 512;
+  int64_t dim_ffn = 0; // 0: 4 * n_embd
+  int64_t lora_w = 32, lora_a = 32, lora_v = 32, lora_g = 64;
+  DType dtype = DType::BF16;
+  uint64_t seed = 42;
+  bool layer0HasV = false; // released files omit layer-0 v0/v1/v2
+  /// Preset names: "tiny", "0.1b", "0.4b", "1.5b". Throws on others.
+  static SyntheticOptions preset(const std::string &name);
+};
+
+/// The spec list of the synthetic model (validates the options).
+std::vector<TensorSpec> syntheticRWKV7Specs(const SyntheticOptions &options);
+/// Deterministically generates one tensor; depends only on options.seed and
+/// the tensor's name, so tensors can be produced in any order.
+void fillSyntheticRWKV7Tensor(const SyntheticOptions &options,
+                              const TensorSpec &spec,
+                              std::vector<uint8_t> &bytes);
+std::vector<OwnedTensor> makeSyntheticRWKV7(const SyntheticOptions &options);
+
+} // namespace rwkv
+
+#endif // RWKV_RUNTIME_CHECKPOINT_CHECKPOINT_H

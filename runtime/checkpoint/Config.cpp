@@ -1,0 +1,198 @@
+//===- Config.cpp - RWKV architecture detection from a state_dict ---------===//
+//
+// Detects the RWKV generation from key names (spec §3.2, §4.5) and derives the
+// hyper-parameters from shapes only. For RWKV-7 every expected tensor is then
+// checked by name and shape, so later stages can index without re-checking.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/checkpoint/Internal.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+
+namespace rwkv {
+namespace {
+
+const Tensor &need(const Checkpoint &c, const std::string &name) {
+  if (const Tensor *t = c.find(name))
+    return *t;
+  fail(c.path(), "missing key '{}'", name);
+}
+
+int64_t dim(const Checkpoint &c, const std::string &name, size_t rank,
+            size_t axis) {
+  const Tensor &t = need(c, name);
+  if (t.shape.size() != rank)
+    fail(c.path(), "key '{}' has shape {}, expected a rank-{} tensor", name,
+         shapeStr(t.shape), rank);
+  return t.shape[axis];
+}
+
+bool contains(const std::string &s, const char *sub) {
+  return s.find(sub) != std::string::npos;
+}
+
+} // namespace
+
+std::vector<TensorSpec> rwkv7TensorSpecs(const ModelConfig &m) {
+  const int64_t C = m.n_embd, F = m.dim_ffn, V = m.vocab_size;
+  std::vector<TensorSpec> s;
+  auto add = [&](std::string name, std::vector<int64_t> shape) {
+    s.push_back({std::move(name), m.dtype, std::move(shape)});
+  };
+  add("emb.weight", {V, C});
+  add("blocks.0.ln0.weight", {C});
+  add("blocks.0.ln0.bias", {C});
+  for (int64_t l = 0; l < m.n_layer; ++l) {
+    std::string b = fmt::format("blocks.{}.", l);
+    std::string a = b + "att.";
+    for (const char *n : {"ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias"})
+      add(b + n, {C});
+    for (const char *n : {"x_r", "x_w", "x_k", "x_v", "x_a", "x_g", "w0"})
+      add(a + n, {1, 1, C});
+    add(a + "r_k", {m.n_head, m.head_size});
+    add(a + "w1", {C, m.lora_w});
+    add(a + "w2", {m.lora_w, C});
+    add(a + "a1", {C, m.lora_a});
+    add(a + "a2", {m.lora_a, C});
+    add(a + "a0", {1, 1, C});
+    add(a + "g1", {C, m.lora_g});
+    add(a + "g2", {m.lora_g, C});
+    if (l > 0 || m.layer0HasV) {
+      add(a + "v2", {m.lora_v, C});
+      add(a + "v1", {C, m.lora_v});
+      add(a + "v0", {1, 1, C});
+    }
+    add(a + "k_k", {1, 1, C});
+    add(a + "k_a", {1, 1, C});
+    for (const char *n : {"receptance", "key", "value", "output"})
+      add(a + n + ".weight", {C, C});
+    add(a + "ln_x.weight", {C});
+    add(a + "ln_x.bias", {C});
+    add(b + "ffn.x_k", {1, 1, C});
+    add(b + "ffn.key.weight", {F, C});
+    add(b + "ffn.value.weight", {C, F});
+  }
+  add("ln_out.weight", {C});
+  add("ln_out.bias", {C});
+  add("head.weight", {V, C});
+  return s;
+}
+
+ModelConfig detectConfig(const Checkpoint &c) {
+  const std::string &file = c.path();
+  ModelConfig m;
+  bool any = false, v6 = false, v5 = false, gate = false, v4 = false;
+  int64_t maxBlock = -1;
+  for (const Tensor &t : c.tensors()) {
+    const std::string &k = t.name;
+    if (k.compare(0, 7, "blocks.") == 0) {
+      char *end = nullptr;
+      long idx = std::strtol(k.c_str() + 7, &end, 10);
+      if (end != k.c_str() + 7 && *end == '.' && idx >= 0 && idx < (1 << 20))
+        maxBlock = std::max<int64_t>(maxBlock, idx);
+    }
+    v6 |= contains(k, "time_maa");
+    v5 |= contains(k, "ln_x");
+    gate |= contains(k, "gate.weight");
+    v4 |= contains(k, "time_mix_k") || contains(k, "time_decay");
+    any = true;
+  }
+  if (!any)
+    fail(file, "checkpoint holds no tensors");
+  bool v7 = c.find("blocks.0.att.r_k") || c.find("blocks.0.att.x_r") ||
+            c.find("blocks.0.att.k_k");
+  if (!v7 && !v6 && !v5 && !v4)
+    fail(file, "not an RWKV checkpoint: none of blocks.0.att.r_k/x_r/k_k "
+               "(v7), time_maa (v6), ln_x (v5), time_mix_k (v4) found");
+  m.n_layer = maxBlock + 1;
+  if (m.n_layer <= 0)
+    fail(file, "no blocks.<n>.* keys found");
+  m.vocab_size = dim(c, "emb.weight", 2, 0);
+  m.n_embd = dim(c, "emb.weight", 2, 1);
+  m.dim_ffn = dim(c, "blocks.0.ffn.key.weight", 2, 0);
+  const Tensor &emb = c.get("emb.weight");
+  m.dtype = emb.dtype;
+  for (const Tensor &t : c.tensors())
+    if (t.dtype != DType::F32 && t.dtype != DType::F16 &&
+        t.dtype != DType::BF16)
+      fail(file,
+           "tensor '{}' has unsupported dtype {} (expected f32, f16 or "
+           "bf16)",
+           t.name, dtypeName(t.dtype));
+
+  if (v7) {
+    m.version = 7;
+    m.versionString = "x070";
+    m.n_head = dim(c, "blocks.0.att.r_k", 2, 0);
+    m.head_size = dim(c, "blocks.0.att.r_k", 2, 1);
+    m.lora_w = dim(c, "blocks.0.att.w1", 2, 1);
+    m.lora_a = dim(c, "blocks.0.att.a1", 2, 1);
+    m.lora_g = dim(c, "blocks.0.att.g1", 2, 1);
+    m.layer0HasV = c.find("blocks.0.att.v1") != nullptr;
+    if (m.layer0HasV)
+      m.lora_v = dim(c, "blocks.0.att.v1", 2, 1);
+    else if (m.n_layer > 1)
+      m.lora_v = dim(c, "blocks.1.att.v1", 2, 1);
+    if (m.n_head * m.head_size != m.n_embd)
+      fail(file, "blocks.0.att.r_k shape [{}, {}] does not match n_embd {}",
+           m.n_head, m.head_size, m.n_embd);
+    for (const TensorSpec &s : rwkv7TensorSpecs(m)) {
+      const Tensor &t = need(c, s.name);
+      if (t.shape != s.shape)
+        fail(file, "key '{}' has shape {}, expected {}", s.name,
+             shapeStr(t.shape), shapeStr(s.shape));
+    }
+    if (!m.layer0HasV &&
+        (c.find("blocks.0.att.v0") || c.find("blocks.0.att.v2")))
+      fail(file, "layer 0 has only part of v0/v1/v2 (missing key "
+                 "'blocks.0.att.v1')");
+    return m;
+  }
+  if (v6) {
+    m.version = 6;
+    m.versionString = "x060";
+    m.n_head = dim(c, "blocks.0.att.time_faaaa", 2, 0);
+    m.head_size = dim(c, "blocks.0.att.time_faaaa", 2, 1);
+    m.lora_w = dim(c, "blocks.0.att.time_decay_w1", 2, 1);
+    return m;
+  }
+  if (v5) {
+    m.version = 5;
+    // time_decay is [H] up to 5.1 and [H, N] from 5.2.
+    const Tensor &td = need(c, "blocks.0.att.time_decay");
+    if (td.shape.size() == 2 && td.shape[1] > 1) {
+      m.versionString = "5.2";
+      m.n_head = td.shape[0];
+      m.head_size = td.shape[1];
+    } else {
+      m.versionString = gate ? "5.1" : "5.0";
+      m.n_head = td.shape.empty() ? 0 : td.shape[0];
+      m.head_size = m.n_head ? m.n_embd / m.n_head : 0;
+    }
+    return m;
+  }
+  m.version = 4;
+  m.versionString = "4";
+  return m;
+}
+
+std::string ModelConfig::toJson() const {
+  nlohmann::ordered_json j;
+  j["version"] = version;
+  j["version_string"] = versionString;
+  j["n_layer"] = n_layer;
+  j["n_embd"] = n_embd;
+  j["n_head"] = n_head;
+  j["head_size"] = head_size;
+  j["dim_ffn"] = dim_ffn;
+  j["vocab_size"] = vocab_size;
+  j["lora"] = {{"w", lora_w}, {"a", lora_a}, {"v", lora_v}, {"g", lora_g}};
+  j["dtype"] = dtypeName(dtype);
+  j["layer0_has_v"] = layer0HasV;
+  return j.dump(2);
+}
+
+} // namespace rwkv
