@@ -24,6 +24,14 @@
 
 namespace rwkv {
 
+namespace detail {
+/// Scratch entry for the sampler's top-p/top-k selection.
+struct RankedProb {
+  double p;
+  int32_t id;
+};
+} // namespace detail
+
 /// xoshiro256** seeded through splitmix64; uniform() has 53 random bits.
 class Rng {
 public:
@@ -136,7 +144,7 @@ private:
   StopStringDetector stop;
   std::vector<float> work;
   std::vector<double> probs;
-  std::vector<int32_t> order;
+  std::vector<detail::RankedProb> ranked; // scratch for top-p/top-k selection
 };
 
 } // namespace rwkv

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <set>
 
@@ -132,6 +134,59 @@ TEST(Sampler, TopKAndTemperatureOnTruncatedProbs) {
     ++counts[s.sample(l.data(), l.size())];
   EXPECT_EQ(counts[2], 0);
   EXPECT_NEAR(counts[0] / double(draws), 0.25 / 0.34, 0.015);
+}
+
+TEST(Sampler, TopKBreaksTiesTowardsHigherIndex) {
+  // Reverse of a stable ascending argsort: among equal probabilities the
+  // higher index ranks first, so top_k 1 always keeps token 2.
+  std::vector<float> l = {1.0f, 1.0f, 1.0f, 0.0f};
+  SamplerOptions o = noPenalty();
+  o.topP = 1.0;
+  o.topK = 1;
+  Sampler s(o, 6);
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(s.sample(l.data(), l.size()), 2);
+  o.topK = 2;
+  Sampler t(o, 6);
+  std::set<int32_t> seen;
+  for (int i = 0; i < 200; ++i)
+    seen.insert(t.sample(l.data(), l.size()));
+  EXPECT_EQ(seen, (std::set<int32_t>{1, 2}));
+}
+
+TEST(Sampler, NucleusOnLargeVocabMatchesSortedCumsum) {
+  // Checks the selection-based cutoff against a plain sort + cumsum on a
+  // 65536-token distribution, for several top_p values.
+  std::vector<float> l = pseudoRandomLogits(65536, 77);
+  double mx = *std::max_element(l.begin(), l.end()), z = 0;
+  std::vector<double> p(l.size());
+  for (size_t i = 0; i < l.size(); ++i)
+    z += p[i] = std::exp(double(l[i]) - mx);
+  for (double &x : p)
+    x /= z;
+  std::vector<double> sorted = p;
+  std::sort(sorted.begin(), sorted.end(), std::greater<double>());
+  for (double topP : {0.01, 0.3, 0.85, 0.99}) {
+    double cum = 0, cutoff = 0;
+    for (double x : sorted)
+      if ((cum += x) >= topP) {
+        cutoff = x;
+        break;
+      }
+    SamplerOptions o = noPenalty();
+    o.topP = topP;
+    Sampler s(o, 8);
+    std::set<int32_t> seen;
+    for (int i = 0; i < 150; ++i) {
+      int32_t t = s.sample(l.data(), l.size());
+      ASSERT_GE(p[static_cast<size_t>(t)], cutoff * (1 - 1e-6)) << topP;
+      seen.insert(t);
+    }
+    // The nucleus is large enough that many distinct tokens appear.
+    if (topP >= 0.3) {
+      EXPECT_GT(seen.size(), 50u) << topP;
+    }
+  }
 }
 
 TEST(Sampler, EmpiricalDistributionMatchesSoftmax) {
