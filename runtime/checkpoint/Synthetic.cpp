@@ -10,6 +10,7 @@
 
 #include "runtime/checkpoint/Internal.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -137,6 +138,11 @@ void fillSyntheticRWKV7Tensor(const SyntheticOptions &o, const TensorSpec &spec,
   // Linear [out, in] / LoRA [in, rank] matrices: uniform with the given
   // standard deviation (uniform(-a, a) has std a / sqrt(3)).
   auto uniformStd = [&](double stddev) { uniform(stddev * std::sqrt(3.0)); };
+  // Token-shift mixes: RWKV-LM's curve plus small noise, kept strictly
+  // inside (0, 1) even after rounding to bf16.
+  auto mixNoise = [&](double x) {
+    return std::clamp(x + 0.02 * rng.uniform(), 0.005, 0.995);
+  };
   const int64_t in = spec.shape.size() == 2 ? spec.shape[1] : 1;
 
   struct MixExp {
@@ -148,23 +154,26 @@ void fillSyntheticRWKV7Tensor(const SyntheticOptions &o, const TensorSpec &spec,
                                  {"att.x_a", 0.9}, {"att.x_g", 0.2}};
   for (const MixExp &mx : mixes)
     if (endsWith(name, mx.suffix)) {
-      perChannel(
-          [&](int64_t i) { return 1.0 - std::pow(ddd(i), mx.power * r1a0); });
+      perChannel([&](int64_t i) {
+        return mixNoise(1.0 - std::pow(ddd(i), mx.power * r1a0));
+      });
       encode(v, o.dtype, bytes);
       return;
     }
 
   if (endsWith(name, "ln_x.weight")) {
-    float w = float(std::pow((1.0 + double(layer)) / L, 0.7));
+    double w = std::pow((1.0 + double(layer)) / L, 0.7);
     for (float &x : v)
-      x = w;
+      x = float(w + 0.1 * rng.uniform());
   } else if (endsWith(name, ".weight") &&
              (name.find(".ln") != std::string::npos ||
               name.compare(0, 7, "ln_out.") == 0)) {
+    // LayerNorm gains near 1 and biases near 0, perturbed (as the golden
+    // files are) so that a swapped weight/bias or a skipped LN shows up.
     for (float &x : v)
-      x = 1.0f; // LayerNorm gains; biases stay 0
+      x = float(1.0 + 0.2 * rng.uniform());
   } else if (endsWith(name, ".bias")) {
-    // zeros
+    uniform(0.1);
   } else if (endsWith(name, "att.w0")) {
     // Decay d = exp(-e^-0.5 * sigmoid(w0)) spreads from ~0.64 to ~0.9999.
     perChannel([&](int64_t i) {
@@ -190,8 +199,9 @@ void fillSyntheticRWKV7Tensor(const SyntheticOptions &o, const TensorSpec &spec,
              endsWith(name, "att.v2") || endsWith(name, "att.g2")) {
     uniformStd(0.1 / std::sqrt(C)); // RWKV-LM: orthogonal, gain 0.1
   } else if (endsWith(name, "ffn.x_k")) {
-    perChannel(
-        [&](int64_t i) { return 1.0 - std::pow(ddd(i), std::pow(r1a0, 4.0)); });
+    perChannel([&](int64_t i) {
+      return mixNoise(1.0 - std::pow(ddd(i), std::pow(r1a0, 4.0)));
+    });
   } else if (endsWith(name, "att.key.weight")) {
     uniformStd(0.3 / std::sqrt(double(in)));
   } else if (endsWith(name, "att.receptance.weight") ||
