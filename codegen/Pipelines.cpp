@@ -3,28 +3,68 @@
 // Each pipeline is a C++ builder so that rwkv-compile and
 // `rwkv-opt --rwkv-cpu-pipeline` run exactly the same passes.
 //
+//   rwkv (blocks, composites)
+//     -> rwkv-inline-blocks, rwkv-decompose           primitive rwkv ops
+//     -> convert-rwkv-to-linalg                       linalg/tensor/scf
+//     -> convert-elementwise-to-linalg, fusion        fused linalg.generic
+//     -> one-shot-bufferize, out-params, dealloc      memrefs
+//     -> loops, convert-to-llvm                       LLVM dialect
+//
 //===----------------------------------------------------------------------===//
 
+#include "codegen/Pipelines.h"
+#include "codegen/Passes.h"
 #include "passes/Passes.h"
 
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/Support/ErrorHandling.h"
 
 using namespace mlir;
 using namespace mlir::rwkv;
 
-/// Front half shared by every target: flatten blocks, expand composites.
+/// Appends an upstream textual pipeline; the strings are fixed, so a parse
+/// failure is a bug in this file.
+static void addUpstream(OpPassManager &pm, StringRef pipeline) {
+  if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
+    llvm::report_fatal_error("rwkv: malformed built-in pipeline");
+}
+
+/// Front half shared by every target: flatten blocks, expand composites,
+/// lower to linalg on tensors and fuse element-wise chains.
 static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
   pm.addPass(createRWKVInlineBlocksPass());
   if (opts.decompose)
     pm.addPass(createRWKVDecomposePass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  if (!opts.lowerToLLVM)
+    return;
+  pm.addPass(createConvertRWKVToLinalgPass());
+  // No CSE from here to bufferization: it would merge the zero-filled
+  // accumulators of independent contractions into one tensor, which
+  // bufferization must then copy for every user.
+  addUpstream(pm, "func.func(convert-elementwise-to-linalg),canonicalize");
 }
 
 void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
                                 const RWKVPipelineOptions &opts) {
   buildFrontEnd(pm, opts);
+  if (!opts.lowerToLLVM)
+    return;
+  // Bufferize the whole module; entry points return results through
+  // caller-provided buffers, which gives the runtime a fixed C ABI.
+  addUpstream(pm,
+              "one-shot-bufferize{bufferize-function-boundaries "
+              "function-boundary-type-conversion=identity-layout-map},"
+              "canonicalize,cse,"
+              "buffer-results-to-out-params{hoist-static-allocs=true "
+              "modify-public-functions=true},"
+              "buffer-deallocation-pipeline,convert-bufferization-to-memref,"
+              "func.func(convert-linalg-to-loops),"
+              "expand-strided-metadata,lower-affine,convert-scf-to-cf,"
+              "canonicalize,cse,func.func(llvm-request-c-wrappers),"
+              "convert-to-llvm,reconcile-unrealized-casts");
 }
 
 void rwkv::buildRWKVCudaPipeline(OpPassManager &pm,

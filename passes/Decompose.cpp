@@ -24,27 +24,6 @@ namespace mlir::rwkv {
 
 namespace {
 
-/// [B, T, C] -> [B, T, H, N] (or [C] -> [H, N]) without moving data.
-Value splitHeads(OpBuilder &b, Location loc, Value v, int64_t heads) {
-  auto type = llvm::cast<RankedTensorType>(v.getType());
-  SmallVector<int64_t> shape(type.getShape().drop_back());
-  int64_t c = type.getShape().back();
-  shape.push_back(heads);
-  shape.push_back(c / heads);
-  SmallVector<ReassociationIndices> reassoc;
-  for (int64_t i = 0, e = type.getRank() - 1; i < e; ++i)
-    reassoc.push_back({i});
-  reassoc.push_back({type.getRank() - 1, type.getRank()});
-  auto resultType = RankedTensorType::get(shape, type.getElementType());
-  return tensor::ExpandShapeOp::create(b, loc, resultType, v, reassoc);
-}
-
-/// [B, T, H, N] -> [B, T, C].
-Value mergeHeads(OpBuilder &b, Location loc, Value v) {
-  return tensor::CollapseShapeOp::create(
-      b, loc, v, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
-}
-
 /// Per-head bonus, GroupNorm output included: out = (y + (Σ_h r·k·r_k)·v)·g
 /// (spec §1.5 steps 15-16, before the output projection).
 Value buildBonusAndGate(OpBuilder &b, Location loc, Value y, Value r, Value k,

@@ -10,7 +10,6 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Pass/PassOptions.h"
 
 namespace mlir::rwkv {
 
@@ -22,26 +21,6 @@ namespace mlir::rwkv {
 
 /// Patterns that expand time_mix / channel_mix into primitive ops.
 void populateDecompositionPatterns(RewritePatternSet &patterns);
-
-//===----------------------------------------------------------------------===//
-// Pipelines
-//===----------------------------------------------------------------------===//
-
-/// Options shared by `rwkv-compile` and the registered pipelines, so that
-/// `rwkv-opt --rwkv-cpu-pipeline='...'` reproduces any compile.
-struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
-  PassOptions::Option<bool> decompose{
-      *this, "decompose",
-      llvm::cl::desc("Expand composite ops into primitive ops"),
-      llvm::cl::init(true)};
-};
-
-/// The CPU pipeline: rwkv -> primitive ops -> (linalg, LLVM as it lands).
-void buildRWKVCpuPipeline(OpPassManager &pm, const RWKVPipelineOptions &opts);
-/// The CUDA pipeline: same front half as the CPU pipeline.
-void buildRWKVCudaPipeline(OpPassManager &pm, const RWKVPipelineOptions &opts);
-/// Registers `rwkv-cpu-pipeline` and `rwkv-cuda-pipeline`.
-void registerRWKVPipelines();
 
 } // namespace mlir::rwkv
 

@@ -68,3 +68,30 @@ Value rwkv::buildElementwise(OpBuilder &b, Location loc, Value like,
       });
   return generic.getResult(0);
 }
+
+Value rwkv::splitHeads(OpBuilder &b, Location loc, Value v, int64_t heads) {
+  auto type = llvm::cast<RankedTensorType>(v.getType());
+  SmallVector<int64_t> shape(type.getShape().drop_back());
+  int64_t c = type.getShape().back();
+  shape.push_back(heads);
+  shape.push_back(ShapedType::isDynamic(c) ? c : c / heads);
+  SmallVector<ReassociationIndices> reassoc;
+  for (int64_t i = 0, e = type.getRank() - 1; i < e; ++i)
+    reassoc.push_back({i});
+  reassoc.push_back({type.getRank() - 1, type.getRank()});
+  auto resultType = RankedTensorType::get(shape, type.getElementType());
+  return tensor::ExpandShapeOp::create(b, loc, resultType, v, reassoc);
+}
+
+Value rwkv::mergeHeads(OpBuilder &b, Location loc, Value v) {
+  int64_t rank = llvm::cast<RankedTensorType>(v.getType()).getRank();
+  SmallVector<ReassociationIndices> reassoc;
+  for (int64_t i = 0; i < rank - 2; ++i)
+    reassoc.push_back({i});
+  reassoc.push_back({rank - 2, rank - 1});
+  return tensor::CollapseShapeOp::create(b, loc, v, reassoc);
+}
+
+Value rwkv::dimValue(OpBuilder &b, Location loc, Value v, int64_t dim) {
+  return b.createOrFold<tensor::DimOp>(loc, v, dim);
+}

@@ -24,6 +24,15 @@ Value buildElementwise(OpBuilder &b, Location loc, Value like,
 /// An empty f32 tensor with the (possibly dynamic) shape of `like`.
 Value emptyLike(OpBuilder &b, Location loc, Value like, Type elementType = {});
 
+/// [B, T, C] -> [B, T, H, C/H] (or [C] -> [H, C/H]) without moving data.
+Value splitHeads(OpBuilder &b, Location loc, Value v, int64_t heads);
+
+/// [B, T, H, N] -> [B, T, H*N].
+Value mergeHeads(OpBuilder &b, Location loc, Value v);
+
+/// The extent of dimension `dim` of a tensor as an index value.
+Value dimValue(OpBuilder &b, Location loc, Value v, int64_t dim);
+
 /// Widens a scalar to f32 (no-op for f32).
 Value toF32(OpBuilder &b, Location loc, Value v);
 

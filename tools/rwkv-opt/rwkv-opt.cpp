@@ -5,6 +5,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/Passes.h"
+#include "codegen/Pipelines.h"
 #include "dialect/RWKVDialect.h"
 #include "passes/Passes.h"
 
@@ -17,6 +19,7 @@
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::rwkv::registerRWKVPasses();
+  mlir::rwkv::registerRWKVCodegenPasses();
   mlir::rwkv::registerRWKVPipelines();
 
   mlir::DialectRegistry registry;

@@ -1,0 +1,32 @@
+//===- Passes.h - rwkv code generation passes -------------------*- C++ -*-===//
+
+#ifndef RWKV_CODEGEN_PASSES_H
+#define RWKV_CODEGEN_PASSES_H
+
+#include "dialect/RWKVOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace mlir::rwkv {
+
+#define GEN_PASS_DECL
+#include "codegen/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "codegen/Passes.h.inc"
+
+/// Lowerings of the primitive rwkv ops to linalg on tensors, by area.
+void populateRWKVNormToLinalgPatterns(RewritePatternSet &patterns);
+void populateRWKVProjectionToLinalgPatterns(RewritePatternSet &patterns);
+void populateRWKVSequenceToLinalgPatterns(RewritePatternSet &patterns);
+/// All of the above.
+void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns);
+
+} // namespace mlir::rwkv
+
+#endif // RWKV_CODEGEN_PASSES_H

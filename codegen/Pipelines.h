@@ -1,0 +1,33 @@
+//===- Pipelines.h - registered rwkv pipelines ------------------*- C++ -*-===//
+
+#ifndef RWKV_CODEGEN_PIPELINES_H
+#define RWKV_CODEGEN_PIPELINES_H
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
+
+namespace mlir::rwkv {
+
+/// Options shared by `rwkv-compile` and the registered pipelines, so that
+/// `rwkv-opt --rwkv-cpu-pipeline='...'` reproduces any compile.
+struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
+  PassOptions::Option<bool> decompose{
+      *this, "decompose",
+      llvm::cl::desc("Expand composite ops into primitive ops"),
+      llvm::cl::init(true)};
+  PassOptions::Option<bool> lowerToLLVM{
+      *this, "to-llvm",
+      llvm::cl::desc("Lower all the way to the LLVM dialect"),
+      llvm::cl::init(true)};
+};
+
+/// The CPU pipeline: rwkv -> primitive ops -> linalg -> buffers -> LLVM.
+void buildRWKVCpuPipeline(OpPassManager &pm, const RWKVPipelineOptions &opts);
+/// The CUDA pipeline: same front half as the CPU pipeline.
+void buildRWKVCudaPipeline(OpPassManager &pm, const RWKVPipelineOptions &opts);
+/// Registers `rwkv-cpu-pipeline` and `rwkv-cuda-pipeline`.
+void registerRWKVPipelines();
+
+} // namespace mlir::rwkv
+
+#endif // RWKV_CODEGEN_PIPELINES_H

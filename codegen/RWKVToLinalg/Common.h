@@ -1,0 +1,36 @@
+//===- Common.h - helpers for the rwkv-to-linalg lowering -------*- C++ -*-===//
+
+#ifndef RWKV_CODEGEN_RWKVTOLINALG_COMMON_H
+#define RWKV_CODEGEN_RWKVTOLINALG_COMMON_H
+
+#include "codegen/Passes.h"
+#include "passes/Utils.h"
+
+namespace mlir::rwkv {
+
+/// A zero-filled f32 tensor whose sizes are `sizes`.
+Value zeros(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes);
+
+/// `out[..., o] = Σ_i x[..., i] * w(o, i)` for a rank-3 activation `x`.
+/// `transposed` selects the `[out, in]` (nn.Linear) weight layout; otherwise
+/// the weight is `[in, out]` (the LoRA factors). The weight is widened to f32
+/// in the body, never materialised.
+Value buildProjection(OpBuilder &b, Location loc, Value x, Value w,
+                      bool transposed);
+
+/// Normalises `x` over its last dimension: `(x - mean) / sqrt(var + eps)`,
+/// then `* weight + bias` where the affine operands are indexed with
+/// `affineMap` (over the iteration space of `x`).
+Value buildNormalize(OpBuilder &b, Location loc, Value x, float eps,
+                     Value weight, Value bias, AffineMap affineMap);
+
+/// `v` as `type` (a tensor.cast when only static-ness differs).
+inline Value castTo(OpBuilder &b, Location loc, Value v, Type type) {
+  if (v.getType() == type)
+    return v;
+  return tensor::CastOp::create(b, loc, type, v);
+}
+
+} // namespace mlir::rwkv
+
+#endif // RWKV_CODEGEN_RWKVTOLINALG_COMMON_H

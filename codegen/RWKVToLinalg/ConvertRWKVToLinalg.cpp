@@ -1,0 +1,40 @@
+//===- ConvertRWKVToLinalg.cpp - primitive rwkv ops to linalg -------------===//
+//
+// Drives the per-area lowerings (Norms.cpp, Projections.cpp, Sequence.cpp).
+// Composite ops are not legal input: run rwkv-decompose first.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+
+#define DEBUG_TYPE "convert-rwkv-to-linalg"
+
+namespace mlir::rwkv {
+#define GEN_PASS_DEF_CONVERTRWKVTOLINALGPASS
+#include "codegen/Passes.h.inc"
+
+void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns) {
+  populateRWKVNormToLinalgPatterns(patterns);
+  populateRWKVProjectionToLinalgPatterns(patterns);
+  populateRWKVSequenceToLinalgPatterns(patterns);
+}
+
+namespace {
+struct ConvertRWKVToLinalgPass final
+    : impl::ConvertRWKVToLinalgPassBase<ConvertRWKVToLinalgPass> {
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<RWKVDialect>();
+    // Structure ops are dissolved by rwkv-inline-blocks, not here.
+    target.addLegalOp<BlockOp, YieldOp>();
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    RewritePatternSet patterns(ctx);
+    populateRWKVToLinalgConversionPatterns(patterns);
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      signalPassFailure();
+  }
+};
+} // namespace
+} // namespace mlir::rwkv

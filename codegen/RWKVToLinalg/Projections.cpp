@@ -1,0 +1,180 @@
+//===- Projections.cpp - embed, mix, linear, lora, head to linalg ---------===//
+//
+// The matrix-vector/matrix-matrix work of RWKV. Every projection is one
+// contraction `linalg.generic` that reads the weight in its checkpoint dtype.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/RWKVToLinalg/Common.h"
+
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+
+using namespace mlir;
+using namespace mlir::rwkv;
+using utils::IteratorType;
+
+Value rwkv::zeros(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes) {
+  Value init = tensor::EmptyOp::create(b, loc, sizes, b.getF32Type());
+  return linalg::FillOp::create(b, loc, f32Const(b, loc, 0.0), init)
+      .getResult(0);
+}
+
+Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
+                            bool transposed) {
+  MLIRContext *ctx = b.getContext();
+  auto wType = llvm::cast<RankedTensorType>(w.getType());
+  int64_t outDim = transposed ? 0 : 1;
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, x);
+  sizes.back() = tensor::getMixedSize(b, loc, w, outDim);
+  (void)wType;
+  Value acc = zeros(b, loc, sizes);
+  AffineExpr d0, d1, d2, d3;
+  bindDims(ctx, d0, d1, d2, d3);
+  // (b, t, o, i): x[b, t, i] * w[o, i] (or w[i, o]).
+  auto xMap = AffineMap::get(4, 0, {d0, d1, d3}, ctx);
+  auto wMap = transposed ? AffineMap::get(4, 0, {d2, d3}, ctx)
+                         : AffineMap::get(4, 0, {d3, d2}, ctx);
+  auto outMap = AffineMap::get(4, 0, {d0, d1, d2}, ctx);
+  SmallVector<IteratorType> iters = {IteratorType::parallel,
+                                     IteratorType::parallel,
+                                     IteratorType::parallel,
+                                     IteratorType::reduction};
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{acc.getType()}, ValueRange{x, w},
+             ValueRange{acc}, ArrayRef<AffineMap>{xMap, wMap, outMap}, iters,
+             [](OpBuilder &nb, Location nl, ValueRange args) {
+               Value wv = toF32(nb, nl, args[1]);
+               Value p = arith::MulFOp::create(nb, nl, args[0], wv);
+               Value s = arith::AddFOp::create(nb, nl, args[2], p);
+               linalg::YieldOp::create(nb, nl, s);
+             })
+      .getResult(0);
+}
+
+namespace {
+
+struct EmbedLowering final : OpConversionPattern<EmbedOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(EmbedOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value table = adaptor.getTable();
+    Value tokens = adaptor.getTokens();
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc,
+                                                            tokens);
+    sizes.push_back(tensor::getMixedSize(rewriter, loc, table, 1));
+    Value init =
+        tensor::EmptyOp::create(rewriter, loc, sizes, rewriter.getF32Type());
+    AffineExpr d0, d1, d2;
+    bindDims(ctx, d0, d1, d2);
+    auto tokMap = AffineMap::get(3, 0, {d0, d1}, ctx);
+    auto outMap = AffineMap::getMultiDimIdentityMap(3, ctx);
+    SmallVector<IteratorType> iters(3, IteratorType::parallel);
+    // The runtime validates token ids before the call; the gather itself is
+    // a tensor.extract at (token, channel).
+    Value result =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{init.getType()}, ValueRange{tokens},
+            ValueRange{init}, ArrayRef<AffineMap>{tokMap, outMap}, iters,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value row = arith::IndexCastOp::create(nb, nl, nb.getIndexType(),
+                                                     args[0]);
+              Value col = linalg::IndexOp::create(nb, nl, 2);
+              Value v = tensor::ExtractOp::create(nb, nl, table,
+                                                  ValueRange{row, col});
+              linalg::YieldOp::create(nb, nl, toF32(nb, nl, v));
+            })
+            .getResult(0);
+    rewriter.replaceOp(op, castTo(rewriter, loc, result, op.getType()));
+    return success();
+  }
+};
+
+struct MixLowering final : OpConversionPattern<MixOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(MixOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Value x = adaptor.getInput();
+    Value result = buildElementwise(
+        rewriter, op.getLoc(), x, {x, adaptor.getShifted(), adaptor.getMu()},
+        [](OpBuilder &b, Location l, ValueRange in) -> Value {
+          Value d = arith::SubFOp::create(b, l, in[1], in[0]);
+          Value t = arith::MulFOp::create(b, l, d, in[2]);
+          return arith::AddFOp::create(b, l, in[0], t);
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+struct LinearLowering final : OpConversionPattern<LinearOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(LinearOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Value y = buildProjection(rewriter, op.getLoc(), adaptor.getInput(),
+                              adaptor.getWeight(), true);
+    rewriter.replaceOp(op, castTo(rewriter, op.getLoc(), y, op.getType()));
+    return success();
+  }
+};
+
+struct LoraLowering final : OpConversionPattern<LoraOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(LoraOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value h = buildProjection(rewriter, loc, adaptor.getInput(),
+                              adaptor.getDown(), false);
+    ActivationKind act = op.getActivation();
+    if (act != ActivationKind::none)
+      h = buildElementwise(rewriter, loc, h, {h},
+                           [act](OpBuilder &b, Location l, ValueRange in) {
+                             if (act == ActivationKind::tanh)
+                               return math::TanhOp::create(b, l, in[0])
+                                   .getResult();
+                             return sigmoid(b, l, in[0]);
+                           });
+    Value y = buildProjection(rewriter, loc, h, adaptor.getUp(), false);
+    rewriter.replaceOp(op, castTo(rewriter, loc, y, op.getType()));
+    return success();
+  }
+};
+
+struct HeadLowering final : OpConversionPattern<HeadOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(HeadOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = adaptor.getInput();
+    if (op.getPositions() == HeadPositions::last) {
+      // Only the last token reaches the (vocabulary-sized) projection.
+      SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, x);
+      Value t = dimValue(rewriter, loc, x, 1);
+      Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
+      Value last = arith::SubIOp::create(rewriter, loc, t, one);
+      SmallVector<OpFoldResult> offsets = {rewriter.getIndexAttr(0), last,
+                                           rewriter.getIndexAttr(0)};
+      sizes[1] = rewriter.getIndexAttr(1);
+      SmallVector<OpFoldResult> strides(3, rewriter.getIndexAttr(1));
+      x = tensor::ExtractSliceOp::create(rewriter, loc, x, offsets, sizes,
+                                         strides);
+    }
+    Value logits =
+        buildProjection(rewriter, loc, x, adaptor.getWeight(), true);
+    rewriter.replaceOp(op, castTo(rewriter, loc, logits, op.getType()));
+    return success();
+  }
+};
+
+} // namespace
+
+void rwkv::populateRWKVProjectionToLinalgPatterns(RewritePatternSet &patterns) {
+  patterns.add<EmbedLowering, MixLowering, LinearLowering, LoraLowering,
+               HeadLowering>(patterns.getContext());
+}
