@@ -77,7 +77,7 @@ public:
     funcs.zclose_file = memClose;
     funcs.zerror_file = memError;
     funcs.opaque = &stream_;
-    zf_ = unzOpen2_64(&stream_, &funcs);
+    zf_.h = unzOpen2_64(&stream_, &funcs);
     if (!zf_)
       fail(file_, "corrupted or truncated zip archive: cannot find or read "
                   "its central directory");
@@ -108,10 +108,6 @@ public:
            "corrupted zip archive: central directory is damaged "
            "(minizip error {})",
            rc);
-  }
-  ~ZipArchive() {
-    if (zf_)
-      unzClose(zf_);
   }
 
   const std::vector<std::string> &names() const { return order_; }
@@ -173,7 +169,16 @@ public:
 private:
   const std::string &file_;
   MemStream stream_;
-  unzFile zf_ = nullptr;
+  // A member (not a destructor body) closes the handle, so that it is also
+  // released when the constructor throws half-way through the directory.
+  struct Handle {
+    unzFile h = nullptr;
+    ~Handle() {
+      if (h)
+        unzClose(h);
+    }
+    operator unzFile() const { return h; }
+  } zf_;
   std::vector<std::string> order_;
   std::unordered_map<std::string, ZipEntry> entries_;
 };
