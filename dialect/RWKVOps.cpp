@@ -109,7 +109,7 @@ LogicalResult LayerNormOp::verify() {
   if (failed(expectShape(op, getWeight(), "weight", {in.back()})) ||
       failed(expectShape(op, getBias(), "bias", {in.back()})))
     return failure();
-  if (getEpsilon().convertToFloat() <= 0.0f)
+  if (!(getEpsilon().convertToFloat() > 0.0f))
     return emitOpError("epsilon must be positive");
   return expectSameShape(op, getResult(), "result", getInput());
 }
@@ -177,7 +177,7 @@ LogicalResult L2NormalizeOp::verify() {
       failed(expectDivisible(op, shapeOf(getInput())[2], getNumHeads(),
                              "num_heads")))
     return failure();
-  if (getEpsilon().convertToFloat() <= 0.0f)
+  if (!(getEpsilon().convertToFloat() > 0.0f))
     return emitOpError("epsilon must be positive");
   return expectSameShape(op, getResult(), "result", getInput());
 }
@@ -219,9 +219,9 @@ LogicalResult WKVOp::verify() {
       return failure();
   if (failed(verifyWkvState(op, getState(), "state", shapeOf(getR()))))
     return failure();
-  if (getChunkLength() <= 0)
+  if (getChunkLengthAttr().getInt() <= 0)
     return emitOpError() << "chunk_length must be positive, got "
-                         << getChunkLength();
+                         << getChunkLengthAttr().getInt();
   if (failed(expectSameShape(op, getY(), "y", getR())))
     return failure();
   return expectSameShape(op, getNewState(), "new_state", getState());
@@ -236,7 +236,7 @@ LogicalResult GroupNormOp::verify() {
       failed(expectShape(op, getWeight(), "weight", {c})) ||
       failed(expectShape(op, getBias(), "bias", {c})))
     return failure();
-  if (getEpsilon().convertToFloat() <= 0.0f)
+  if (!(getEpsilon().convertToFloat() > 0.0f))
     return emitOpError("epsilon must be positive");
   return expectSameShape(op, getResult(), "result", getInput());
 }
@@ -327,9 +327,9 @@ LogicalResult TimeMixOp::verify() {
        failed(expectLoraPair(op, getV1(), getV2(), "v1", "v2", c))))
     return failure();
 
-  if (getChunkLength() <= 0)
+  if (getChunkLengthAttr().getInt() <= 0)
     return emitOpError() << "chunk_length must be positive, got "
-                         << getChunkLength();
+                         << getChunkLengthAttr().getInt();
   if (failed(expectSameShape(op, getResult(), "result", getInput())) ||
       failed(expectSameShape(op, getNewShiftState(), "new_shift_state",
                              getShiftState())) ||

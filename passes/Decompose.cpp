@@ -238,6 +238,7 @@ struct RWKVDecomposePass final
     // Only the composite ops are rewritten: no folding of unrelated IR.
     GreedyRewriteConfig config;
     config.enableFolding(false);
+    config.enableConstantCSE(false);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
                                      config)))
       signalPassFailure();

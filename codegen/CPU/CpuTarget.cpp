@@ -1,0 +1,143 @@
+//===- CpuTarget.cpp - the CPU compilation target --------------------------===//
+//
+// x86-64 (host by default) through LLVM's TargetMachine, in process. Object
+// files are linked into a shared library with the system C++ driver: Debian's
+// LLVM 22 ships no lld library.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Target/Target.h"
+
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Target/TargetOptions.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/Triple.h"
+
+using namespace mlir;
+using namespace mlir::rwkv;
+
+namespace {
+
+class CpuTarget final : public CompilationTarget {
+public:
+  CpuTarget(std::unique_ptr<llvm::TargetMachine> tm, unsigned optLevel)
+      : tm(std::move(tm)), optLevel(optLevel) {}
+
+  llvm::StringRef getName() const override { return "cpu"; }
+
+  void buildPipeline(OpPassManager &pm,
+                     const RWKVPipelineOptions &opts) const override {
+    buildRWKVCpuPipeline(pm, opts);
+  }
+
+  LogicalResult optimize(llvm::Module &module) const override {
+    module.setTargetTriple(tm->getTargetTriple());
+    module.setDataLayout(tm->createDataLayout());
+    auto transformer =
+        makeOptimizingTransformer(optLevel, /*sizeLevel=*/0, tm.get());
+    if (llvm::Error err = transformer(&module)) {
+      llvm::errs() << "error: LLVM optimisation failed: "
+                   << llvm::toString(std::move(err)) << "\n";
+      return failure();
+    }
+    return success();
+  }
+
+  LogicalResult emit(llvm::Module &module, OutputKind kind,
+                     llvm::raw_pwrite_stream &os) const override {
+    llvm::legacy::PassManager pm;
+    auto fileType = kind == OutputKind::Assembly
+                        ? llvm::CodeGenFileType::AssemblyFile
+                        : llvm::CodeGenFileType::ObjectFile;
+    if (tm->addPassesToEmitFile(pm, os, nullptr, fileType)) {
+      llvm::errs() << "error: target " << describe()
+                   << " cannot emit this file type\n";
+      return failure();
+    }
+    pm.run(module);
+    return success();
+  }
+
+  LogicalResult link(llvm::ArrayRef<std::string> objects,
+                     const std::string &output) const override {
+    auto driver = llvm::sys::findProgramByName("c++");
+    if (!driver) {
+      llvm::errs() << "error: no C++ driver ('c++') on PATH to link "
+                   << output << "\n";
+      return failure();
+    }
+    SmallVector<llvm::StringRef> args = {*driver, "-shared", "-o", output};
+    for (const std::string &o : objects)
+      args.push_back(o);
+    // The generated code calls malloc/free and libm; nothing else.
+    args.push_back("-lm");
+    std::string err;
+    int rc = llvm::sys::ExecuteAndWait(*driver, args, std::nullopt, {}, 0, 0,
+                                       &err);
+    if (rc != 0) {
+      llvm::errs() << "error: linking " << output << " failed (" << rc
+                   << "): " << err << "\n";
+      return failure();
+    }
+    return success();
+  }
+
+  std::string describe() const override {
+    return (tm->getTargetTriple().str() + " cpu=" + tm->getTargetCPU() +
+            " features=" + tm->getTargetFeatureString())
+        .str();
+  }
+
+private:
+  std::unique_ptr<llvm::TargetMachine> tm;
+  unsigned optLevel;
+};
+
+} // namespace
+
+std::unique_ptr<CompilationTarget>
+mlir::rwkv::createCpuTarget(const TargetOptions &opts, std::string &error) {
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  llvm::Triple triple(llvm::sys::getDefaultTargetTriple());
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return nullptr;
+
+  std::string cpu = opts.cpu.empty() ? llvm::sys::getHostCPUName().str()
+                                     : opts.cpu;
+  std::string features = opts.features;
+  if (opts.cpu.empty() && features.empty()) {
+    llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
+    for (auto &f : host)
+      features += (features.empty() ? "" : ",") +
+                  ((f.second ? "+" : "-") + f.first()).str();
+  }
+  // LLVM only warns (on stderr) about unknown CPUs; refuse them up front.
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(
+      target->createMCSubtargetInfo(triple, cpu, ""));
+  if (!sti || !sti->isCPUStringValid(cpu)) {
+    error = "unknown target CPU '" + cpu + "' for " + triple.str();
+    return nullptr;
+  }
+  llvm::TargetOptions to;
+  auto level = opts.optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
+               : opts.optLevel == 2 ? llvm::CodeGenOptLevel::Default
+               : opts.optLevel == 1 ? llvm::CodeGenOptLevel::Less
+                                    : llvm::CodeGenOptLevel::None;
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
+      triple, cpu, features, to, llvm::Reloc::PIC_, std::nullopt, level));
+  if (!tm) {
+    error = "cannot create a target machine for " + triple.str();
+    return nullptr;
+  }
+  return std::make_unique<CpuTarget>(std::move(tm), opts.optLevel);
+}

@@ -1,0 +1,188 @@
+//===- ABI.cpp - model info and packed entry points ------------------------===//
+//
+// The runtime needs two things a bare MLIR lowering does not give it: a
+// description of every argument (which checkpoint tensor, which state slot,
+// dtype and shape) and a uniform way to call entry points with hundreds of
+// memref arguments. Both are generated here from the imported module.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Target/Target.h"
+
+#include "dialect/RWKVOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/Support/JSON.h"
+
+using namespace mlir;
+using namespace mlir::rwkv;
+
+CompilationTarget::~CompilationTarget() = default;
+
+static std::string dtypeName(Type t) {
+  if (t.isF32())
+    return "f32";
+  if (t.isBF16())
+    return "bf16";
+  if (t.isF16())
+    return "f16";
+  if (t.isInteger(32))
+    return "i32";
+  if (t.isInteger(64))
+    return "i64";
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << t;
+  return s;
+}
+
+static llvm::json::Array shapeJson(RankedTensorType type) {
+  llvm::json::Array shape;
+  for (int64_t d : type.getShape())
+    shape.push_back(ShapedType::isDynamic(d) ? int64_t(-1) : d);
+  return shape;
+}
+
+SmallVector<std::string> mlir::rwkv::getEntryPointNames(ModuleOp module) {
+  SmallVector<std::string> names;
+  for (auto func : module.getOps<func::FuncOp>())
+    if (func.isPublic() && !func.isDeclaration())
+      names.push_back(func.getName().str());
+  return names;
+}
+
+/// One argument or result of an entry point.
+static llvm::json::Object describeValue(Type type, DictionaryAttr attrs,
+                                        StringRef defaultKind) {
+  auto tensor = llvm::cast<RankedTensorType>(type);
+  llvm::json::Object o;
+  o["dtype"] = dtypeName(tensor.getElementType());
+  o["shape"] = shapeJson(tensor);
+  if (auto w = attrs ? attrs.getAs<StringAttr>("rwkv.weight") : nullptr) {
+    o["kind"] = "weight";
+    o["name"] = w.getValue().str();
+  } else if (auto s = attrs ? attrs.getAs<StringAttr>("rwkv.state")
+                            : nullptr) {
+    auto [name, layer] = s.getValue().split(':');
+    o["kind"] = "state";
+    o["name"] = name.str();
+    int64_t l = 0;
+    (void)layer.getAsInteger(10, l);
+    o["layer"] = l;
+  } else {
+    o["kind"] = defaultKind.str();
+  }
+  return o;
+}
+
+FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
+  auto config = module->getAttrOfType<ModelConfigAttr>("rwkv.config");
+  if (!config)
+    return module.emitError("not an rwkv model module: no 'rwkv.config' "
+                            "attribute"),
+           failure();
+  llvm::json::Object info;
+  info["abi_version"] = kRWKVAbiVersion;
+  info["config"] = llvm::json::Object{
+      {"version", config.getVersion()},
+      {"n_layer", config.getNLayer()},
+      {"n_embd", config.getNEmbd()},
+      {"n_head", config.getNHead()},
+      {"head_size", config.getHeadSize()},
+      {"dim_ffn", config.getDimFfn()},
+      {"vocab_size", config.getVocabSize()},
+      {"lora_w", config.getLoraW()},
+      {"lora_a", config.getLoraA()},
+      {"lora_v", config.getLoraV()},
+      {"lora_g", config.getLoraG()}};
+  int64_t batch = 1;
+  if (auto b = module->getAttrOfType<IntegerAttr>("rwkv.batch"))
+    batch = b.getInt();
+  info["batch"] = batch;
+
+  llvm::json::Object entries;
+  std::optional<llvm::json::Array> args;
+  for (auto func : module.getOps<func::FuncOp>()) {
+    if (!func.isPublic() || func.isDeclaration())
+      continue;
+    FunctionType ft = func.getFunctionType();
+    llvm::json::Array fnArgs;
+    for (auto [i, t] : llvm::enumerate(ft.getInputs())) {
+      if (!llvm::isa<RankedTensorType>(t))
+        return func.emitError("entry point argument #")
+                   << i << " is not a ranked tensor",
+               failure();
+      fnArgs.push_back(describeValue(t, func.getArgAttrDict(i),
+                                     i == 0 ? "tokens" : "unknown"));
+    }
+    llvm::json::Array results;
+    for (auto [i, t] : llvm::enumerate(ft.getResults())) {
+      if (!llvm::isa<RankedTensorType>(t))
+        return func.emitError("entry point result #")
+                   << i << " is not a ranked tensor",
+               failure();
+      results.push_back(describeValue(t, func.getResultAttrDict(i),
+                                      i == 0 ? "logits" : "unknown"));
+    }
+    // All entry points share one argument list (docs/ABI.md).
+    if (!args)
+      args = fnArgs;
+    else if (*args != fnArgs)
+      return func.emitError("entry points must share one argument list"),
+             failure();
+    entries[func.getName()] =
+        llvm::json::Object{{"results", std::move(results)},
+                           {"num_args", int64_t(ft.getNumInputs())}};
+  }
+  if (!args)
+    return module.emitError("rwkv model module has no public entry point"),
+           failure();
+  info["args"] = std::move(*args);
+  info["entry_points"] = std::move(entries);
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  os << llvm::json::Value(std::move(info));
+  return out;
+}
+
+LogicalResult mlir::rwkv::addABIEntryPoints(
+    llvm::Module &module, llvm::StringRef info,
+    llvm::ArrayRef<std::string> entryPoints, std::string &error) {
+  llvm::LLVMContext &ctx = module.getContext();
+  llvm::IRBuilder<> b(ctx);
+  llvm::Type *ptrTy = llvm::PointerType::getUnqual(ctx);
+
+  // const char *rwkv_model_info(void)
+  auto *infoFnTy = llvm::FunctionType::get(ptrTy, false);
+  auto *infoFn = llvm::Function::Create(infoFnTy,
+                                        llvm::GlobalValue::ExternalLinkage,
+                                        "rwkv_model_info", module);
+  b.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", infoFn));
+  llvm::Value *str = b.CreateGlobalString(info, "rwkv_model_info_json");
+  b.CreateRet(str);
+
+  // void <entry>_packed(void **descs): descs[i] -> i-th ciface argument.
+  for (const std::string &name : entryPoints) {
+    llvm::Function *callee = module.getFunction("_mlir_ciface_" + name);
+    if (!callee) {
+      error = "no C interface for entry point '" + name +
+              "' (llvm.emit_c_interface missing?)";
+      return failure();
+    }
+    auto *fnTy =
+        llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptrTy}, false);
+    auto *fn = llvm::Function::Create(
+        fnTy, llvm::GlobalValue::ExternalLinkage, name + "_packed", module);
+    b.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", fn));
+    SmallVector<llvm::Value *> callArgs;
+    for (unsigned i = 0, e = callee->arg_size(); i < e; ++i) {
+      llvm::Value *slot =
+          b.CreateConstInBoundsGEP1_64(ptrTy, fn->getArg(0), i);
+      callArgs.push_back(b.CreateLoad(ptrTy, slot));
+    }
+    b.CreateCall(callee, callArgs);
+    b.CreateRetVoid();
+  }
+  return success();
+}

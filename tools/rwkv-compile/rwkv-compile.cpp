@@ -1,0 +1,333 @@
+//===- rwkv-compile.cpp - ahead-of-time RWKV model compiler ----------------===//
+//
+//   rwkv-compile model.pth -o model.so            checkpoint -> shared library
+//   rwkv-compile model.pth --emit=mlir            the imported rwkv module
+//   rwkv-compile model.mlir --emit=lowered|llvm|asm|obj|so
+//
+// The passes are exactly those of `rwkv-opt --rwkv-cpu-pipeline`
+// (`--print-pipeline` shows the string). Options this tool does not know are
+// handed to MLIR/LLVM (e.g. --mlir-print-ir-after-all).
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+#include "codegen/Pipelines.h"
+#include "codegen/Target/Target.h"
+#include "dialect/RWKVDialect.h"
+#include "models/ModelBuilder.h"
+#include "passes/Passes.h"
+#include "runtime/checkpoint/Checkpoint.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+
+#include <boost/program_options.hpp>
+#include <fmt/core.h>
+
+#include <fstream>
+#include <iostream>
+
+namespace po = boost::program_options;
+using namespace mlir;
+
+namespace {
+
+struct Options {
+  std::string input, output, emit = "so", target = "cpu", targetCpu,
+                        targetFeatures;
+  unsigned optLevel = 3;
+  int64_t batch = 1, chunkLength = 16;
+  bool printPipeline = false;
+};
+
+const char *const kEmitKinds[] = {"mlir", "lowered", "llvm", "asm", "obj",
+                                  "so"};
+
+bool isCheckpoint(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  char magic[8] = {};
+  f.read(magic, sizeof(magic));
+  // A zip (.pth) or a safetensors header (8-byte length, then '{').
+  if (f.gcount() >= 2 && magic[0] == 'P' && magic[1] == 'K')
+    return true;
+  char brace = 0;
+  return f.gcount() == 8 && f.get(brace) && brace == '{';
+}
+
+/// Imports a checkpoint as an rwkv module (docs/ABI.md).
+OwningOpRef<ModuleOp> importCheckpoint(MLIRContext &ctx,
+                                       const Options &opts) {
+  std::unique_ptr<::rwkv::Checkpoint> ckpt = ::rwkv::Checkpoint::open(opts.input);
+  ::rwkv::ModelConfig config = ::rwkv::detectConfig(*ckpt);
+  if (config.version != 7)
+    throw std::runtime_error(fmt::format(
+        "{}: RWKV version {} is detected, but only RWKV-7 (x070) can be "
+        "compiled yet",
+        opts.input, config.versionString));
+  SmallVector<mlir::rwkv::WeightInfo> weights;
+  for (const ::rwkv::Tensor &t : ckpt->tensors())
+    weights.push_back({t.name, t.dtype, t.shape});
+  mlir::rwkv::ModelBuildOptions buildOpts;
+  buildOpts.batch = opts.batch;
+  buildOpts.chunkLength = opts.chunkLength;
+  std::string error;
+  auto module = mlir::rwkv::buildRWKV7Module(
+      ctx, config, weights, buildOpts,
+      [&](const llvm::Twine &msg) { error = msg.str(); });
+  if (failed(module))
+    throw std::runtime_error(fmt::format("{}: {}", opts.input, error));
+  return std::move(*module);
+}
+
+OwningOpRef<ModuleOp> parseMlir(MLIRContext &ctx, llvm::SourceMgr &sm,
+                                const Options &opts) {
+  std::string err;
+  auto file = openInputFile(opts.input, &err);
+  if (!file)
+    throw std::runtime_error(fmt::format("{}: {}", opts.input, err));
+  sm.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  return parseSourceFile<ModuleOp>(sm, &ctx);
+}
+
+std::unique_ptr<llvm::ToolOutputFile> openOutput(const std::string &path,
+                                                 bool binary) {
+  std::string err;
+  auto out = openOutputFile(path, &err);
+  if (!out)
+    throw std::runtime_error(fmt::format("{}: {}", path, err));
+  (void)binary;
+  return out;
+}
+
+int run(const Options &opts) {
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+  registry.insert<mlir::rwkv::RWKVDialect>();
+  MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  llvm::SourceMgr sm;
+  SourceMgrDiagnosticHandler diagHandler(sm, &ctx);
+
+  OwningOpRef<ModuleOp> module = isCheckpoint(opts.input)
+                                     ? importCheckpoint(ctx, opts)
+                                     : parseMlir(ctx, sm, opts);
+  if (!module || failed(verify(*module)))
+    return 1;
+
+  std::string output = opts.output;
+  if (output.empty())
+    output = opts.emit == "so" || opts.emit == "obj" || opts.emit == "asm"
+                 ? (llvm::sys::path::stem(opts.input) +
+                    (opts.emit == "so"    ? ".so"
+                     : opts.emit == "obj" ? ".o"
+                                          : ".s"))
+                       .str()
+                 : "-";
+
+  if (opts.emit == "mlir") {
+    auto out = openOutput(output, false);
+    module->print(out->os());
+    out->keep();
+    return 0;
+  }
+
+  std::string error;
+  mlir::rwkv::TargetOptions targetOpts;
+  targetOpts.cpu = opts.targetCpu;
+  targetOpts.features = opts.targetFeatures;
+  targetOpts.optLevel = opts.optLevel;
+  std::unique_ptr<mlir::rwkv::CompilationTarget> target =
+      mlir::rwkv::createCpuTarget(targetOpts, error);
+  if (!target)
+    throw std::runtime_error("target: " + error);
+
+  // The ABI description comes from the imported module, before lowering.
+  FailureOr<std::string> info = mlir::rwkv::buildModelInfo(*module);
+  SmallVector<std::string> entries = mlir::rwkv::getEntryPointNames(*module);
+
+  PassManager pm(&ctx, ModuleOp::getOperationName(),
+                 OpPassManager::Nesting::Implicit);
+  mlir::rwkv::RWKVPipelineOptions pipelineOpts;
+  target->buildPipeline(pm, pipelineOpts);
+  if (failed(applyPassManagerCLOptions(pm)))
+    return 1;
+  if (opts.printPipeline) {
+    pm.printAsTextualPipeline(llvm::outs());
+    llvm::outs() << "\n";
+  }
+  if (failed(pm.run(*module)))
+    return 1;
+  if (opts.emit == "lowered") {
+    auto out = openOutput(output, false);
+    module->print(out->os());
+    out->keep();
+    return 0;
+  }
+  if (failed(info))
+    return 1;
+
+  // The rwkv.* argument attributes served the ABI description above; LLVM
+  // IR translation has no use for them.
+  module->walk([](LLVM::LLVMFuncOp fn) {
+    for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i) {
+      fn.removeArgAttr(i, "rwkv.weight");
+      fn.removeArgAttr(i, "rwkv.state");
+    }
+  });
+
+  llvm::LLVMContext llvmCtx;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(*module, llvmCtx, "rwkv_model");
+  if (!llvmModule)
+    throw std::runtime_error("translation to LLVM IR failed");
+  if (failed(mlir::rwkv::addABIEntryPoints(*llvmModule, *info, entries, error)))
+    throw std::runtime_error(error);
+  if (failed(target->optimize(*llvmModule)))
+    return 1;
+
+  if (opts.emit == "llvm") {
+    auto out = openOutput(output, false);
+    llvmModule->print(out->os(), nullptr);
+    out->keep();
+    return 0;
+  }
+  if (opts.emit == "asm" || opts.emit == "obj") {
+    auto out = openOutput(output, opts.emit == "obj");
+    if (failed(target->emit(*llvmModule,
+                            opts.emit == "asm" ? mlir::rwkv::OutputKind::Assembly
+                                               : mlir::rwkv::OutputKind::Object,
+                            out->os())))
+      return 1;
+    out->keep();
+    return 0;
+  }
+
+  // --emit=so: object to a temporary file, then link.
+  llvm::SmallString<128> objPath;
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("rwkv-model", "o", objPath))
+    throw std::runtime_error("cannot create a temporary object file: " +
+                             ec.message());
+  llvm::FileRemover removeObj(objPath);
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(objPath, ec);
+    if (ec)
+      throw std::runtime_error(fmt::format("{}: {}", objPath.str().str(),
+                                           ec.message()));
+    if (failed(target->emit(*llvmModule, mlir::rwkv::OutputKind::Object, os)))
+      return 1;
+  }
+  if (failed(target->link({objPath.str().str()}, output)))
+    return 1;
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  // Passes and pipelines are registered first so that forwarded MLIR
+  // options (--mlir-print-ir-after=<pass>) can name them.
+  registerAllPasses();
+  mlir::rwkv::registerRWKVPasses();
+  mlir::rwkv::registerRWKVCodegenPasses();
+  mlir::rwkv::registerRWKVPipelines();
+  registerPassManagerCLOptions();
+  registerAsmPrinterCLOptions();
+  registerMLIRContextCLOptions();
+
+  Options opts;
+  po::options_description desc(
+      "rwkv-compile: compile an RWKV checkpoint (.pth / safetensors) or an "
+      "rwkv MLIR module ahead of time\n\nUsage: rwkv-compile INPUT [options]"
+      "\n\nOptions");
+  desc.add_options()("help,h", "print this help")(
+      "input", po::value(&opts.input), "checkpoint or .mlir file")(
+      "output,o", po::value(&opts.output),
+      "output file (default: INPUT stem + .so/.o/.s, or stdout for text)")(
+      "emit", po::value(&opts.emit)->default_value("so"),
+      "stop after: mlir | lowered | llvm | asm | obj | so")(
+      "target", po::value(&opts.target)->default_value("cpu"),
+      "code generation target: cpu")(
+      "target-cpu", po::value(&opts.targetCpu),
+      "LLVM CPU name, e.g. x86-64-v3, skylake-avx512, znver4 (default: host)")(
+      "target-features", po::value(&opts.targetFeatures),
+      "LLVM feature string, e.g. +avx2,+fma (default: the CPU's)")(
+      "opt-level,O", po::value(&opts.optLevel)->default_value(3),
+      "LLVM optimisation level 0-3")(
+      "batch", po::value(&opts.batch)->default_value(1),
+      "batch size of the compiled entry points")(
+      "chunk-length", po::value(&opts.chunkLength)->default_value(16),
+      "chunk length of the chunked WKV form")(
+      "print-pipeline", po::bool_switch(&opts.printPipeline),
+      "print the pass pipeline as rwkv-opt accepts it");
+  po::positional_options_description pos;
+  pos.add("input", 1);
+
+  try {
+    po::variables_map vm;
+    po::parsed_options parsed = po::command_line_parser(argc, argv)
+                                    .options(desc)
+                                    .positional(pos)
+                                    .allow_unregistered()
+                                    .run();
+    po::store(parsed, vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\n";
+      return 0;
+    }
+    // Unknown options go to MLIR/LLVM's own command line.
+    std::vector<std::string> rest =
+        po::collect_unrecognized(parsed.options, po::exclude_positional);
+    std::vector<const char *> clArgs = {argv[0]};
+    for (const std::string &a : rest)
+      clArgs.push_back(a.c_str());
+    if (!llvm::cl::ParseCommandLineOptions(int(clArgs.size()), clArgs.data(),
+                                           "rwkv-compile", &llvm::errs()))
+      return 1;
+
+    if (opts.input.empty())
+      throw po::error("no input file (see --help)");
+    if (std::find(std::begin(kEmitKinds), std::end(kEmitKinds), opts.emit) ==
+        std::end(kEmitKinds))
+      throw po::error("--emit must be one of mlir, lowered, llvm, asm, obj, "
+                      "so; got '" + opts.emit + "'");
+    if (opts.target != "cpu")
+      throw po::error("--target '" + opts.target +
+                      "' is not supported yet (only 'cpu')");
+    if (opts.optLevel > 3)
+      throw po::error("--opt-level must be 0..3");
+    if (opts.batch < 1)
+      throw po::error("--batch must be at least 1");
+    if (opts.chunkLength < 1)
+      throw po::error("--chunk-length must be at least 1");
+    if (!llvm::sys::fs::exists(opts.input))
+      throw std::runtime_error(opts.input + ": no such file");
+    return run(opts);
+  } catch (const po::error &e) {
+    fmt::print(stderr, "rwkv-compile: error: {}\n", e.what());
+    return 2;
+  } catch (const std::exception &e) {
+    fmt::print(stderr, "rwkv-compile: error: {}\n", e.what());
+    return 1;
+  }
+}
