@@ -1,0 +1,360 @@
+//===- ModelBuilder.cpp - RWKV-7 model importer ---------------------------===//
+//
+// Mirrors scripts/gen_example_model.py for any shape: embed -> ln0 -> L x
+// rwkv.block {ln1, time_mix, residual, ln2, channel_mix, residual} -> ln_out
+// -> head, once per entry point of docs/ABI.md.
+//
+//===----------------------------------------------------------------------===//
+
+#include "models/ModelBuilder.h"
+
+#include "dialect/RWKVDialect.h"
+#include "dialect/RWKVOps.h"
+#include "models/TensorSpecs.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace mlir::rwkv;
+
+namespace {
+
+std::string shapeStr(ArrayRef<int64_t> shape) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << '[';
+  llvm::interleaveComma(shape, os);
+  os << ']';
+  return s;
+}
+
+/// The element type a checkpoint dtype is bound as, or null if weights of
+/// that dtype are not supported.
+Type elementType(MLIRContext &ctx, ::rwkv::DType dtype) {
+  switch (dtype) {
+  case ::rwkv::DType::F32:
+    return Float32Type::get(&ctx);
+  case ::rwkv::DType::F16:
+    return Float16Type::get(&ctx);
+  case ::rwkv::DType::BF16:
+    return BFloat16Type::get(&ctx);
+  default:
+    return {};
+  }
+}
+
+/// One weight argument: checkpoint key and squeezed type.
+struct WeightArg {
+  std::string key;
+  RankedTensorType type;
+};
+
+/// The entry points of docs/ABI.md.
+struct EntryPoint {
+  StringRef name;
+  WKVMode mode;
+  HeadPositions positions;
+};
+
+class RWKV7ModuleBuilder {
+public:
+  RWKV7ModuleBuilder(MLIRContext &ctx, const ::rwkv::ModelConfig &config,
+                     ArrayRef<WeightArg> weightArgs,
+                     const ModelBuildOptions &opts)
+      : ctx(ctx), cfg(config), opts(opts), weightArgs(weightArgs), b(&ctx) {
+    for (auto [i, w] : llvm::enumerate(weightArgs))
+      weightIndex[w.key] = i;
+    Type f32 = Float32Type::get(&ctx);
+    int64_t batch = opts.batch, c = cfg.n_embd;
+    actTy = RankedTensorType::get({batch, ShapedType::kDynamic, c}, f32);
+    shiftTy = RankedTensorType::get({batch, c}, f32);
+    wkvTy = RankedTensorType::get(
+        {batch, cfg.n_head, cfg.head_size, cfg.head_size}, f32);
+    tokensTy = RankedTensorType::get({batch, ShapedType::kDynamic},
+                                     IntegerType::get(&ctx, 32));
+  }
+
+  OwningOpRef<ModuleOp> build() {
+    Location loc = NameLoc::get(b.getStringAttr("rwkv7"));
+    OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+    module->getOperation()->setAttr(
+        "rwkv.config",
+        ModelConfigAttr::get(&ctx, cfg.version, cfg.n_layer, cfg.n_embd,
+                             cfg.n_head, cfg.head_size, cfg.dim_ffn,
+                             cfg.vocab_size, cfg.lora_w, cfg.lora_a, cfg.lora_v,
+                             cfg.lora_g));
+    module->getOperation()->setAttr("rwkv.batch",
+                                    b.getI64IntegerAttr(opts.batch));
+    b.setInsertionPointToEnd(module->getBody());
+    const EntryPoint entries[] = {
+        {"rwkv_step", WKVMode::sequential, HeadPositions::last},
+        {"rwkv_forward", WKVMode::chunked, HeadPositions::last},
+        {"rwkv_forward_all", WKVMode::chunked, HeadPositions::all},
+    };
+    for (const EntryPoint &entry : entries)
+      buildEntry(loc, entry);
+    return module;
+  }
+
+private:
+  void buildEntry(Location loc, const EntryPoint &entry) {
+    const int64_t numLayers = cfg.n_layer;
+    // Arguments: tokens, per-layer state, weights (docs/ABI.md).
+    SmallVector<Type> argTypes{tokensTy};
+    SmallVector<Type> stateTypes;
+    for (int64_t l = 0; l < numLayers; ++l)
+      stateTypes.append({shiftTy, wkvTy, shiftTy});
+    argTypes.append(stateTypes);
+    for (const WeightArg &w : weightArgs)
+      argTypes.push_back(w.type);
+    int64_t logitsT =
+        entry.positions == HeadPositions::last ? 1 : ShapedType::kDynamic;
+    auto logitsTy = RankedTensorType::get({opts.batch, logitsT, cfg.vocab_size},
+                                          Float32Type::get(&ctx));
+    SmallVector<Type> resultTypes{logitsTy};
+    resultTypes.append(stateTypes);
+
+    OpBuilder::InsertionGuard guard(b);
+    auto func = func::FuncOp::create(b, loc, entry.name,
+                                     b.getFunctionType(argTypes, resultTypes));
+    static const char *const stateNames[] = {"att_shift", "wkv", "ffn_shift"};
+    for (int64_t l = 0; l < numLayers; ++l)
+      for (int64_t s = 0; s < 3; ++s)
+        func.setArgAttr(
+            1 + 3 * l + s, "rwkv.state",
+            b.getStringAttr(llvm::Twine(stateNames[s]) + ":" + llvm::Twine(l)));
+    weightBase = 1 + 3 * numLayers;
+    for (auto [i, w] : llvm::enumerate(weightArgs))
+      func.setArgAttr(weightBase + i, "rwkv.weight", b.getStringAttr(w.key));
+
+    Block *body = func.addEntryBlock();
+    b.setInsertionPointToStart(body);
+    this->func = func;
+
+    Value tokens = body->getArgument(0);
+    Value x = EmbedOp::create(b, loc, actTy, weight("emb.weight"), tokens);
+    x = layerNorm(loc, x, "blocks.0.ln0.weight", "blocks.0.ln0.bias");
+
+    SmallVector<Value> newStates;
+    Value vFirst;
+    for (int64_t l = 0; l < numLayers; ++l) {
+      Value states[3] = {body->getArgument(1 + 3 * l),
+                         body->getArgument(2 + 3 * l),
+                         body->getArgument(3 + 3 * l)};
+      BlockOp block = buildLayer(l, x, states, vFirst, entry.mode);
+      x = block.getResult(0);
+      newStates.append(
+          {block.getResult(1), block.getResult(2), block.getResult(3)});
+      vFirst = block.getResult(4);
+    }
+
+    x = layerNorm(loc, x, "ln_out.weight", "ln_out.bias");
+    Value logits = HeadOp::create(b, loc, logitsTy, x, weight("head.weight"),
+                                  entry.positions);
+    SmallVector<Value> results{logits};
+    results.append(newStates);
+    func::ReturnOp::create(b, loc, results);
+  }
+
+  /// One `rwkv.block`; yields the residual stream, the three new states and
+  /// v_first (defined by layer 0, forwarded by the others).
+  BlockOp buildLayer(int64_t l, Value x, Value (&states)[3], Value vFirst,
+                     WKVMode mode) {
+    std::string p = "blocks." + std::to_string(l) + ".";
+    std::string a = p + "att.";
+    Location loc = NameLoc::get(b.getStringAttr("blocks." + std::to_string(l)));
+    auto w = [&](const std::string &key) { return weight(key); };
+
+    auto block = BlockOp::create(
+        b, loc, TypeRange{actTy, shiftTy, wkvTy, shiftTy, actTy},
+        static_cast<uint64_t>(l));
+    OpBuilder::InsertionGuard guard(b);
+    b.createBlock(&block.getBody());
+
+    Value xa = layerNorm(loc, x, p + "ln1.weight", p + "ln1.bias");
+    // Layer 0 defines v_first and takes no value-residual weights.
+    bool first = !vFirst;
+    Value v0 = first ? Value() : w(a + "v0");
+    Value v1 = first ? Value() : w(a + "v1");
+    Value v2 = first ? Value() : w(a + "v2");
+    auto att = TimeMixOp::create(
+        b, loc, actTy, shiftTy, wkvTy, actTy, xa, states[0], states[1], vFirst,
+        w(a + "x_r"), w(a + "x_w"), w(a + "x_k"), w(a + "x_v"), w(a + "x_a"),
+        w(a + "x_g"), w(a + "w0"), w(a + "w1"), w(a + "w2"), w(a + "a0"),
+        w(a + "a1"), w(a + "a2"), v0, v1, v2, w(a + "g1"), w(a + "g2"),
+        w(a + "k_k"), w(a + "k_a"), w(a + "r_k"), w(a + "receptance.weight"),
+        w(a + "key.weight"), w(a + "value.weight"), w(a + "output.weight"),
+        w(a + "ln_x.weight"), w(a + "ln_x.bias"), mode,
+        static_cast<uint64_t>(opts.chunkLength));
+    Value x1 = arith::AddFOp::create(b, loc, x, att.getResult());
+    Value xf = layerNorm(loc, x1, p + "ln2.weight", p + "ln2.bias");
+    auto ffn = ChannelMixOp::create(b, loc, actTy, shiftTy, xf, states[2],
+                                    w(p + "ffn.x_k"), w(p + "ffn.key.weight"),
+                                    w(p + "ffn.value.weight"));
+    Value x2 = arith::AddFOp::create(b, loc, x1, ffn.getResult());
+    YieldOp::create(b, loc,
+                    ValueRange{x2, att.getNewShiftState(), att.getNewWkvState(),
+                               ffn.getNewShiftState(), att.getVFirstOut()});
+    return block;
+  }
+
+  Value layerNorm(Location loc, Value x, StringRef weightKey,
+                  StringRef biasKey) {
+    return LayerNormOp::create(b, loc, actTy, x, weight(weightKey),
+                               weight(biasKey), llvm::APFloat(1.0e-5f));
+  }
+
+  /// The argument bound to checkpoint key `key`; every key used here was
+  /// checked against the spec list before building.
+  Value weight(StringRef key) {
+    auto it = weightIndex.find(key);
+    assert(it != weightIndex.end() && "weight not in the spec list");
+    return func.getArgument(weightBase + it->second);
+  }
+
+  MLIRContext &ctx;
+  const ::rwkv::ModelConfig &cfg;
+  const ModelBuildOptions &opts;
+  ArrayRef<WeightArg> weightArgs;
+  llvm::StringMap<unsigned> weightIndex;
+  OpBuilder b;
+  RankedTensorType actTy, shiftTy, wkvTy, tokensTy;
+  func::FuncOp func;
+  unsigned weightBase = 0;
+};
+
+/// The ABI type of a checkpoint tensor: unit dims of `[1, 1, C]` squeezed and
+/// `r_k` `[H, N]` flattened, both views of the same contiguous bytes.
+SmallVector<int64_t> squeezedShape(StringRef key, ArrayRef<int64_t> shape) {
+  if (shape.size() == 3 && shape[0] == 1 && shape[1] == 1)
+    return {shape[2]};
+  if (key.ends_with(".att.r_k") && shape.size() == 2)
+    return {shape[0] * shape[1]};
+  return SmallVector<int64_t>(shape);
+}
+
+bool isLayer0ValueResidual(StringRef key) {
+  return key == "blocks.0.att.v0" || key == "blocks.0.att.v1" ||
+         key == "blocks.0.att.v2";
+}
+
+} // namespace
+
+FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKV7Module(
+    MLIRContext &ctx, const ::rwkv::ModelConfig &config,
+    ArrayRef<WeightInfo> weights, const ModelBuildOptions &opts,
+    llvm::function_ref<void(const llvm::Twine &)> emitError) {
+  if (config.version != 7) {
+    emitError("unsupported RWKV version " + llvm::Twine(config.version) +
+              " ('" + config.versionString +
+              "'): the importer builds RWKV-7 (x070) models only");
+    return failure();
+  }
+  const std::pair<const char *, int64_t> dims[] = {
+      {"n_layer", config.n_layer}, {"n_embd", config.n_embd},
+      {"n_head", config.n_head},   {"head_size", config.head_size},
+      {"dim_ffn", config.dim_ffn}, {"vocab_size", config.vocab_size},
+      {"lora_w", config.lora_w},   {"lora_a", config.lora_a},
+      {"lora_v", config.lora_v},   {"lora_g", config.lora_g}};
+  for (auto [name, value] : dims) {
+    if (value <= 0) {
+      emitError(llvm::Twine("config ") + name + " must be positive, got " +
+                llvm::Twine(value));
+      return failure();
+    }
+  }
+  if (config.n_head * config.head_size != config.n_embd) {
+    emitError("config n_head * head_size (" + llvm::Twine(config.n_head) +
+              " * " + llvm::Twine(config.head_size) + ") must equal n_embd (" +
+              llvm::Twine(config.n_embd) + ")");
+    return failure();
+  }
+  if (opts.batch <= 0 || opts.chunkLength <= 0) {
+    emitError("batch (" + llvm::Twine(opts.batch) + ") and chunk length (" +
+              llvm::Twine(opts.chunkLength) + ") must be positive");
+    return failure();
+  }
+
+  // The ABI order is the spec order without layer-0 v0/v1/v2, whether or not
+  // the checkpoint holds them.
+  ::rwkv::ModelConfig specConfig = config;
+  specConfig.layer0HasV = false;
+  std::vector<::rwkv::TensorSpec> specs;
+  std::string specError;
+  if (!detail::getRWKV7TensorSpecs(specConfig, specs, specError)) {
+    emitError("cannot list the RWKV-7 tensors: " + llvm::Twine(specError));
+    return failure();
+  }
+
+  llvm::StringMap<const WeightInfo *> byName;
+  for (const WeightInfo &w : weights) {
+    if (!byName.try_emplace(w.name, &w).second) {
+      emitError("weight '" + llvm::Twine(w.name) + "' is given twice");
+      return failure();
+    }
+  }
+
+  SmallVector<WeightArg> weightArgs;
+  weightArgs.reserve(specs.size());
+  for (const ::rwkv::TensorSpec &spec : specs) {
+    if (isLayer0ValueResidual(spec.name))
+      continue;
+    auto it = byName.find(spec.name);
+    if (it == byName.end()) {
+      emitError("missing weight '" + llvm::Twine(spec.name) +
+                "' (expected shape " + shapeStr(spec.shape) + ")");
+      return failure();
+    }
+    const WeightInfo &w = *it->second;
+    if (w.shape != spec.shape) {
+      emitError("weight '" + llvm::Twine(spec.name) + "' has shape " +
+                shapeStr(w.shape) + ", expected " + shapeStr(spec.shape));
+      return failure();
+    }
+    Type elemTy = elementType(ctx, w.dtype);
+    if (!elemTy) {
+      emitError("weight '" + llvm::Twine(spec.name) + "' has dtype " +
+                detail::dtypeNameNoThrow(w.dtype) +
+                ", expected bf16, f16 or f32");
+      return failure();
+    }
+    weightArgs.push_back(
+        {spec.name,
+         RankedTensorType::get(squeezedShape(spec.name, spec.shape), elemTy)});
+  }
+
+  ctx.loadDialect<RWKVDialect, func::FuncDialect, arith::ArithDialect,
+                  tensor::TensorDialect>();
+  // Verifier diagnostics (e.g. a norm whose weight and bias dtypes differ)
+  // go to the caller rather than to the context's default handler.
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &diag) {
+    if (diag.getSeverity() == DiagnosticSeverity::Error)
+      emitError(diag.str());
+    return success();
+  });
+  OwningOpRef<ModuleOp> module =
+      RWKV7ModuleBuilder(ctx, config, weightArgs, opts).build();
+  if (failed(verify(*module)))
+    return failure();
+  return module;
+}
+
+SmallVector<WeightInfo>
+mlir::rwkv::defaultWeightInfos(const ::rwkv::ModelConfig &config) {
+  std::vector<::rwkv::TensorSpec> specs;
+  std::string error;
+  SmallVector<WeightInfo> infos;
+  if (!detail::getRWKV7TensorSpecs(config, specs, error))
+    return infos;
+  for (::rwkv::TensorSpec &spec : specs)
+    infos.push_back(
+        {std::move(spec.name), config.dtype, std::move(spec.shape)});
+  return infos;
+}

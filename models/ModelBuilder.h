@@ -1,0 +1,63 @@
+//===- ModelBuilder.h - RWKV-7 model importer -------------------*- C++ -*-===//
+//
+// Builds the rwkv-dialect module of a whole RWKV-7 model with the entry
+// points, argument order and attributes of docs/ABI.md. Weights are function
+// arguments tagged with their checkpoint keys; the importer only needs their
+// names, dtypes and shapes, never their bytes.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef RWKV_MODELS_MODELBUILDER_H
+#define RWKV_MODELS_MODELBUILDER_H
+
+#include "runtime/checkpoint/Checkpoint.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "mlir/Support/LLVM.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/Twine.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mlir::rwkv {
+
+/// One checkpoint tensor as the importer sees it.
+struct WeightInfo {
+  std::string name;
+  ::rwkv::DType dtype = ::rwkv::DType::BF16;
+  /// The checkpoint's shape (e.g. `[1, 1, C]`, `r_k` `[H, N]`).
+  std::vector<int64_t> shape;
+};
+
+struct ModelBuildOptions {
+  /// Static batch size B of every entry point.
+  int64_t batch = 1;
+  /// Chunk length of the chunked WKV form (rwkv_forward, rwkv_forward_all).
+  int64_t chunkLength = 16;
+};
+
+/// Builds the module of docs/ABI.md for an RWKV-7 model: module attributes
+/// `rwkv.config` and `rwkv.batch`, and three public functions `rwkv_step`
+/// (sequential WKV, logits of the last position), `rwkv_forward` (chunked,
+/// last) and `rwkv_forward_all` (chunked, every position). `weights` may be in
+/// any order and may hold extra tensors (layer-0 v0/v1/v2 are never used).
+/// Reports the first problem (wrong version or head layout, a missing weight,
+/// a wrong shape or dtype, a verifier failure) through `emitError` and returns
+/// failure.
+FailureOr<OwningOpRef<ModuleOp>>
+buildRWKV7Module(MLIRContext &ctx, const ::rwkv::ModelConfig &config,
+                 ArrayRef<WeightInfo> weights, const ModelBuildOptions &opts,
+                 llvm::function_ref<void(const llvm::Twine &)> emitError);
+
+/// The weights of `rwkv7TensorSpecs(config)`, all with `config.dtype`.
+/// Empty only if the spec list could not be made.
+SmallVector<WeightInfo> defaultWeightInfos(const ::rwkv::ModelConfig &config);
+
+} // namespace mlir::rwkv
+
+#endif // RWKV_MODELS_MODELBUILDER_H
