@@ -1,0 +1,81 @@
+/*===- rwkv_runtime.h - C API of the RWKV runtime -----------------*- C -*-===*\
+|*                                                                            *|
+|* A C wrapper over rwkv::Model (runtime/core/Runtime.h). Every function     *|
+|* returns an rwkvrt_status (0 = success) and never throws or aborts; the    *|
+|* message of the last failure on this thread is rwkvrt_last_error().        *|
+|*                                                                            *|
+|* Names use the `rwkvrt_` prefix: the compiled `.so` exports `rwkv_step`,    *|
+|* `rwkv_forward`, `rwkv_model_info`, ... and a same-named symbol here would  *|
+|* interpose on them.                                                         *|
+|*                                                                            *|
+\*===----------------------------------------------------------------------===*/
+
+#ifndef RWKV_RUNTIME_CORE_RWKV_RUNTIME_H
+#define RWKV_RUNTIME_CORE_RWKV_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum rwkvrt_status {
+  RWKVRT_OK = 0,
+  RWKVRT_ERR_INVALID_ARGUMENT = 1, /* null handle/pointer, bad token id */
+  RWKVRT_ERR_LOAD = 2,             /* library/checkpoint mismatch or I/O */
+  RWKVRT_ERR_RUNTIME = 3,          /* any other failure */
+  RWKVRT_ERR_OUT_OF_MEMORY = 4,
+} rwkvrt_status;
+
+typedef struct rwkvrt_model rwkvrt_model;
+typedef struct rwkvrt_state rwkvrt_state;
+
+typedef struct rwkvrt_config {
+  int64_t version, n_layer, n_embd, n_head, head_size, dim_ffn, vocab_size;
+  int64_t batch;
+} rwkvrt_config;
+
+/* Message of the last failed call on this thread ("" if none). Valid until
+ * the next call on this thread. */
+const char *rwkvrt_last_error(void);
+
+/* Loads `library_path` (from rwkv-compile) and binds the weights of
+ * `checkpoint_path`. threads <= 0 keeps the default. */
+int rwkvrt_model_open(const char *library_path, const char *checkpoint_path,
+                      int threads, rwkvrt_model **out_model);
+/* Accepts NULL. States of the model must be freed first. */
+int rwkvrt_model_close(rwkvrt_model *model);
+int rwkvrt_model_config(const rwkvrt_model *model, rwkvrt_config *out_config);
+/* The library's rwkv_model_info() JSON, owned by the model. */
+int rwkvrt_model_info_json(const rwkvrt_model *model, const char **out_json);
+
+int rwkvrt_state_new(const rwkvrt_model *model, rwkvrt_state **out_state);
+int rwkvrt_state_copy(const rwkvrt_state *src, rwkvrt_state **out_state);
+/* Copies the contents of `src` into `dst` (same model). */
+int rwkvrt_state_assign(rwkvrt_state *dst, const rwkvrt_state *src);
+int rwkvrt_state_reset(rwkvrt_state *state);
+/* Accepts NULL. */
+int rwkvrt_state_free(rwkvrt_state *state);
+/* Pointer to one state tensor ("att_shift", "wkv", "ffn_shift") of a layer
+ * and its element count; valid until the next call that uses the state. */
+int rwkvrt_state_tensor(rwkvrt_state *state, const char *name, int64_t layer,
+                        float **out_data, size_t *out_count);
+
+/* RNN mode: runs the tokens ([batch, T] row-major) sequentially from
+ * `state` (updated) and writes the last position's logits ([batch, V]) to
+ * `logits`, which holds `logits_capacity` floats. */
+int rwkvrt_step(const rwkvrt_model *model, rwkvrt_state *state,
+                const int32_t *tokens, size_t count, float *logits,
+                size_t logits_capacity);
+/* GPT mode: the same through the chunked form; with all_logits != 0 the
+ * logits of every position ([batch, T, V]). */
+int rwkvrt_forward(const rwkvrt_model *model, rwkvrt_state *state,
+                   const int32_t *tokens, size_t count, int all_logits,
+                   float *logits, size_t logits_capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RWKV_RUNTIME_CORE_RWKV_RUNTIME_H */

@@ -1,0 +1,251 @@
+//===- GoldenTest.cpp - Compiled golden models vs the references ----------===//
+//
+//   RWKVGoldenTests --golden-dir=<shared>/golden --lib-dir=<dir with
+//                   tiny.so, tiny2.so> [gtest flags]
+//
+// Registered by tools/rwkv-run/CMakeLists.txt after a fixture compiles the
+// golden checkpoints with rwkv-compile; fp32 compute must land within 1e-4
+// absolute of the float64 reference (golden/README.md).
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/core/Runtime.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+using namespace rwkv;
+
+namespace {
+
+std::string goldenDir, libDir;
+constexpr float kTol = 1e-4f;
+
+struct Golden {
+  const char *model, *caseName;
+};
+const Golden kGoldens[] = {{"tiny", "seq128"}, {"tiny2", "seq200"}};
+
+float maxAbsDiff(const float *a, const float *b, size_t n) {
+  float m = 0;
+  for (size_t i = 0; i < n; ++i) {
+    float d = std::fabs(a[i] - b[i]);
+    if (!(d <= m)) // NaN counts as infinitely wrong
+      m = std::isnan(d) ? INFINITY : d;
+  }
+  return m;
+}
+
+float maxAbsDiff(const std::vector<float> &a, const std::vector<float> &b) {
+  EXPECT_EQ(a.size(), b.size());
+  return maxAbsDiff(a.data(), b.data(), std::min(a.size(), b.size()));
+}
+
+class GoldenTest : public ::testing::TestWithParam<Golden> {
+protected:
+  void SetUp() override {
+    const Golden &g = GetParam();
+    std::string dir = goldenDir + "/" + g.model;
+    caseDir = dir + "/" + g.caseName;
+    model = Model::load(libDir + "/" + g.model + ".so", dir + "/model.pth");
+    std::ifstream in(caseDir + "/tokens.json");
+    ASSERT_TRUE(in) << caseDir;
+    tokens = nlohmann::json::parse(in).get<std::vector<int32_t>>();
+    ref = readNpy(caseDir + "/logits_ref64.npy");
+    ASSERT_EQ(ref.shape, (std::vector<int64_t>{int64_t(tokens.size()),
+                                               model->vocabSize()}));
+  }
+
+  /// Compares the final state with the reference files.
+  void checkState(const State &s, const char *what) {
+    NpyArray attX = readNpy(caseDir + "/state_att_x.npy");
+    NpyArray ffnX = readNpy(caseDir + "/state_ffn_x.npy");
+    NpyArray kv = readNpy(caseDir + "/state_att_kv_ref64.npy");
+    int64_t layers = model->numLayers();
+    size_t c = attX.data.size() / size_t(layers);
+    size_t kvSize = kv.data.size() / size_t(layers);
+    float worst = 0;
+    for (int64_t l = 0; l < layers; ++l) {
+      ConstFloatSpan a = s.tensor("att_shift", l), f = s.tensor("ffn_shift", l),
+                     w = s.tensor("wkv", l);
+      ASSERT_EQ(a.size, c);
+      ASSERT_EQ(w.size, kvSize);
+      float ea = maxAbsDiff(a.data, attX.data.data() + l * c, c);
+      float ef = maxAbsDiff(f.data, ffnX.data.data() + l * c, c);
+      float ew = maxAbsDiff(w.data, kv.data.data() + l * kvSize, kvSize);
+      EXPECT_LT(ea, kTol) << what << " att_shift layer " << l;
+      EXPECT_LT(ef, kTol) << what << " ffn_shift layer " << l;
+      EXPECT_LT(ew, kTol) << what << " wkv layer " << l;
+      worst = std::max({worst, ea, ef, ew});
+    }
+    std::printf("[ %s ] %s: max state error %.3g\n", GetParam().model, what,
+                worst);
+    RecordProperty(std::string(what) + "_max_state_error",
+                   std::to_string(worst));
+  }
+
+  std::string caseDir;
+  std::unique_ptr<Model> model;
+  std::vector<int32_t> tokens;
+  NpyArray ref;
+};
+
+TEST_P(GoldenTest, RnnTokenByToken) {
+  State s = model->newState();
+  std::vector<float> logits, all;
+  for (int32_t t : tokens) {
+    model->step({t}, s, logits);
+    all.insert(all.end(), logits.begin(), logits.end());
+  }
+  float err = maxAbsDiff(all, ref.data);
+  std::printf("[ %s ] rnn token by token: max logit error %.3g\n",
+              GetParam().model, err);
+  RecordProperty("rnn_max_logit_error", std::to_string(err));
+  EXPECT_LT(err, kTol);
+  checkState(s, "rnn");
+}
+
+TEST_P(GoldenTest, RnnWholeSequenceInOneStep) {
+  State s = model->newState();
+  std::vector<float> logits;
+  model->step(tokens, s, logits);
+  std::vector<float> last(ref.data.end() - model->vocabSize(), ref.data.end());
+  float err = maxAbsDiff(logits, last);
+  std::printf("[ %s ] rnn one call: max last-logit error %.3g\n",
+              GetParam().model, err);
+  EXPECT_LT(err, kTol);
+  checkState(s, "rnn-one-call");
+}
+
+TEST_P(GoldenTest, GptWholeSequence) {
+  State s = model->newState();
+  std::vector<float> all, last;
+  model->forward(tokens, s, all, /*allLogits=*/true);
+  float err = maxAbsDiff(all, ref.data);
+  std::printf("[ %s ] gpt forward_all: max logit error %.3g\n",
+              GetParam().model, err);
+  RecordProperty("gpt_max_logit_error", std::to_string(err));
+  EXPECT_LT(err, kTol);
+  checkState(s, "gpt");
+
+  State s2 = model->newState();
+  model->forward(tokens, s2, last);
+  EXPECT_LT(maxAbsDiff(last, std::vector<float>(all.end() - model->vocabSize(),
+                                                all.end())),
+            kTol);
+}
+
+TEST_P(GoldenTest, GptEqualsRnnTokenByToken) {
+  State g = model->newState(), r = model->newState();
+  std::vector<float> gpt, rnn, logits;
+  model->forward(tokens, g, gpt, true);
+  for (int32_t t : tokens) {
+    model->step({t}, r, logits);
+    rnn.insert(rnn.end(), logits.begin(), logits.end());
+  }
+  float err = maxAbsDiff(gpt, rnn);
+  std::printf("[ %s ] gpt vs rnn: max logit difference %.3g\n",
+              GetParam().model, err);
+  EXPECT_LT(err, kTol);
+  for (size_t i = 0; i < g.numTensors(); ++i)
+    EXPECT_LT(maxAbsDiff(g.tensor(i).data, r.tensor(i).data, g.tensor(i).size),
+              kTol)
+        << g.info(i).name << ":" << g.info(i).layer;
+}
+
+TEST_P(GoldenTest, SplitCallsEqualOneCall) {
+  // The README contract of forward(), with ids valid for every golden vocab.
+  std::vector<int32_t> all = {187, 510, 156, 310, 247};
+  State one = model->newState(), split = model->newState();
+  std::vector<float> a, b;
+  model->forward(all, one, a);
+  model->forward({187, 510}, split, b);
+  model->forward({156}, split, b);
+  model->forward({310, 247}, split, b);
+  float err = maxAbsDiff(a, b);
+  std::printf("[ %s ] split vs one call: max logit difference %.3g\n",
+              GetParam().model, err);
+  EXPECT_LT(err, 1e-5f);
+  for (size_t i = 0; i < one.numTensors(); ++i)
+    EXPECT_LT(maxAbsDiff(one.tensor(i).data, split.tensor(i).data,
+                         one.tensor(i).size),
+              1e-5f);
+  // The same through rwkv_step, split and mixed.
+  State mixed = model->newState();
+  model->step({187, 510}, mixed, b);
+  model->forward({156, 310}, mixed, b);
+  model->step({247}, mixed, b);
+  EXPECT_LT(maxAbsDiff(a, b), kTol);
+}
+
+TEST_P(GoldenTest, CopiedStateReproducesLogits) {
+  State s = model->newState();
+  std::vector<float> logits, first, again;
+  model->forward(std::vector<int32_t>(tokens.begin(), tokens.begin() + 20), s,
+                 logits);
+  State saved = s;
+  model->forward({tokens[20], tokens[21]}, s, first);
+  model->step({tokens[22]}, s, logits); // move on
+  s = saved;
+  model->forward({tokens[20], tokens[21]}, s, again);
+  EXPECT_EQ(first, again);
+  State fresh = saved;
+  model->forward({tokens[20], tokens[21]}, fresh, again);
+  EXPECT_EQ(first, again);
+}
+
+TEST_P(GoldenTest, RefusesBadTokenId) {
+  State s = model->newState();
+  std::vector<float> logits;
+  int32_t v = int32_t(model->vocabSize());
+  try {
+    model->step({1, 2, v}, s, logits);
+    FAIL() << "accepted token id " << v;
+  } catch (const RuntimeError &e) {
+    EXPECT_EQ(std::string(e.what()), "token id " + std::to_string(v) +
+                                         " at position 2 is out of range [0, " +
+                                         std::to_string(v) + ")");
+  }
+  EXPECT_THROW(model->forward({}, s, logits), RuntimeError);
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, GoldenTest, ::testing::ValuesIn(kGoldens),
+                         [](const auto &info) {
+                           return std::string(info.param.model);
+                         });
+
+TEST(GoldenMismatch, Tiny2WeightsRefusedByTinyLibrary) {
+  try {
+    Model::load(libDir + "/tiny.so", goldenDir + "/tiny2/model.pth");
+    FAIL() << "tiny2 weights were accepted by tiny.so";
+  } catch (const RuntimeError &e) {
+    std::string msg = e.what();
+    std::printf("message: %s\n", msg.c_str());
+    EXPECT_NE(msg.find("tensor '"), std::string::npos) << msg;
+  }
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--golden-dir=", 0) == 0)
+      goldenDir = a.substr(13);
+    else if (a.rfind("--lib-dir=", 0) == 0)
+      libDir = a.substr(10);
+  }
+  bool listing = ::testing::GTEST_FLAG(list_tests);
+  if (!listing && (goldenDir.empty() || libDir.empty())) {
+    std::fprintf(stderr, "usage: RWKVGoldenTests --golden-dir=DIR "
+                         "--lib-dir=DIR [gtest flags]\n");
+    return 2;
+  }
+  return RUN_ALL_TESTS();
+}
