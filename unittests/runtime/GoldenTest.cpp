@@ -30,6 +30,7 @@ struct Golden {
   const char *model, *caseName;
 };
 const Golden kGoldens[] = {{"tiny", "seq128"}, {"tiny2", "seq200"}};
+void PrintTo(const Golden &g, std::ostream *os) { *os << g.model; }
 
 float maxAbsDiff(const float *a, const float *b, size_t n) {
   float m = 0;

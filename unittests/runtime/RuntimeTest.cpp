@@ -27,9 +27,22 @@ using Json = nlohmann::json;
 
 namespace {
 
+/// Removes every temporary file when the test program ends.
+struct TempFiles : ::testing::Environment {
+  std::vector<std::string> paths;
+  void TearDown() override {
+    for (const std::string &p : paths)
+      std::remove(p.c_str());
+  }
+};
+TempFiles *tempFiles = static_cast<TempFiles *>(
+    ::testing::AddGlobalTestEnvironment(new TempFiles));
+
 std::string tempPath(const std::string &name) {
-  return ::testing::TempDir() + "rwkv_rt_" + std::to_string(getpid()) + "_" +
-         name;
+  std::string path =
+      ::testing::TempDir() + "rwkv_rt_" + std::to_string(getpid()) + "_" + name;
+  tempFiles->paths.push_back(path);
+  return path;
 }
 
 /// Writes the synthetic checkpoint for `o` once per name.
