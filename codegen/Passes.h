@@ -4,6 +4,7 @@
 #define RWKV_CODEGEN_PASSES_H
 
 #include "dialect/RWKVOps.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -24,6 +25,12 @@ namespace mlir::rwkv {
 void populateRWKVNormToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVProjectionToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVSequenceToLinalgPatterns(RewritePatternSet &patterns);
+/// Element-wise fusion restricted to all-parallel consumers.
+void populateRWKVFuseElementwisePatterns(RewritePatternSet &patterns);
+
+/// Attribute that marks the contraction generics of projections.
+constexpr llvm::StringLiteral kProjectionAttr = "rwkv.projection";
+
 /// All of the above.
 void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns);
 

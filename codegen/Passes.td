@@ -38,4 +38,66 @@ def ConvertRWKVToLinalgPass : Pass<"convert-rwkv-to-linalg"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def RWKVFuseElementwisePass : Pass<"rwkv-fuse-elementwise"> {
+  let summary = "Fuse chains of element-wise linalg.generics";
+  let description = [{
+    Runs upstream element-wise fusion (`linalg::fuseElementwiseOps`) with an
+    RWKV-specific control: a producer is fused only into an all-parallel
+    consumer. Fusing a lerp or an activation into a projection body would
+    recompute it for every output channel (C times), so projections are left
+    to `rwkv-tile-and-fuse`, which fuses per tile instead.
+
+    The chains this merges are the LoRA tails (`sigmoid(a0 + x)`, the decay
+    `exp(-e^-0.5 sigmoid(w0 + x))`), the key normalisation and `k_a` update,
+    the value residual, and the bonus and gate after GroupNorm.
+
+    Before:
+    ```mlir
+    %a = linalg.generic {iterator_types = ["parallel", ...]} ins(%x) { addf }
+    %b = linalg.generic {iterator_types = ["parallel", ...]} ins(%a) { sigmoid }
+    ```
+    After:
+    ```mlir
+    %b = linalg.generic {iterator_types = ["parallel", ...]} ins(%x) { addf; sigmoid }
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+def RWKVTileAndFusePass : Pass<"rwkv-tile-and-fuse"> {
+  let summary = "Tile projections into parallel tiles and fuse their producers";
+  let description = [{
+    Tiles every projection (`linalg.generic` tagged `rwkv.projection` by
+    `convert-rwkv-to-linalg`: the linear layers, LoRA factors, FFN and head)
+    along its parallel dimensions into an `scf.forall`, using
+    `scf::tileConsumerAndFuseProducersUsingSCF`. All-parallel producers (the
+    token-shift lerps, LoRA activations, ReLU², the accumulator fill) are
+    fused into each tile; reductions are never recomputed per tile. The
+    forall is what the CPU pipeline distributes over threads.
+
+    Before:
+    ```mlir
+    %xr = linalg.generic ... { lerp }
+    %r = linalg.generic {rwkv.projection} ins(%xr, %W) outs(%zero)
+    ```
+    After:
+    ```mlir
+    %r = scf.forall (%t, %o) ... {
+      %xr_tile = linalg.generic ... { lerp }
+      %acc = linalg.fill ...
+      %r_tile = linalg.generic {rwkv.projection} ins(%xr_tile, %W_tile) outs(%acc)
+    }
+    ```
+  }];
+  let options = [
+    Option<"tileTokens", "tile-tokens", "int64_t", "16",
+           "Tokens per tile (sequence dimension)">,
+    Option<"tileOutputs", "tile-outputs", "int64_t", "64",
+           "Output channels per tile">
+  ];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::affine::AffineDialect"];
+}
+
 #endif // RWKV_CODEGEN_PASSES_TD

@@ -45,6 +45,13 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
   // accumulators of independent contractions into one tensor, which
   // bufferization must then copy for every user.
   addUpstream(pm, "func.func(convert-elementwise-to-linalg),canonicalize");
+  pm.addPass(createRWKVFuseElementwisePass());
+  pm.addPass(createCanonicalizerPass());
+  RWKVTileAndFusePassOptions tileOpts;
+  tileOpts.tileTokens = opts.tileTokens;
+  tileOpts.tileOutputs = opts.tileOutputs;
+  pm.addPass(createRWKVTileAndFusePass(tileOpts));
+  pm.addPass(createCanonicalizerPass());
 }
 
 void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
@@ -57,14 +64,19 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
   addUpstream(pm,
               "one-shot-bufferize{bufferize-function-boundaries "
               "function-boundary-type-conversion=identity-layout-map},"
-              "canonicalize,cse,"
+              "canonicalize,cse,scf-forall-to-parallel,"
               "buffer-results-to-out-params{hoist-static-allocs=true "
               "modify-public-functions=true},"
               "buffer-deallocation-pipeline,convert-bufferization-to-memref,"
               "func.func(convert-linalg-to-loops),"
-              "expand-strided-metadata,lower-affine,convert-scf-to-cf,"
-              "canonicalize,cse,func.func(llvm-request-c-wrappers),"
-              "convert-to-llvm,reconcile-unrealized-casts");
+              "expand-strided-metadata,lower-affine,canonicalize,cse");
+  // Projection tiles run on all cores through OpenMP (libomp).
+  if (opts.threads)
+    addUpstream(pm, "convert-scf-to-openmp,canonicalize");
+  addUpstream(pm, "convert-scf-to-cf,canonicalize,cse,"
+                  "func.func(llvm-request-c-wrappers),"
+                  "convert-to-llvm,convert-openmp-to-llvm,"
+                  "reconcile-unrealized-casts");
 }
 
 void rwkv::buildRWKVCudaPipeline(OpPassManager &pm,

@@ -19,6 +19,17 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
       *this, "to-llvm",
       llvm::cl::desc("Lower all the way to the LLVM dialect"),
       llvm::cl::init(true)};
+  PassOptions::Option<int64_t> tileTokens{
+      *this, "tile-tokens", llvm::cl::desc("Tokens per projection tile"),
+      llvm::cl::init(16)};
+  PassOptions::Option<int64_t> tileOutputs{
+      *this, "tile-outputs",
+      llvm::cl::desc("Output channels per projection tile"),
+      llvm::cl::init(64)};
+  PassOptions::Option<bool> threads{
+      *this, "threads",
+      llvm::cl::desc("Run projection tiles on all cores (OpenMP)"),
+      llvm::cl::init(true)};
 };
 
 /// The CPU pipeline: rwkv -> primitive ops -> linalg -> buffers -> LLVM.

@@ -10,6 +10,7 @@
 
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
@@ -50,6 +51,23 @@ public:
     return success();
   }
 
+  LogicalResult finalize(llvm::Module &module) const override {
+    // void rwkv_set_num_threads(int): the thread count of the OpenMP team
+    // that runs the projection tiles.
+    llvm::LLVMContext &ctx = module.getContext();
+    llvm::Type *i32 = llvm::Type::getInt32Ty(ctx);
+    llvm::Type *voidTy = llvm::Type::getVoidTy(ctx);
+    auto *fnTy = llvm::FunctionType::get(voidTy, {i32}, false);
+    llvm::FunctionCallee omp =
+        module.getOrInsertFunction("omp_set_num_threads", fnTy);
+    auto *fn = llvm::Function::Create(fnTy, llvm::GlobalValue::ExternalLinkage,
+                                      "rwkv_set_num_threads", module);
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", fn));
+    b.CreateCall(omp, {fn->getArg(0)});
+    b.CreateRetVoid();
+    return success();
+  }
+
   LogicalResult emit(llvm::Module &module, OutputKind kind,
                      llvm::raw_pwrite_stream &os) const override {
     llvm::legacy::PassManager pm;
@@ -76,8 +94,9 @@ public:
     SmallVector<llvm::StringRef> args = {*driver, "-shared", "-o", output};
     for (const std::string &o : objects)
       args.push_back(o);
-    // The generated code calls malloc/free and libm; nothing else.
+    // The generated code calls malloc/free, libm and the OpenMP runtime.
     args.push_back("-lm");
+    args.push_back("-lomp");
     std::string err;
     int rc = llvm::sys::ExecuteAndWait(*driver, args, std::nullopt, {}, 0, 0,
                                        &err);

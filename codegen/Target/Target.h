@@ -44,6 +44,9 @@ public:
   /// Sets the triple and data layout of `module` and runs the LLVM
   /// optimisation pipeline on it.
   virtual LogicalResult optimize(llvm::Module &module) const = 0;
+  /// Adds target runtime hooks to the translated module (for the CPU:
+  /// `rwkv_set_num_threads`), before optimisation.
+  virtual LogicalResult finalize(llvm::Module &module) const = 0;
   /// Writes assembly or an object file for `module`.
   virtual LogicalResult emit(llvm::Module &module, OutputKind kind,
                              llvm::raw_pwrite_stream &os) const = 0;

@@ -200,7 +200,8 @@ int run(const Options &opts) {
     throw std::runtime_error("translation to LLVM IR failed");
   if (failed(mlir::rwkv::addABIEntryPoints(*llvmModule, *info, entries, error)))
     throw std::runtime_error(error);
-  if (failed(target->optimize(*llvmModule)))
+  if (failed(target->finalize(*llvmModule)) ||
+      failed(target->optimize(*llvmModule)))
     return 1;
 
   if (opts.emit == "llvm") {

@@ -1,0 +1,79 @@
+//===- TileAndFuse.cpp - parallel tiles of projections ---------------------===//
+//
+// Projections dominate RWKV inference (every weight byte is read once per
+// token). Tiling their parallel dimensions into an scf.forall gives the unit
+// of multi-threading, and fusing the all-parallel producers into each tile
+// keeps the lerps, activations and the accumulator fill next to the dot
+// products that consume them instead of in separate buffers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+
+#include "mlir/Dialect/Linalg/Transforms/TilingInterfaceImpl.h"
+#include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Interfaces/TilingInterface.h"
+
+#define DEBUG_TYPE "rwkv-tile-and-fuse"
+
+namespace mlir::rwkv {
+#define GEN_PASS_DEF_RWKVTILEANDFUSEPASS
+#include "codegen/Passes.h.inc"
+
+namespace {
+
+bool isAllParallel(Operation *op) {
+  auto linalgOp = dyn_cast_or_null<linalg::LinalgOp>(op);
+  return linalgOp && linalgOp.getNumLoops() == linalgOp.getNumParallelLoops();
+}
+
+struct RWKVTileAndFusePass final
+    : impl::RWKVTileAndFusePassBase<RWKVTileAndFusePass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    SmallVector<linalg::GenericOp> projections;
+    getOperation()->walk([&](linalg::GenericOp op) {
+      if (op->hasAttr(kProjectionAttr) && op.getNumLoops() == 4)
+        projections.push_back(op);
+    });
+
+    IRRewriter rewriter(&getContext());
+    for (linalg::GenericOp op : projections) {
+      // (b, t, o, i): one batch row, `tileTokens` tokens and `tileOutputs`
+      // output channels per tile; the reduction stays whole so the fill of
+      // the accumulator can be fused.
+      SmallVector<OpFoldResult> sizes = getAsIndexOpFoldResult(
+          &getContext(), {1, tileTokens, tileOutputs, 0});
+      scf::SCFTilingOptions tiling;
+      tiling.setTileSizes(sizes).setLoopType(
+          scf::SCFTilingOptions::LoopType::ForallOp);
+      scf::SCFTileAndFuseOptions options;
+      options.setTilingOptions(tiling);
+      options.setFusionControlFn(
+          [](tensor::ExtractSliceOp, OpResult producer,
+             bool) -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
+            // Reductions (norms, other projections) would be recomputed per
+            // tile: only cheap all-parallel producers are fused.
+            if (!isAllParallel(producer.getOwner()))
+              return std::nullopt;
+            return scf::SCFTileAndFuseOptions::ControlFnResult{};
+          });
+      rewriter.setInsertionPoint(op);
+      FailureOr<scf::SCFTileAndFuseResult> result =
+          scf::tileConsumerAndFuseProducersUsingSCF(
+              rewriter, cast<TilingInterface>(op.getOperation()), options);
+      if (failed(result)) {
+        op.emitError("failed to tile projection");
+        return signalPassFailure();
+      }
+      for (OpResult res : op->getResults())
+        if (Value repl = result->replacements.lookup(res))
+          rewriter.replaceAllUsesWith(res, repl);
+      rewriter.eraseOp(op);
+    }
+  }
+};
+
+} // namespace
+} // namespace mlir::rwkv
