@@ -235,10 +235,10 @@ struct RWKVDecomposePass final
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     populateDecompositionPatterns(patterns);
-    // Only the composite ops are rewritten: no folding of unrelated IR.
+    // Only the composite ops are rewritten and nothing is folded; the driver
+    // still uniques the new constants at the top of the function.
     GreedyRewriteConfig config;
     config.enableFolding(false);
-    config.enableConstantCSE(false);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
                                      config)))
       signalPassFailure();
