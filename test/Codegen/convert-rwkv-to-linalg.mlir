@@ -1,0 +1,404 @@
+// RUN: rwkv-opt %s -split-input-file --convert-rwkv-to-linalg --mlir-print-local-scope | FileCheck %s
+// RUN: rwkv-opt %s -split-input-file --convert-rwkv-to-linalg | FileCheck %s --check-prefix=NOOPS
+
+// convert-rwkv-to-linalg (codegen/RWKVToLinalg): one case per primitive op.
+// C = 8 channels, H = 2 heads of N = 4, bf16 weights (widened with arith.extf
+// inside the generic bodies, never as a separate converted copy). Affine maps
+// are printed inline (--mlir-print-local-scope) so each generic's maps are
+// checked where they are used.
+
+// No rwkv op survives the conversion (the `rwkv.projection` tag does).
+// NOOPS-NOT: rwkv.{{(embed|layer_norm|token_shift|mix|linear|lora|l2_normalize|wkv|group_norm|head) }}
+// NOOPS-NOT: = rwkv.
+
+// embed: a gather generic over (b, t, c) reading the token id and extracting
+// (id, c) from the table.
+// CHECK-LABEL: func.func @embed
+// CHECK-SAME:    (%[[TABLE:[^:]+]]: tensor<32x8xbf16>, %[[IDS:[^:]+]]: tensor<2x?xi32>)
+// CHECK:         %[[INIT:.+]] = tensor.empty(%{{.+}}) : tensor<2x?x8xf32>
+// CHECK:         %[[E:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[IDS]] : tensor<2x?xi32>) outs(%[[INIT]] : tensor<2x?x8xf32>)
+// CHECK-NEXT:    ^bb0(%[[ID:[^:]+]]: i32, %{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[ROW:.+]] = arith.index_cast %[[ID]] : i32 to index
+// CHECK-NEXT:      %[[COL:.+]] = linalg.index 2 : index
+// CHECK-NEXT:      %[[V:.+]] = tensor.extract %[[TABLE]][%[[ROW]], %[[COL]]] : tensor<32x8xbf16>
+// CHECK-NEXT:      %[[VF:.+]] = arith.extf %[[V]] : bf16 to f32
+// CHECK-NEXT:      linalg.yield %[[VF]] : f32
+// CHECK:         return %[[E]]
+func.func @embed(%table: tensor<32x8xbf16>, %ids: tensor<2x?xi32>) -> tensor<2x?x8xf32> {
+  %0 = rwkv.embed %table, %ids : tensor<32x8xbf16>, tensor<2x?xi32> -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// layer_norm: two last-dim reductions (sum, then the centred sum of squares)
+// and one all-parallel normalise generic with sqrt/divf and the bf16 affine.
+// CHECK-LABEL: func.func @layer_norm
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<8xbf16>, %[[B:[^:]+]]: tensor<8xbf16>)
+// CHECK:         %[[N:.+]] = arith.sitofp %{{.+}} : i64 to f32
+// CHECK:         %[[Z0:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<2x?xf32>)
+// CHECK:         %[[SUM:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X]] : tensor<2x?x8xf32>) outs(%[[Z0]] : tensor<2x?xf32>)
+// CHECK:           arith.addf
+// CHECK:         %[[Z1:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<2x?xf32>)
+// CHECK:         %[[SQ:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X]], %[[SUM]] : tensor<2x?x8xf32>, tensor<2x?xf32>) outs(%[[Z1]] : tensor<2x?xf32>)
+// CHECK-NEXT:    ^bb0(%[[IX:[^:]+]]: f32, %[[IS:[^:]+]]: f32, %[[ACC:[^:]+]]: f32):
+// CHECK-NEXT:      %[[MEAN:.+]] = arith.divf %[[IS]], %[[N]] : f32
+// CHECK-NEXT:      %[[D:.+]] = arith.subf %[[IX]], %[[MEAN]] : f32
+// CHECK-NEXT:      %[[D2:.+]] = arith.mulf %[[D]], %[[D]] : f32
+// CHECK-NEXT:      %[[S:.+]] = arith.addf %[[ACC]], %[[D2]] : f32
+// CHECK-NEXT:      linalg.yield %[[S]] : f32
+// CHECK:         %[[Y:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d2)>, affine_map<(d0, d1, d2) -> (d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[X]], %[[SUM]], %[[SQ]], %[[W]], %[[B]] : tensor<2x?x8xf32>, tensor<2x?xf32>, tensor<2x?xf32>, tensor<8xbf16>, tensor<8xbf16>)
+// CHECK-NEXT:    ^bb0(%[[I0:[^:]+]]: f32, %[[I1:[^:]+]]: f32, %[[I2:[^:]+]]: f32, %[[IW:[^:]+]]: bf16, %[[IB:[^:]+]]: bf16, %{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[M:.+]] = arith.divf %[[I1]], %[[N]] : f32
+// CHECK-NEXT:      %[[VAR:.+]] = arith.divf %[[I2]], %[[N]] : f32
+// CHECK-NEXT:      %[[EPS:.+]] = arith.constant 9.99999974E-6 : f32
+// CHECK-NEXT:      %[[VE:.+]] = arith.addf %[[VAR]], %[[EPS]] : f32
+// CHECK-NEXT:      %[[SD:.+]] = math.sqrt %[[VE]] : f32
+// CHECK-NEXT:      %[[XC:.+]] = arith.subf %[[I0]], %[[M]] : f32
+// CHECK-NEXT:      %[[XN:.+]] = arith.divf %[[XC]], %[[SD]] : f32
+// CHECK-NEXT:      %[[WF:.+]] = arith.extf %[[IW]] : bf16 to f32
+// CHECK-NEXT:      %[[BF:.+]] = arith.extf %[[IB]] : bf16 to f32
+// CHECK-NEXT:      %[[MW:.+]] = arith.mulf %[[XN]], %[[WF]] : f32
+// CHECK-NEXT:      %[[R:.+]] = arith.addf %[[MW]], %[[BF]] : f32
+// CHECK-NEXT:      linalg.yield %[[R]] : f32
+// CHECK:         return %[[Y]]
+func.func @layer_norm(%x: tensor<2x?x8xf32>, %w: tensor<8xbf16>, %b: tensor<8xbf16>) -> tensor<2x?x8xf32> {
+  %0 = rwkv.layer_norm %x, %w, %b : tensor<2x?x8xf32>, tensor<8xbf16> -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// token_shift: two gather generics without inputs. `shifted` selects prev[b, c]
+// at t = 0 and x[b, max(t, 1) - 1, c] otherwise; `last` reads x[b, T - 1, c].
+// CHECK-LABEL: func.func @token_shift
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[PREV:[^:]+]]: tensor<2x8xf32>)
+// CHECK:         %[[T:.+]] = tensor.dim %[[X]], %{{.+}} : tensor<2x?x8xf32>
+// CHECK:         %[[TLAST:.+]] = arith.subi %[[T]], %{{.+}} : index
+// CHECK:         %[[SH:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:      outs(%{{.+}} : tensor<2x?x8xf32>)
+// CHECK-NEXT:    ^bb0(%{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[BI:.+]] = linalg.index 0 : index
+// CHECK-NEXT:      %[[TI:.+]] = linalg.index 1 : index
+// CHECK-NEXT:      %[[CI:.+]] = linalg.index 2 : index
+// CHECK:           %[[FIRST:.+]] = arith.cmpi eq, %[[TI]], %{{.+}} : index
+// CHECK-NEXT:      %[[TMAX:.+]] = arith.maxui %[[TI]], %{{.+}} : index
+// CHECK-NEXT:      %[[TPREV:.+]] = arith.subi %[[TMAX]], %{{.+}} : index
+// CHECK-NEXT:      %[[FROMX:.+]] = tensor.extract %[[X]][%[[BI]], %[[TPREV]], %[[CI]]] : tensor<2x?x8xf32>
+// CHECK-NEXT:      %[[FROMP:.+]] = tensor.extract %[[PREV]][%[[BI]], %[[CI]]] : tensor<2x8xf32>
+// CHECK-NEXT:      %[[SEL:.+]] = arith.select %[[FIRST]], %[[FROMP]], %[[FROMX]] : f32
+// CHECK-NEXT:      linalg.yield %[[SEL]] : f32
+// CHECK:         %[[LAST:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel"]
+// CHECK-SAME:      outs(%{{.+}} : tensor<2x8xf32>)
+// CHECK-NEXT:    ^bb0(%{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[LB:.+]] = linalg.index 0 : index
+// CHECK-NEXT:      %[[LC:.+]] = linalg.index 1 : index
+// CHECK-NEXT:      %[[LV:.+]] = tensor.extract %[[X]][%[[LB]], %[[TLAST]], %[[LC]]] : tensor<2x?x8xf32>
+// CHECK-NEXT:      linalg.yield %[[LV]] : f32
+// CHECK:         return %[[SH]], %[[LAST]]
+func.func @token_shift(%x: tensor<2x?x8xf32>, %prev: tensor<2x8xf32>) -> (tensor<2x?x8xf32>, tensor<2x8xf32>) {
+  %s, %l = rwkv.token_shift %x, %prev : tensor<2x?x8xf32>, tensor<2x8xf32>
+  return %s, %l : tensor<2x?x8xf32>, tensor<2x8xf32>
+}
+
+// -----
+
+// mix: x + (shifted - x) * mu, element-wise, mu broadcast along (b, t).
+// CHECK-LABEL: func.func @mix
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[S:[^:]+]]: tensor<2x?x8xf32>, %[[MU:[^:]+]]: tensor<8xbf16>)
+// CHECK:         %[[Y:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[X]], %[[S]], %[[MU]] : tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<8xbf16>)
+// CHECK-NEXT:    ^bb0(%[[IX:[^:]+]]: f32, %[[IS:[^:]+]]: f32, %[[IMU:[^:]+]]: bf16, %{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[MUF:.+]] = arith.extf %[[IMU]] : bf16 to f32
+// CHECK-NEXT:      %[[D:.+]] = arith.subf %[[IS]], %[[IX]] : f32
+// CHECK-NEXT:      %[[P:.+]] = arith.mulf %[[D]], %[[MUF]] : f32
+// CHECK-NEXT:      %[[R:.+]] = arith.addf %[[IX]], %[[P]] : f32
+// CHECK-NEXT:      linalg.yield %[[R]] : f32
+// CHECK:         return %[[Y]]
+func.func @mix(%x: tensor<2x?x8xf32>, %s: tensor<2x?x8xf32>, %mu: tensor<8xbf16>) -> tensor<2x?x8xf32> {
+  %0 = rwkv.mix %x, %s, %mu : tensor<2x?x8xf32>, tensor<8xbf16> -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// linear: a (b, t, o, i) contraction with the [O, I] weight, a zero-filled
+// accumulator, fastmath<reassoc,contract> and the rwkv.projection tag.
+// CHECK-LABEL: func.func @linear
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<16x8xbf16>)
+// CHECK:         %[[ZERO:.+]] = arith.constant 0.000000e+00 : f32
+// CHECK-NEXT:    %[[ACC:.+]] = linalg.fill ins(%[[ZERO]] : f32) outs(%{{.+}} : tensor<2x?x16xf32>) -> tensor<2x?x16xf32>
+// CHECK-NEXT:    %[[Y:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X]], %[[W]] : tensor<2x?x8xf32>, tensor<16x8xbf16>) outs(%[[ACC]] : tensor<2x?x16xf32>)
+// CHECK-SAME:      attrs = {rwkv.projection}
+// CHECK-NEXT:    ^bb0(%[[IX:[^:]+]]: f32, %[[IW:[^:]+]]: bf16, %[[IACC:[^:]+]]: f32):
+// CHECK-NEXT:      %[[WF:.+]] = arith.extf %[[IW]] : bf16 to f32
+// CHECK-NEXT:      %[[P:.+]] = arith.mulf %[[IX]], %[[WF]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      %[[S:.+]] = arith.addf %[[IACC]], %[[P]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      linalg.yield %[[S]] : f32
+// CHECK:         return %[[Y]]
+func.func @linear(%x: tensor<2x?x8xf32>, %w: tensor<16x8xbf16>) -> tensor<2x?x16xf32> {
+  %0 = rwkv.linear %x, %w : tensor<2x?x8xf32>, tensor<16x8xbf16> -> tensor<2x?x16xf32>
+  return %0 : tensor<2x?x16xf32>
+}
+
+// -----
+
+// lora tanh: down projection ([I, R] weight: map (d3, d2)), tanh in its own
+// all-parallel generic, up projection ([R, O] weight).
+// CHECK-LABEL: func.func @lora_tanh
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[D:[^:]+]]: tensor<8x3xbf16>, %[[U:[^:]+]]: tensor<3x8xbf16>)
+// CHECK:         %[[H:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X]], %[[D]] : tensor<2x?x8xf32>, tensor<8x3xbf16>) outs(%{{.+}} : tensor<2x?x3xf32>)
+// CHECK-SAME:      attrs = {rwkv.projection}
+// CHECK:           arith.extf %{{.+}} : bf16 to f32
+// CHECK:           arith.mulf {{.+}} fastmath<reassoc,contract> : f32
+// CHECK:           arith.addf {{.+}} fastmath<reassoc,contract> : f32
+// CHECK:         %[[ACT:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[H]] : tensor<2x?x3xf32>)
+// CHECK-NEXT:    ^bb0(%[[IH:[^:]+]]: f32, %{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[TANH:.+]] = math.tanh %[[IH]] : f32
+// CHECK-NEXT:      linalg.yield %[[TANH]] : f32
+// CHECK:         %[[Y:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[ACT]], %[[U]] : tensor<2x?x3xf32>, tensor<3x8xbf16>) outs(%{{.+}} : tensor<2x?x8xf32>)
+// CHECK-SAME:      attrs = {rwkv.projection}
+// CHECK:           arith.extf %{{.+}} : bf16 to f32
+// CHECK:         return %[[Y]]
+func.func @lora_tanh(%x: tensor<2x?x8xf32>, %d: tensor<8x3xbf16>, %u: tensor<3x8xbf16>) -> tensor<2x?x8xf32> {
+  %0 = rwkv.lora %x, %d, %u {activation = #rwkv<activation tanh>} : tensor<2x?x8xf32>, tensor<8x3xbf16>, tensor<3x8xbf16> -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// lora sigmoid: 1 / (1 + exp(-h)) between the two projections.
+// CHECK-LABEL: func.func @lora_sigmoid
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[D:[^:]+]]: tensor<8x3xbf16>, %[[U:[^:]+]]: tensor<3x8xbf16>)
+// CHECK:         %[[H:.+]] = linalg.generic {{.+}} ins(%[[X]], %[[D]] : {{.+}} attrs = {rwkv.projection}
+// CHECK:         %[[ACT:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[H]] : tensor<2x?x3xf32>)
+// CHECK-NEXT:    ^bb0(%[[IH:[^:]+]]: f32, %{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[NEG:.+]] = arith.negf %[[IH]] : f32
+// CHECK-NEXT:      %[[EXP:.+]] = math.exp %[[NEG]] : f32
+// CHECK-NEXT:      %[[ONE:.+]] = arith.constant 1.000000e+00 : f32
+// CHECK-NEXT:      %[[DEN:.+]] = arith.addf %[[ONE]], %[[EXP]] : f32
+// CHECK-NEXT:      %[[SIG:.+]] = arith.divf %[[ONE]], %[[DEN]] : f32
+// CHECK-NEXT:      linalg.yield %[[SIG]] : f32
+// CHECK:         %[[Y:.+]] = linalg.generic {{.+}} ins(%[[ACT]], %[[U]] : {{.+}} attrs = {rwkv.projection}
+// CHECK:         return %[[Y]]
+func.func @lora_sigmoid(%x: tensor<2x?x8xf32>, %d: tensor<8x3xbf16>, %u: tensor<3x8xbf16>) -> tensor<2x?x8xf32> {
+  %0 = rwkv.lora %x, %d, %u {activation = #rwkv<activation sigmoid>} : tensor<2x?x8xf32>, tensor<8x3xbf16>, tensor<3x8xbf16> -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// lora without activation: the down projection feeds the up projection
+// directly; f32 weights need no extf.
+// CHECK-LABEL: func.func @lora_none
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[D:[^:]+]]: tensor<8x3xf32>, %[[U:[^:]+]]: tensor<3x8xf32>)
+// CHECK-NOT:     arith.extf
+// CHECK:         %[[H:.+]] = linalg.generic {{.+}} ins(%[[X]], %[[D]] : tensor<2x?x8xf32>, tensor<8x3xf32>) {{.+}} attrs = {rwkv.projection}
+// CHECK-NEXT:    ^bb0(%[[IX:[^:]+]]: f32, %[[IW:[^:]+]]: f32, %[[IACC:[^:]+]]: f32):
+// CHECK-NEXT:      %[[P:.+]] = arith.mulf %[[IX]], %[[IW]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      %[[S:.+]] = arith.addf %[[IACC]], %[[P]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      linalg.yield %[[S]] : f32
+// CHECK-NOT:     math.
+// CHECK:         %[[Y:.+]] = linalg.generic {{.+}} ins(%[[H]], %[[U]] : tensor<2x?x3xf32>, tensor<3x8xf32>) {{.+}} attrs = {rwkv.projection}
+// CHECK-NOT:     arith.extf
+// CHECK:         return %[[Y]]
+func.func @lora_none(%x: tensor<2x?x8xf32>, %d: tensor<8x3xf32>, %u: tensor<3x8xf32>) -> tensor<2x?x8xf32> {
+  %0 = rwkv.lora %x, %d, %u : tensor<2x?x8xf32>, tensor<8x3xf32>, tensor<3x8xf32> -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// l2_normalize: split into heads, sum of squares over the head dimension,
+// x / max(sqrt(ss), eps), merge heads.
+// CHECK-LABEL: func.func @l2_normalize
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>)
+// CHECK:         %[[X4:.+]] = tensor.expand_shape %[[X]] {{\[}}[0], [1], [2, 3]] output_shape [2, %{{.+}}, 2, 4] : tensor<2x?x8xf32> into tensor<2x?x2x4xf32>
+// CHECK:         %[[SS:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X4]] : tensor<2x?x2x4xf32>) outs(%{{.+}} : tensor<2x?x2xf32>)
+// CHECK-NEXT:    ^bb0(%[[IX:[^:]+]]: f32, %[[IACC:[^:]+]]: f32):
+// CHECK-NEXT:      %[[SQ:.+]] = arith.mulf %[[IX]], %[[IX]] : f32
+// CHECK-NEXT:      %[[S:.+]] = arith.addf %[[IACC]], %[[SQ]] : f32
+// CHECK:         %[[Y4:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[X4]], %[[SS]] : tensor<2x?x2x4xf32>, tensor<2x?x2xf32>)
+// CHECK-NEXT:    ^bb0(%[[JX:[^:]+]]: f32, %[[JSS:[^:]+]]: f32, %{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[NORM:.+]] = math.sqrt %[[JSS]] : f32
+// CHECK-NEXT:      %[[EPS:.+]] = arith.constant 9.99999996E-13 : f32
+// CHECK-NEXT:      %[[DEN:.+]] = arith.maximumf %[[NORM]], %[[EPS]] : f32
+// CHECK-NEXT:      %[[Q:.+]] = arith.divf %[[JX]], %[[DEN]] : f32
+// CHECK-NEXT:      linalg.yield %[[Q]] : f32
+// CHECK:         %[[Y:.+]] = tensor.collapse_shape %[[Y4]] {{\[}}[0], [1], [2, 3]] : tensor<2x?x2x4xf32> into tensor<2x?x8xf32>
+// CHECK:         return %[[Y]]
+func.func @l2_normalize(%x: tensor<2x?x8xf32>) -> tensor<2x?x8xf32> {
+  %0 = rwkv.l2_normalize %x {num_heads = 2 : i64} : tensor<2x?x8xf32> -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// wkv: an scf.for over the tokens carrying (state, y). Per step: sa = S a
+// (reduction over the key index), d = exp(w), the in-place update whose outs
+// is the loop-carried state, y = S' r (reduction) inserted at row t.
+// CHECK-LABEL: func.func @wkv
+// CHECK-SAME:    (%[[R:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<2x?x8xf32>, %[[K:[^:]+]]: tensor<2x?x8xf32>, %[[V:[^:]+]]: tensor<2x?x8xf32>, %[[A:[^:]+]]: tensor<2x?x8xf32>, %[[B:[^:]+]]: tensor<2x?x8xf32>, %[[S0:[^:]+]]: tensor<2x2x4x4xf32>)
+// CHECK:         %[[YINIT:.+]] = tensor.empty(%{{.+}}) : tensor<2x?x8xf32>
+// CHECK:         %[[T:.+]] = tensor.dim %[[R]], %{{.+}} : tensor<2x?x8xf32>
+// CHECK:         %[[LOOP:.+]]:2 = scf.for %[[IV:.+]] = %{{.+}} to %[[T]] step %{{.+}} iter_args(%[[S:.+]] = %[[S0]], %[[YACC:.+]] = %[[YINIT]]) -> (tensor<2x2x4x4xf32>, tensor<2x?x8xf32>) {
+// CHECK:           %[[RS:.+]] = tensor.extract_slice %[[R]][0, %[[IV]], 0] [2, 1, 8] [1, 1, 1] : tensor<2x?x8xf32> to tensor<2x8xf32>
+// CHECK-NEXT:      %[[RT:.+]] = tensor.expand_shape %[[RS]] {{\[}}[0], [1, 2]] output_shape [2, 2, 4] : tensor<2x8xf32> into tensor<2x2x4xf32>
+// CHECK:           %[[WS:.+]] = tensor.extract_slice %[[W]][0, %[[IV]], 0]
+// CHECK-NEXT:      %[[WT:.+]] = tensor.expand_shape %[[WS]]
+// CHECK:           %[[KS:.+]] = tensor.extract_slice %[[K]][0, %[[IV]], 0]
+// CHECK-NEXT:      %[[KT:.+]] = tensor.expand_shape %[[KS]]
+// CHECK:           %[[VS:.+]] = tensor.extract_slice %[[V]][0, %[[IV]], 0]
+// CHECK-NEXT:      %[[VT:.+]] = tensor.expand_shape %[[VS]]
+// CHECK:           %[[AS:.+]] = tensor.extract_slice %[[A]][0, %[[IV]], 0]
+// CHECK-NEXT:      %[[AT:.+]] = tensor.expand_shape %[[AS]]
+// CHECK:           %[[BS:.+]] = tensor.extract_slice %[[B]][0, %[[IV]], 0]
+// CHECK-NEXT:      %[[BT:.+]] = tensor.expand_shape %[[BS]]
+// CHECK:           %[[SA:.+]] = linalg.generic
+// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:        ins(%[[S]], %[[AT]] : tensor<2x2x4x4xf32>, tensor<2x2x4xf32>) outs(%{{.+}} : tensor<2x2x4xf32>)
+// CHECK:           %[[DECAY:.+]] = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:        ins(%[[WT]] : tensor<2x2x4xf32>)
+// CHECK-NEXT:      ^bb0(%[[IW:[^:]+]]: f32, %{{[^:]+}}: f32):
+// CHECK-NEXT:        %[[EXP:.+]] = math.exp %[[IW]] : f32
+// CHECK-NEXT:        linalg.yield %[[EXP]] : f32
+// CHECK:           %[[SNEW:.+]] = linalg.generic
+// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>]
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "parallel"]
+// CHECK-SAME:        ins(%[[DECAY]], %[[KT]], %[[VT]], %[[SA]], %[[BT]] : tensor<2x2x4xf32>, tensor<2x2x4xf32>, tensor<2x2x4xf32>, tensor<2x2x4xf32>, tensor<2x2x4xf32>)
+// CHECK-SAME:        outs(%[[S]] : tensor<2x2x4x4xf32>)
+// CHECK-NEXT:      ^bb0(%[[ID:[^:]+]]: f32, %[[IK:[^:]+]]: f32, %[[IV2:[^:]+]]: f32, %[[ISA:[^:]+]]: f32, %[[IB:[^:]+]]: f32, %[[IS:[^:]+]]: f32):
+// CHECK-NEXT:        %[[SD:.+]] = arith.mulf %[[IS]], %[[ID]] : f32
+// CHECK-NEXT:        %[[KV:.+]] = arith.mulf %[[IK]], %[[IV2]] : f32
+// CHECK-NEXT:        %[[SB:.+]] = arith.mulf %[[ISA]], %[[IB]] : f32
+// CHECK-NEXT:        %[[ADD1:.+]] = arith.addf %[[SD]], %[[KV]] : f32
+// CHECK-NEXT:        %[[ADD2:.+]] = arith.addf %[[ADD1]], %[[SB]] : f32
+// CHECK-NEXT:        linalg.yield %[[ADD2]] : f32
+// CHECK:           %[[YT:.+]] = linalg.generic
+// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:        ins(%[[SNEW]], %[[RT]] : tensor<2x2x4x4xf32>, tensor<2x2x4xf32>) outs(%{{.+}} : tensor<2x2x4xf32>)
+// CHECK:           %[[YROW:.+]] = tensor.collapse_shape %[[YT]] {{\[}}[0], [1, 2]] : tensor<2x2x4xf32> into tensor<2x8xf32>
+// CHECK:           %[[YNEXT:.+]] = tensor.insert_slice %[[YROW]] into %[[YACC]][0, %[[IV]], 0] [2, 1, 8] [1, 1, 1] : tensor<2x8xf32> into tensor<2x?x8xf32>
+// CHECK-NEXT:      scf.yield %[[SNEW]], %[[YNEXT]] : tensor<2x2x4x4xf32>, tensor<2x?x8xf32>
+// CHECK-NEXT:    }
+// CHECK-NEXT:    return %[[LOOP]]#1, %[[LOOP]]#0
+func.func @wkv(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf32>,
+               %v: tensor<2x?x8xf32>, %a: tensor<2x?x8xf32>, %b: tensor<2x?x8xf32>,
+               %s: tensor<2x2x4x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {
+  %y, %ns = rwkv.wkv %r, %w, %k, %v, %a, %b, %s : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+  return %y, %ns : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+}
+
+// -----
+
+// group_norm: layer_norm per group after splitting the channels (and the
+// weight and bias) into [groups, C / groups]; RWKV-7's ln_x epsilon 64e-5.
+// CHECK-LABEL: func.func @group_norm
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<8xbf16>, %[[B:[^:]+]]: tensor<8xbf16>)
+// CHECK-DAG:     %[[X4:.+]] = tensor.expand_shape %[[X]] {{\[}}[0], [1], [2, 3]] output_shape [2, %{{.+}}, 2, 4] : tensor<2x?x8xf32> into tensor<2x?x2x4xf32>
+// CHECK-DAG:     %[[W2:.+]] = tensor.expand_shape %[[W]] {{\[}}[0, 1]] output_shape [2, 4] : tensor<8xbf16> into tensor<2x4xbf16>
+// CHECK-DAG:     %[[B2:.+]] = tensor.expand_shape %[[B]] {{\[}}[0, 1]] output_shape [2, 4] : tensor<8xbf16> into tensor<2x4xbf16>
+// CHECK:         %[[SUM:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X4]] : tensor<2x?x2x4xf32>) outs(%{{.+}} : tensor<2x?x2xf32>)
+// CHECK:         %[[SQ:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X4]], %[[SUM]] : tensor<2x?x2x4xf32>, tensor<2x?x2xf32>) outs(%{{.+}} : tensor<2x?x2xf32>)
+// CHECK:         %[[Y4:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[X4]], %[[SUM]], %[[SQ]], %[[W2]], %[[B2]] :
+// CHECK:           %[[EPS:.+]] = arith.constant 6.400000e-04 : f32
+// CHECK:           math.sqrt
+// CHECK:           arith.divf
+// CHECK:           arith.extf %{{.+}} : bf16 to f32
+// CHECK:           arith.extf %{{.+}} : bf16 to f32
+// CHECK:         %[[Y:.+]] = tensor.collapse_shape %[[Y4]] {{\[}}[0], [1], [2, 3]] : tensor<2x?x2x4xf32> into tensor<2x?x8xf32>
+// CHECK:         return %[[Y]]
+func.func @group_norm(%x: tensor<2x?x8xf32>, %w: tensor<8xbf16>, %b: tensor<8xbf16>) -> tensor<2x?x8xf32> {
+  %0 = rwkv.group_norm %x, %w, %b {num_groups = 2 : i64} : tensor<2x?x8xf32>, tensor<8xbf16> -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// head (last): only the last token is sliced out and projected.
+// CHECK-LABEL: func.func @head_last
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<32x8xbf16>)
+// CHECK:         tensor.dim %[[X]], %{{.+}} : tensor<2x?x8xf32>
+// CHECK:         %[[TL:.+]] = arith.subi %{{.+}}, %{{.+}} : index
+// CHECK-NEXT:    %[[XL:.+]] = tensor.extract_slice %[[X]][0, %[[TL]], 0] [2, 1, 8] [1, 1, 1] : tensor<2x?x8xf32> to tensor<2x1x8xf32>
+// CHECK:         %[[Y:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[XL]], %[[W]] : tensor<2x1x8xf32>, tensor<32x8xbf16>) outs(%{{.+}} : tensor<2x1x32xf32>)
+// CHECK-SAME:      attrs = {rwkv.projection}
+// CHECK:           arith.extf %{{.+}} : bf16 to f32
+// CHECK:           arith.mulf {{.+}} fastmath<reassoc,contract> : f32
+// CHECK:           arith.addf {{.+}} fastmath<reassoc,contract> : f32
+// CHECK:         return %[[Y]] : tensor<2x1x32xf32>
+func.func @head_last(%x: tensor<2x?x8xf32>, %w: tensor<32x8xbf16>) -> tensor<2x1x32xf32> {
+  %0 = rwkv.head %x, %w {positions = #rwkv<positions last>} : tensor<2x?x8xf32>, tensor<32x8xbf16> -> tensor<2x1x32xf32>
+  return %0 : tensor<2x1x32xf32>
+}
+
+// -----
+
+// head (all): every position is projected; no slice.
+// CHECK-LABEL: func.func @head_all
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<32x8xbf16>)
+// CHECK-NOT:     tensor.extract_slice
+// CHECK:         %[[Y:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X]], %[[W]] : tensor<2x?x8xf32>, tensor<32x8xbf16>) outs(%{{.+}} : tensor<2x?x32xf32>)
+// CHECK-SAME:      attrs = {rwkv.projection}
+// CHECK:           arith.extf %{{.+}} : bf16 to f32
+// CHECK:           arith.mulf {{.+}} fastmath<reassoc,contract> : f32
+// CHECK:           arith.addf {{.+}} fastmath<reassoc,contract> : f32
+// CHECK:         return %[[Y]] : tensor<2x?x32xf32>
+func.func @head_all(%x: tensor<2x?x8xf32>, %w: tensor<32x8xbf16>) -> tensor<2x?x32xf32> {
+  %0 = rwkv.head %x, %w : tensor<2x?x8xf32>, tensor<32x8xbf16> -> tensor<2x?x32xf32>
+  return %0 : tensor<2x?x32xf32>
+}
