@@ -3,6 +3,8 @@
 //   rwkv-run model.so --weights model.pth --tokens 1,2,3 [--mode rnn|gpt]
 //            [--token-by-token] [--top-k 5] [--vocab FILE]
 //            [--logits-out out.npy] [--threads N] [--bench]
+//            [--state-in F] [--state-out F]
+//   rwkv-run tokenize|detokenize|generate|chat ...   (Commands.cpp)
 //
 // Prints the top-k logits of the last position; --logits-out writes every
 // position's logits as a [T, V] float32 .npy; --bench measures decode and
@@ -11,7 +13,10 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/core/Runtime.h"
+#include "runtime/core/StateFile.h"
 #include "runtime/text/Tokenizer.h"
+#include "tools/rwkv-run/Commands.h"
+#include "tools/rwkv-run/Generate.h"
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -29,36 +34,12 @@ using namespace rwkv;
 
 namespace {
 
-struct UsageError : std::runtime_error {
-  using runtime_error::runtime_error;
-};
-
 std::vector<int32_t> parseTokenList(const std::string &text) {
-  std::vector<int32_t> out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = text.find(',', pos);
-    std::string item = text.substr(
-        pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    item.erase(0, item.find_first_not_of(" \t"));
-    item.erase(item.find_last_not_of(" \t") + 1);
-    if (!item.empty()) {
-      size_t used = 0;
-      long long v = 0;
-      try {
-        v = std::stoll(item, &used);
-      } catch (const std::exception &) {
-        used = 0;
-      }
-      if (used != item.size() || v < INT32_MIN || v > INT32_MAX)
-        throw UsageError(fmt::format("bad token id '{}' in --tokens", item));
-      out.push_back(int32_t(v));
-    }
-    if (comma == std::string::npos)
-      break;
-    pos = comma + 1;
+  try {
+    return parseIdList(text, "--tokens");
+  } catch (const std::invalid_argument &e) {
+    throw UsageError(e.what());
   }
-  return out;
 }
 
 std::vector<int32_t> readTokensFile(const std::string &path) {
@@ -160,7 +141,11 @@ int run(int argc, char **argv) {
       "write every position's logits as a [T, V] float32 .npy")(
       "threads", po::value<int>()->default_value(0),
       "worker threads (0: default)")(
-      "bench", "measure decode/prefill tok/s and decode bandwidth");
+      "bench", "measure decode/prefill tok/s and decode bandwidth")(
+      "state-in", po::value<std::string>(),
+      "start from a state file instead of the zero state")(
+      "state-out", po::value<std::string>(),
+      "save the state after the tokens to a file");
   po::positional_options_description pos;
   pos.add("library", 1);
   po::variables_map vm;
@@ -171,6 +156,7 @@ int run(int argc, char **argv) {
   if (vm.count("help")) {
     std::cout << "usage: rwkv-run model.so --weights model.pth "
                  "(--tokens 1,2,3 | --tokens-file t.json | --bench)\n"
+                 "       rwkv-run tokenize|detokenize|generate|chat --help\n"
               << desc;
     return 0;
   }
@@ -217,6 +203,9 @@ int run(int argc, char **argv) {
   if (haveTokens) {
     model->checkTokens(tokens.data(), tokens.size());
     State state = model->newState();
+    ModelFingerprint fingerprint = fingerprintOf(*model);
+    if (vm.count("state-in"))
+      loadStateFile(vm["state-in"].as<std::string>(), state, fingerprint);
     std::vector<float> logits, all;
     bool wantAll = vm.count("logits-out") > 0;
     auto t0 = Clock::now();
@@ -246,6 +235,8 @@ int run(int argc, char **argv) {
       writeNpy(out, all.data(), {int64_t(tokens.size()), vocab});
       fmt::print("wrote {} ([{}, {}] float32)\n", out, tokens.size(), vocab);
     }
+    if (vm.count("state-out"))
+      saveStateFile(vm["state-out"].as<std::string>(), state, fingerprint);
   }
   if (vm.count("bench"))
     bench(*model);
@@ -256,6 +247,19 @@ int run(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   try {
+    // A subcommand as the first argument; otherwise the original
+    // `rwkv-run model.so --weights ...` interface.
+    if (argc > 1) {
+      std::string_view cmd = argv[1];
+      if (cmd == "tokenize")
+        return tokenizeMain(argc - 1, argv + 1);
+      if (cmd == "detokenize")
+        return detokenizeMain(argc - 1, argv + 1);
+      if (cmd == "generate")
+        return generateMain(argc - 1, argv + 1);
+      if (cmd == "chat")
+        return chatMain(argc - 1, argv + 1);
+    }
     return run(argc, argv);
   } catch (const po::error &e) {
     fmt::print(stderr, "error: {}\n", e.what());

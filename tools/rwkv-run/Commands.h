@@ -1,0 +1,27 @@
+//===- Commands.h - rwkv-run subcommands ------------------------*- C++ -*-===//
+//
+// Each subcommand takes the arguments after its name (argv[0] is the
+// subcommand) and returns the exit status; errors are thrown (UsageError for
+// bad arguments) and reported by main.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef RWKV_TOOLS_RWKV_RUN_COMMANDS_H
+#define RWKV_TOOLS_RWKV_RUN_COMMANDS_H
+
+#include <stdexcept>
+
+namespace rwkv {
+
+struct UsageError : std::runtime_error {
+  using runtime_error::runtime_error;
+};
+
+int tokenizeMain(int argc, char **argv);
+int detokenizeMain(int argc, char **argv);
+int generateMain(int argc, char **argv);
+int chatMain(int argc, char **argv);
+
+} // namespace rwkv
+
+#endif // RWKV_TOOLS_RWKV_RUN_COMMANDS_H
