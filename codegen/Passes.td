@@ -38,6 +38,31 @@ def ConvertRWKVToLinalgPass : Pass<"convert-rwkv-to-linalg"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def RWKVEntryOutParamsPass
+    : Pass<"rwkv-entry-out-params", "::mlir::ModuleOp"> {
+  let summary = "Return the results of public entry points through buffers";
+  let description = [{
+    After bufferization, rewrites every memref result of a *public* function
+    into a caller-provided out-parameter appended to the arguments (the ABI
+    of docs/ABI.md). Static-shaped results that the function allocates
+    itself are written straight into the out-parameter; others are copied
+    with `linalg.copy`. Private functions (the outlined layers) keep their
+    results, which may be dynamically shaped: upstream
+    `buffer-results-to-out-params` cannot handle those at call sites.
+
+    Before:
+    ```mlir
+    func.func @rwkv_step(%t: memref<1x?xi32>) -> memref<1x1x512xf32>
+    ```
+    After:
+    ```mlir
+    func.func @rwkv_step(%t: memref<1x?xi32>, %out: memref<1x1x512xf32>)
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 def RWKVFuseElementwisePass : Pass<"rwkv-fuse-elementwise"> {
   let summary = "Fuse chains of element-wise linalg.generics";
   let description = [{

@@ -33,7 +33,14 @@ static void addUpstream(OpPassManager &pm, StringRef pipeline) {
 /// Front half shared by every target: flatten blocks, expand composites,
 /// lower to linalg on tensors and fuse element-wise chains.
 static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
-  pm.addPass(createRWKVInlineBlocksPass());
+  if (opts.outlineLayers) {
+    // One function per distinct layer: code size and compile time no longer
+    // grow with n_layer.
+    pm.addPass(createRWKVOutlineBlocksPass());
+    addUpstream(pm, "duplicate-function-elimination");
+  } else {
+    pm.addPass(createRWKVInlineBlocksPass());
+  }
   if (opts.decompose)
     pm.addPass(createRWKVDecomposePass());
   pm.addPass(createCanonicalizerPass());
@@ -65,8 +72,9 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
               "one-shot-bufferize{bufferize-function-boundaries "
               "function-boundary-type-conversion=identity-layout-map},"
               "canonicalize,cse,scf-forall-to-parallel,"
-              "buffer-results-to-out-params{hoist-static-allocs=true "
-              "modify-public-functions=true},"
+              "drop-equivalent-buffer-results");
+  pm.addPass(createRWKVEntryOutParamsPass());
+  addUpstream(pm,
               "buffer-deallocation-pipeline,convert-bufferization-to-memref,"
               "func.func(convert-linalg-to-loops),"
               "expand-strided-metadata,lower-affine,canonicalize,cse");

@@ -15,6 +15,11 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
       *this, "decompose",
       llvm::cl::desc("Expand composite ops into primitive ops"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> outlineLayers{
+      *this, "outline-layers",
+      llvm::cl::desc("Outline layers into shared functions instead of "
+                     "inlining every block"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> lowerToLLVM{
       *this, "to-llvm",
       llvm::cl::desc("Lower all the way to the LLVM dialect"),

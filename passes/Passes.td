@@ -58,4 +58,30 @@ def RWKVInlineBlocksPass : Pass<"rwkv-inline-blocks"> {
   }];
 }
 
+def RWKVOutlineBlocksPass : Pass<"rwkv-outline-blocks", "::mlir::ModuleOp"> {
+  let summary = "Outline every rwkv.block into a private function";
+  let description = [{
+    Replaces each `rwkv.block` with a `func.call` to a new private function
+    whose arguments are the values the block used from above (activations,
+    state and the layer's weights) and whose results are the yielded values.
+    Layers of one model share their shapes, so after
+    `duplicate-function-elimination` every layer but the first calls the
+    same function: the generated code no longer grows with the layer count.
+
+    Before:
+    ```mlir
+    %r:5 = rwkv.block layer 1 -> (...) {
+      ... uses %x, %s, %w ...
+      rwkv.yield ...
+    }
+    ```
+    After:
+    ```mlir
+    %r:5 = func.call @rwkv_step_layer1(%x, %s, %w, ...) : (...) -> (...)
+    func.func private @rwkv_step_layer1(...) { ... return ... }
+    ```
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+}
+
 #endif // RWKV_PASSES_TD
