@@ -65,6 +65,13 @@ public:
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", fn));
     b.CreateCall(omp, {fn->getArg(0)});
     b.CreateRetVoid();
+
+    // LLVM defaults to 256-bit vectors on many AVX-512 CPUs; the kernels are
+    // bandwidth- and FMA-bound loops where full-width zmm pays off.
+    if (tm->getTargetFeatureString().contains("+avx512f"))
+      for (llvm::Function &f : module)
+        if (!f.isDeclaration())
+          f.addFnAttr("prefer-vector-width", "512");
     return success();
   }
 

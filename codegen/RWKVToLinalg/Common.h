@@ -24,6 +24,14 @@ Value buildProjection(OpBuilder &b, Location loc, Value x, Value w,
 Value buildNormalize(OpBuilder &b, Location loc, Value x, float eps,
                      Value weight, Value bias, AffineMap affineMap);
 
+/// reassoc + contract: lets LLVM vectorise a reduction (another summation
+/// order, far inside the 1e-4 logit tolerance) and form FMAs.
+inline arith::FastMathFlagsAttr reductionFastMath(OpBuilder &b) {
+  return arith::FastMathFlagsAttr::get(
+      b.getContext(),
+      arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
+}
+
 /// `v` as `type` (a tensor.cast when only static-ness differs).
 inline Value castTo(OpBuilder &b, Location loc, Value v, Type type) {
   if (v.getType() == type)

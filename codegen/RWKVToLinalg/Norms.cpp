@@ -49,7 +49,8 @@ Value reduceLast(OpBuilder &b, Location loc, Value x, ValueRange extra,
              r.iters,
              [&](OpBuilder &nb, Location nl, ValueRange args) {
                Value t = term(nb, nl, args[0], args.slice(1, extra.size()));
-               Value s = arith::AddFOp::create(nb, nl, args.back(), t);
+               Value s = arith::AddFOp::create(nb, nl, args.back(), t,
+                                               reductionFastMath(nb));
                linalg::YieldOp::create(nb, nl, s);
              })
       .getResult(0);

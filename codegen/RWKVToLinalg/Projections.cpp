@@ -37,11 +37,7 @@ Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
                                      IteratorType::parallel,
                                      IteratorType::parallel,
                                      IteratorType::reduction};
-  // reassoc lets LLVM vectorise the dot products (a different summation
-  // order, well inside the 1e-4 logit tolerance); contract allows FMA.
-  auto fm = arith::FastMathFlagsAttr::get(
-      b.getContext(),
-      arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
+  auto fm = reductionFastMath(b);
   auto generic = linalg::GenericOp::create(
       b, loc, TypeRange{acc.getType()}, ValueRange{x, w}, ValueRange{acc},
       ArrayRef<AffineMap>{xMap, wMap, outMap}, iters,

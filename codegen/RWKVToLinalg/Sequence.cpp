@@ -133,6 +133,7 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
                                      IteratorType::parallel,
                                      IteratorType::reduction};
     SmallVector<IteratorType> par(4, IteratorType::parallel);
+    auto fm = reductionFastMath(rewriter);
 
     auto loop = scf::ForOp::create(
         rewriter, loc, lb, ub, step, ValueRange{adaptor.getState(), yInit},
@@ -151,11 +152,13 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
                   b, l, TypeRange{rt.getType()}, ValueRange{state, at},
                   ValueRange{zeros(b, l, rowSizes)},
                   ArrayRef<AffineMap>{id4, col, row}, red,
-                  [](OpBuilder &nb, Location nl, ValueRange args) {
-                    Value p = arith::MulFOp::create(nb, nl, args[0], args[1]);
+                  [&](OpBuilder &nb, Location nl, ValueRange args) {
+                    Value p = arith::MulFOp::create(nb, nl, args[0], args[1],
+                                                    fm);
                     linalg::YieldOp::create(
                         nb, nl,
-                        arith::AddFOp::create(nb, nl, args[2], p).getResult());
+                        arith::AddFOp::create(nb, nl, args[2], p, fm)
+                            .getResult());
                   })
                   .getResult(0);
           // d = exp(w), once per key channel.
@@ -187,11 +190,13 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
                   b, l, TypeRange{rt.getType()}, ValueRange{newState, rt},
                   ValueRange{zeros(b, l, rowSizes)},
                   ArrayRef<AffineMap>{id4, col, row}, red,
-                  [](OpBuilder &nb, Location nl, ValueRange args) {
-                    Value p = arith::MulFOp::create(nb, nl, args[0], args[1]);
+                  [&](OpBuilder &nb, Location nl, ValueRange args) {
+                    Value p = arith::MulFOp::create(nb, nl, args[0], args[1],
+                                                    fm);
                     linalg::YieldOp::create(
                         nb, nl,
-                        arith::AddFOp::create(nb, nl, args[2], p).getResult());
+                        arith::AddFOp::create(nb, nl, args[2], p, fm)
+                            .getResult());
                   })
                   .getResult(0);
           Value yRow = mergeHeads(b, l, yt);
