@@ -35,7 +35,8 @@ func.func @embed(%table: tensor<32x8xbf16>, %ids: tensor<2x?xi32>) -> tensor<2x?
 // -----
 
 // layer_norm: two last-dim reductions (sum, then the centred sum of squares)
-// and one all-parallel normalise generic with sqrt/divf and the bf16 affine.
+// whose accumulation is fastmath<reassoc,contract>, and one all-parallel
+// normalise generic with sqrt/divf and the bf16 affine.
 // CHECK-LABEL: func.func @layer_norm
 // CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<8xbf16>, %[[B:[^:]+]]: tensor<8xbf16>)
 // CHECK:         %[[N:.+]] = arith.sitofp %{{.+}} : i64 to f32
@@ -44,7 +45,9 @@ func.func @embed(%table: tensor<32x8xbf16>, %ids: tensor<2x?xi32>) -> tensor<2x?
 // CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
 // CHECK-SAME:      iterator_types = ["parallel", "parallel", "reduction"]
 // CHECK-SAME:      ins(%[[X]] : tensor<2x?x8xf32>) outs(%[[Z0]] : tensor<2x?xf32>)
-// CHECK:           arith.addf
+// CHECK-NEXT:    ^bb0(%[[SX:[^:]+]]: f32, %[[SACC:[^:]+]]: f32):
+// CHECK-NEXT:      %[[SS:.+]] = arith.addf %[[SACC]], %[[SX]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      linalg.yield %[[SS]] : f32
 // CHECK:         %[[Z1:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<2x?xf32>)
 // CHECK:         %[[SQ:.+]] = linalg.generic
 // CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
@@ -54,7 +57,7 @@ func.func @embed(%table: tensor<32x8xbf16>, %ids: tensor<2x?xi32>) -> tensor<2x?
 // CHECK-NEXT:      %[[MEAN:.+]] = arith.divf %[[IS]], %[[N]] : f32
 // CHECK-NEXT:      %[[D:.+]] = arith.subf %[[IX]], %[[MEAN]] : f32
 // CHECK-NEXT:      %[[D2:.+]] = arith.mulf %[[D]], %[[D]] : f32
-// CHECK-NEXT:      %[[S:.+]] = arith.addf %[[ACC]], %[[D2]] : f32
+// CHECK-NEXT:      %[[S:.+]] = arith.addf %[[ACC]], %[[D2]] fastmath<reassoc,contract> : f32
 // CHECK-NEXT:      linalg.yield %[[S]] : f32
 // CHECK:         %[[Y:.+]] = linalg.generic
 // CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d2)>, affine_map<(d0, d1, d2) -> (d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>]
@@ -241,8 +244,9 @@ func.func @lora_none(%x: tensor<2x?x8xf32>, %d: tensor<8x3xf32>, %u: tensor<3x8x
 
 // -----
 
-// l2_normalize: split into heads, sum of squares over the head dimension,
-// x / max(sqrt(ss), eps), merge heads.
+// l2_normalize: split into heads, sum of squares over the head dimension
+// (fastmath<reassoc,contract> accumulation), x / max(sqrt(ss), eps), merge
+// heads.
 // CHECK-LABEL: func.func @l2_normalize
 // CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>)
 // CHECK:         %[[X4:.+]] = tensor.expand_shape %[[X]] {{\[}}[0], [1], [2, 3]] output_shape [2, %{{.+}}, 2, 4] : tensor<2x?x8xf32> into tensor<2x?x2x4xf32>
@@ -252,7 +256,7 @@ func.func @lora_none(%x: tensor<2x?x8xf32>, %d: tensor<8x3xf32>, %u: tensor<3x8x
 // CHECK-SAME:      ins(%[[X4]] : tensor<2x?x2x4xf32>) outs(%{{.+}} : tensor<2x?x2xf32>)
 // CHECK-NEXT:    ^bb0(%[[IX:[^:]+]]: f32, %[[IACC:[^:]+]]: f32):
 // CHECK-NEXT:      %[[SQ:.+]] = arith.mulf %[[IX]], %[[IX]] : f32
-// CHECK-NEXT:      %[[S:.+]] = arith.addf %[[IACC]], %[[SQ]] : f32
+// CHECK-NEXT:      %[[S:.+]] = arith.addf %[[IACC]], %[[SQ]] fastmath<reassoc,contract> : f32
 // CHECK:         %[[Y4:.+]] = linalg.generic
 // CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>]
 // CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "parallel"]
@@ -273,8 +277,9 @@ func.func @l2_normalize(%x: tensor<2x?x8xf32>) -> tensor<2x?x8xf32> {
 // -----
 
 // wkv: an scf.for over the tokens carrying (state, y). Per step: sa = S a
-// (reduction over the key index), d = exp(w), the in-place update whose outs
-// is the loop-carried state, y = S' r (reduction) inserted at row t.
+// (reduction over the key index, fastmath<reassoc,contract>), d = exp(w), the
+// in-place update whose outs is the loop-carried state (exact arithmetic),
+// y = S' r (reduction) inserted at row t.
 // CHECK-LABEL: func.func @wkv
 // CHECK-SAME:    (%[[R:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<2x?x8xf32>, %[[K:[^:]+]]: tensor<2x?x8xf32>, %[[V:[^:]+]]: tensor<2x?x8xf32>, %[[A:[^:]+]]: tensor<2x?x8xf32>, %[[B:[^:]+]]: tensor<2x?x8xf32>, %[[S0:[^:]+]]: tensor<2x2x4x4xf32>)
 // CHECK:         %[[YINIT:.+]] = tensor.empty(%{{.+}}) : tensor<2x?x8xf32>
@@ -296,6 +301,10 @@ func.func @l2_normalize(%x: tensor<2x?x8xf32>) -> tensor<2x?x8xf32> {
 // CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
 // CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction"]
 // CHECK-SAME:        ins(%[[S]], %[[AT]] : tensor<2x2x4x4xf32>, tensor<2x2x4xf32>) outs(%{{.+}} : tensor<2x2x4xf32>)
+// CHECK-NEXT:      ^bb0(%[[SAS:[^:]+]]: f32, %[[SAA:[^:]+]]: f32, %[[SAACC:[^:]+]]: f32):
+// CHECK-NEXT:        %[[SAP:.+]] = arith.mulf %[[SAS]], %[[SAA]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:        %[[SAR:.+]] = arith.addf %[[SAACC]], %[[SAP]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:        linalg.yield %[[SAR]] : f32
 // CHECK:           %[[DECAY:.+]] = linalg.generic
 // CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel"]
 // CHECK-SAME:        ins(%[[WT]] : tensor<2x2x4xf32>)
@@ -318,6 +327,10 @@ func.func @l2_normalize(%x: tensor<2x?x8xf32>) -> tensor<2x?x8xf32> {
 // CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
 // CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction"]
 // CHECK-SAME:        ins(%[[SNEW]], %[[RT]] : tensor<2x2x4x4xf32>, tensor<2x2x4xf32>) outs(%{{.+}} : tensor<2x2x4xf32>)
+// CHECK-NEXT:      ^bb0(%[[YS:[^:]+]]: f32, %[[YR:[^:]+]]: f32, %[[YACC2:[^:]+]]: f32):
+// CHECK-NEXT:        %[[YP:.+]] = arith.mulf %[[YS]], %[[YR]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:        %[[YSUM:.+]] = arith.addf %[[YACC2]], %[[YP]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:        linalg.yield %[[YSUM]] : f32
 // CHECK:           %[[YROW:.+]] = tensor.collapse_shape %[[YT]] {{\[}}[0], [1, 2]] : tensor<2x2x4xf32> into tensor<2x8xf32>
 // CHECK:           %[[YNEXT:.+]] = tensor.insert_slice %[[YROW]] into %[[YACC]][0, %[[IV]], 0] [2, 1, 8] [1, 1, 1] : tensor<2x8xf32> into tensor<2x?x8xf32>
 // CHECK-NEXT:      scf.yield %[[SNEW]], %[[YNEXT]] : tensor<2x2x4x4xf32>, tensor<2x?x8xf32>
