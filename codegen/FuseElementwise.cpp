@@ -28,7 +28,14 @@ void populateRWKVFuseElementwisePatterns(RewritePatternSet &patterns) {
       patterns, [](OpOperand *fusedOperand) {
         Operation *producer = fusedOperand->get().getDefiningOp();
         Operation *consumer = fusedOperand->getOwner();
-        return isAllParallel(producer) && isAllParallel(consumer);
+        if (!isAllParallel(producer) || !isAllParallel(consumer))
+          return false;
+        // A broadcast read (e.g. the per-key decay exp(w) into the N x N
+        // state update) would recompute the producer for every broadcast
+        // element: fuse only one-to-one accesses.
+        auto linalgConsumer = cast<linalg::LinalgOp>(consumer);
+        return linalgConsumer.getMatchingIndexingMap(fusedOperand)
+            .isPermutation();
       });
 }
 

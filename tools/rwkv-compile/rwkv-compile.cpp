@@ -123,6 +123,8 @@ int run(const Options &opts) {
   registry.insert<mlir::rwkv::RWKVDialect>();
   MLIRContext ctx(registry);
   ctx.loadAllAvailableDialects();
+  // Diagnostics name the location; a dump of a whole model module is noise.
+  ctx.printOpOnDiagnostic(false);
   llvm::SourceMgr sm;
   SourceMgrDiagnosticHandler diagHandler(sm, &ctx);
 
@@ -159,8 +161,15 @@ int run(const Options &opts) {
   if (!target)
     throw std::runtime_error("target: " + error);
 
-  // The ABI description comes from the imported module, before lowering.
-  FailureOr<std::string> info = mlir::rwkv::buildModelInfo(*module);
+  // The ABI description comes from the imported module, before lowering;
+  // only the library-producing stages need it.
+  bool needsInfo = opts.emit != "lowered";
+  FailureOr<std::string> info = std::string();
+  if (needsInfo) {
+    info = mlir::rwkv::buildModelInfo(*module);
+    if (failed(info))
+      return 1;
+  }
   SmallVector<std::string> entries = mlir::rwkv::getEntryPointNames(*module);
 
   PassManager pm(&ctx, ModuleOp::getOperationName(),
@@ -181,8 +190,6 @@ int run(const Options &opts) {
     out->keep();
     return 0;
   }
-  if (failed(info))
-    return 1;
 
   // The rwkv.* argument attributes served the ABI description above; LLVM
   // IR translation has no use for them.
