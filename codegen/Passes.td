@@ -125,4 +125,59 @@ def RWKVTileAndFusePass : Pass<"rwkv-tile-and-fuse"> {
                            "::mlir::affine::AffineDialect"];
 }
 
+def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
+  let summary = "Vectorise the projection tiles with register accumulators";
+  let description = [{
+    Rewrites every projection contraction (`linalg.generic` tagged
+    `rwkv.projection`, normally a tile inside the `scf.forall` of
+    `rwkv-tile-and-fuse`) into `scf.for` loops whose reduction loop carries
+    its accumulators as vector `iter_args`. This runs on tensors, before
+    bufferization: there the accumulators are SSA values and stay in
+    registers, whereas after bufferization LLVM cannot prove that the
+    accumulator does not alias the inputs inside the OpenMP region and keeps
+    a scalar load/store per multiply-add.
+
+    For `W[o, i]` (`i` contiguous) the reduction dimension is the vector
+    dimension: up to 4 output rows per step, each with its own vector
+    accumulator, one horizontal `vector.reduction` per output at the end.
+    For `W[i, o]` (LoRA factors) the output dimension is the vector
+    dimension (outer-product form). The multiply-adds keep the
+    contraction's fastmath flags (`reassoc,contract`), so LLVM emits FMAs;
+    bf16 weights are widened with a vector `arith.extf`. Tiles whose
+    vectorised extent is not a static multiple of `vector-width` are left
+    unchanged (scalar).
+
+    Before:
+    ```mlir
+    %r = linalg.generic {rwkv.projection} ins(%x, %w : tensor<1x?x64xf32>,
+        tensor<16x64xbf16>) outs(%acc : tensor<1x?x16xf32>) { acc + x * extf(w) }
+    ```
+    After:
+    ```mlir
+    %r = scf.for %b ... scf.for %t ... scf.for %o = %c0 to %c16 step %c4 {
+      %v:8 = scf.for %i = %c0 to %c64 step %c16
+          iter_args(%a0 = %zero, ...) -> (vector<8xf32>, ...) {
+        %xv = vector.transfer_read %x[%b, %t, %i] : vector<8xf32>
+        %wv = vector.transfer_read %w[%o, %i] : vector<8xbf16>
+        %wf = arith.extf %wv : vector<8xbf16> to vector<8xf32>
+        %m = arith.mulf %xv, %wf fastmath<reassoc,contract> : vector<8xf32>
+        %n = arith.addf %a0, %m fastmath<reassoc,contract> : vector<8xf32>
+        ...
+      }
+      %s = vector.reduction <add>, %v#0, %init fastmath<reassoc,contract>
+      %acc' = tensor.insert %s into %acc[%b, %t, %o]
+      ...
+    }
+    ```
+  }];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", "8",
+           "f32 lanes per vector (8 for AVX2, 16 for AVX-512)">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 #endif // RWKV_CODEGEN_PASSES_TD

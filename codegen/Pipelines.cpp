@@ -66,6 +66,14 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
   buildFrontEnd(pm, opts);
   if (!opts.lowerToLLVM)
     return;
+  // Register-blocked vector dot products, on tensors: after bufferization
+  // the accumulators could no longer be kept in registers.
+  if (opts.vectorWidth > 0) {
+    RWKVVectorizeProjectionsPassOptions vecOpts;
+    vecOpts.vectorWidth = opts.vectorWidth;
+    pm.addPass(createRWKVVectorizeProjectionsPass(vecOpts));
+    pm.addPass(createCanonicalizerPass());
+  }
   // Bufferize the whole module; entry points return results through
   // caller-provided buffers, which gives the runtime a fixed C ABI.
   addUpstream(pm,
@@ -83,6 +91,7 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
     addUpstream(pm, "convert-scf-to-openmp,canonicalize");
   addUpstream(pm, "convert-scf-to-cf,canonicalize,cse,"
                   "func.func(llvm-request-c-wrappers),"
+                  "convert-vector-to-llvm{reassociate-fp-reductions},"
                   "convert-to-llvm,convert-openmp-to-llvm,"
                   "reconcile-unrealized-casts");
 }

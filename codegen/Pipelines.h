@@ -31,6 +31,10 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
       *this, "tile-outputs",
       llvm::cl::desc("Output channels per projection tile"),
       llvm::cl::init(64)};
+  PassOptions::Option<int64_t> vectorWidth{
+      *this, "vector-width",
+      llvm::cl::desc("f32 lanes of the projection dot products (0: scalar)"),
+      llvm::cl::init(8)};
   PassOptions::Option<bool> threads{
       *this, "threads",
       llvm::cl::desc("Run projection tiles on all cores (OpenMP)"),

@@ -35,7 +35,14 @@ public:
 
   void buildPipeline(OpPassManager &pm,
                      const RWKVPipelineOptions &opts) const override {
-    buildRWKVCpuPipeline(pm, opts);
+    // The projection dot products are vectorised in MLIR: one zmm of f32 on
+    // AVX-512, one ymm otherwise.
+    RWKVPipelineOptions cpuOpts;
+    cpuOpts.copyOptionValuesFrom(opts);
+    if (cpuOpts.vectorWidth > 0 &&
+        tm->getMCSubtargetInfo()->checkFeatures("+avx512f"))
+      cpuOpts.vectorWidth = 16;
+    buildRWKVCpuPipeline(pm, cpuOpts);
   }
 
   LogicalResult optimize(llvm::Module &module) const override {
