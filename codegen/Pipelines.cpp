@@ -33,6 +33,7 @@ static void addUpstream(OpPassManager &pm, StringRef pipeline) {
 /// Front half shared by every target: flatten blocks, expand composites,
 /// lower to linalg on tensors and fuse element-wise chains.
 static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
+  pm.addPass(createRWKVUnwrapModelPass());
   if (opts.outlineLayers) {
     // One function per distinct layer: code size and compile time no longer
     // grow with n_layer.

@@ -8,6 +8,7 @@
 #include "dialect/RWKVOps.h"
 
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/raw_ostream.h"
@@ -372,6 +373,55 @@ LogicalResult BlockOp::verify() {
     return emitOpError() << "yields " << yield.getValues().size()
                          << " values whose types do not match its "
                          << getNumResults() << " results";
+  return success();
+}
+
+LogicalResult ModelOp::verify() {
+  if (getSymName().empty())
+    return emitOpError("needs a non-empty name");
+  return success();
+}
+
+LogicalResult ModelOp::verifyRegions() {
+  ModelConfigAttr config = getConfig();
+  int64_t c = config.getNEmbd(), h = config.getNHead(),
+          n = config.getHeadSize();
+  unsigned entries = 0;
+  for (Operation &op : getBody().front()) {
+    auto fn = dyn_cast<FunctionOpInterface>(&op);
+    if (!fn || !fn.isPublic() || fn.isExternal())
+      continue;
+    ++entries;
+    ArrayRef<Type> inputs = fn.getArgumentTypes();
+    auto tokens = inputs.empty() ? RankedTensorType()
+                                 : dyn_cast<RankedTensorType>(inputs[0]);
+    if (!tokens || tokens.getRank() != 2 ||
+        !tokens.getElementType().isSignlessInteger())
+      return emitOpError() << "entry point '" << fn.getName()
+                           << "' must take token ids [B, T] first";
+    for (unsigned i = 0, e = inputs.size(); i < e; ++i) {
+      auto tag = fn.getArgAttrOfType<StringAttr>(i, "rwkv.state");
+      if (!tag)
+        continue;
+      auto type = dyn_cast<RankedTensorType>(inputs[i]);
+      SmallVector<int64_t> expected = {tokens.getDimSize(0)};
+      if (tag.getValue().starts_with("wkv"))
+        expected.append({h, n, n});
+      else
+        expected.push_back(c);
+      bool ok = type && type.getElementType().isF32() &&
+                type.getRank() == int64_t(expected.size());
+      for (size_t d = 0; ok && d < expected.size(); ++d)
+        ok = compatible(type.getDimSize(d), expected[d]);
+      if (!ok)
+        return emitOpError()
+               << "entry point '" << fn.getName() << "' state argument #" << i
+               << " (" << tag.getValue() << ") has type " << inputs[i]
+               << " but the config implies f32 " << shapeStr(expected);
+    }
+  }
+  if (entries == 0)
+    return emitOpError("has no public entry-point function");
   return success();
 }
 

@@ -14,6 +14,7 @@ include "dialect/RWKVBase.td"
 include "dialect/RWKVAttrs.td"
 include "mlir/IR/OpAsmInterface.td"
 include "mlir/IR/RegionKindInterface.td"
+include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -379,6 +380,35 @@ def RWKV_BlockOp : RWKV_Op<"block", [
     `layer` $layer (`->` `(` type($results)^ `)`)? $body attr-dict
   }];
   let hasVerifier = 1;
+}
+
+def RWKV_ModelOp : RWKV_Op<"model", [
+    IsolatedFromAbove, SymbolTable, Symbol, NoTerminator, SingleBlock,
+    NoRegionArguments]> {
+  let summary = "A whole RWKV model: its configuration and entry points";
+  let description = [{
+    Groups the entry-point functions of one model (`rwkv_step`,
+    `rwkv_forward`, ...) under its configuration. The verifier checks the
+    entry points against `config`: token ids `[B, T]`, and for every
+    argument tagged `rwkv.state` the state shape the configuration implies
+    (`[B, C]` token shifts, `[B, H, N, N]` f32 WKV states).
+    `rwkv-unwrap-model` turns it into the module form the code generator
+    uses (functions at module level, `rwkv.config` on the module).
+
+    ```mlir
+    rwkv.model @tiny config = #rwkv.config<version = 7, n_layer = 2, ...> {
+      func.func @rwkv_step(%tokens: tensor<1x?xi32>, ...) -> (...) { ... }
+    }
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name,
+                       RWKV_ModelConfigAttr:$config);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $sym_name `config` `=` qualified($config) attr-dict-with-keyword $body
+  }];
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
 }
 
 def RWKV_YieldOp : RWKV_Op<"yield", [Pure, Terminator, HasParent<"BlockOp">,

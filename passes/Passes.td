@@ -84,4 +84,30 @@ def RWKVOutlineBlocksPass : Pass<"rwkv-outline-blocks", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
+def RWKVUnwrapModelPass : Pass<"rwkv-unwrap-model", "::mlir::ModuleOp"> {
+  let summary = "Turn an rwkv.model into the module form used for codegen";
+  let description = [{
+    Moves the entry points of the module's `rwkv.model` to module level and
+    records its configuration as the module attribute `rwkv.config`, which
+    the code generator and the library ABI read (docs/ABI.md). A module
+    already in that form is left alone; two models, or a model whose config
+    disagrees with the module's, are errors.
+
+    Before:
+    ```mlir
+    module {
+      rwkv.model @tiny config = #rwkv.config<...> {
+        func.func @rwkv_step(...) { ... }
+      }
+    }
+    ```
+    After:
+    ```mlir
+    module attributes {rwkv.config = #rwkv.config<...>} {
+      func.func @rwkv_step(...) { ... }
+    }
+    ```
+  }];
+}
+
 #endif // RWKV_PASSES_TD

@@ -44,9 +44,17 @@ static llvm::json::Array shapeJson(RankedTensorType type) {
   return shape;
 }
 
+/// The region holding the entry points: an rwkv.model's body if the module
+/// has one (before rwkv-unwrap-model), else the module itself.
+static Block &entryBlock(ModuleOp module) {
+  for (auto model : module.getOps<ModelOp>())
+    return model.getBody().front();
+  return *module.getBody();
+}
+
 SmallVector<std::string> mlir::rwkv::getEntryPointNames(ModuleOp module) {
   SmallVector<std::string> names;
-  for (auto func : module.getOps<func::FuncOp>())
+  for (auto func : entryBlock(module).getOps<func::FuncOp>())
     if (func.isPublic() && !func.isDeclaration())
       names.push_back(func.getName().str());
   return names;
@@ -78,6 +86,8 @@ static llvm::json::Object describeValue(Type type, DictionaryAttr attrs,
 
 FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
   auto config = module->getAttrOfType<ModelConfigAttr>("rwkv.config");
+  for (auto model : module.getOps<ModelOp>())
+    config = model.getConfig();
   if (!config)
     return module.emitError("not an rwkv model module: no 'rwkv.config' "
                             "attribute"),
@@ -103,7 +113,7 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
 
   llvm::json::Object entries;
   std::optional<llvm::json::Array> args;
-  for (auto func : module.getOps<func::FuncOp>()) {
+  for (auto func : entryBlock(module).getOps<func::FuncOp>()) {
     if (!func.isPublic() || func.isDeclaration())
       continue;
     FunctionType ft = func.getFunctionType();

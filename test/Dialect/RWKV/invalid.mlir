@@ -1299,3 +1299,39 @@ func.func @block_wrong_terminator(%x: tensor<2x3x8xf32>) {
   }) : () -> ()
   return
 }
+
+// -----
+
+// expected-error @+1 {{'rwkv.model' op has no public entry-point function}}
+rwkv.model @empty config = #rwkv.config<version = 7, n_layer = 1, n_embd = 8, n_head = 2, head_size = 4, dim_ffn = 32, vocab_size = 16, lora_w = 2, lora_a = 2, lora_v = 2, lora_g = 2> {
+  func.func private @only_private() {
+    return
+  }
+}
+
+// -----
+
+// expected-error @+1 {{entry point 'f' must take token ids [B, T] first}}
+rwkv.model @m config = #rwkv.config<version = 7, n_layer = 1, n_embd = 8, n_head = 2, head_size = 4, dim_ffn = 32, vocab_size = 16, lora_w = 2, lora_a = 2, lora_v = 2, lora_g = 2> {
+  func.func @f(%x: tensor<1x8xf32>) {
+    return
+  }
+}
+
+// -----
+
+// expected-error @+1 {{entry point 'f' state argument #1 (wkv:0) has type 'tensor<1x2x8x8xf32>' but the config implies f32 [1, 2, 4, 4]}}
+rwkv.model @m config = #rwkv.config<version = 7, n_layer = 1, n_embd = 8, n_head = 2, head_size = 4, dim_ffn = 32, vocab_size = 16, lora_w = 2, lora_a = 2, lora_v = 2, lora_g = 2> {
+  func.func @f(%t: tensor<1x?xi32>, %s: tensor<1x2x8x8xf32> {rwkv.state = "wkv:0"}) {
+    return
+  }
+}
+
+// -----
+
+// expected-error @+1 {{entry point 'f' state argument #1 (att_shift:0) has type 'tensor<1x8xbf16>' but the config implies f32 [1, 8]}}
+rwkv.model @m config = #rwkv.config<version = 7, n_layer = 1, n_embd = 8, n_head = 2, head_size = 4, dim_ffn = 32, vocab_size = 16, lora_w = 2, lora_a = 2, lora_v = 2, lora_g = 2> {
+  func.func @f(%t: tensor<1x?xi32>, %s: tensor<1x8xbf16> {rwkv.state = "att_shift:0"}) {
+    return
+  }
+}

@@ -337,3 +337,15 @@ func.func @nested_block(%x: tensor<1x1x8xf32>) -> tensor<1x1x8xf32> {
 }
 
 }
+
+// -----
+
+// rwkv.model: a whole model, its config and entry points.
+
+// CHECK-LABEL: rwkv.model @tiny config = #rwkv.config<version = 7, n_layer = 1, n_embd = 8, n_head = 2, head_size = 4, dim_ffn = 32, vocab_size = 16, lora_w = 2, lora_a = 2, lora_v = 2, lora_g = 2> {
+// CHECK:         func.func @rwkv_step(%{{.+}}: tensor<1x?xi32>, %{{.+}}: tensor<1x8xf32> {rwkv.state = "att_shift:0"}, %{{.+}}: tensor<1x2x4x4xf32> {rwkv.state = "wkv:0"})
+rwkv.model @tiny config = #rwkv.config<version = 7, n_layer = 1, n_embd = 8, n_head = 2, head_size = 4, dim_ffn = 32, vocab_size = 16, lora_w = 2, lora_a = 2, lora_v = 2, lora_g = 2> {
+  func.func @rwkv_step(%t: tensor<1x?xi32>, %a: tensor<1x8xf32> {rwkv.state = "att_shift:0"}, %s: tensor<1x2x4x4xf32> {rwkv.state = "wkv:0"}) -> tensor<1x2x4x4xf32> {
+    return %s : tensor<1x2x4x4xf32>
+  }
+}
