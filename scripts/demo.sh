@@ -12,18 +12,30 @@ mkdir -p "$OUT"
 
 echo "== rwkv-opt: the registered CPU pipeline's front half on the example model"
 "$BIN/rwkv-opt" --rwkv-cpu-pipeline="to-llvm=false" \
-  models/rwkv7/example-2layer.mlir | head -n 40
-echo "   ..."
+  models/rwkv7/example-2layer.mlir -o "$OUT/example-front-half.mlir"
+# The first layer function, as far as its WKV recurrence.
+sed -n '/func.func private @forward_layer0/,/rwkv.wkv/p' \
+  "$OUT/example-front-half.mlir"
+echo "   ... (whole module: $OUT/example-front-half.mlir)"
 
-echo "== rwkv-init --preset $PRESET"
-"$BIN/rwkv-init" --preset "$PRESET" -o "$OUT/model.pth"
+# The tiny shape with the real 65536-token World vocabulary, so that text
+# generation works with the shipped tokenizer.
+echo "== rwkv-init --preset $PRESET --vocab 65536"
+"$BIN/rwkv-init" --preset "$PRESET" --vocab 65536 -o "$OUT/model.pth"
 "$BIN/rwkv-inspect" "$OUT/model.pth"
 
 echo "== rwkv-compile"
 time "$BIN/rwkv-compile" "$OUT/model.pth" -o "$OUT/model.so"
 
-if [ -x "$BIN/rwkv-run" ]; then
-  echo "== rwkv-run"
-  "$BIN/rwkv-run" "$OUT/model.so" --weights "$OUT/model.pth" \
-    --tokens 187,510,1563,310,247 --bench
+echo "== rwkv-run: top tokens after a prompt, then decode/prefill tok/s"
+"$BIN/rwkv-run" "$OUT/model.so" --weights "$OUT/model.pth" \
+  --tokens 187,510,1563,310,247 --bench
+
+VOCAB=${VOCAB:-../shared/tokenizer/rwkv_vocab_v20230424.txt}
+if [ -f "$VOCAB" ]; then
+  echo "== rwkv-run generate (random weights: the text is noise, the pipeline is real)"
+  "$BIN/rwkv-run" generate "$OUT/model.so" --weights "$OUT/model.pth" \
+    --vocab "$VOCAB" --prompt "The Eiffel tower is in the city of" \
+    --max-tokens 32 --seed 7
+  echo
 fi
