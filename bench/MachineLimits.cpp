@@ -50,8 +50,7 @@ template <typename Fn> double timeParallel(int threads, Fn fn) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-__attribute__((target("avx512f"))) float sumAvx512(const float *p,
-                                                    size_t n) {
+__attribute__((target("avx512f"))) float sumAvx512(const float *p, size_t n) {
   __m512 a0 = _mm512_set1_ps(0.0f), a1 = a0, a2 = a0, a3 = a0;
   for (size_t i = 0; i + 64 <= n; i += 64) {
     a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
@@ -71,8 +70,8 @@ __attribute__((target("avx2"))) float sumAvx2(const float *p, size_t n) {
     a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
   }
   alignas(32) float out[8];
-  _mm256_store_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1),
-                                     _mm256_add_ps(a2, a3)));
+  _mm256_store_ps(out,
+                  _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   float s = 0;
   for (float v : out)
     s += v;
@@ -141,8 +140,8 @@ double rwkv::bench::measureReadBandwidth(int threads, size_t bytesPerThread,
   std::vector<float> sink(threads);
   double best = 0;
   for (int r = 0; r < reps; ++r) {
-    double s = timeParallel(
-        threads, [&](int t) { sink[t] += sumVector(arrays[t], n); });
+    double s = timeParallel(threads,
+                            [&](int t) { sink[t] += sumVector(arrays[t], n); });
     best = std::max(best, double(n) * 4 * threads / s);
   }
   for (float *a : arrays)
@@ -159,9 +158,8 @@ double rwkv::bench::measureFmaPeak(int threads, int reps) {
   std::vector<float> sink(threads);
   double best = 0;
   for (int r = 0; r < reps; ++r) {
-    double s = timeParallel(threads, [&](int t) {
-      sink[t] = avx512 ? fmaAvx512() : fmaAvx2();
-    });
+    double s = timeParallel(
+        threads, [&](int t) { sink[t] = avx512 ? fmaAvx512() : fmaAvx2(); });
     double flops = 2.0 * lanes * kChains * double(kFmaIters) * threads;
     best = std::max(best, flops / s);
   }

@@ -28,22 +28,20 @@ int main(int argc, char **argv) {
   std::string library, weights;
   int threads = 2, prompt = 512, decode = 64;
   po::options_description desc("rwkv-bench options");
-  desc.add_options()("help,h", "show this help")(
-      "library", po::value(&library), "compiled model (.so)")(
+  desc.add_options()("help,h", "show this help")("library", po::value(&library),
+                                                 "compiled model (.so)")(
       "weights", po::value(&weights), "checkpoint (.pth / safetensors)")(
       "threads", po::value(&threads)->default_value(2), "threads")(
       "prompt", po::value(&prompt)->default_value(512),
-      "prefill prompt length")(
-      "decode", po::value(&decode)->default_value(64), "decode steps");
+      "prefill prompt length")("decode", po::value(&decode)->default_value(64),
+                               "decode steps");
   po::positional_options_description pos;
   pos.add("library", 1);
   try {
     po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv)
-                  .options(desc)
-                  .positional(pos)
-                  .run(),
-              vm);
+    po::store(
+        po::command_line_parser(argc, argv).options(desc).positional(pos).run(),
+        vm);
     po::notify(vm);
     if (vm.count("help") || library.empty() || weights.empty()) {
       std::cout << "usage: rwkv-bench model.so --weights model.pth\n"
@@ -62,9 +60,9 @@ int main(int argc, char **argv) {
     int64_t vocab = model->vocabSize();
     size_t weightBytes = model->weightBytes();
     size_t embBytes = model->embeddingBytes();
-      // Decode streams every weight but the embedding table, plus one row.
-    double bytesPerToken = double(weightBytes - embBytes) +
-                           double(embBytes) / double(vocab);
+    // Decode streams every weight but the embedding table, plus one row.
+    double bytesPerToken =
+        double(weightBytes - embBytes) + double(embBytes) / double(vocab);
     std::mt19937 rng(1234);
     std::uniform_int_distribution<int32_t> pick(1, int32_t(vocab - 1));
     std::vector<float> logits;

@@ -1,4 +1,5 @@
-//===- FuseElementwise.cpp - fuse element-wise chains ----------------------===//
+//===- FuseElementwise.cpp - fuse element-wise chains
+//----------------------===//
 //
 // Upstream element-wise fusion with a control function that keeps lerps and
 // activations out of projection bodies (they would be recomputed for every
@@ -19,8 +20,7 @@ namespace mlir::rwkv {
 
 static bool isAllParallel(Operation *op) {
   auto linalgOp = dyn_cast_or_null<linalg::LinalgOp>(op);
-  return linalgOp &&
-         linalgOp.getNumLoops() == linalgOp.getNumParallelLoops();
+  return linalgOp && linalgOp.getNumLoops() == linalgOp.getNumParallelLoops();
 }
 
 void populateRWKVFuseElementwisePatterns(RewritePatternSet &patterns) {

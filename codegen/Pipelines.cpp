@@ -1,4 +1,5 @@
-//===- Pipelines.cpp - registered rwkv pipelines ---------------------------===//
+//===- Pipelines.cpp - registered rwkv pipelines
+//---------------------------===//
 //
 // Each pipeline is a C++ builder so that rwkv-compile and
 // `rwkv-opt --rwkv-cpu-pipeline` run exactly the same passes.
@@ -77,11 +78,10 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
   }
   // Bufferize the whole module; entry points return results through
   // caller-provided buffers, which gives the runtime a fixed C ABI.
-  addUpstream(pm,
-              "one-shot-bufferize{bufferize-function-boundaries "
-              "function-boundary-type-conversion=identity-layout-map},"
-              "canonicalize,cse,scf-forall-to-parallel,"
-              "drop-equivalent-buffer-results");
+  addUpstream(pm, "one-shot-bufferize{bufferize-function-boundaries "
+                  "function-boundary-type-conversion=identity-layout-map},"
+                  "canonicalize,cse,scf-forall-to-parallel,"
+                  "drop-equivalent-buffer-results");
   pm.addPass(createRWKVEntryOutParamsPass());
   addUpstream(pm,
               "buffer-deallocation-pipeline,convert-bufferization-to-memref,"

@@ -1,4 +1,5 @@
-//===- TileAndFuse.cpp - parallel tiles of projections ---------------------===//
+//===- TileAndFuse.cpp - parallel tiles of projections
+//---------------------===//
 //
 // Projections dominate RWKV inference (every weight byte is read once per
 // token). Tiling their parallel dimensions into an scf.forall gives the unit
@@ -51,8 +52,8 @@ struct RWKVTileAndFusePass final
       scf::SCFTileAndFuseOptions options;
       options.setTilingOptions(tiling);
       options.setFusionControlFn(
-          [](tensor::ExtractSliceOp, OpResult producer,
-             bool) -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
+          [](tensor::ExtractSliceOp, OpResult producer, bool)
+              -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
             // Reductions (norms, other projections) would be recomputed per
             // tile: only cheap all-parallel producers are fused.
             if (!isAllParallel(producer.getOwner()))

@@ -55,18 +55,17 @@ static LogicalResult expectShape(Operation *op, Value v, StringRef name,
   for (size_t i = 0; ok && i < got.size(); ++i)
     ok = compatible(got[i], expected[i]);
   if (!ok)
-    return op->emitOpError()
-           << "'" << name << "' has shape " << shapeStr(got)
-           << " but expected " << shapeStr(expected);
+    return op->emitOpError() << "'" << name << "' has shape " << shapeStr(got)
+                             << " but expected " << shapeStr(expected);
   return success();
 }
 
 static LogicalResult expectRank(Operation *op, Value v, StringRef name,
                                 size_t rank, StringRef layout) {
   if (shapeOf(v).size() != rank)
-    return op->emitOpError() << "'" << name << "' must have rank " << rank
-                             << " " << layout << ", got "
-                             << shapeStr(shapeOf(v));
+    return op->emitOpError()
+           << "'" << name << "' must have rank " << rank << " " << layout
+           << ", got " << shapeStr(shapeOf(v));
   return success();
 }
 
@@ -82,9 +81,8 @@ static LogicalResult expectDivisible(Operation *op, int64_t c, int64_t heads,
   if (heads <= 0)
     return op->emitOpError() << what << " must be positive, got " << heads;
   if (!ShapedType::isDynamic(c) && c % heads != 0)
-    return op->emitOpError() << "channel count " << c
-                             << " is not divisible by " << what << " "
-                             << heads;
+    return op->emitOpError() << "channel count " << c << " is not divisible by "
+                             << what << " " << heads;
   return success();
 }
 
@@ -114,7 +112,6 @@ LogicalResult LayerNormOp::verify() {
     return emitOpError("epsilon must be positive");
   return expectSameShape(op, getResult(), "result", getInput());
 }
-
 
 LogicalResult TokenShiftOp::verify() {
   Operation *op = getOperation();
@@ -166,9 +163,8 @@ LogicalResult LoraOp::verify() {
     return emitOpError() << "'down' " << shapeStr(down)
                          << " does not take inputs of width " << in[2];
   if (!compatible(down[1], up[0]))
-    return emitOpError() << "LoRA ranks disagree: 'down' is "
-                         << shapeStr(down) << " but 'up' is "
-                         << shapeStr(up);
+    return emitOpError() << "LoRA ranks disagree: 'down' is " << shapeStr(down)
+                         << " but 'up' is " << shapeStr(up);
   return expectShape(op, getResult(), "result", {in[0], in[1], up[1]});
 }
 
@@ -191,20 +187,19 @@ static LogicalResult verifyWkvState(Operation *op, Value state, StringRef name,
   ArrayRef<int64_t> s = shapeOf(state);
   if (ShapedType::isDynamic(s[1]) || ShapedType::isDynamic(s[2]) ||
       ShapedType::isDynamic(s[3]))
-    return op->emitOpError() << "'" << name
-                             << "' must have static heads and head size, got "
-                             << shapeStr(s);
+    return op->emitOpError()
+           << "'" << name << "' must have static heads and head size, got "
+           << shapeStr(s);
   if (s[2] != s[3])
     return op->emitOpError() << "'" << name << "' " << shapeStr(s)
                              << " must be square per head (N x N)";
   if (!ShapedType::isDynamic(act[2]) && s[1] * s[2] != act[2])
-    return op->emitOpError()
-           << "heads * head_size (" << s[1] << " * " << s[2]
-           << ") must equal the channel count " << act[2];
+    return op->emitOpError() << "heads * head_size (" << s[1] << " * " << s[2]
+                             << ") must equal the channel count " << act[2];
   if (!compatible(s[0], act[0]))
-    return op->emitOpError() << "'" << name << "' batch " << s[0]
-                             << " does not match the activations' batch "
-                             << act[0];
+    return op->emitOpError()
+           << "'" << name << "' batch " << s[0]
+           << " does not match the activations' batch " << act[0];
   return success();
 }
 
@@ -271,8 +266,7 @@ static LogicalResult expectLoraPair(Operation *op, Value down, Value up,
   if (!compatible(d[0], c) || !compatible(u[1], c))
     return op->emitOpError()
            << "'" << downName << "' " << shapeStr(d) << " and '" << upName
-           << "' " << shapeStr(u) << " must map " << c << " channels to "
-           << c;
+           << "' " << shapeStr(u) << " must map " << c << " channels to " << c;
   if (!compatible(d[1], u[0]))
     return op->emitOpError()
            << "LoRA ranks disagree: '" << downName << "' is " << shapeStr(d)
@@ -289,15 +283,15 @@ LogicalResult TimeMixOp::verify() {
   if (failed(expectShape(op, getShiftState(), "shift_state", {in[0], c})) ||
       failed(verifyWkvState(op, getWkvState(), "wkv_state", in)))
     return failure();
-  if (getVFirst() && failed(expectSameShape(op, getVFirst(), "v_first",
-                                            getInput())))
+  if (getVFirst() &&
+      failed(expectSameShape(op, getVFirst(), "v_first", getInput())))
     return failure();
 
-  Value vectors[] = {getXR(), getXW(), getXK(), getXV(), getXA(),
-                     getXG(), getW0(), getA0(), getKK(), getKA(),
+  Value vectors[] = {getXR(), getXW(),        getXK(),     getXV(), getXA(),
+                     getXG(), getW0(),        getA0(),     getKK(), getKA(),
                      getRK(), getLnXWeight(), getLnXBias()};
-  StringRef vectorNames[] = {"x_r", "x_w", "x_k", "x_v", "x_a",
-                             "x_g", "w0", "a0", "k_k", "k_a",
+  StringRef vectorNames[] = {"x_r", "x_w",         "x_k",      "x_v", "x_a",
+                             "x_g", "w0",          "a0",       "k_k", "k_a",
                              "r_k", "ln_x_weight", "ln_x_bias"};
   for (auto [v, name] : llvm::zip_equal(vectors, vectorNames))
     if (failed(expectShape(op, v, name, {c})))

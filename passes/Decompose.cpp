@@ -1,4 +1,5 @@
-//===- Decompose.cpp - expand composite rwkv ops ---------------------------===//
+//===- Decompose.cpp - expand composite rwkv ops
+//---------------------------===//
 //
 // rwkv.time_mix and rwkv.channel_mix mirror the reference blocks one to one.
 // This pass expands them into primitive rwkv ops and element-wise / per-head
@@ -66,18 +67,17 @@ Value buildBonusAndGate(OpBuilder &b, Location loc, Value y, Value r, Value k,
   Value g4 = splitHeads(b, loc, g, heads);
   Value outInit = emptyLike(b, loc, y4);
   SmallVector<IteratorType> parIters(4, IteratorType::parallel);
-  Value out =
-      linalg::GenericOp::create(
-          b, loc, TypeRange{outInit.getType()}, ValueRange{y4, s, v4, g4},
-          ValueRange{outInit}, ArrayRef<AffineMap>{id4, bth, id4, id4, id4},
-          parIters,
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            Value sv = arith::MulFOp::create(nb, nl, args[1], args[2]);
-            Value sum = arith::AddFOp::create(nb, nl, args[0], sv);
-            Value gated = arith::MulFOp::create(nb, nl, sum, args[3]);
-            linalg::YieldOp::create(nb, nl, gated);
-          })
-          .getResult(0);
+  Value out = linalg::GenericOp::create(
+                  b, loc, TypeRange{outInit.getType()},
+                  ValueRange{y4, s, v4, g4}, ValueRange{outInit},
+                  ArrayRef<AffineMap>{id4, bth, id4, id4, id4}, parIters,
+                  [&](OpBuilder &nb, Location nl, ValueRange args) {
+                    Value sv = arith::MulFOp::create(nb, nl, args[1], args[2]);
+                    Value sum = arith::AddFOp::create(nb, nl, args[0], sv);
+                    Value gated = arith::MulFOp::create(nb, nl, sum, args[3]);
+                    linalg::YieldOp::create(nb, nl, gated);
+                  })
+                  .getResult(0);
   return mergeHeads(b, loc, out);
 }
 
@@ -118,32 +118,31 @@ struct DecomposeTimeMix final : OpRewritePattern<TimeMixOp> {
     Value k = linear(xk, op.getKey());
     Value v = linear(xv, op.getValue());
     Value aLora = lora(xa, op.getA1(), op.getA2(), ActivationKind::none);
-    Value a = ew({op.getA0(), aLora}, [](OpBuilder &b, Location l,
-                                         ValueRange in) {
-      return sigmoid(b, l, arith::AddFOp::create(b, l, in[0], in[1]));
-    });
+    Value a =
+        ew({op.getA0(), aLora}, [](OpBuilder &b, Location l, ValueRange in) {
+          return sigmoid(b, l, arith::AddFOp::create(b, l, in[0], in[1]));
+        });
     Value g = lora(xg, op.getG1(), op.getG2(), ActivationKind::sigmoid);
 
     // 9: kk = normalize(k * k_k) per head.
-    Value kScaled = ew({k, op.getKK()}, [](OpBuilder &b, Location l,
-                                           ValueRange in) -> Value {
-      return arith::MulFOp::create(b, l, in[0], in[1]);
-    });
-    Value kk =
-        L2NormalizeOp::create(rewriter, loc, actType, kScaled,
-                              rewriter.getI64IntegerAttr(heads),
-                              rewriter.getF32FloatAttr(1e-12f))
-            .getResult();
+    Value kScaled = ew({k, op.getKK()},
+                       [](OpBuilder &b, Location l, ValueRange in) -> Value {
+                         return arith::MulFOp::create(b, l, in[0], in[1]);
+                       });
+    Value kk = L2NormalizeOp::create(rewriter, loc, actType, kScaled,
+                                     rewriter.getI64IntegerAttr(heads),
+                                     rewriter.getF32FloatAttr(1e-12f))
+                   .getResult();
 
     // 10: k = k * (1 + (a - 1) * k_a).
-    Value kNew = ew({k, a, op.getKA()}, [](OpBuilder &b, Location l,
-                                           ValueRange in) -> Value {
-      Value one = f32Const(b, l, 1.0);
-      Value am1 = arith::SubFOp::create(b, l, in[1], one);
-      Value t = arith::MulFOp::create(b, l, am1, in[2]);
-      Value s = arith::AddFOp::create(b, l, one, t);
-      return arith::MulFOp::create(b, l, in[0], s);
-    });
+    Value kNew = ew({k, a, op.getKA()},
+                    [](OpBuilder &b, Location l, ValueRange in) -> Value {
+                      Value one = f32Const(b, l, 1.0);
+                      Value am1 = arith::SubFOp::create(b, l, in[1], one);
+                      Value t = arith::MulFOp::create(b, l, am1, in[2]);
+                      Value s = arith::AddFOp::create(b, l, one, t);
+                      return arith::MulFOp::create(b, l, in[0], s);
+                    });
 
     // 11: value residual toward layer 0's v.
     Value vFirst = v;
@@ -152,8 +151,8 @@ struct DecomposeTimeMix final : OpRewritePattern<TimeMixOp> {
       Value vLora = lora(xv, op.getV1(), op.getV2(), ActivationKind::none);
       v = ew({v, vFirst, op.getV0(), vLora},
              [](OpBuilder &b, Location l, ValueRange in) -> Value {
-               Value gate = sigmoid(b, l, arith::AddFOp::create(b, l, in[2],
-                                                                in[3]));
+               Value gate =
+                   sigmoid(b, l, arith::AddFOp::create(b, l, in[2], in[3]));
                Value d = arith::SubFOp::create(b, l, in[1], in[0]);
                Value t = arith::MulFOp::create(b, l, d, gate);
                return arith::AddFOp::create(b, l, in[0], t);
@@ -161,26 +160,26 @@ struct DecomposeTimeMix final : OpRewritePattern<TimeMixOp> {
     }
 
     // 12: log-decay ln d = -e^{-1/2} * sigmoid(w0 + wl).
-    Value logDecay = ew({op.getW0(), wl}, [](OpBuilder &b, Location l,
-                                             ValueRange in) -> Value {
-      Value z = arith::AddFOp::create(b, l, in[0], in[1]);
-      Value c = f32Const(b, l, -std::exp(-0.5));
-      return arith::MulFOp::create(b, l, c, sigmoid(b, l, z));
-    });
+    Value logDecay = ew(
+        {op.getW0(), wl}, [](OpBuilder &b, Location l, ValueRange in) -> Value {
+          Value z = arith::AddFOp::create(b, l, in[0], in[1]);
+          Value c = f32Const(b, l, -std::exp(-0.5));
+          return arith::MulFOp::create(b, l, c, sigmoid(b, l, z));
+        });
 
     // 13: WKV with a = -kk and b = kk * a.
-    Value aKernel = ew({kk}, [](OpBuilder &b, Location l,
-                                ValueRange in) -> Value {
-      return arith::NegFOp::create(b, l, in[0]);
-    });
-    Value bKernel = ew({kk, a}, [](OpBuilder &b, Location l,
-                                   ValueRange in) -> Value {
-      return arith::MulFOp::create(b, l, in[0], in[1]);
-    });
-    auto wkv = WKVOp::create(rewriter, loc, actType, op.getWkvState().getType(),
-                             r, logDecay, kNew, v, aKernel, bKernel,
-                             op.getWkvState(), op.getModeAttr(),
-                             op.getChunkLengthAttr());
+    Value aKernel =
+        ew({kk}, [](OpBuilder &b, Location l, ValueRange in) -> Value {
+          return arith::NegFOp::create(b, l, in[0]);
+        });
+    Value bKernel =
+        ew({kk, a}, [](OpBuilder &b, Location l, ValueRange in) -> Value {
+          return arith::MulFOp::create(b, l, in[0], in[1]);
+        });
+    auto wkv =
+        WKVOp::create(rewriter, loc, actType, op.getWkvState().getType(), r,
+                      logDecay, kNew, v, aKernel, bKernel, op.getWkvState(),
+                      op.getModeAttr(), op.getChunkLengthAttr());
 
     // 14-16: GroupNorm, bonus, gate and output projection.
     Value y = GroupNormOp::create(rewriter, loc, actType, wkv.getY(),
@@ -188,12 +187,12 @@ struct DecomposeTimeMix final : OpRewritePattern<TimeMixOp> {
                                   rewriter.getI64IntegerAttr(heads),
                                   rewriter.getF32FloatAttr(64e-5f))
                   .getResult();
-    Value gated = buildBonusAndGate(rewriter, loc, y, r, kNew, op.getRK(), v,
-                                    g, heads);
+    Value gated =
+        buildBonusAndGate(rewriter, loc, y, r, kNew, op.getRK(), v, g, heads);
     Value out = linear(gated, op.getOutput());
 
-    rewriter.replaceOp(op, ValueRange{out, shift.getLast(), wkv.getNewState(),
-                                      vFirst});
+    rewriter.replaceOp(
+        op, ValueRange{out, shift.getLast(), wkv.getNewState(), vFirst});
     return success();
   }
 };
@@ -209,9 +208,9 @@ struct DecomposeChannelMix final : OpRewritePattern<ChannelMixOp> {
     auto shift = TokenShiftOp::create(rewriter, loc, actType,
                                       op.getShiftState().getType(), x,
                                       op.getShiftState());
-    Value xk = MixOp::create(rewriter, loc, actType, x, shift.getShifted(),
-                             op.getXK())
-                   .getResult();
+    Value xk =
+        MixOp::create(rewriter, loc, actType, x, shift.getShifted(), op.getXK())
+            .getResult();
     auto keyType = RankedTensorType::get(
         {llvm::cast<RankedTensorType>(actType).getDimSize(0),
          llvm::cast<RankedTensorType>(actType).getDimSize(1),
@@ -239,8 +238,8 @@ struct RWKVDecomposePass final
     // still uniques the new constants at the top of the function.
     GreedyRewriteConfig config;
     config.enableFolding(false);
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
-                                     config)))
+    if (failed(
+            applyPatternsGreedily(getOperation(), std::move(patterns), config)))
       signalPassFailure();
   }
 };

@@ -1,4 +1,5 @@
-//===- OutlineBlocks.cpp - one function per rwkv.block ---------------------===//
+//===- OutlineBlocks.cpp - one function per rwkv.block
+//---------------------===//
 //
 // Every layer of a model has the same shapes, so outlining the layers into
 // functions and letting duplicate-function-elimination merge them compiles
@@ -32,6 +33,8 @@ struct RWKVOutlineBlocksPass final
         blocks.push_back(op);
     });
     OpBuilder builder(&getContext());
+    // Outlined functions follow their parent in layer order.
+    DenseMap<Operation *, Operation *> lastOutlined;
     for (BlockOp op : blocks) {
       auto parentFn = op->getParentOfType<func::FuncOp>();
       if (!parentFn) {
@@ -45,13 +48,15 @@ struct RWKVOutlineBlocksPass final
         argTypes.push_back(v.getType());
       auto fnType = builder.getFunctionType(argTypes, op.getResultTypes());
 
-      builder.setInsertionPointAfter(parentFn);
-      std::string name = (parentFn.getName() + "_layer" +
-                          Twine(op.getLayerAttr().getInt()))
-                             .str();
+      Operation *&anchor = lastOutlined[parentFn];
+      builder.setInsertionPointAfter(anchor ? anchor : parentFn.getOperation());
+      std::string name =
+          (parentFn.getName() + "_layer" + Twine(op.getLayerAttr().getInt()))
+              .str();
       auto fn = func::FuncOp::create(builder, op.getLoc(), name, fnType);
       fn.setPrivate();
-      symbols.insert(fn); // uniquifies the name if needed
+      symbols.insert(fn, builder.getInsertionPoint()); // uniquifies the name
+      anchor = fn;
 
       Block *entry = fn.addEntryBlock();
       IRMapping map;

@@ -1,4 +1,5 @@
-//===- UnwrapModel.cpp - rwkv.model to the codegen module form -------------===//
+//===- UnwrapModel.cpp - rwkv.model to the codegen module form
+//-------------===//
 //
 // rwkv.model is the dialect's whole-model structure (its verifier checks the
 // entry points against the config). Code generation and the library ABI work
@@ -41,15 +42,14 @@ struct RWKVUnwrapModelPass final
     for (Operation &op : model.getBody().front())
       if (auto sym = dyn_cast<SymbolOpInterface>(&op);
           sym && moduleSymbols.lookup(sym.getName())) {
-        op.emitError("symbol '") << sym.getName()
-                                 << "' already exists in the module";
+        op.emitError("symbol '")
+            << sym.getName() << "' already exists in the module";
         return signalPassFailure();
       }
     module->setAttr("rwkv.config", model.getConfig());
     Block &body = model.getBody().front();
     module.getBody()->getOperations().splice(
-        Block::iterator(model), body.getOperations(), body.begin(),
-        body.end());
+        Block::iterator(model), body.getOperations(), body.begin(), body.end());
     model.erase();
   }
 };

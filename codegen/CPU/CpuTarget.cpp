@@ -1,4 +1,5 @@
-//===- CpuTarget.cpp - the CPU compilation target --------------------------===//
+//===- CpuTarget.cpp - the CPU compilation target
+//--------------------------===//
 //
 // x86-64 (host by default) through LLVM's TargetMachine, in process. Object
 // files are linked into a shared library with the system C++ driver: Debian's
@@ -101,8 +102,8 @@ public:
                      const std::string &output) const override {
     auto driver = llvm::sys::findProgramByName("c++");
     if (!driver) {
-      llvm::errs() << "error: no C++ driver ('c++') on PATH to link "
-                   << output << "\n";
+      llvm::errs() << "error: no C++ driver ('c++') on PATH to link " << output
+                   << "\n";
       return failure();
     }
     SmallVector<llvm::StringRef> args = {*driver, "-shared", "-o", output};
@@ -112,8 +113,8 @@ public:
     args.push_back("-lm");
     args.push_back("-lomp");
     std::string err;
-    int rc = llvm::sys::ExecuteAndWait(*driver, args, std::nullopt, {}, 0, 0,
-                                       &err);
+    int rc =
+        llvm::sys::ExecuteAndWait(*driver, args, std::nullopt, {}, 0, 0, &err);
     if (rc != 0) {
       llvm::errs() << "error: linking " << output << " failed (" << rc
                    << "): " << err << "\n";
@@ -145,8 +146,8 @@ mlir::rwkv::createCpuTarget(const TargetOptions &opts, std::string &error) {
   if (!target)
     return nullptr;
 
-  std::string cpu = opts.cpu.empty() ? llvm::sys::getHostCPUName().str()
-                                     : opts.cpu;
+  std::string cpu =
+      opts.cpu.empty() ? llvm::sys::getHostCPUName().str() : opts.cpu;
   std::string features = opts.features;
   if (opts.cpu.empty() && features.empty()) {
     llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();

@@ -27,9 +27,9 @@ Value buildNormalize(OpBuilder &b, Location loc, Value x, float eps,
 /// reassoc + contract: lets LLVM vectorise a reduction (another summation
 /// order, far inside the 1e-4 logit tolerance) and form FMAs.
 inline arith::FastMathFlagsAttr reductionFastMath(OpBuilder &b) {
-  return arith::FastMathFlagsAttr::get(
-      b.getContext(),
-      arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
+  return arith::FastMathFlagsAttr::get(b.getContext(),
+                                       arith::FastMathFlags::reassoc |
+                                           arith::FastMathFlags::contract);
 }
 
 /// `v` as `type` (a tensor.cast when only static-ness differs).

@@ -30,10 +30,9 @@ struct LastDimReduction {
 };
 
 /// Σ_last f(x, extra...) into a tensor of the leading dims of `x`.
-Value reduceLast(OpBuilder &b, Location loc, Value x, ValueRange extra,
-                 llvm::function_ref<Value(OpBuilder &, Location, Value,
-                                          ValueRange)>
-                     term) {
+Value reduceLast(
+    OpBuilder &b, Location loc, Value x, ValueRange extra,
+    llvm::function_ref<Value(OpBuilder &, Location, Value, ValueRange)> term) {
   unsigned rank = llvm::cast<RankedTensorType>(x.getType()).getRank();
   LastDimReduction r(b.getContext(), rank);
   SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, x);
@@ -71,10 +70,9 @@ Value rwkv::buildNormalize(OpBuilder &b, Location loc, Value x, float eps,
   unsigned rank = llvm::cast<RankedTensorType>(x.getType()).getRank();
   LastDimReduction r(b.getContext(), rank);
   Value n = lastDimF32(b, loc, x);
-  Value sum = reduceLast(b, loc, x, {},
-                         [](OpBuilder &, Location, Value v, ValueRange) {
-                           return v;
-                         });
+  Value sum =
+      reduceLast(b, loc, x, {},
+                 [](OpBuilder &, Location, Value v, ValueRange) { return v; });
   Value centred = reduceLast(
       b, loc, x, {sum},
       [&](OpBuilder &nb, Location nl, Value v, ValueRange extra) -> Value {
@@ -93,17 +91,16 @@ Value rwkv::buildNormalize(OpBuilder &b, Location loc, Value x, float eps,
              [&](OpBuilder &nb, Location nl, ValueRange args) {
                Value mean = arith::DivFOp::create(nb, nl, args[1], n);
                Value var = arith::DivFOp::create(nb, nl, args[2], n);
-               Value ve = arith::AddFOp::create(nb, nl, var,
-                                                f32Const(nb, nl, eps));
+               Value ve =
+                   arith::AddFOp::create(nb, nl, var, f32Const(nb, nl, eps));
                Value sd = math::SqrtOp::create(nb, nl, ve);
                Value d = arith::SubFOp::create(nb, nl, args[0], mean);
                Value xn = arith::DivFOp::create(nb, nl, d, sd);
                Value w = toF32(nb, nl, args[3]);
                Value bb = toF32(nb, nl, args[4]);
                Value y = arith::MulFOp::create(nb, nl, xn, w);
-               linalg::YieldOp::create(nb, nl,
-                                       arith::AddFOp::create(nb, nl, y, bb)
-                                           .getResult());
+               linalg::YieldOp::create(
+                   nb, nl, arith::AddFOp::create(nb, nl, y, bb).getResult());
              })
       .getResult(0);
 }
@@ -120,10 +117,9 @@ struct LayerNormLowering final : OpConversionPattern<LayerNormOp> {
     MLIRContext *ctx = rewriter.getContext();
     auto perChannel =
         AffineMap::get(rank, 0, {getAffineDimExpr(rank - 1, ctx)}, ctx);
-    Value y = buildNormalize(rewriter, op.getLoc(), x,
-                             op.getEpsilon().convertToFloat(),
-                             adaptor.getWeight(), adaptor.getBias(),
-                             perChannel);
+    Value y = buildNormalize(
+        rewriter, op.getLoc(), x, op.getEpsilon().convertToFloat(),
+        adaptor.getWeight(), adaptor.getBias(), perChannel);
     rewriter.replaceOp(op, castTo(rewriter, op.getLoc(), y, op.getType()));
     return success();
   }
@@ -142,9 +138,9 @@ struct GroupNormLowering final : OpConversionPattern<GroupNormOp> {
     Value b2 = splitHeads(rewriter, loc, adaptor.getBias(), groups);
     AffineExpr d0, d1, d2, d3;
     bindDims(ctx, d0, d1, d2, d3);
-    Value y4 = buildNormalize(rewriter, loc, x4,
-                              op.getEpsilon().convertToFloat(), w2, b2,
-                              AffineMap::get(4, 0, {d2, d3}, ctx));
+    Value y4 =
+        buildNormalize(rewriter, loc, x4, op.getEpsilon().convertToFloat(), w2,
+                       b2, AffineMap::get(4, 0, {d2, d3}, ctx));
     Value y = mergeHeads(rewriter, loc, y4);
     rewriter.replaceOp(op, castTo(rewriter, loc, y, op.getType()));
     return success();
@@ -158,11 +154,11 @@ struct L2NormalizeLowering final : OpConversionPattern<L2NormalizeOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     Value x4 = splitHeads(rewriter, loc, adaptor.getInput(), op.getNumHeads());
-    Value ss = reduceLast(rewriter, loc, x4, {},
-                          [](OpBuilder &nb, Location nl, Value v, ValueRange) {
-                            return arith::MulFOp::create(nb, nl, v, v)
-                                .getResult();
-                          });
+    Value ss =
+        reduceLast(rewriter, loc, x4, {},
+                   [](OpBuilder &nb, Location nl, Value v, ValueRange) {
+                     return arith::MulFOp::create(nb, nl, v, v).getResult();
+                   });
     float eps = op.getEpsilon().convertToFloat();
     LastDimReduction r(rewriter.getContext(), 4);
     Value init = emptyLike(rewriter, loc, x4);
@@ -178,8 +174,8 @@ struct L2NormalizeLowering final : OpConversionPattern<L2NormalizeOp> {
               Value den = arith::MaximumFOp::create(nb, nl, norm,
                                                     f32Const(nb, nl, eps));
               linalg::YieldOp::create(
-                  nb, nl, arith::DivFOp::create(nb, nl, args[0], den)
-                              .getResult());
+                  nb, nl,
+                  arith::DivFOp::create(nb, nl, args[0], den).getResult());
             })
             .getResult(0);
     Value y = mergeHeads(rewriter, loc, y4);

@@ -33,10 +33,9 @@ Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
   auto wMap = transposed ? AffineMap::get(4, 0, {d2, d3}, ctx)
                          : AffineMap::get(4, 0, {d3, d2}, ctx);
   auto outMap = AffineMap::get(4, 0, {d0, d1, d2}, ctx);
-  SmallVector<IteratorType> iters = {IteratorType::parallel,
-                                     IteratorType::parallel,
-                                     IteratorType::parallel,
-                                     IteratorType::reduction};
+  SmallVector<IteratorType> iters = {
+      IteratorType::parallel, IteratorType::parallel, IteratorType::parallel,
+      IteratorType::reduction};
   auto fm = reductionFastMath(b);
   auto generic = linalg::GenericOp::create(
       b, loc, TypeRange{acc.getType()}, ValueRange{x, w}, ValueRange{acc},
@@ -62,8 +61,8 @@ struct EmbedLowering final : OpConversionPattern<EmbedOp> {
     MLIRContext *ctx = rewriter.getContext();
     Value table = adaptor.getTable();
     Value tokens = adaptor.getTokens();
-    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc,
-                                                            tokens);
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, tokens);
     sizes.push_back(tensor::getMixedSize(rewriter, loc, table, 1));
     Value init =
         tensor::EmptyOp::create(rewriter, loc, sizes, rewriter.getF32Type());
@@ -132,13 +131,13 @@ struct LoraLowering final : OpConversionPattern<LoraOp> {
                               adaptor.getDown(), false);
     ActivationKind act = op.getActivation();
     if (act != ActivationKind::none)
-      h = buildElementwise(rewriter, loc, h, {h},
-                           [act](OpBuilder &b, Location l, ValueRange in) {
-                             if (act == ActivationKind::tanh)
-                               return math::TanhOp::create(b, l, in[0])
-                                   .getResult();
-                             return sigmoid(b, l, in[0]);
-                           });
+      h = buildElementwise(
+          rewriter, loc, h, {h},
+          [act](OpBuilder &b, Location l, ValueRange in) {
+            if (act == ActivationKind::tanh)
+              return math::TanhOp::create(b, l, in[0]).getResult();
+            return sigmoid(b, l, in[0]);
+          });
     Value y = buildProjection(rewriter, loc, h, adaptor.getUp(), false);
     rewriter.replaceOp(op, castTo(rewriter, loc, y, op.getType()));
     return success();
@@ -165,8 +164,7 @@ struct HeadLowering final : OpConversionPattern<HeadOp> {
       x = tensor::ExtractSliceOp::create(rewriter, loc, x, offsets, sizes,
                                          strides);
     }
-    Value logits =
-        buildProjection(rewriter, loc, x, adaptor.getWeight(), true);
+    Value logits = buildProjection(rewriter, loc, x, adaptor.getWeight(), true);
     rewriter.replaceOp(op, castTo(rewriter, loc, logits, op.getType()));
     return success();
   }

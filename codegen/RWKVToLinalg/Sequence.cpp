@@ -58,12 +58,11 @@ struct TokenShiftLowering final : OpConversionPattern<TokenShiftOp> {
               // Clamp so the (discarded) read at t = 0 stays in bounds.
               Value tPrev = arith::SubIOp::create(
                   b, l, arith::MaxUIOp::create(b, l, ti, one), one);
-              Value fromX = tensor::ExtractOp::create(
-                  b, l, x, ValueRange{bi, tPrev, ci});
+              Value fromX =
+                  tensor::ExtractOp::create(b, l, x, ValueRange{bi, tPrev, ci});
               Value fromPrev =
                   tensor::ExtractOp::create(b, l, prev, ValueRange{bi, ci});
-              Value v =
-                  arith::SelectOp::create(b, l, isFirst, fromPrev, fromX);
+              Value v = arith::SelectOp::create(b, l, isFirst, fromPrev, fromX);
               linalg::YieldOp::create(b, l, v);
             })
             .getResult(0);
@@ -79,8 +78,8 @@ struct TokenShiftLowering final : OpConversionPattern<TokenShiftOp> {
             [&](OpBuilder &b, Location l, ValueRange) {
               Value bi = linalg::IndexOp::create(b, l, 0);
               Value ci = linalg::IndexOp::create(b, l, 1);
-              Value v = tensor::ExtractOp::create(
-                  b, l, x, ValueRange{bi, lastIdx, ci});
+              Value v = tensor::ExtractOp::create(b, l, x,
+                                                  ValueRange{bi, lastIdx, ci});
               linalg::YieldOp::create(b, l, v);
             })
             .getResult(0);
@@ -128,10 +127,9 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
     auto id4 = AffineMap::getMultiDimIdentityMap(4, ctx);
     auto row = AffineMap::get(4, 0, {d0, d1, d2}, ctx); // value index i
     auto col = AffineMap::get(4, 0, {d0, d1, d3}, ctx); // key index j
-    SmallVector<IteratorType> red = {IteratorType::parallel,
-                                     IteratorType::parallel,
-                                     IteratorType::parallel,
-                                     IteratorType::reduction};
+    SmallVector<IteratorType> red = {
+        IteratorType::parallel, IteratorType::parallel, IteratorType::parallel,
+        IteratorType::reduction};
     SmallVector<IteratorType> par(4, IteratorType::parallel);
     auto fm = reductionFastMath(rewriter);
 
@@ -143,24 +141,22 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
           Value rt = slice(r), wt = slice(adaptor.getW());
           Value kt = slice(adaptor.getK()), vt = slice(adaptor.getV());
           Value at = slice(adaptor.getA()), bt = slice(adaptor.getB());
-          SmallVector<OpFoldResult> rowSizes =
-              tensor::getMixedSizes(b, l, rt);
+          SmallVector<OpFoldResult> rowSizes = tensor::getMixedSizes(b, l, rt);
 
           // sa[i] = Σ_j a[j] S[i][j] (old state).
-          Value sa =
-              linalg::GenericOp::create(
-                  b, l, TypeRange{rt.getType()}, ValueRange{state, at},
-                  ValueRange{zeros(b, l, rowSizes)},
-                  ArrayRef<AffineMap>{id4, col, row}, red,
-                  [&](OpBuilder &nb, Location nl, ValueRange args) {
-                    Value p = arith::MulFOp::create(nb, nl, args[0], args[1],
-                                                    fm);
-                    linalg::YieldOp::create(
-                        nb, nl,
-                        arith::AddFOp::create(nb, nl, args[2], p, fm)
-                            .getResult());
-                  })
-                  .getResult(0);
+          Value sa = linalg::GenericOp::create(
+                         b, l, TypeRange{rt.getType()}, ValueRange{state, at},
+                         ValueRange{zeros(b, l, rowSizes)},
+                         ArrayRef<AffineMap>{id4, col, row}, red,
+                         [&](OpBuilder &nb, Location nl, ValueRange args) {
+                           Value p = arith::MulFOp::create(nb, nl, args[0],
+                                                           args[1], fm);
+                           linalg::YieldOp::create(
+                               nb, nl,
+                               arith::AddFOp::create(nb, nl, args[2], p, fm)
+                                   .getResult());
+                         })
+                         .getResult(0);
           // d = exp(w), once per key channel.
           Value decay = buildElementwise(
               b, l, wt, {wt}, [](OpBuilder &nb, Location nl, ValueRange in) {
@@ -180,8 +176,8 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
                     Value sb = arith::MulFOp::create(nb, nl, args[3], args[4]);
                     Value s = arith::AddFOp::create(nb, nl, sd, kv);
                     linalg::YieldOp::create(
-                        nb, nl, arith::AddFOp::create(nb, nl, s, sb)
-                                    .getResult());
+                        nb, nl,
+                        arith::AddFOp::create(nb, nl, s, sb).getResult());
                   })
                   .getResult(0);
           // y[i] = Σ_j S[i][j] r[j] (new state).
@@ -191,8 +187,8 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
                   ValueRange{zeros(b, l, rowSizes)},
                   ArrayRef<AffineMap>{id4, col, row}, red,
                   [&](OpBuilder &nb, Location nl, ValueRange args) {
-                    Value p = arith::MulFOp::create(nb, nl, args[0], args[1],
-                                                    fm);
+                    Value p =
+                        arith::MulFOp::create(nb, nl, args[0], args[1], fm);
                     linalg::YieldOp::create(
                         nb, nl,
                         arith::AddFOp::create(nb, nl, args[2], p, fm)
@@ -209,9 +205,9 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
           scf::YieldOp::create(b, l, ValueRange{newState, y});
         });
     rewriter.replaceOp(
-        op, {castTo(rewriter, loc, loop.getResult(1), op.getY().getType()),
-             castTo(rewriter, loc, loop.getResult(0),
-                    op.getNewState().getType())});
+        op,
+        {castTo(rewriter, loc, loop.getResult(1), op.getY().getType()),
+         castTo(rewriter, loc, loop.getResult(0), op.getNewState().getType())});
     return success();
   }
 };

@@ -1,4 +1,5 @@
-//===- ABI.cpp - model info and packed entry points ------------------------===//
+//===- ABI.cpp - model info and packed entry points
+//------------------------===//
 //
 // The runtime needs two things a bare MLIR lowering does not give it: a
 // description of every argument (which checkpoint tensor, which state slot,
@@ -70,8 +71,7 @@ static llvm::json::Object describeValue(Type type, DictionaryAttr attrs,
   if (auto w = attrs ? attrs.getAs<StringAttr>("rwkv.weight") : nullptr) {
     o["kind"] = "weight";
     o["name"] = w.getValue().str();
-  } else if (auto s = attrs ? attrs.getAs<StringAttr>("rwkv.state")
-                            : nullptr) {
+  } else if (auto s = attrs ? attrs.getAs<StringAttr>("rwkv.state") : nullptr) {
     auto [name, layer] = s.getValue().split(':');
     o["kind"] = "state";
     o["name"] = name.str();
@@ -95,16 +95,11 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
   llvm::json::Object info;
   info["abi_version"] = kRWKVAbiVersion;
   info["config"] = llvm::json::Object{
-      {"version", config.getVersion()},
-      {"n_layer", config.getNLayer()},
-      {"n_embd", config.getNEmbd()},
-      {"n_head", config.getNHead()},
-      {"head_size", config.getHeadSize()},
-      {"dim_ffn", config.getDimFfn()},
-      {"vocab_size", config.getVocabSize()},
-      {"lora_w", config.getLoraW()},
-      {"lora_a", config.getLoraA()},
-      {"lora_v", config.getLoraV()},
+      {"version", config.getVersion()},      {"n_layer", config.getNLayer()},
+      {"n_embd", config.getNEmbd()},         {"n_head", config.getNHead()},
+      {"head_size", config.getHeadSize()},   {"dim_ffn", config.getDimFfn()},
+      {"vocab_size", config.getVocabSize()}, {"lora_w", config.getLoraW()},
+      {"lora_a", config.getLoraA()},         {"lora_v", config.getLoraV()},
       {"lora_g", config.getLoraG()}};
   int64_t batch = 1;
   if (auto b = module->getAttrOfType<IntegerAttr>("rwkv.batch"))
@@ -156,18 +151,18 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
   return out;
 }
 
-LogicalResult mlir::rwkv::addABIEntryPoints(
-    llvm::Module &module, llvm::StringRef info,
-    llvm::ArrayRef<std::string> entryPoints, std::string &error) {
+LogicalResult
+mlir::rwkv::addABIEntryPoints(llvm::Module &module, llvm::StringRef info,
+                              llvm::ArrayRef<std::string> entryPoints,
+                              std::string &error) {
   llvm::LLVMContext &ctx = module.getContext();
   llvm::IRBuilder<> b(ctx);
   llvm::Type *ptrTy = llvm::PointerType::getUnqual(ctx);
 
   // const char *rwkv_model_info(void)
   auto *infoFnTy = llvm::FunctionType::get(ptrTy, false);
-  auto *infoFn = llvm::Function::Create(infoFnTy,
-                                        llvm::GlobalValue::ExternalLinkage,
-                                        "rwkv_model_info", module);
+  auto *infoFn = llvm::Function::Create(
+      infoFnTy, llvm::GlobalValue::ExternalLinkage, "rwkv_model_info", module);
   b.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", infoFn));
   llvm::Value *str = b.CreateGlobalString(info, "rwkv_model_info_json");
   b.CreateRet(str);
@@ -182,13 +177,12 @@ LogicalResult mlir::rwkv::addABIEntryPoints(
     }
     auto *fnTy =
         llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptrTy}, false);
-    auto *fn = llvm::Function::Create(
-        fnTy, llvm::GlobalValue::ExternalLinkage, name + "_packed", module);
+    auto *fn = llvm::Function::Create(fnTy, llvm::GlobalValue::ExternalLinkage,
+                                      name + "_packed", module);
     b.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", fn));
     SmallVector<llvm::Value *> callArgs;
     for (unsigned i = 0, e = callee->arg_size(); i < e; ++i) {
-      llvm::Value *slot =
-          b.CreateConstInBoundsGEP1_64(ptrTy, fn->getArg(0), i);
+      llvm::Value *slot = b.CreateConstInBoundsGEP1_64(ptrTy, fn->getArg(0), i);
       callArgs.push_back(b.CreateLoad(ptrTy, slot));
     }
     b.CreateCall(callee, callArgs);

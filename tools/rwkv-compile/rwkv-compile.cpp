@@ -1,4 +1,5 @@
-//===- rwkv-compile.cpp - ahead-of-time RWKV model compiler ----------------===//
+//===- rwkv-compile.cpp - ahead-of-time RWKV model compiler
+//----------------===//
 //
 //   rwkv-compile model.pth -o model.so            checkpoint -> shared library
 //   rwkv-compile model.pth --emit=mlir            the imported rwkv module
@@ -50,14 +51,14 @@ namespace {
 
 struct Options {
   std::string input, output, emit = "so", target = "cpu", targetCpu,
-                        targetFeatures;
+                             targetFeatures;
   unsigned optLevel = 3;
   int64_t batch = 1, chunkLength = 16;
   bool printPipeline = false;
 };
 
-const char *const kEmitKinds[] = {"mlir", "lowered", "llvm", "asm", "obj",
-                                  "so"};
+const char *const kEmitKinds[] = {"mlir", "lowered", "llvm",
+                                  "asm",  "obj",     "so"};
 
 bool isCheckpoint(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
@@ -71,9 +72,9 @@ bool isCheckpoint(const std::string &path) {
 }
 
 /// Imports a checkpoint as an rwkv module (docs/ABI.md).
-OwningOpRef<ModuleOp> importCheckpoint(MLIRContext &ctx,
-                                       const Options &opts) {
-  std::unique_ptr<::rwkv::Checkpoint> ckpt = ::rwkv::Checkpoint::open(opts.input);
+OwningOpRef<ModuleOp> importCheckpoint(MLIRContext &ctx, const Options &opts) {
+  std::unique_ptr<::rwkv::Checkpoint> ckpt =
+      ::rwkv::Checkpoint::open(opts.input);
   ::rwkv::ModelConfig config = ::rwkv::detectConfig(*ckpt);
   if (config.version != 7)
     throw std::runtime_error(fmt::format(
@@ -220,8 +221,9 @@ int run(const Options &opts) {
   if (opts.emit == "asm" || opts.emit == "obj") {
     auto out = openOutput(output, opts.emit == "obj");
     if (failed(target->emit(*llvmModule,
-                            opts.emit == "asm" ? mlir::rwkv::OutputKind::Assembly
-                                               : mlir::rwkv::OutputKind::Object,
+                            opts.emit == "asm"
+                                ? mlir::rwkv::OutputKind::Assembly
+                                : mlir::rwkv::OutputKind::Object,
                             out->os())))
       return 1;
     out->keep();
@@ -239,8 +241,8 @@ int run(const Options &opts) {
     std::error_code ec;
     llvm::raw_fd_ostream os(objPath, ec);
     if (ec)
-      throw std::runtime_error(fmt::format("{}: {}", objPath.str().str(),
-                                           ec.message()));
+      throw std::runtime_error(
+          fmt::format("{}: {}", objPath.str().str(), ec.message()));
     if (failed(target->emit(*llvmModule, mlir::rwkv::OutputKind::Object, os)))
       return 1;
   }
@@ -280,9 +282,9 @@ int main(int argc, char **argv) {
       "target-features", po::value(&opts.targetFeatures),
       "LLVM feature string, e.g. +avx2,+fma (default: the CPU's)")(
       "opt-level,O", po::value(&opts.optLevel)->default_value(3),
-      "LLVM optimisation level 0-3")(
-      "batch", po::value(&opts.batch)->default_value(1),
-      "batch size of the compiled entry points")(
+      "LLVM optimisation level 0-3")("batch",
+                                     po::value(&opts.batch)->default_value(1),
+                                     "batch size of the compiled entry points")(
       "chunk-length", po::value(&opts.chunkLength)->default_value(16),
       "chunk length of the chunked WKV form")(
       "print-pipeline", po::bool_switch(&opts.printPipeline),
@@ -318,7 +320,8 @@ int main(int argc, char **argv) {
     if (std::find(std::begin(kEmitKinds), std::end(kEmitKinds), opts.emit) ==
         std::end(kEmitKinds))
       throw po::error("--emit must be one of mlir, lowered, llvm, asm, obj, "
-                      "so; got '" + opts.emit + "'");
+                      "so; got '" +
+                      opts.emit + "'");
     if (opts.target != "cpu")
       throw po::error("--target '" + opts.target +
                       "' is not supported yet (only 'cpu')");
