@@ -109,6 +109,7 @@ void rwkv::registerRWKVPipelines() {
       buildRWKVCpuPipeline);
   PassPipelineRegistration<RWKVPipelineOptions>(
       "rwkv-cuda-pipeline",
-      "Lower an rwkv model for NVIDIA GPUs (what rwkv-compile runs)",
+      "Lower an rwkv model for NVIDIA GPUs: so far the shared front half "
+      "(rwkv to tiled linalg on tensors); the GPU mapping is not built yet",
       buildRWKVCudaPipeline);
 }

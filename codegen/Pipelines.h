@@ -43,7 +43,9 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
 
 /// The CPU pipeline: rwkv -> primitive ops -> linalg -> buffers -> LLVM.
 void buildRWKVCpuPipeline(OpPassManager &pm, const RWKVPipelineOptions &opts);
-/// The CUDA pipeline: same front half as the CPU pipeline.
+/// The CUDA pipeline: for now only the front half it shares with the CPU
+/// pipeline (rwkv to tiled linalg); GPU mapping and NVVM come with the CUDA
+/// target.
 void buildRWKVCudaPipeline(OpPassManager &pm, const RWKVPipelineOptions &opts);
 /// Registers `rwkv-cpu-pipeline` and `rwkv-cuda-pipeline`.
 void registerRWKVPipelines();
