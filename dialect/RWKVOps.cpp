@@ -136,18 +136,30 @@ LogicalResult MixOp::verify() {
   return expectSameShape(op, getResult(), "result", getInput());
 }
 
-LogicalResult LinearOp::verify() {
-  Operation *op = getOperation();
-  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")) ||
-      failed(expectRank(op, getWeight(), "weight", 2, "[out, in]")))
+/// `[B, T, IN]` x `[OUT, IN]` weight -> `[B, T', OUT]`, shared by linear and
+/// head; `what` and `note` word the width-mismatch diagnostic.
+static LogicalResult verifyOutInProjection(Operation *op, Value input,
+                                           Value weight, Value result,
+                                           StringRef what, StringRef note,
+                                           StringRef layout,
+                                           std::optional<int64_t> tokens) {
+  if (failed(expectRank(op, input, "input", 3, "[B, T, C]")) ||
+      failed(expectRank(op, weight, "weight", 2, layout)))
     return failure();
-  ArrayRef<int64_t> in = shapeOf(getInput());
-  ArrayRef<int64_t> w = shapeOf(getWeight());
+  ArrayRef<int64_t> in = shapeOf(input);
+  ArrayRef<int64_t> w = shapeOf(weight);
   if (!compatible(w[1], in[2]))
-    return emitOpError() << "weight " << shapeStr(w)
-                         << " does not take inputs of width " << in[2]
-                         << " (weights are stored [out, in])";
-  return expectShape(op, getResult(), "result", {in[0], in[1], w[0]});
+    return op->emitOpError()
+           << what << " " << shapeStr(w) << " does not take inputs of width "
+           << in[2] << note;
+  return expectShape(op, result, "result",
+                     {in[0], tokens.value_or(in[1]), w[0]});
+}
+
+LogicalResult LinearOp::verify() {
+  return verifyOutInProjection(
+      getOperation(), getInput(), getWeight(), getResult(), "weight",
+      " (weights are stored [out, in])", "[out, in]", std::nullopt);
 }
 
 LogicalResult LoraOp::verify() {
@@ -238,17 +250,12 @@ LogicalResult GroupNormOp::verify() {
 }
 
 LogicalResult HeadOp::verify() {
-  Operation *op = getOperation();
-  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")) ||
-      failed(expectRank(op, getWeight(), "weight", 2, "[V, C]")))
-    return failure();
-  ArrayRef<int64_t> in = shapeOf(getInput());
-  ArrayRef<int64_t> w = shapeOf(getWeight());
-  if (!compatible(w[1], in[2]))
-    return emitOpError() << "head weight " << shapeStr(w)
-                         << " does not take inputs of width " << in[2];
-  int64_t t = getPositions() == HeadPositions::last ? 1 : in[1];
-  return expectShape(op, getResult(), "result", {in[0], t, w[0]});
+  std::optional<int64_t> tokens;
+  if (getPositions() == HeadPositions::last)
+    tokens = 1;
+  return verifyOutInProjection(getOperation(), getInput(), getWeight(),
+                               getResult(), "head weight", "", "[V, C]",
+                               tokens);
 }
 
 //===----------------------------------------------------------------------===//
