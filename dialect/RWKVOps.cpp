@@ -75,6 +75,14 @@ static LogicalResult expectSameShape(Operation *op, Value result,
   return expectShape(op, result, name, shapeOf(like));
 }
 
+/// Norm epsilons: written so that NaN is rejected too.
+static LogicalResult expectPositive(Operation *op, const APFloat &value,
+                                    StringRef name) {
+  if (!(value.convertToFloat() > 0.0f))
+    return op->emitOpError() << name << " must be positive";
+  return success();
+}
+
 /// Checks a per-head split: `c` channels into `heads` groups.
 static LogicalResult expectDivisible(Operation *op, int64_t c, int64_t heads,
                                      StringRef what) {
@@ -108,8 +116,8 @@ LogicalResult LayerNormOp::verify() {
   if (failed(expectShape(op, getWeight(), "weight", {in.back()})) ||
       failed(expectShape(op, getBias(), "bias", {in.back()})))
     return failure();
-  if (!(getEpsilon().convertToFloat() > 0.0f))
-    return emitOpError("epsilon must be positive");
+  if (failed(expectPositive(op, getEpsilon(), "epsilon")))
+    return failure();
   return expectSameShape(op, getResult(), "result", getInput());
 }
 
@@ -186,8 +194,8 @@ LogicalResult L2NormalizeOp::verify() {
       failed(expectDivisible(op, shapeOf(getInput())[2], getNumHeads(),
                              "num_heads")))
     return failure();
-  if (!(getEpsilon().convertToFloat() > 0.0f))
-    return emitOpError("epsilon must be positive");
+  if (failed(expectPositive(op, getEpsilon(), "epsilon")))
+    return failure();
   return expectSameShape(op, getResult(), "result", getInput());
 }
 
@@ -244,8 +252,8 @@ LogicalResult GroupNormOp::verify() {
       failed(expectShape(op, getWeight(), "weight", {c})) ||
       failed(expectShape(op, getBias(), "bias", {c})))
     return failure();
-  if (!(getEpsilon().convertToFloat() > 0.0f))
-    return emitOpError("epsilon must be positive");
+  if (failed(expectPositive(op, getEpsilon(), "epsilon")))
+    return failure();
   return expectSameShape(op, getResult(), "result", getInput());
 }
 
