@@ -138,33 +138,42 @@ def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
     a scalar load/store per multiply-add.
 
     For `W[o, i]` (`i` contiguous) the reduction dimension is the vector
-    dimension: up to 4 output rows per step, each with its own vector
-    accumulator, one horizontal `vector.reduction` per output at the end.
+    dimension. Output rows are taken 4 at a time; within a row block the
+    tokens go in register blocks of `token-block` (prefill: every weight
+    vector is loaded and widened once for all tokens of the block), then
+    the remaining tokens one by one (decode). One horizontal
+    `vector.reduction` per output at the end. bf16 weights are read as
+    packed pairs: one `vector<2·VL x bf16>` load, bit-cast to i32, gives the
+    even elements (`shl 16`) and the odd ones (`and 0xffff0000`) as two f32
+    vectors, and `x` is split likewise with `vector.deinterleave`.
     For `W[i, o]` (LoRA factors) the output dimension is the vector
     dimension (outer-product form). The multiply-adds keep the
-    contraction's fastmath flags (`reassoc,contract`), so LLVM emits FMAs;
-    bf16 weights are widened with a vector `arith.extf`. Tiles whose
-    vectorised extent is not a static multiple of `vector-width` are left
-    unchanged (scalar).
+    contraction's fastmath flags (`reassoc,contract`), so LLVM emits FMAs.
+    Tiles whose vectorised extent is not a static multiple of
+    `vector-width` are left unchanged (scalar).
 
     Before:
     ```mlir
     %r = linalg.generic {rwkv.projection} ins(%x, %w : tensor<1x?x64xf32>,
         tensor<16x64xbf16>) outs(%acc : tensor<1x?x16xf32>) { acc + x * extf(w) }
     ```
-    After:
+    After (one token per step shown; the 2-token block is alike with
+    8 accumulators, one per token and row):
     ```mlir
-    %r = scf.for %b ... scf.for %t ... scf.for %o = %c0 to %c16 step %c4 {
+    %r = scf.for %o = %c0 to %c16 step %c4 ... scf.for %t ... {
       %v:8 = scf.for %i = %c0 to %c64 step %c16
           iter_args(%a0 = %zero, ...) -> (vector<8xf32>, ...) {
-        %xv = vector.transfer_read %x[%b, %t, %i] : vector<8xf32>
-        %wv = vector.transfer_read %w[%o, %i] : vector<8xbf16>
-        %wf = arith.extf %wv : vector<8xbf16> to vector<8xf32>
-        %m = arith.mulf %xv, %wf fastmath<reassoc,contract> : vector<8xf32>
+        %xv = vector.transfer_read %x[%b, %t, %i] : vector<16xf32>
+        %xe, %xo = vector.deinterleave %xv : vector<16xf32> -> vector<8xf32>
+        %wv = vector.transfer_read %w[%o, %i] : vector<16xbf16>
+        %wi = vector.bitcast %wv : vector<16xbf16> to vector<8xi32>
+        %we = vector.bitcast (arith.shli %wi, 16) : vector<8xi32> to vector<8xf32>
+        %wo = vector.bitcast (arith.andi %wi, 0xffff0000) : ... to vector<8xf32>
+        %m = arith.mulf %xe, %we fastmath<reassoc,contract> : vector<8xf32>
         %n = arith.addf %a0, %m fastmath<reassoc,contract> : vector<8xf32>
         ...
       }
-      %s = vector.reduction <add>, %v#0, %init fastmath<reassoc,contract>
+      %s = vector.reduction <add>, (%v#0 + %v#1), %init fastmath<reassoc,contract>
       %acc' = tensor.insert %s into %acc[%b, %t, %o]
       ...
     }
@@ -172,7 +181,10 @@ def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
   }];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", "8",
-           "f32 lanes per vector (8 for AVX2, 16 for AVX-512)">
+           "f32 lanes per vector (8 for AVX2, 16 for AVX-512)">,
+    Option<"tokenBlock", "token-block", "int64_t", "0",
+           "tokens per register block of a W[o, i] projection (0: 2 for "
+           "8-lane vectors, 4 for 16-lane ones)">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::scf::SCFDialect",

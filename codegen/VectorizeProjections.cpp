@@ -16,9 +16,11 @@
 // LLVM fuses into FMAs (the flags carry `contract`):
 //
 //  * W[o, i] (linear layers, head: `i` contiguous): `i` is the vector
-//    dimension. Several output rows are handled per step, each with its own
-//    vector accumulator acc[o] += x[i:i+VL] * W[o, i:i+VL]; one horizontal
-//    reduction per output at the end of the reduction loop.
+//    dimension. A register block is 4 output rows x 2 tokens (prefill) or
+//    x 1 token (decode), each (row, token) with its own vector accumulator
+//    acc[t, o] += x[t, i:i+VL] * W[o, i:i+VL]; one horizontal reduction per
+//    output at the end of the reduction loop. Each weight vector is loaded
+//    once per block, so prefill does 2 FMAs per weight load instead of 1.
 //  * W[i, o] (LoRA factors: `o` contiguous): `o` is the vector dimension,
 //    the outer-product form acc[o:o+VL] += broadcast(x[i]) * W[i, o:o+VL].
 //
@@ -175,81 +177,203 @@ private:
     return forB.getResult(0);
   }
 
-  /// W[o, i]: `rows` output rows per step, `chunks` vectors of the reduction
-  /// per row and step, one vector accumulator per (row, chunk).
+  /// How the reduction of a W[o, i] projection is stepped.
+  struct ReductionStep {
+    /// Reduction elements per iteration.
+    int64_t size;
+    /// f32 vectors per row (and per token) and iteration.
+    int64_t parts;
+    /// bf16 weights read as packed pairs: one vector<2·vl x bf16> load gives
+    /// the even elements (`<< 16`) and the odd ones (`& 0xffff0000`) as two
+    /// f32 vectors, and x is split the same way with vector.deinterleave.
+    /// The dot product is the same sum in another order, but each weight
+    /// vector costs one load and one ALU op instead of a widening load, a
+    /// shuffle and a shift; in decode that keeps more weight loads in flight.
+    bool pairedBf16;
+  };
+
+  ReductionStep chooseStep(const Projection &p, int64_t nI) const {
+    int64_t vl = vectorWidth;
+    if (nI % (2 * vl))
+      return {vl, 1, false};
+    return {2 * vl, 2, p.extendsWeight};
+  }
+
+  /// The f32 parts of `W[row, i : i + step.size]`.
+  SmallVector<Value> loadWeightParts(OpBuilder &b, Location loc,
+                                     const Projection &p,
+                                     const ReductionStep &step, Value row,
+                                     Value i) const {
+    int64_t vl = vectorWidth;
+    Type wElt = cast<RankedTensorType>(p.w.getType()).getElementType();
+    Value pad = arith::ConstantOp::create(b, loc, b.getZeroAttr(wElt));
+    auto f32Vec = VectorType::get({vl}, b.getF32Type());
+    if (step.pairedBf16) {
+      auto i32Vec = VectorType::get({vl}, b.getI32Type());
+      Value packed = vector::TransferReadOp::create(
+          b, loc, VectorType::get({2 * vl}, wElt), p.w, ValueRange{row, i}, pad,
+          ArrayRef<bool>{true});
+      Value bits = vector::BitCastOp::create(b, loc, i32Vec, packed);
+      auto splat = [&](int32_t v) {
+        return arith::ConstantOp::create(
+            b, loc, DenseElementsAttr::get(i32Vec, b.getI32IntegerAttr(v)));
+      };
+      Value even = arith::ShLIOp::create(b, loc, bits, splat(16));
+      Value odd = arith::AndIOp::create(
+          b, loc, bits, splat(static_cast<int32_t>(0xffff0000)));
+      return {vector::BitCastOp::create(b, loc, f32Vec, even),
+              vector::BitCastOp::create(b, loc, f32Vec, odd)};
+    }
+    SmallVector<Value> parts;
+    for (int64_t k = 0; k < step.parts; ++k) {
+      Value ik =
+          k == 0 ? i : arith::AddIOp::create(b, loc, i, cst(b, loc, k * vl));
+      Value w = vector::TransferReadOp::create(
+          b, loc, VectorType::get({vl}, wElt), p.w, ValueRange{row, ik}, pad,
+          ArrayRef<bool>{true});
+      if (p.extendsWeight)
+        w = arith::ExtFOp::create(b, loc, f32Vec, w);
+      parts.push_back(w);
+    }
+    return parts;
+  }
+
+  /// The parts of `x[b, t, i : i + step.size]`, in the order of the weights.
+  SmallVector<Value> loadInputParts(OpBuilder &b, Location loc,
+                                    const Projection &p,
+                                    const ReductionStep &step, Value ib,
+                                    Value it, Value i) const {
+    int64_t vl = vectorWidth;
+    Value pad =
+        arith::ConstantOp::create(b, loc, b.getZeroAttr(b.getF32Type()));
+    if (step.pairedBf16) {
+      Value x = vector::TransferReadOp::create(
+          b, loc, VectorType::get({2 * vl}, b.getF32Type()), p.x,
+          ValueRange{ib, it, i}, pad, ArrayRef<bool>{true});
+      auto split = vector::DeinterleaveOp::create(b, loc, x);
+      return {split.getRes1(), split.getRes2()};
+    }
+    SmallVector<Value> parts;
+    for (int64_t k = 0; k < step.parts; ++k) {
+      Value ik =
+          k == 0 ? i : arith::AddIOp::create(b, loc, i, cst(b, loc, k * vl));
+      parts.push_back(vector::TransferReadOp::create(
+          b, loc, VectorType::get({vl}, b.getF32Type()), p.x,
+          ValueRange{ib, it, ik}, pad, ArrayRef<bool>{true}));
+    }
+    return parts;
+  }
+
+  /// One register block of a W[o, i] projection: `tokens` tokens from `t0`
+  /// times `rows` output rows from `o0`. Each weight vector is loaded (and
+  /// widened) once and used for every token of the block, each input vector
+  /// once for every row. With one token the parts of a step go to separate
+  /// accumulators (independent FMA chains); with several tokens the
+  /// token x row accumulators already give enough independent chains and
+  /// must leave registers for the weights.
+  Value emitOutMajorBlock(OpBuilder &b, Location loc, const Projection &p,
+                          const ReductionStep &step, int64_t nI, int64_t rows,
+                          int64_t tokens, Value ib, Value t0, Value o0,
+                          Value acc) const {
+    auto f32Vec = VectorType::get({vectorWidth}, b.getF32Type());
+    int64_t perPair = tokens == 1 ? step.parts : 1;
+    auto offset = [&](Value base, int64_t k) -> Value {
+      return k == 0 ? base
+                    : arith::AddIOp::create(b, loc, base, cst(b, loc, k));
+    };
+    SmallVector<Value> rowIdx, tokIdx;
+    for (int64_t r = 0; r < rows; ++r)
+      rowIdx.push_back(offset(o0, r));
+    for (int64_t t = 0; t < tokens; ++t)
+      tokIdx.push_back(offset(t0, t));
+    Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(f32Vec));
+    SmallVector<Value> inits(tokens * rows * perPair, zero);
+    // The reduction: accumulators are iter_args, i.e. registers.
+    auto forI = scf::ForOp::create(
+        b, loc, cst(b, loc, 0), cst(b, loc, nI), cst(b, loc, step.size), inits,
+        [&](OpBuilder &ib2, Location il, Value i, ValueRange vacc) {
+          SmallVector<Value> next(vacc.begin(), vacc.end());
+          SmallVector<SmallVector<Value>> xs;
+          for (int64_t t = 0; t < tokens; ++t)
+            xs.push_back(loadInputParts(ib2, il, p, step, ib, tokIdx[t], i));
+          for (int64_t r = 0; r < rows; ++r) {
+            SmallVector<Value> ws =
+                loadWeightParts(ib2, il, p, step, rowIdx[r], i);
+            for (int64_t t = 0; t < tokens; ++t)
+              for (int64_t k = 0; k < step.parts; ++k) {
+                Value &a = next[(t * rows + r) * perPair + k % perPair];
+                Value m =
+                    arith::MulFOp::create(ib2, il, xs[t][k], ws[k], p.mulFlags);
+                a = arith::AddFOp::create(ib2, il, a, m, p.addFlags);
+              }
+          }
+          scf::YieldOp::create(ib2, il, next);
+        });
+    // One horizontal reduction per output, added to the initial accumulator
+    // value (the fused fill, or a partial sum).
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t base = (t * rows + r) * perPair;
+        Value v = forI.getResult(base);
+        for (int64_t k = 1; k < perPair; ++k)
+          v = arith::AddFOp::create(b, loc, v, forI.getResult(base + k),
+                                    p.addFlags);
+        SmallVector<Value> idx = {ib, tokIdx[t], rowIdx[r]};
+        Value init = tensor::ExtractOp::create(b, loc, acc, idx);
+        Value s = vector::ReductionOp::create(
+            b, loc, vector::CombiningKind::ADD, v, init, p.addFlags);
+        acc = tensor::InsertOp::create(b, loc, s, acc, idx);
+      }
+    return acc;
+  }
+
+  /// W[o, i]: blocks of `rows` output rows; per row block, the tokens in
+  /// blocks of `tokenBlock` (prefill: weights reused from registers across
+  /// tokens), then the remaining tokens one at a time (decode).
   Value rewriteOutMajor(OpBuilder &b, Location loc, const Projection &p,
                         int64_t nI) const {
-    int64_t vl = vectorWidth;
     auto accType = cast<RankedTensorType>(p.acc.getType());
     int64_t nO = accType.getDimSize(2);
     int64_t rows = ShapedType::isDynamic(nO) ? 1 : std::gcd(nO, int64_t(4));
-    int64_t chunks = nI % (2 * vl) == 0 ? 2 : 1;
-    Type wElt = cast<RankedTensorType>(p.w.getType()).getElementType();
-    auto xVec = VectorType::get({vl}, b.getF32Type());
-    auto wVec = VectorType::get({vl}, wElt);
-    return loopBT(
-        b, loc, p.acc,
-        [&](OpBuilder &tb, Location l, Value ib, Value it, Value acc) -> Value {
-          Value c0 = cst(tb, l, 0);
-          Value oEnd = tensor::DimOp::create(tb, l, acc, 2);
+    int64_t tb = tokenBlock > 0 ? tokenBlock : (vectorWidth >= 16 ? 4 : 2);
+    ReductionStep step = chooseStep(p, nI);
+    Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1);
+    Value nB = tensor::DimOp::create(b, loc, p.acc, 0);
+    auto forB = scf::ForOp::create(
+        b, loc, c0, nB, c1, ValueRange{p.acc},
+        [&](OpBuilder &bb, Location l, Value ib, ValueRange accB) {
+          Value oEnd = tensor::DimOp::create(bb, l, accB[0], 2);
+          Value nT = tensor::DimOp::create(bb, l, accB[0], 1);
+          Value tbV = cst(bb, l, tb);
+          Value nTMain = arith::SubIOp::create(
+              bb, l, nT, arith::RemUIOp::create(bb, l, nT, tbV));
           auto forO = scf::ForOp::create(
-              tb, l, c0, oEnd, cst(tb, l, rows), ValueRange{acc},
+              bb, l, c0, oEnd, cst(bb, l, rows), accB,
               [&](OpBuilder &ob, Location ol, Value io, ValueRange accO) {
-                Value zero =
-                    arith::ConstantOp::create(ob, ol, ob.getZeroAttr(xVec));
-                SmallVector<Value> inits(rows * chunks, zero);
-                Value padX = arith::ConstantOp::create(
-                    ob, ol, ob.getZeroAttr(ob.getF32Type()));
-                Value padW =
-                    arith::ConstantOp::create(ob, ol, ob.getZeroAttr(wElt));
-                SmallVector<Value> rowIdx;
-                for (int64_t r = 0; r < rows; ++r)
-                  rowIdx.push_back(r == 0 ? io
-                                          : arith::AddIOp::create(
-                                                ob, ol, io, cst(ob, ol, r)));
-                // The reduction: accumulators are iter_args, i.e. registers.
-                auto forI = scf::ForOp::create(
-                    ob, ol, cst(ob, ol, 0), cst(ob, ol, nI),
-                    cst(ob, ol, vl * chunks), inits,
-                    [&](OpBuilder &ib2, Location il, Value ii,
-                        ValueRange vacc) {
-                      SmallVector<Value> next(vacc.begin(), vacc.end());
-                      for (int64_t c = 0; c < chunks; ++c) {
-                        Value i = c == 0
-                                      ? ii
-                                      : arith::AddIOp::create(
-                                            ib2, il, ii, cst(ib2, il, c * vl));
-                        Value xv = vector::TransferReadOp::create(
-                            ib2, il, xVec, p.x, ValueRange{ib, it, i}, padX,
-                            ArrayRef<bool>{true});
-                        for (int64_t r = 0; r < rows; ++r) {
-                          Value wv = vector::TransferReadOp::create(
-                              ib2, il, wVec, p.w, ValueRange{rowIdx[r], i},
-                              padW, ArrayRef<bool>{true});
-                          int64_t k = r * chunks + c;
-                          next[k] = mulAdd(ib2, il, p, xv, wv, next[k]);
-                        }
-                      }
-                      scf::YieldOp::create(ib2, il, next);
-                    });
-                // One horizontal reduction per output, added to the initial
-                // accumulator value (the fused fill, or a partial sum).
-                Value out = accO[0];
-                for (int64_t r = 0; r < rows; ++r) {
-                  Value v = forI.getResult(r * chunks);
-                  for (int64_t c = 1; c < chunks; ++c)
-                    v = arith::AddFOp::create(
-                        ob, ol, v, forI.getResult(r * chunks + c), p.addFlags);
-                  SmallVector<Value> idx = {ib, it, rowIdx[r]};
-                  Value init = tensor::ExtractOp::create(ob, ol, out, idx);
-                  Value s = vector::ReductionOp::create(
-                      ob, ol, vector::CombiningKind::ADD, v, init, p.addFlags);
-                  out = tensor::InsertOp::create(ob, ol, s, out, idx);
-                }
-                scf::YieldOp::create(ob, ol, out);
+                auto tokenLoop = [&](Value from, Value to, int64_t tokens,
+                                     Value acc) {
+                  return scf::ForOp::create(
+                             ob, ol, from, to, cst(ob, ol, tokens),
+                             ValueRange{acc},
+                             [&](OpBuilder &tb2, Location tl, Value it,
+                                 ValueRange accT) {
+                               scf::YieldOp::create(
+                                   tb2, tl,
+                                   emitOutMajorBlock(tb2, tl, p, step, nI, rows,
+                                                     tokens, ib, it, io,
+                                                     accT[0]));
+                             })
+                      .getResult(0);
+                };
+                Value acc = accO[0];
+                if (tb > 1)
+                  acc = tokenLoop(c0, nTMain, tb, acc);
+                acc = tokenLoop(tb > 1 ? nTMain : c0, nT, 1, acc);
+                scf::YieldOp::create(ob, ol, acc);
               });
-          return forO.getResult(0);
+          scf::YieldOp::create(bb, l, forO.getResult(0));
         });
+    return forB.getResult(0);
   }
 
   /// W[i, o]: `chunks` output vectors per step, outer-product form.

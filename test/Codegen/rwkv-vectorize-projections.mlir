@@ -8,30 +8,82 @@
 // vector accumulators as iter_args (registers), with vector multiply-adds
 // that keep the contraction's fastmath flags.
 
-// W[o, i] (rwkv.linear): `i` is the vector dimension; 4 output rows per step,
-// 2 vectors of the 32 input channels each, so 8 accumulators; one horizontal
-// reduction per output, added to the fused zero fill.
+// W[o, i] (rwkv.linear, bf16): `i` is the vector dimension. Per block of 4
+// output rows, the tokens go first in register blocks of 2 (prefill: each
+// weight vector is loaded once for both tokens, 2 x 4 accumulators), then
+// one at a time (decode: 4 rows x 2 parts = 8 accumulators). A 16-element
+// bf16 load is split into its even (shl 16) and odd (and 0xffff0000)
+// elements as two f32 vectors; x is split the same way with
+// vector.deinterleave. One horizontal reduction per output, added to the
+// fused zero fill.
 // CHECK-LABEL: func.func @linear
+// CHECK-DAG:     %[[HI:.+]] = arith.constant dense<-65536> : vector<8xi32>
+// CHECK-DAG:     %[[SH:.+]] = arith.constant dense<16> : vector<8xi32>
 // CHECK:         scf.forall
 // CHECK:           %[[FILL:.+]] = linalg.fill
 // CHECK-NOT:       linalg.generic
 // The loop over the batch row (extent 1) folds away.
-// CHECK:           scf.for %[[T:[^ ]+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%{{.+}} = %[[FILL]])
-// CHECK:             scf.for %[[O:[^ ]+]] = %{{.+}} to %{{.+}} step %c4 iter_args
-// CHECK:                 %[[V:.+]]:8 = scf.for %[[I:[^ ]+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[A0:[^ ]+]] = %[[ZERO:[^,]+]], {{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
-// CHECK:                   %[[XV:.+]] = vector.transfer_read %{{.+}}[%{{.+}}, %[[T]], %[[I]]], %{{.+}} {in_bounds = [true]} : tensor<1x?x32xf32>, vector<8xf32>
-// CHECK:                   %[[WV:.+]] = vector.transfer_read %{{.+}}[%[[O]], %[[I]]], %{{.+}} {in_bounds = [true]} : tensor<16x32xbf16>, vector<8xbf16>
-// CHECK:                   %[[WF:.+]] = arith.extf %[[WV]] : vector<8xbf16> to vector<8xf32>
-// CHECK:                   %[[M:.+]] = arith.mulf %[[XV]], %[[WF]] fastmath<reassoc,contract> : vector<8xf32>
-// CHECK:                   arith.addf %[[A0]], %[[M]] fastmath<reassoc,contract> : vector<8xf32>
-// CHECK:                   scf.yield {{.+}} : vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>
-// CHECK:                 %[[S:.+]] = arith.addf %[[V]]#0, %[[V]]#1 fastmath<reassoc,contract> : vector<8xf32>
-// CHECK:                 %[[INIT:.+]] = tensor.extract
-// CHECK:                 %[[R:.+]] = vector.reduction <add>, %[[S]], %[[INIT]] fastmath<reassoc,contract> : vector<8xf32> into f32
-// CHECK:                 tensor.insert %[[R]]
+// CHECK:           %[[NT:.+]] = arith.subi
+// CHECK:           scf.for %[[O:[^ ]+]] = %{{.+}} to %{{.+}} step %c4 iter_args(%{{.+}} = %[[FILL]])
+// Two tokens per step up to the even part of the tile's token count.
+// CHECK:             scf.for %[[T:[^ ]+]] = %{{.+}} to %[[NT]] step %c2
+// CHECK:               %[[T1:.+]] = arith.addi %[[T]], %c1
+// CHECK:               %{{.+}}:8 = scf.for %[[I:[^ ]+]] = %{{.+}} to %{{.+}} step %c16 iter_args(%[[A0:[^ ]+]] = %[[ZERO:[^,]+]], %{{[^ ]+}} = %[[ZERO]], %{{[^ ]+}} = %[[ZERO]], %{{[^ ]+}} = %[[ZERO]], %[[A4:[^ ]+]] = %[[ZERO]], {{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:                 %[[X0:.+]] = vector.transfer_read %{{.+}}[%{{.+}}, %[[T]], %[[I]]], %{{.+}} {in_bounds = [true]} : tensor<1x?x32xf32>, vector<16xf32>
+// CHECK:                 %[[X0E:.+]], %[[X0O:.+]] = vector.deinterleave %[[X0]] : vector<16xf32> -> vector<8xf32>
+// CHECK:                 %[[X1:.+]] = vector.transfer_read %{{.+}}[%{{.+}}, %[[T1]], %[[I]]], %{{.+}} {in_bounds = [true]} : tensor<1x?x32xf32>, vector<16xf32>
+// CHECK:                 %[[X1E:.+]], %[[X1O:.+]] = vector.deinterleave %[[X1]] : vector<16xf32> -> vector<8xf32>
+// CHECK:                 %[[WP:.+]] = vector.transfer_read %{{.+}}[%[[O]], %[[I]]], %{{.+}} {in_bounds = [true]} : tensor<16x32xbf16>, vector<16xbf16>
+// CHECK:                 %[[WI:.+]] = vector.bitcast %[[WP]] : vector<16xbf16> to vector<8xi32>
+// CHECK:                 %[[WEI:.+]] = arith.shli %[[WI]], %[[SH]] : vector<8xi32>
+// CHECK:                 %[[WOI:.+]] = arith.andi %[[WI]], %[[HI]] : vector<8xi32>
+// CHECK:                 %[[WE:.+]] = vector.bitcast %[[WEI]] : vector<8xi32> to vector<8xf32>
+// CHECK:                 %[[WO:.+]] = vector.bitcast %[[WOI]] : vector<8xi32> to vector<8xf32>
+// Token 0 and token 1 use the same widened weights.
+// CHECK:                 %[[M0:.+]] = arith.mulf %[[X0E]], %[[WE]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:                 %[[S0:.+]] = arith.addf %[[A0]], %[[M0]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:                 %[[M1:.+]] = arith.mulf %[[X0O]], %[[WO]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:                 arith.addf %[[S0]], %[[M1]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:                 %[[M2:.+]] = arith.mulf %[[X1E]], %[[WE]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:                 arith.addf %[[A4]], %[[M2]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK-COUNT-3:         vector.bitcast %{{.+}} : vector<16xbf16> to vector<8xi32>
+// CHECK:                 scf.yield
+// CHECK-COUNT-8:       vector.reduction <add>
+// The remaining token (odd token counts; all of decode).
+// CHECK:             scf.for %{{.+}} = %[[NT]] to %{{.+}} step %c1
+// CHECK:               %[[V:.+]]:8 = scf.for {{.+}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK-COUNT-1:         vector.deinterleave
+// CHECK-NOT:             vector.deinterleave
+// CHECK:                 scf.yield
+// Even and odd parts in separate accumulators, summed once at the end.
+// CHECK:               %[[S:.+]] = arith.addf %[[V]]#0, %[[V]]#1 fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               %[[INIT:.+]] = tensor.extract
+// CHECK:               %[[R:.+]] = vector.reduction <add>, %[[S]], %[[INIT]] fastmath<reassoc,contract> : vector<8xf32> into f32
+// CHECK:               tensor.insert %[[R]]
 // CHECK:           scf.forall.in_parallel
 func.func @linear(%x: tensor<1x?x32xf32>, %w: tensor<16x32xbf16>) -> tensor<1x?x16xf32> {
   %y = rwkv.linear %x, %w : tensor<1x?x32xf32>, tensor<16x32xbf16> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
+
+// -----
+
+// W[o, i] with f32 weights: two consecutive 8-lane parts per step, no
+// widening and no deinterleave.
+// CHECK-LABEL: func.func @linear_f32
+// CHECK:         scf.for %{{.+}} step %c2
+// CHECK:           scf.for %[[I:[^ ]+]] = {{.+}} step %c16
+// CHECK-NOT:         vector.deinterleave
+// CHECK:             vector.transfer_read %{{.+}}[%{{.+}}, %{{.+}}, %[[I]]]{{.+}} : tensor<1x?x32xf32>, vector<8xf32>
+// CHECK:             %[[I8:.+]] = arith.addi %[[I]], %c8
+// CHECK:             vector.transfer_read %{{.+}}[%{{.+}}, %{{.+}}, %[[I8]]]{{.+}} : tensor<1x?x32xf32>, vector<8xf32>
+// CHECK:             vector.transfer_read %{{.+}}[%{{.+}}, %[[I]]]{{.+}} : tensor<16x32xf32>, vector<8xf32>
+// CHECK:             %[[J8:.+]] = arith.addi %[[I]], %c8
+// CHECK:             vector.transfer_read %{{.+}}[%{{.+}}, %[[J8]]]{{.+}} : tensor<16x32xf32>, vector<8xf32>
+// CHECK-NOT:         arith.extf
+// CHECK:             scf.yield
+func.func @linear_f32(%x: tensor<1x?x32xf32>, %w: tensor<16x32xf32>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %w : tensor<1x?x32xf32>, tensor<16x32xf32> -> tensor<1x?x16xf32>
   return %y : tensor<1x?x16xf32>
 }
 
