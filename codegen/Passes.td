@@ -38,6 +38,39 @@ def ConvertRWKVToLinalgPass : Pass<"convert-rwkv-to-linalg"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def RWKVPrefetchWeightRowsPass : Pass<"rwkv-prefetch-weight-rows"> {
+  let summary = "Prefetch the next block of weight rows in vector dot products";
+  let description = [{
+    After bufferization, for every `scf.for` whose body reads several rows
+    `%w[%row, %iv]` of a 2-D memref (the row indices loop-invariant, the
+    column the induction variable) with `vector.transfer_read` — the
+    register blocks of `rwkv-vectorize-projections` — inserts before each
+    such read a `memref.prefetch` of the same column `n` rows further down,
+    where `n` is the number of distinct rows the loop reads: the rows of the
+    next register block. The row is clamped to the last row of the memref.
+    Loops that read a single row (one long stream) are left alone.
+
+    Before:
+    ```mlir
+    scf.for %i = %c0 to %c768 step %c16 iter_args(...) {
+      %a = vector.transfer_read %w[%o, %i], %pad : memref<64x768xbf16>, vector<16xbf16>
+      %b = vector.transfer_read %w[%o1, %i], %pad : memref<64x768xbf16>, vector<16xbf16>
+    ```
+    After:
+    ```mlir
+    %p = arith.minui (%o + 2), %c63
+    %p1 = arith.minui (%o1 + 2), %c63
+    scf.for %i = %c0 to %c768 step %c16 iter_args(...) {
+      memref.prefetch %w[%p, %i], read, locality<3>, data : memref<64x768xbf16>
+      %a = vector.transfer_read %w[%o, %i], %pad : memref<64x768xbf16>, vector<16xbf16>
+      memref.prefetch %w[%p1, %i], read, locality<3>, data : memref<64x768xbf16>
+      %b = vector.transfer_read %w[%o1, %i], %pad : memref<64x768xbf16>, vector<16xbf16>
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 def RWKVEntryOutParamsPass
     : Pass<"rwkv-entry-out-params", "::mlir::ModuleOp"> {
   let summary = "Return the results of public entry points through buffers";

@@ -73,6 +73,7 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
   if (opts.vectorWidth > 0) {
     RWKVVectorizeProjectionsPassOptions vecOpts;
     vecOpts.vectorWidth = opts.vectorWidth;
+    vecOpts.tokenBlock = opts.tokenBlock;
     pm.addPass(createRWKVVectorizeProjectionsPass(vecOpts));
     pm.addPass(createCanonicalizerPass());
   }
@@ -83,6 +84,8 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
                   "canonicalize,cse,scf-forall-to-parallel,"
                   "drop-equivalent-buffer-results");
   pm.addPass(createRWKVEntryOutParamsPass());
+  if (opts.vectorWidth > 0 && opts.prefetch)
+    pm.addPass(createRWKVPrefetchWeightRowsPass());
   addUpstream(pm,
               "buffer-deallocation-pipeline,convert-bufferization-to-memref,"
               "func.func(convert-linalg-to-loops),"

@@ -21,8 +21,7 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
                      "inlining every block"),
       llvm::cl::init(true)};
   PassOptions::Option<bool> lowerToLLVM{
-      *this, "to-llvm",
-      llvm::cl::desc("Lower all the way to the LLVM dialect"),
+      *this, "to-llvm", llvm::cl::desc("Lower all the way to the LLVM dialect"),
       llvm::cl::init(true)};
   PassOptions::Option<int64_t> tileTokens{
       *this, "tile-tokens", llvm::cl::desc("Tokens per projection tile"),
@@ -35,6 +34,16 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
       *this, "vector-width",
       llvm::cl::desc("f32 lanes of the projection dot products (0: scalar)"),
       llvm::cl::init(8)};
+  PassOptions::Option<int64_t> tokenBlock{
+      *this, "token-block",
+      llvm::cl::desc("Tokens per register block of the projection dot "
+                     "products (0: 2 for 8 lanes, 4 for 16)"),
+      llvm::cl::init(0)};
+  PassOptions::Option<bool> prefetch{
+      *this, "prefetch",
+      llvm::cl::desc("Prefetch the next block of weight rows in the "
+                     "projection dot products"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> threads{
       *this, "threads",
       llvm::cl::desc("Run projection tiles on all cores (OpenMP)"),

@@ -51,7 +51,7 @@ namespace {
 
 struct Options {
   std::string input, output, emit = "so", target = "cpu", targetCpu,
-                             targetFeatures;
+                             targetFeatures, pipelineOptions;
   unsigned optLevel = 3;
   int64_t batch = 1, chunkLength = 16;
   bool printPipeline = false;
@@ -176,6 +176,12 @@ int run(const Options &opts) {
   PassManager pm(&ctx, ModuleOp::getOperationName(),
                  OpPassManager::Nesting::Implicit);
   mlir::rwkv::RWKVPipelineOptions pipelineOpts;
+  if (failed(pipelineOpts.parseFromString(opts.pipelineOptions))) {
+    llvm::errs() << "rwkv-compile: error: invalid --pipeline-options '"
+                 << opts.pipelineOptions
+                 << "' (see rwkv-opt --help, rwkv-cpu-pipeline)\n";
+    return 2;
+  }
   target->buildPipeline(pm, pipelineOpts);
   if (failed(applyPassManagerCLOptions(pm)))
     return 1;
@@ -287,6 +293,8 @@ int main(int argc, char **argv) {
                                      "batch size of the compiled entry points")(
       "chunk-length", po::value(&opts.chunkLength)->default_value(16),
       "chunk length of the chunked WKV form")(
+      "pipeline-options", po::value(&opts.pipelineOptions),
+      "rwkv-cpu-pipeline options, e.g. 'tile-tokens=32 token-block=3'")(
       "print-pipeline", po::bool_switch(&opts.printPipeline),
       "print the pass pipeline as rwkv-opt accepts it");
   po::positional_options_description pos;
