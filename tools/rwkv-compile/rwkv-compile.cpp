@@ -176,12 +176,8 @@ int run(const Options &opts) {
   PassManager pm(&ctx, ModuleOp::getOperationName(),
                  OpPassManager::Nesting::Implicit);
   mlir::rwkv::RWKVPipelineOptions pipelineOpts;
-  if (failed(pipelineOpts.parseFromString(opts.pipelineOptions))) {
-    llvm::errs() << "rwkv-compile: error: invalid --pipeline-options '"
-                 << opts.pipelineOptions
-                 << "' (see rwkv-opt --help, rwkv-cpu-pipeline)\n";
-    return 2;
-  }
+  // Validated in main().
+  (void)pipelineOpts.parseFromString(opts.pipelineOptions);
   target->buildPipeline(pm, pipelineOpts);
   if (failed(applyPassManagerCLOptions(pm)))
     return 1;
@@ -339,6 +335,10 @@ int main(int argc, char **argv) {
       throw po::error("--batch must be at least 1");
     if (opts.chunkLength < 1)
       throw po::error("--chunk-length must be at least 1");
+    if (mlir::rwkv::RWKVPipelineOptions probe;
+        failed(probe.parseFromString(opts.pipelineOptions)))
+      throw po::error("invalid --pipeline-options '" + opts.pipelineOptions +
+                      "' (the options of rwkv-opt --rwkv-cpu-pipeline)");
     if (!llvm::sys::fs::exists(opts.input))
       throw std::runtime_error(opts.input + ": no such file");
     return run(opts);
