@@ -272,9 +272,9 @@ private:
   /// token x row accumulators already give enough independent chains and
   /// must leave registers for the weights.
   Value emitOutMajorBlock(OpBuilder &b, Location loc, const Projection &p,
-                          const ReductionStep &step, int64_t nI, int64_t rows,
-                          int64_t tokens, Value ib, Value t0, Value o0,
-                          Value acc) const {
+                          const ReductionStep &step, Value i0, int64_t len,
+                          int64_t rows, int64_t tokens, Value ib, Value t0,
+                          Value o0, Value acc) const {
     auto f32Vec = VectorType::get({vectorWidth}, b.getF32Type());
     int64_t perPair = tokens == 1 ? step.parts : 1;
     auto offset = [&](Value base, int64_t k) -> Value {
@@ -290,7 +290,8 @@ private:
     SmallVector<Value> inits(tokens * rows * perPair, zero);
     // The reduction: accumulators are iter_args, i.e. registers.
     auto forI = scf::ForOp::create(
-        b, loc, cst(b, loc, 0), cst(b, loc, nI), cst(b, loc, step.size), inits,
+        b, loc, i0, arith::AddIOp::create(b, loc, i0, cst(b, loc, len)),
+        cst(b, loc, step.size), inits,
         [&](OpBuilder &ib2, Location il, Value i, ValueRange vacc) {
           SmallVector<Value> next(vacc.begin(), vacc.end());
           SmallVector<SmallVector<Value>> xs;
@@ -327,9 +328,29 @@ private:
     return acc;
   }
 
+  /// The reduction chunk of a multi-token block: the block's weight rows
+  /// (`rows` x chunk) must stay in L1 while every token block of the tile
+  /// reads them, so long rows (the 3072-wide FFN value) are split into the
+  /// largest chunk of at most 16 KiB that divides the row.
+  int64_t reductionChunk(const Projection &p, const ReductionStep &step,
+                         int64_t nI, int64_t rows) const {
+    constexpr int64_t kWeightBytesInL1 = 16 * 1024;
+    int64_t eltBytes =
+        cast<RankedTensorType>(p.w.getType()).getElementTypeBitWidth() / 8;
+    int64_t limit = kWeightBytesInL1 / (rows * eltBytes);
+    if (nI <= limit)
+      return nI;
+    for (int64_t c = limit - limit % step.size; c >= step.size; c -= step.size)
+      if (nI % c == 0)
+        return c;
+    return nI;
+  }
+
   /// W[o, i]: blocks of `rows` output rows; per row block, the tokens in
   /// blocks of `tokenBlock` (prefill: weights reused from registers across
-  /// tokens), then the remaining tokens one at a time (decode).
+  /// tokens, and from L1 across token blocks, one reduction chunk at a
+  /// time), then the remaining tokens one at a time over the whole
+  /// reduction (decode: every weight is read once, as one stream per row).
   Value rewriteOutMajor(OpBuilder &b, Location loc, const Projection &p,
                         int64_t nI) const {
     auto accType = cast<RankedTensorType>(p.acc.getType());
@@ -337,6 +358,7 @@ private:
     int64_t rows = ShapedType::isDynamic(nO) ? 1 : std::gcd(nO, int64_t(4));
     int64_t tb = tokenBlock > 0 ? tokenBlock : (vectorWidth >= 16 ? 4 : 2);
     ReductionStep step = chooseStep(p, nI);
+    int64_t chunk = reductionChunk(p, step, nI, rows);
     Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1);
     Value nB = tensor::DimOp::create(b, loc, p.acc, 0);
     auto forB = scf::ForOp::create(
@@ -350,25 +372,37 @@ private:
           auto forO = scf::ForOp::create(
               bb, l, c0, oEnd, cst(bb, l, rows), accB,
               [&](OpBuilder &ob, Location ol, Value io, ValueRange accO) {
-                auto tokenLoop = [&](Value from, Value to, int64_t tokens,
+                auto tokenLoop = [&](OpBuilder &lb, Value from, Value to,
+                                     int64_t tokens, Value i0, int64_t len,
                                      Value acc) {
                   return scf::ForOp::create(
-                             ob, ol, from, to, cst(ob, ol, tokens),
+                             lb, ol, from, to, cst(lb, ol, tokens),
                              ValueRange{acc},
                              [&](OpBuilder &tb2, Location tl, Value it,
                                  ValueRange accT) {
                                scf::YieldOp::create(
                                    tb2, tl,
-                                   emitOutMajorBlock(tb2, tl, p, step, nI, rows,
-                                                     tokens, ib, it, io,
+                                   emitOutMajorBlock(tb2, tl, p, step, i0, len,
+                                                     rows, tokens, ib, it, io,
                                                      accT[0]));
                              })
                       .getResult(0);
                 };
                 Value acc = accO[0];
-                if (tb > 1)
-                  acc = tokenLoop(c0, nTMain, tb, acc);
-                acc = tokenLoop(tb > 1 ? nTMain : c0, nT, 1, acc);
+                if (tb > 1) {
+                  // Partial sums of each chunk accumulate in `acc`.
+                  acc = scf::ForOp::create(ob, ol, c0, cst(ob, ol, nI),
+                                           cst(ob, ol, chunk), ValueRange{acc},
+                                           [&](OpBuilder &kb, Location kl,
+                                               Value i0, ValueRange accK) {
+                                             scf::YieldOp::create(
+                                                 kb, kl,
+                                                 tokenLoop(kb, c0, nTMain, tb,
+                                                           i0, chunk, accK[0]));
+                                           })
+                            .getResult(0);
+                }
+                acc = tokenLoop(ob, tb > 1 ? nTMain : c0, nT, 1, c0, nI, acc);
                 scf::YieldOp::create(ob, ol, acc);
               });
           scf::YieldOp::create(bb, l, forO.getResult(0));

@@ -89,6 +89,25 @@ func.func @linear_f32(%x: tensor<1x?x32xf32>, %w: tensor<16x32xf32>) -> tensor<1
 
 // -----
 
+// Long f32 rows: the 4 rows of a block would be 128 KiB, so the token blocks
+// walk the reduction in chunks of 1024 (16 KiB of weights, reused from L1 by
+// every token block) and accumulate partial sums in the tile; the single
+// tokens (decode) still stream each row in one pass.
+// CHECK-LABEL: func.func @long_rows
+// CHECK:         scf.for %{{.+}} step %c4
+// CHECK:           scf.for %[[K:[^ ]+]] = %c0 to %c8192 step %c1024
+// CHECK:             scf.for %{{.+}} step %c2
+// CHECK:               %[[KE:.+]] = arith.addi %[[K]], %c1024
+// CHECK:               scf.for %{{.+}} = %[[K]] to %[[KE]] step %c16
+// CHECK:           scf.for %{{.+}} step %c1
+// CHECK:             scf.for %{{.+}} = %c0 to %c8192 step %c16
+func.func @long_rows(%x: tensor<1x?x8192xf32>, %w: tensor<16x8192xf32>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %w : tensor<1x?x8192xf32>, tensor<16x8192xf32> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
+
+// -----
+
 // W[i, o] (LoRA, f32): `o` is the vector dimension, outer-product form; the
 // accumulator vectors are read before and written after the reduction loop.
 // CHECK-LABEL: func.func @lora
