@@ -71,6 +71,29 @@ def RWKVPrefetchWeightRowsPass : Pass<"rwkv-prefetch-weight-rows"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def RWKVApproximateMathPass : Pass<"rwkv-approximate-math"> {
+  let summary = "Replace f32 math.exp and math.tanh with polynomial approximations";
+  let description = [{
+    Rewrites `math.exp` and `math.tanh` on f32 (scalars and vectors) into the
+    upstream polynomial approximations (`populateMathPolynomialApproximationPatterns`:
+    range reduction, a polynomial and exponent arithmetic; a few ulp of
+    error). After lowering, a libm call in an element-wise loop would keep
+    LLVM from vectorising it; plain arithmetic vectorises.
+
+    Before:
+    ```mlir
+    %e = math.exp %x : f32
+    ```
+    After:
+    ```mlir
+    %k = math.roundeven (%x * log2(e)) ...  // and arith ops, no math.exp
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def RWKVEntryOutParamsPass
     : Pass<"rwkv-entry-out-params", "::mlir::ModuleOp"> {
   let summary = "Return the results of public entry points through buffers";

@@ -77,6 +77,8 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
     pm.addPass(createRWKVVectorizeProjectionsPass(vecOpts));
     pm.addPass(createCanonicalizerPass());
   }
+  if (opts.approximateMath)
+    pm.addPass(createRWKVApproximateMathPass());
   // Bufferize the whole module; entry points return results through
   // caller-provided buffers, which gives the runtime a fixed C ABI.
   addUpstream(pm, "one-shot-bufferize{bufferize-function-boundaries "

@@ -44,6 +44,11 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
       llvm::cl::desc("Prefetch the next block of weight rows in the "
                      "projection dot products"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> approximateMath{
+      *this, "approximate-math",
+      llvm::cl::desc("Polynomial f32 exp/tanh instead of libm calls, so "
+                     "element-wise loops vectorise"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> threads{
       *this, "threads",
       llvm::cl::desc("Run projection tiles on all cores (OpenMP)"),
