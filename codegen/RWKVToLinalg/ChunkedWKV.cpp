@@ -168,15 +168,20 @@ private:
 
     // Gated per-token vectors, [B, H, L, N] over (b, h, i, c):
     //   rG = r e^Γ, aG = a e^Γ⁻, kG = k e^{Γ_L - Γ}, bG = b e^{Γ_L - Γ},
-    //   aUp[i] = a[i + 1] (0 for the last token) for A_ak / A_ab.
+    //   aUp[i] = a[i + 1] (0 for the last token) for A_ak / A_ab,
+    // and k, b, Γ transposed to [B, H, N, L] for the A matrices.
     AffineMap tok4 = dimsMap(ctx, 4, {0, 2, 1, 3});
     AffineMap id4 = dimsMap(ctx, 4, {0, 1, 2, 3});
     AffineMap key4 = dimsMap(ctx, 4, {0, 1, kUnit, 3});
+    AffineMap tr4 = dimsMap(ctx, 4, {0, 1, 3, 2});
+    SmallVector<OpFoldResult> nlSizes = {bDim, hDim, nDim, len};
     ValueRange gated = generic(
         b, l, ValueRange{r, a, k, bb, gamma, gammaEx, gammaLast},
         ValueRange{empty(lnSizes), empty(lnSizes), empty(lnSizes),
-                   empty(lnSizes), empty(lnSizes)},
-        {tok4, tok4, tok4, tok4, id4, id4, key4, id4, id4, id4, id4, id4},
+                   empty(lnSizes), empty(lnSizes), empty(nlSizes),
+                   empty(nlSizes), empty(nlSizes)},
+        {tok4, tok4, tok4, tok4, id4, id4, key4, id4, id4, id4, id4, id4, tr4,
+         tr4, tr4},
         {P, P, P, P}, [&](OpBuilder &nb, Location nl, ValueRange args) {
           Value rG = arith::MulFOp::create(
               nb, nl, args[0], math::ExpOp::create(nb, nl, args[4]));
@@ -200,28 +205,30 @@ private:
               tensor::ExtractOp::create(nb, nl, a, ValueRange{bi, at, hi, ci});
           Value aUp =
               arith::SelectOp::create(nb, nl, inChunk, aNext, f32(nb, nl, 0.0));
-          linalg::YieldOp::create(nb, nl, ValueRange{rG, aG, kG, bG, aUp});
+          linalg::YieldOp::create(
+              nb, nl,
+              ValueRange{rG, aG, kG, bG, aUp, args[2], args[3], args[4]});
         });
     Value rG = gated[0], aG = gated[1], kG = gated[2], bG = gated[3],
-          aUp = gated[4];
+          aUp = gated[4], kT = gated[5], bT = gated[6], gammaT = gated[7];
 
-    // Intra-chunk matrices over (b, h, i, j, c), one exponential per element:
+    // Intra-chunk matrices over (b, h, i, c, j), one exponential per element:
     //   E = e^{Γ_i - Γ_j} (j <= i, else 0)
     //   A_qk = Σ r_i k_j E, A_qb = Σ r_i b_j E,
     //   A_ak' = Σ aUp_i k_j E, A_ab' = Σ aUp_i b_j E  (A_ak[i] = A_ak'[i-1])
-    AffineMap iTok = dimsMap(ctx, 5, {0, 2, 1, 4});
-    AffineMap jTok = dimsMap(ctx, 5, {0, 3, 1, 4});
-    AffineMap iHead = dimsMap(ctx, 5, {0, 1, 2, 4});
-    AffineMap jHead = dimsMap(ctx, 5, {0, 1, 3, 4});
-    AffineMap ij = dimsMap(ctx, 5, {0, 1, 2, 3});
+    // j innermost: the rows of A and of the transposed k, b, Γ are contiguous
+    // and the accumulators carry no dependence from one iteration to the next.
+    AffineMap ic4 = dimsMap(ctx, 5, {0, 1, 2, 3});
+    AffineMap cj = dimsMap(ctx, 5, {0, 1, 3, 4});
+    AffineMap ij = dimsMap(ctx, 5, {0, 1, 2, 4});
     ValueRange amats = generic(
-        b, l, ValueRange{r, aUp, k, bb, gamma, gamma},
+        b, l, ValueRange{r, aUp, kT, bT, gamma, gammaT},
         ValueRange{zeros(b, l, llSizes), zeros(b, l, llSizes),
                    zeros(b, l, llSizes), zeros(b, l, llSizes)},
-        {iTok, iHead, jTok, jTok, iHead, jHead, ij, ij, ij, ij},
-        {P, P, P, P, R}, [&](OpBuilder &nb, Location nl, ValueRange args) {
+        {dimsMap(ctx, 5, {0, 2, 1, 3}), ic4, cj, cj, ic4, cj, ij, ij, ij, ij},
+        {P, P, P, R, P}, [&](OpBuilder &nb, Location nl, ValueRange args) {
           Value i = linalg::IndexOp::create(nb, nl, 2);
-          Value j = linalg::IndexOp::create(nb, nl, 3);
+          Value j = linalg::IndexOp::create(nb, nl, 4);
           Value lower =
               arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ule, j, i);
           // Above the diagonal the difference is positive and may overflow:

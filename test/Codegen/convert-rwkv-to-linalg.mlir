@@ -373,23 +373,24 @@ func.func @wkv(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf3
 // CHECK:           } -> (tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>)
 // CHECK:           %[[LAST:.+]] = arith.subi %[[L]], %{{.+}} : index
 // CHECK-NEXT:      %[[GL:.+]] = tensor.extract_slice %[[G]]#0[0, 0, %[[LAST]], 0] [2, 2, 1, 4] [1, 1, 1, 1] : tensor<2x2x?x4xf32> to tensor<2x2x1x4xf32>
-// Gated vectors: r e^Γ, a e^Γ⁻, (k, b) e^{Γ_L - Γ}, a shifted up one token.
-// CHECK:           %[[GATED:.+]]:5 = linalg.generic
+// Gated vectors: r e^Γ, a e^Γ⁻, (k, b) e^{Γ_L - Γ}, a shifted up one token,
+// and k, b, Γ transposed to [B, H, N, L].
+// CHECK:           %[[GATED:.+]]:8 = linalg.generic
 // CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "parallel"]
 // CHECK-SAME:        ins(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[G]]#0, %[[G]]#1, %[[GL]] :
 // CHECK:             math.exp
 // CHECK:             math.exp
 // CHECK:             %[[TOEND:.+]] = arith.subf
 // CHECK-NEXT:        math.exp %[[TOEND]] : f32
-// CHECK:           } -> (tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>)
-// A_qk, A_qb, A_ak', A_ab' over (b, h, i, j, c), masked to j <= i, with
+// CHECK:           } -> (tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>, tensor<2x2x4x?xf32>, tensor<2x2x4x?xf32>, tensor<2x2x4x?xf32>)
+// A_qk, A_qb, A_ak', A_ab' over (b, h, i, c, j), masked to j <= i, with
 // e^{Γ_i - Γ_j} as the exp of the difference.
 // CHECK:           %[[AM:.+]]:4 = linalg.generic
-// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]
-// CHECK-SAME:        ins(%{{.+}}, %[[GATED]]#4, %{{.+}}, %{{.+}}, %[[G]]#0, %[[G]]#0 :
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction", "parallel"]
+// CHECK-SAME:        ins(%{{.+}}, %[[GATED]]#4, %[[GATED]]#5, %[[GATED]]#6, %[[G]]#0, %[[GATED]]#7 :
 // CHECK-NEXT:      ^bb0(%{{[^:]+}}: f32, %{{[^:]+}}: f32, %{{[^:]+}}: f32, %{{[^:]+}}: f32, %[[GI2:[^:]+]]: f32, %[[GJ:[^:]+]]: f32,
 // CHECK-NEXT:        %[[AI:.+]] = linalg.index 2 : index
-// CHECK-NEXT:        %[[AJ:.+]] = linalg.index 3 : index
+// CHECK-NEXT:        %[[AJ:.+]] = linalg.index 4 : index
 // CHECK-NEXT:        %[[LOWER:.+]] = arith.cmpi ule, %[[AJ]], %[[AI]] : index
 // CHECK:             %[[DIFF:.+]] = arith.subf %[[GI2]], %[[GJ]] : f32
 // CHECK-NEXT:        %[[E:.+]] = math.exp %[[DIFF]] : f32
