@@ -26,6 +26,7 @@ namespace mlir::rwkv {
 void populateRWKVNormToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVProjectionToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVSequenceToLinalgPatterns(RewritePatternSet &patterns);
+void populateRWKVChunkedWKVToLinalgPatterns(RewritePatternSet &patterns);
 /// Element-wise fusion restricted to all-parallel consumers.
 void populateRWKVFuseElementwisePatterns(RewritePatternSet &patterns);
 

@@ -1,6 +1,7 @@
 //===- ConvertRWKVToLinalg.cpp - primitive rwkv ops to linalg -------------===//
 //
-// Drives the per-area lowerings (Norms.cpp, Projections.cpp, Sequence.cpp).
+// Drives the per-area lowerings (Norms.cpp, Projections.cpp, Sequence.cpp,
+// ChunkedWKV.cpp).
 // Composite ops are not legal input: run rwkv-decompose first.
 //
 //===----------------------------------------------------------------------===//
@@ -17,6 +18,7 @@ void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns) {
   populateRWKVNormToLinalgPatterns(patterns);
   populateRWKVProjectionToLinalgPatterns(patterns);
   populateRWKVSequenceToLinalgPatterns(patterns);
+  populateRWKVChunkedWKVToLinalgPatterns(patterns);
 }
 
 namespace {

@@ -115,8 +115,8 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
     Value r = adaptor.getR();
     auto stateType = llvm::cast<RankedTensorType>(adaptor.getState().getType());
     int64_t heads = stateType.getDimSize(1);
-    // Both modes lower to the exact sequential recurrence for now; the
-    // chunk-parallel form is selected by `mode` once it lands.
+    // `mode = chunked` is taken first by ChunkedWKV.cpp (higher benefit);
+    // this is the exact sequential recurrence.
     Value yInit = emptyLike(rewriter, loc, r);
     Value lb = arith::ConstantIndexOp::create(rewriter, loc, 0);
     Value ub = dimValue(rewriter, loc, r, 1);

@@ -345,6 +345,114 @@ func.func @wkv(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf3
 
 // -----
 
+// wkv {mode = chunked}: the chunk-parallel (WY) form of spec §2.6. An scf.for
+// over chunks of chunk_length = 4 tokens carries the state and y; the chunk
+// size is min(4, T - t0), so a last partial chunk is handled. In a chunk:
+// the inclusive / exclusive log-decay cumsums, the four masked intra-chunk
+// matrices from one exp of a difference per element, T_inv = (I - A_ab)^-1
+// by forward substitution (an scf.for over rows), then matmul-like generics
+// (reduction, then a contiguous parallel dim) for A_ak V, W / U, u, Y and
+// the end state, which is updated in place.
+// CHECK-LABEL: func.func @wkv_chunked
+// CHECK-SAME:    (%[[R:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<2x?x8xf32>, %[[K:[^:]+]]: tensor<2x?x8xf32>, %[[V:[^:]+]]: tensor<2x?x8xf32>, %[[A:[^:]+]]: tensor<2x?x8xf32>, %[[B:[^:]+]]: tensor<2x?x8xf32>, %[[S0:[^:]+]]: tensor<2x2x4x4xf32>)
+// CHECK:         %[[LC:.+]] = arith.constant 4 : index
+// CHECK-NEXT:    %[[LOOP:.+]]:2 = scf.for %[[T0:[^ ]+]] = %{{[^ ]+}} to %[[T:[^ ]+]] step %[[LC]] iter_args(%[[S:.+]] = %[[S0]], %[[YACC:.+]] = %{{.+}}) -> (tensor<2x2x4x4xf32>, tensor<2x?x8xf32>) {
+// CHECK-NEXT:      %[[REST:.+]] = arith.subi %[[T]], %[[T0]] : index
+// CHECK-NEXT:      %[[L:.+]] = arith.minsi %[[LC]], %[[REST]] : index
+// CHECK:           tensor.extract_slice %[[W]][0, %[[T0]], 0] [2, %[[L]], 8] [1, 1, 1]
+// CHECK:           %[[WC:.+]] = tensor.expand_shape %{{.+}} {{\[}}[0], [1], [2, 3]] output_shape [2, %[[L]], 2, 4] : tensor<2x?x8xf32> into tensor<2x?x2x4xf32>
+// Γ and Γ⁻ over (b, h, t, i, c): t <= i and t < i.
+// CHECK:           %[[G:.+]]:2 = linalg.generic
+// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d2, d1, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>]
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "reduction", "parallel", "parallel"]
+// CHECK-SAME:        ins(%[[WC]] : tensor<2x?x2x4xf32>)
+// CHECK:             %[[GT:.+]] = linalg.index 2 : index
+// CHECK-NEXT:        %[[GI:.+]] = linalg.index 3 : index
+// CHECK:             arith.cmpi ule, %[[GT]], %[[GI]] : index
+// CHECK-NEXT:        arith.cmpi ult, %[[GT]], %[[GI]] : index
+// CHECK:           } -> (tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>)
+// CHECK:           %[[LAST:.+]] = arith.subi %[[L]], %{{.+}} : index
+// CHECK-NEXT:      %[[GL:.+]] = tensor.extract_slice %[[G]]#0[0, 0, %[[LAST]], 0] [2, 2, 1, 4] [1, 1, 1, 1] : tensor<2x2x?x4xf32> to tensor<2x2x1x4xf32>
+// Gated vectors: r e^Γ, a e^Γ⁻, (k, b) e^{Γ_L - Γ}, a shifted up one token,
+// and k, b, Γ transposed to [B, H, N, L].
+// CHECK:           %[[GATED:.+]]:8 = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "parallel"]
+// CHECK-SAME:        ins(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[G]]#0, %[[G]]#1, %[[GL]] :
+// CHECK:             math.exp
+// CHECK:             math.exp
+// CHECK:             %[[TOEND:.+]] = arith.subf
+// CHECK-NEXT:        math.exp %[[TOEND]] : f32
+// CHECK:           } -> (tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>, tensor<2x2x4x?xf32>, tensor<2x2x4x?xf32>, tensor<2x2x4x?xf32>)
+// A_qk, A_qb, A_ak', A_ab' over (b, h, i, c, j), masked to j <= i, with
+// e^{Γ_i - Γ_j} as the exp of the difference.
+// CHECK:           %[[AM:.+]]:4 = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction", "parallel"]
+// CHECK-SAME:        ins(%{{.+}}, %[[GATED]]#4, %[[GATED]]#5, %[[GATED]]#6, %[[G]]#0, %[[GATED]]#7 :
+// CHECK-NEXT:      ^bb0(%{{[^:]+}}: f32, %{{[^:]+}}: f32, %{{[^:]+}}: f32, %{{[^:]+}}: f32, %[[GI2:[^:]+]]: f32, %[[GJ:[^:]+]]: f32,
+// CHECK-NEXT:        %[[AI:.+]] = linalg.index 2 : index
+// CHECK-NEXT:        %[[AJ:.+]] = linalg.index 4 : index
+// CHECK-NEXT:        %[[LOWER:.+]] = arith.cmpi ule, %[[AJ]], %[[AI]] : index
+// CHECK:             %[[DIFF:.+]] = arith.subf %[[GI2]], %[[GJ]] : f32
+// CHECK-NEXT:        %[[E:.+]] = math.exp %[[DIFF]] : f32
+// CHECK-NEXT:        arith.select %[[LOWER]], %[[E]], %{{.+}} : f32
+// CHECK:           } -> (tensor<2x2x?x?xf32>, tensor<2x2x?x?xf32>, tensor<2x2x?x?xf32>, tensor<2x2x?x?xf32>)
+// A_ak, A_ab: rows shifted down by one.
+// CHECK:           %[[AKB:.+]]:2 = linalg.generic
+// CHECK:             tensor.extract %[[AM]]#2
+// CHECK:             tensor.extract %[[AM]]#3
+// The triangular solve: rows 1..L-1, each a reduction over earlier rows.
+// CHECK:           %[[TINV:.+]] = scf.for %[[ROW:.+]] = %[[ONE:.+]] to %[[L]] step %[[ONE]] iter_args(%[[TACC:.+]] = %{{.+}}) -> (tensor<2x2x?x?xf32>) {
+// CHECK:             %[[AROW:.+]] = tensor.extract_slice %[[AKB]]#1[0, 0, %[[ROW]], 0] [2, 2, 1, %[[L]]]
+// CHECK-NEXT:        %[[SOLVED:.+]] = linalg.generic
+// CHECK-SAME:          indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, 0, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, 0, d3)>]
+// CHECK-SAME:          iterator_types = ["parallel", "parallel", "reduction", "parallel"]
+// CHECK-SAME:          ins(%[[AROW]], %[[TACC]] :
+// CHECK:             %[[COPIED:.+]] = linalg.copy ins(%[[SOLVED]] : tensor<2x2x1x?xf32>)
+// CHECK-NEXT:        %[[TNEXT:.+]] = tensor.insert_slice %[[COPIED]] into %[[TACC]][0, 0, %[[ROW]], 0]
+// CHECK-NEXT:        scf.yield %[[TNEXT]]
+// A_ak V, then W and U from T_inv, all (b, h, i, m, n) with n innermost.
+// CHECK:           %[[AKV:.+]] = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction", "parallel"]
+// CHECK-SAME:        ins(%[[AKB]]#0, %{{.+}} :
+// CHECK:           %[[WU:.+]]:2 = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction", "parallel"]
+// CHECK-SAME:        ins(%[[TINV]], %[[GATED]]#1, %[[AKV]] :
+// u = U + W S0ᵀ and Y = (r e^Γ) S0ᵀ + A_qk V + A_qb u, Y in its slice of y.
+// CHECK:           %[[S0T:.+]] = linalg.generic
+// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>]
+// CHECK-SAME:        ins(%[[S]] : tensor<2x2x4x4xf32>)
+// CHECK:           %[[U:.+]] = linalg.generic
+// CHECK-SAME:        ins(%[[WU]]#0, %[[S0T]] : tensor<2x2x?x4xf32>, tensor<2x2x4x4xf32>) outs(%[[WU]]#1 : tensor<2x2x?x4xf32>)
+// CHECK:           %[[YSLICE:.+]] = tensor.extract_slice %[[YACC]][0, %[[T0]], 0] [2, %[[L]], 8] [1, 1, 1]
+// CHECK:           %[[Y1:.+]] = linalg.generic
+// CHECK-SAME:        ins(%[[GATED]]#0, %[[S0T]] :
+// CHECK:           %[[Y2:.+]] = linalg.generic
+// CHECK-SAME:        ins(%[[AM]]#0, %{{.+}}, %[[AM]]#1, %[[U]] :
+// CHECK-SAME:        outs(%[[Y1]] : tensor<2x?x2x4xf32>)
+// S_end = S0 e^{Γ_L} + Σ_j v_j kG_jᵀ + u_j bG_jᵀ, in place on the state.
+// CHECK:           %[[DECAY:.+]] = linalg.generic
+// CHECK-SAME:        ins(%[[GL]] : tensor<2x2x1x4xf32>)
+// CHECK:           %[[SDEC:.+]] = linalg.generic
+// CHECK-SAME:        ins(%[[DECAY]] : tensor<2x2x1x4xf32>) outs(%[[S]] : tensor<2x2x4x4xf32>)
+// CHECK:           %[[SEND:.+]] = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction", "parallel"]
+// CHECK-SAME:        ins(%{{.+}}, %[[GATED]]#2, %[[U]], %[[GATED]]#3 :
+// CHECK-SAME:        outs(%[[SDEC]] : tensor<2x2x4x4xf32>)
+// CHECK:           %[[YROWS:.+]] = tensor.collapse_shape %[[Y2]] {{\[}}[0], [1], [2, 3]] : tensor<2x?x2x4xf32> into tensor<2x?x8xf32>
+// CHECK-NEXT:      %[[YNEXT:.+]] = tensor.insert_slice %[[YROWS]] into %[[YACC]][0, %[[T0]], 0] [2, %[[L]], 8] [1, 1, 1]
+// CHECK-NEXT:      scf.yield %[[SEND]], %[[YNEXT]] : tensor<2x2x4x4xf32>, tensor<2x?x8xf32>
+// CHECK-NEXT:    }
+// CHECK-NEXT:    return %[[LOOP]]#1, %[[LOOP]]#0
+func.func @wkv_chunked(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf32>,
+                       %v: tensor<2x?x8xf32>, %a: tensor<2x?x8xf32>, %b: tensor<2x?x8xf32>,
+                       %s: tensor<2x2x4x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {
+  %y, %ns = rwkv.wkv %r, %w, %k, %v, %a, %b, %s {mode = #rwkv<wkv_mode chunked>, chunk_length = 4 : i64}
+      : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+  return %y, %ns : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+}
+
+// -----
+
 // group_norm: layer_norm per group after splitting the channels (and the
 // weight and bias) into [groups, C / groups]; RWKV-7's ln_x epsilon 64e-5.
 // CHECK-LABEL: func.func @group_norm
