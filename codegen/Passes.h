@@ -7,8 +7,8 @@
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
@@ -34,7 +34,8 @@ void populateRWKVFuseElementwisePatterns(RewritePatternSet &patterns);
 constexpr llvm::StringLiteral kProjectionAttr = "rwkv.projection";
 
 /// All of the above.
-void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns);
+void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns,
+                                            bool chunkedWKV = true);
 
 } // namespace mlir::rwkv
 

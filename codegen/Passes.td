@@ -18,7 +18,9 @@ def ConvertRWKVToLinalgPass : Pass<"convert-rwkv-to-linalg"> {
     and slices. Weights are read in their own dtype and widened to f32 inside
     the generic bodies, so no converted copy of a weight is ever formed.
     `rwkv.wkv` becomes an `scf.for` over the sequence whose body updates the
-    state with three generics (`sa = S a`, the rank-1 update, `y = S r`).
+    state with three generics (`sa = S a`, the rank-1 update, `y = S r`),
+    or, for `mode = chunked` (and `chunked-wkv`), an `scf.for` over chunks
+    of the WY form (spec §2.6, docs/codegen.md).
     Composite ops must be decomposed first (`rwkv-decompose`).
 
     Before:
@@ -36,6 +38,11 @@ def ConvertRWKVToLinalgPass : Pass<"convert-rwkv-to-linalg"> {
                            "::mlir::math::MathDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect"];
+  let options = [
+    Option<"chunkedWKV", "chunked-wkv", "bool", "true",
+           "Lower `rwkv.wkv {mode = chunked}` to the chunk-parallel (WY) form; "
+           "when false, every wkv becomes the token-by-token recurrence">
+  ];
 }
 
 def RWKVPrefetchWeightRowsPass : Pass<"rwkv-prefetch-weight-rows"> {

@@ -49,7 +49,9 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
   pm.addPass(createCSEPass());
   if (!opts.lowerToLLVM)
     return;
-  pm.addPass(createConvertRWKVToLinalgPass());
+  ConvertRWKVToLinalgPassOptions toLinalgOpts;
+  toLinalgOpts.chunkedWKV = opts.chunkedWKV;
+  pm.addPass(createConvertRWKVToLinalgPass(toLinalgOpts));
   // No CSE from here to bufferization: it would merge the zero-filled
   // accumulators of independent contractions into one tensor, which
   // bufferization must then copy for every user.

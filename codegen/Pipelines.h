@@ -23,6 +23,11 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
   PassOptions::Option<bool> lowerToLLVM{
       *this, "to-llvm", llvm::cl::desc("Lower all the way to the LLVM dialect"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> chunkedWKV{
+      *this, "chunked-wkv",
+      llvm::cl::desc("Lower wkv {mode = chunked} to the chunk-parallel form "
+                     "(off: the recurrence, faster on CPUs; docs/codegen.md)"),
+      llvm::cl::init(false)};
   PassOptions::Option<int64_t> tileTokens{
       *this, "tile-tokens", llvm::cl::desc("Tokens per projection tile"),
       llvm::cl::init(16)};

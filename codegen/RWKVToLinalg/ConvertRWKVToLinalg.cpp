@@ -14,16 +14,20 @@ namespace mlir::rwkv {
 #define GEN_PASS_DEF_CONVERTRWKVTOLINALGPASS
 #include "codegen/Passes.h.inc"
 
-void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns) {
+void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns,
+                                            bool chunkedWKV) {
   populateRWKVNormToLinalgPatterns(patterns);
   populateRWKVProjectionToLinalgPatterns(patterns);
   populateRWKVSequenceToLinalgPatterns(patterns);
-  populateRWKVChunkedWKVToLinalgPatterns(patterns);
+  if (chunkedWKV)
+    populateRWKVChunkedWKVToLinalgPatterns(patterns);
 }
 
 namespace {
 struct ConvertRWKVToLinalgPass final
     : impl::ConvertRWKVToLinalgPassBase<ConvertRWKVToLinalgPass> {
+  using Base::Base;
+
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     ConversionTarget target(*ctx);
@@ -32,7 +36,7 @@ struct ConvertRWKVToLinalgPass final
     target.addLegalOp<BlockOp, YieldOp>();
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     RewritePatternSet patterns(ctx);
-    populateRWKVToLinalgConversionPatterns(patterns);
+    populateRWKVToLinalgConversionPatterns(patterns, chunkedWKV);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
       signalPassFailure();

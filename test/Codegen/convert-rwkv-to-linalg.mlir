@@ -1,5 +1,6 @@
 // RUN: rwkv-opt %s -split-input-file --convert-rwkv-to-linalg --mlir-print-local-scope | FileCheck %s
 // RUN: rwkv-opt %s -split-input-file --convert-rwkv-to-linalg | FileCheck %s --check-prefix=NOOPS
+// RUN: rwkv-opt %s -split-input-file --convert-rwkv-to-linalg="chunked-wkv=false" --mlir-print-local-scope | FileCheck %s --check-prefix=SEQ
 
 // convert-rwkv-to-linalg (codegen/RWKVToLinalg): one case per primitive op.
 // C = 8 channels, H = 2 heads of N = 4, bf16 weights (widened with arith.extf
@@ -443,6 +444,12 @@ func.func @wkv(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf3
 // CHECK-NEXT:      scf.yield %[[SEND]], %[[YNEXT]] : tensor<2x2x4x4xf32>, tensor<2x?x8xf32>
 // CHECK-NEXT:    }
 // CHECK-NEXT:    return %[[LOOP]]#1, %[[LOOP]]#0
+// With chunked-wkv=false (the CPU pipeline's default) a chunked wkv is the
+// token-by-token recurrence: a loop over tokens (step 1), no triangular solve.
+// SEQ-LABEL: func.func @wkv_chunked
+// SEQ:         scf.for %{{.+}} = %c0 to %{{.+}} step %c1{{(_[0-9]+)?}} iter_args
+// SEQ-NOT:     arith.minsi
+// SEQ:         return
 func.func @wkv_chunked(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf32>,
                        %v: tensor<2x?x8xf32>, %a: tensor<2x?x8xf32>, %b: tensor<2x?x8xf32>,
                        %s: tensor<2x2x4x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {

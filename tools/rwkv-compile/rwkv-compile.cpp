@@ -288,7 +288,8 @@ int main(int argc, char **argv) {
                                      po::value(&opts.batch)->default_value(1),
                                      "batch size of the compiled entry points")(
       "chunk-length", po::value(&opts.chunkLength)->default_value(16),
-      "chunk length of the chunked WKV form")(
+      "chunk length of the chunked WKV form (lowered as such with "
+      "--pipeline-options chunked-wkv=1)")(
       "pipeline-options", po::value(&opts.pipelineOptions),
       "rwkv-cpu-pipeline options, e.g. 'tile-tokens=32 token-block=3'")(
       "print-pipeline", po::bool_switch(&opts.printPipeline),
