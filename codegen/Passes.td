@@ -101,6 +101,27 @@ def RWKVApproximateMathPass : Pass<"rwkv-approximate-math"> {
                            "::mlir::vector::VectorDialect"];
 }
 
+def RWKVLowerStridedCopiesPass : Pass<"rwkv-lower-strided-copies"> {
+  let summary = "Rewrite non-contiguous memref.copy into linalg.copy";
+  let description = [{
+    A `memref.copy` between non-contiguous memrefs would lower to a call to
+    `memrefCopy` (MLIR's C runner utils), which a compiled model does not
+    link. This pass rewrites such copies into `linalg.copy`, which
+    `convert-linalg-to-loops` turns into loops. Copies whose both sides are
+    contiguous are kept: they become `llvm.memcpy`.
+
+    Before:
+    ```mlir
+    memref.copy %a, %b : memref<2x128xf32> to memref<2x128xf32, strided<[?, 1], offset: ?>>
+    ```
+    After:
+    ```mlir
+    linalg.copy ins(%a : memref<2x128xf32>) outs(%b : memref<2x128xf32, strided<[?, 1], offset: ?>>)
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 def RWKVEntryOutParamsPass
     : Pass<"rwkv-entry-out-params", "::mlir::ModuleOp"> {
   let summary = "Return the results of public entry points through buffers";

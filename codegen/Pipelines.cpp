@@ -91,9 +91,10 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
   if (opts.vectorWidth > 0 && opts.prefetch)
     pm.addPass(createRWKVPrefetchWeightRowsPass());
   addUpstream(pm,
-              "buffer-deallocation-pipeline,convert-bufferization-to-memref,"
-              "func.func(convert-linalg-to-loops),"
-              "expand-strided-metadata,lower-affine,canonicalize,cse");
+              "buffer-deallocation-pipeline,convert-bufferization-to-memref");
+  pm.addPass(createRWKVLowerStridedCopiesPass());
+  addUpstream(pm, "func.func(convert-linalg-to-loops),"
+                  "expand-strided-metadata,lower-affine,canonicalize,cse");
   // Projection tiles run on all cores through OpenMP (libomp).
   if (opts.threads)
     addUpstream(pm, "convert-scf-to-openmp,canonicalize");
