@@ -116,7 +116,8 @@ std::unique_ptr<llvm::ToolOutputFile> openOutput(const std::string &path,
   return out;
 }
 
-int run(const Options &opts) {
+int run(const Options &opts,
+        const mlir::rwkv::RWKVPipelineOptions &pipelineOpts) {
   DialectRegistry registry;
   registerAllDialects(registry);
   registerAllExtensions(registry);
@@ -175,9 +176,6 @@ int run(const Options &opts) {
 
   PassManager pm(&ctx, ModuleOp::getOperationName(),
                  OpPassManager::Nesting::Implicit);
-  mlir::rwkv::RWKVPipelineOptions pipelineOpts;
-  // Validated in main().
-  (void)pipelineOpts.parseFromString(opts.pipelineOptions);
   target->buildPipeline(pm, pipelineOpts);
   if (failed(applyPassManagerCLOptions(pm)))
     return 1;
@@ -336,13 +334,13 @@ int main(int argc, char **argv) {
       throw po::error("--batch must be at least 1");
     if (opts.chunkLength < 1)
       throw po::error("--chunk-length must be at least 1");
-    if (mlir::rwkv::RWKVPipelineOptions probe;
-        failed(probe.parseFromString(opts.pipelineOptions)))
+    mlir::rwkv::RWKVPipelineOptions pipelineOpts;
+    if (failed(pipelineOpts.parseFromString(opts.pipelineOptions)))
       throw po::error("invalid --pipeline-options '" + opts.pipelineOptions +
                       "' (the options of rwkv-opt --rwkv-cpu-pipeline)");
     if (!llvm::sys::fs::exists(opts.input))
       throw std::runtime_error(opts.input + ": no such file");
-    return run(opts);
+    return run(opts, pipelineOpts);
   } catch (const po::error &e) {
     fmt::print(stderr, "rwkv-compile: error: {}\n", e.what());
     return 2;

@@ -11,6 +11,8 @@
 #include "tools/rwkv-run/Generate.h"
 #include "runtime/core/StateFile.h"
 
+#include "unittests/runtime/GoldenTestUtil.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -321,21 +323,10 @@ TEST_F(GenerateTest, TimeStateInitialState) {
 } // namespace
 
 int main(int argc, char **argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--golden-dir=", 0) == 0)
-      goldenDir = a.substr(13);
-    else if (a.rfind("--lib-dir=", 0) == 0)
-      libDir = a.substr(10);
-    else if (a.rfind("--vocab=", 0) == 0)
-      vocabPath = a.substr(8);
-  }
-  if (!::testing::GTEST_FLAG(list_tests) &&
-      (goldenDir.empty() || libDir.empty() || vocabPath.empty())) {
-    std::fprintf(stderr, "usage: RWKVGenerateTests --golden-dir=DIR "
-                         "--lib-dir=DIR --vocab=FILE [gtest flags]\n");
+  if (!rwkv::golden::parseTestFlags(argc, argv, "RWKVGenerateTests",
+                                    {{"golden-dir", &goldenDir},
+                                     {"lib-dir", &libDir},
+                                     {"vocab", &vocabPath}}))
     return 2;
-  }
   return RUN_ALL_TESTS();
 }

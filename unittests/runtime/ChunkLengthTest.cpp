@@ -16,6 +16,8 @@
 
 #include "runtime/core/Runtime.h"
 
+#include "unittests/runtime/GoldenTestUtil.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -42,15 +44,7 @@ void PrintTo(const Case &c, std::ostream *os) {
   *os << c.model << " chunk " << c.chunk;
 }
 
-float maxAbsDiff(const float *a, const float *b, size_t n) {
-  float m = 0;
-  for (size_t i = 0; i < n; ++i) {
-    float d = std::fabs(a[i] - b[i]);
-    if (!(d <= m)) // NaN counts as infinitely wrong
-      m = std::isnan(d) ? INFINITY : d;
-  }
-  return m;
-}
+using rwkv::golden::maxAbsDiff;
 
 /// Largest difference over all tensors of two states.
 float stateDiff(const State &a, const State &b, std::string *worst) {
@@ -161,19 +155,9 @@ INSTANTIATE_TEST_SUITE_P(ChunkLengths, ChunkLengthTest,
 } // namespace
 
 int main(int argc, char **argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--golden-dir=", 0) == 0)
-      goldenDir = a.substr(13);
-    else if (a.rfind("--lib-dir=", 0) == 0)
-      libDir = a.substr(10);
-  }
-  bool listing = ::testing::GTEST_FLAG(list_tests);
-  if (!listing && (goldenDir.empty() || libDir.empty())) {
-    std::fprintf(stderr, "usage: RWKVChunkLengthTests --golden-dir=DIR "
-                         "--lib-dir=DIR [gtest flags]\n");
+  if (!rwkv::golden::parseTestFlags(
+          argc, argv, "RWKVChunkLengthTests",
+          {{"golden-dir", &goldenDir}, {"lib-dir", &libDir}}))
     return 2;
-  }
   return RUN_ALL_TESTS();
 }

@@ -11,6 +11,8 @@
 
 #include "runtime/core/Runtime.h"
 
+#include "unittests/runtime/GoldenTestUtil.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -32,15 +34,7 @@ struct Golden {
 const Golden kGoldens[] = {{"tiny", "seq128"}, {"tiny2", "seq200"}};
 void PrintTo(const Golden &g, std::ostream *os) { *os << g.model; }
 
-float maxAbsDiff(const float *a, const float *b, size_t n) {
-  float m = 0;
-  for (size_t i = 0; i < n; ++i) {
-    float d = std::fabs(a[i] - b[i]);
-    if (!(d <= m)) // NaN counts as infinitely wrong
-      m = std::isnan(d) ? INFINITY : d;
-  }
-  return m;
-}
+using rwkv::golden::maxAbsDiff;
 
 float maxAbsDiff(const std::vector<float> &a, const std::vector<float> &b) {
   EXPECT_EQ(a.size(), b.size());
@@ -279,19 +273,9 @@ TEST(GoldenBatch, TwoRowsMatchOneRowEach) {
 } // namespace
 
 int main(int argc, char **argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--golden-dir=", 0) == 0)
-      goldenDir = a.substr(13);
-    else if (a.rfind("--lib-dir=", 0) == 0)
-      libDir = a.substr(10);
-  }
-  bool listing = ::testing::GTEST_FLAG(list_tests);
-  if (!listing && (goldenDir.empty() || libDir.empty())) {
-    std::fprintf(stderr, "usage: RWKVGoldenTests --golden-dir=DIR "
-                         "--lib-dir=DIR [gtest flags]\n");
+  if (!rwkv::golden::parseTestFlags(
+          argc, argv, "RWKVGoldenTests",
+          {{"golden-dir", &goldenDir}, {"lib-dir", &libDir}}))
     return 2;
-  }
   return RUN_ALL_TESTS();
 }
