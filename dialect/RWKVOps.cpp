@@ -267,6 +267,106 @@ LogicalResult HeadOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// Training ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult CrossEntropyOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")) ||
+      failed(expectRank(op, getWeight(), "weight", 2, "[V, C]")))
+    return failure();
+  ArrayRef<int64_t> in = shapeOf(getInput()), w = shapeOf(getWeight());
+  if (!compatible(w[1], in[2]))
+    return emitOpError() << "head weight " << shapeStr(w)
+                         << " does not take inputs of width " << in[2];
+  if (getL2wrap().convertToFloat() < 0.0f)
+    return emitOpError("l2wrap must not be negative");
+  return expectShape(op, getTargets(), "targets", {in[0], in[1]});
+}
+
+LogicalResult CrossEntropyGradOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")) ||
+      failed(expectRank(op, getWeight(), "weight", 2, "[V, C]")))
+    return failure();
+  ArrayRef<int64_t> in = shapeOf(getInput()), w = shapeOf(getWeight());
+  if (!compatible(w[1], in[2]))
+    return emitOpError() << "head weight " << shapeStr(w)
+                         << " does not take inputs of width " << in[2];
+  if (getL2wrap().convertToFloat() < 0.0f)
+    return emitOpError("l2wrap must not be negative");
+  if (failed(expectShape(op, getTargets(), "targets", {in[0], in[1]})) ||
+      failed(expectSameShape(op, getInputGrad(), "input_grad", getInput())))
+    return failure();
+  return expectSameShape(op, getWeightGrad(), "weight_grad", getWeight());
+}
+
+LogicalResult EmbedGradOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getTokens(), "tokens", 2, "[B, T]")) ||
+      failed(expectRank(op, getTableGrad(), "table_grad", 2, "[V, C]")))
+    return failure();
+  ArrayRef<int64_t> tok = shapeOf(getTokens());
+  return expectShape(op, getResultGrad(), "result_grad",
+                     {tok[0], tok[1], shapeOf(getTableGrad())[1]});
+}
+
+/// LayerNorm / GroupNorm gradients: `[.., C]` input and result gradient,
+/// `[C]` weight and parameter gradients.
+static LogicalResult verifyNormGrad(Operation *op, Value input, Value weight,
+                                    Value resultGrad, Value inputGrad,
+                                    Value weightGrad, Value biasGrad,
+                                    const APFloat &eps) {
+  ArrayRef<int64_t> in = shapeOf(input);
+  if (in.empty())
+    return op->emitOpError("'input' must have rank >= 1");
+  if (failed(expectShape(op, weight, "weight", {in.back()})) ||
+      failed(expectSameShape(op, resultGrad, "result_grad", input)) ||
+      failed(expectSameShape(op, inputGrad, "input_grad", input)) ||
+      failed(expectShape(op, weightGrad, "weight_grad", {in.back()})) ||
+      failed(expectShape(op, biasGrad, "bias_grad", {in.back()})))
+    return failure();
+  return expectPositive(op, eps, "epsilon");
+}
+
+LogicalResult LayerNormGradOp::verify() {
+  return verifyNormGrad(getOperation(), getInput(), getWeight(),
+                        getResultGrad(), getInputGrad(), getWeightGrad(),
+                        getBiasGrad(), getEpsilon());
+}
+
+LogicalResult GroupNormGradOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")) ||
+      failed(expectDivisible(op, shapeOf(getInput())[2], getNumGroups(),
+                             "num_groups")))
+    return failure();
+  return verifyNormGrad(op, getInput(), getWeight(), getResultGrad(),
+                        getInputGrad(), getWeightGrad(), getBiasGrad(),
+                        getEpsilon());
+}
+
+LogicalResult L2NormalizeGradOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")) ||
+      failed(expectDivisible(op, shapeOf(getInput())[2], getNumHeads(),
+                             "num_heads")))
+    return failure();
+  return expectPositive(op, getEpsilon(), "epsilon");
+}
+
+LogicalResult WKVGradOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getR(), "r", 3, "[B, T, C]")) ||
+      failed(verifyWkvState(op, getState(), "state", shapeOf(getR()))))
+    return failure();
+  if (getChunkLengthAttr().getInt() <= 0)
+    return emitOpError() << "chunk_length must be positive, got "
+                         << getChunkLengthAttr().getInt();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // Composite ops
 //===----------------------------------------------------------------------===//
 
@@ -433,6 +533,8 @@ LogicalResult ModelOp::verifyRegions() {
     return emitOpError("has no public entry-point function");
   return success();
 }
+
+#include "dialect/RWKVInterfaces.cpp.inc"
 
 #define GET_OP_CLASSES
 #include "dialect/RWKVOps.cpp.inc"

@@ -14,6 +14,7 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include "dialect/RWKVEnums.h.inc"
+#include "dialect/RWKVInterfaces.h.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "dialect/RWKVAttrs.h.inc"

@@ -12,6 +12,7 @@
 
 include "dialect/RWKVBase.td"
 include "dialect/RWKVAttrs.td"
+include "dialect/RWKVInterfaces.td"
 include "mlir/IR/OpAsmInterface.td"
 include "mlir/IR/RegionKindInterface.td"
 include "mlir/IR/SymbolInterfaces.td"
@@ -22,7 +23,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 // Primitive ops
 //===----------------------------------------------------------------------===//
 
-def RWKV_EmbedOp : RWKV_Op<"embed", [Pure]> {
+def RWKV_EmbedOp : RWKV_Op<"embed", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>]> {
   let summary = "Look up token embeddings";
   let description = [{
     Gathers rows of the embedding table `[V, C]` for token ids `[B, T]` and
@@ -41,7 +42,7 @@ def RWKV_EmbedOp : RWKV_Op<"embed", [Pure]> {
   let hasVerifier = 1;
 }
 
-def RWKV_LayerNormOp : RWKV_Op<"layer_norm", [Pure,
+def RWKV_LayerNormOp : RWKV_Op<"layer_norm", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>,
     AllTypesMatch<["weight", "bias"]>]> {
   let summary = "LayerNorm over the last (channel) dimension";
   let description = [{
@@ -64,7 +65,7 @@ def RWKV_LayerNormOp : RWKV_Op<"layer_norm", [Pure,
   let hasVerifier = 1;
 }
 
-def RWKV_TokenShiftOp : RWKV_Op<"token_shift", [Pure,
+def RWKV_TokenShiftOp : RWKV_Op<"token_shift", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>,
     AllTypesMatch<["input", "shifted"]>, AllTypesMatch<["prev", "last"]>]> {
   let summary = "Shift a sequence by one token, taking the carried state first";
   let description = [{
@@ -85,7 +86,7 @@ def RWKV_TokenShiftOp : RWKV_Op<"token_shift", [Pure,
   let hasVerifier = 1;
 }
 
-def RWKV_MixOp : RWKV_Op<"mix", [Pure, AllTypesMatch<["input", "shifted"]>]> {
+def RWKV_MixOp : RWKV_Op<"mix", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>, AllTypesMatch<["input", "shifted"]>]> {
   let summary = "Token-shift interpolation x + (shifted - x) * mu";
   let description = [{
     The RWKV-6/7 lerp between the current token and the previous one, with a
@@ -106,7 +107,7 @@ def RWKV_MixOp : RWKV_Op<"mix", [Pure, AllTypesMatch<["input", "shifted"]>]> {
   let hasVerifier = 1;
 }
 
-def RWKV_LinearOp : RWKV_Op<"linear", [Pure]> {
+def RWKV_LinearOp : RWKV_Op<"linear", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>]> {
   let summary = "Projection y = W x with W stored [out, in] (nn.Linear)";
   let description = [{
     Applies a bias-free linear layer to the last dimension. The weight keeps
@@ -126,7 +127,7 @@ def RWKV_LinearOp : RWKV_Op<"linear", [Pure]> {
   let hasVerifier = 1;
 }
 
-def RWKV_LoraOp : RWKV_Op<"lora", [Pure]> {
+def RWKV_LoraOp : RWKV_Op<"lora", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>]> {
   let summary = "Low-rank projection act(x @ A) @ B";
   let description = [{
     The RWKV-7 low-rank ("LoRA") projections. `A` is `[in, rank]` and `B` is
@@ -152,7 +153,7 @@ def RWKV_LoraOp : RWKV_Op<"lora", [Pure]> {
   let hasVerifier = 1;
 }
 
-def RWKV_L2NormalizeOp : RWKV_Op<"l2_normalize", [Pure]> {
+def RWKV_L2NormalizeOp : RWKV_Op<"l2_normalize", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>]> {
   let summary = "Per-head L2 normalisation x / max(||x||, eps)";
   let description = [{
     Splits the channel dimension into `num_heads` groups and divides each by
@@ -172,7 +173,7 @@ def RWKV_L2NormalizeOp : RWKV_Op<"l2_normalize", [Pure]> {
   let hasVerifier = 1;
 }
 
-def RWKV_WKVOp : RWKV_Op<"wkv", [Pure,
+def RWKV_WKVOp : RWKV_Op<"wkv", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>,
     AllTypesMatch<["r", "w", "k", "v", "a", "b", "y"]>,
     AllTypesMatch<["state", "new_state"]>]> {
   let summary = "The RWKV-7 WKV state recurrence";
@@ -211,7 +212,7 @@ def RWKV_WKVOp : RWKV_Op<"wkv", [Pure,
   let hasVerifier = 1;
 }
 
-def RWKV_GroupNormOp : RWKV_Op<"group_norm", [Pure,
+def RWKV_GroupNormOp : RWKV_Op<"group_norm", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>,
     AllTypesMatch<["weight", "bias"]>]> {
   let summary = "GroupNorm with one group per head";
   let description = [{
@@ -254,6 +255,234 @@ def RWKV_HeadOp : RWKV_Op<"head", [Pure]> {
   let assemblyFormat = [{
     $input `,` $weight attr-dict `:` type($input) `,` type($weight)
     `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Training ops: the loss and the adjoints of the primitive ops
+//===----------------------------------------------------------------------===//
+
+/// The scalar loss and its gradient, `tensor<f32>`.
+def RWKV_Loss : 0DTensorOf<[F32]> {
+  let builderCall = "::mlir::RankedTensorType::get({}, $_builder.getF32Type())";
+}
+
+def RWKV_CrossEntropyOp : RWKV_Op<"cross_entropy", [Pure,
+    DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>]> {
+  let summary = "Head projection fused with the mean cross-entropy loss";
+  let description = [{
+    `loss = mean over positions (b, t) with targets[b, t] != ignore_index of
+    logsumexp_v(z[b, t]) - z[b, t, targets[b, t]]`, where `z = W x` are the
+    logits of `rwkv.head` (`W` is `[V, C]`). The `[B, T, V]` logits are never
+    materialised: the lowering tiles over tokens. Natural log, as RWKV-LM
+    (spec §2.7). A batch in which every target is ignored has loss 0.
+
+    ```mlir
+    %loss = rwkv.cross_entropy %x, %head, %targets {ignore_index = -100 : i64}
+        : tensor<2x64x128xf32>, tensor<512x128xbf16>, tensor<2x64xi32>
+        -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Weight:$weight,
+                       RWKV_TokenIds:$targets,
+                       DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+                       DefaultValuedAttr<F32Attr, "0.0">:$l2wrap);
+  let results = (outs RWKV_Loss:$loss);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $targets attr-dict `:` type($input) `,`
+    type($weight) `,` type($targets) `->` type($loss)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_CrossEntropyGradOp : RWKV_Op<"cross_entropy_grad", [Pure]> {
+  let summary = "Gradient of rwkv.cross_entropy for its input and head weight";
+  let description = [{
+    With `g[b, t] = (softmax(z[b, t]) - onehot(targets[b, t])) * dloss / n`
+    (`n` the number of counted positions, ignored positions have g = 0), the
+    results are `dx = g W` `[B, T, C]` and `dW = sum_{b,t} g x^T` `[V, C]`
+    (f32). `l2wrap` > 0 adds RWKV-LM's L2Wrap term
+    `l2wrap * dloss / n * max_v z[b, t]` at the argmax (lowest index on
+    ties); it changes the gradient, not the loss. Tiled over tokens like the
+    forward, so the logits exist one tile at a time.
+
+    ```mlir
+    %dx, %dw = rwkv.cross_entropy_grad %x, %head, %targets, %dloss
+        : tensor<2x64x128xf32>, tensor<512x128xbf16>, tensor<2x64xi32>
+        -> tensor<2x64x128xf32>, tensor<512x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Weight:$weight,
+                       RWKV_TokenIds:$targets, RWKV_Loss:$dloss,
+                       DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+                       DefaultValuedAttr<F32Attr, "0.0">:$l2wrap);
+  let results = (outs RWKV_Activation:$input_grad,
+                      RWKV_Activation:$weight_grad);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $targets `,` $dloss attr-dict `:` type($input) `,`
+    type($weight) `,` type($targets) `->` type($input_grad) `,`
+    type($weight_grad)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_EmbedGradOp : RWKV_Op<"embed_grad", [Pure]> {
+  let summary = "Scatter-add of embedding gradients into the table's rows";
+  let description = [{
+    `dtable[v, c] = sum over (b, t) with tokens[b, t] == v of dy[b, t, c]`,
+    an f32 `[V, C]` tensor (rows of tokens that do not occur are zero).
+
+    ```mlir
+    %dtable = rwkv.embed_grad %tokens, %dy
+        : tensor<2x64xi32>, tensor<2x64x128xf32> -> tensor<512x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_TokenIds:$tokens, RWKV_Activation:$result_grad);
+  let results = (outs RWKV_Activation:$table_grad);
+  let assemblyFormat = [{
+    $tokens `,` $result_grad attr-dict `:` type($tokens) `,`
+    type($result_grad) `->` type($table_grad)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_LayerNormGradOp : RWKV_Op<"layer_norm_grad", [Pure,
+    AllTypesMatch<["input", "result_grad", "input_grad"]>]> {
+  let summary = "Gradient of rwkv.layer_norm";
+  let description = [{
+    With `xhat = (x - mean) * rstd` and `gw = dy * weight`:
+    `dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat))`,
+    `dweight = sum_{b,t} dy * xhat`, `dbias = sum_{b,t} dy` (f32 `[C]`).
+
+    ```mlir
+    %dx, %dw, %db = rwkv.layer_norm_grad %x, %w, %dy {epsilon = 1.0e-05 : f32}
+        : tensor<2x64x128xf32>, tensor<128xbf16>
+        -> tensor<2x64x128xf32>, tensor<128xf32>, tensor<128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Weight:$weight,
+                       RWKV_Activation:$result_grad,
+                       DefaultValuedAttr<F32Attr, "1.0e-5">:$epsilon);
+  let results = (outs RWKV_Activation:$input_grad,
+                      RWKV_Activation:$weight_grad,
+                      RWKV_Activation:$bias_grad);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $result_grad attr-dict `:` type($input) `,`
+    type($weight) `->` type($input_grad) `,` type($weight_grad) `,`
+    type($bias_grad)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_GroupNormGradOp : RWKV_Op<"group_norm_grad", [Pure,
+    AllTypesMatch<["input", "result_grad", "input_grad"]>]> {
+  let summary = "Gradient of rwkv.group_norm";
+  let description = [{
+    The LayerNorm gradient applied to each of `num_groups` channel groups of
+    every token (the statistics are per group); `dweight`, `dbias` are summed
+    over tokens.
+
+    ```mlir
+    %dx, %dw, %db = rwkv.group_norm_grad %x, %w, %dy {num_groups = 2 : i64}
+        : tensor<2x64x128xf32>, tensor<128xbf16>
+        -> tensor<2x64x128xf32>, tensor<128xf32>, tensor<128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Weight:$weight,
+                       RWKV_Activation:$result_grad, I64Attr:$num_groups,
+                       DefaultValuedAttr<F32Attr, "6.4e-4">:$epsilon);
+  let results = (outs RWKV_Activation:$input_grad,
+                      RWKV_Activation:$weight_grad,
+                      RWKV_Activation:$bias_grad);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $result_grad attr-dict `:` type($input) `,`
+    type($weight) `->` type($input_grad) `,` type($weight_grad) `,`
+    type($bias_grad)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_L2NormalizeGradOp : RWKV_Op<"l2_normalize_grad", [Pure,
+    AllTypesMatch<["input", "result_grad", "input_grad"]>]> {
+  let summary = "Gradient of rwkv.l2_normalize";
+  let description = [{
+    Per head, with `n = ||x||` and `y = x / max(n, eps)`:
+    `dx = (dy - y * (y . dy)) / n` where `n > eps`, and `dx = dy / eps`
+    where the clamp is active.
+
+    ```mlir
+    %dx = rwkv.l2_normalize_grad %x, %dy {num_heads = 2 : i64}
+        : tensor<2x64x128xf32> -> tensor<2x64x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$input, RWKV_Activation:$result_grad,
+                       I64Attr:$num_heads,
+                       DefaultValuedAttr<F32Attr, "1.0e-12">:$epsilon);
+  let results = (outs RWKV_Activation:$input_grad);
+  let assemblyFormat = [{
+    $input `,` $result_grad attr-dict `:` type($input) `->` type($input_grad)
+  }];
+  let hasVerifier = 1;
+}
+
+def RWKV_TokenShiftGradOp : RWKV_Op<"token_shift_grad", [Pure,
+    AllTypesMatch<["shifted_grad", "input_grad"]>,
+    AllTypesMatch<["last_grad", "prev_grad"]>]> {
+  let summary = "Gradient of rwkv.token_shift";
+  let description = [{
+    `dinput[b, t] = dshifted[b, t + 1]` for `t < T - 1`, plus `dlast[b]` at
+    `t = T - 1`; `dprev[b] = dshifted[b, 0]`.
+
+    ```mlir
+    %dx, %dprev = rwkv.token_shift_grad %dshifted, %dlast
+        : tensor<2x64x128xf32>, tensor<2x128xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$shifted_grad,
+                       RWKV_Activation:$last_grad);
+  let results = (outs RWKV_Activation:$input_grad,
+                      RWKV_Activation:$prev_grad);
+  let assemblyFormat = [{
+    $shifted_grad `,` $last_grad attr-dict `:` type($shifted_grad) `,`
+    type($last_grad)
+  }];
+}
+
+def RWKV_WKVGradOp : RWKV_Op<"wkv_grad", [Pure,
+    AllTypesMatch<["r", "w", "k", "v", "a", "b", "y_grad", "r_grad", "w_grad",
+                   "k_grad", "v_grad", "a_grad", "b_grad"]>,
+    AllTypesMatch<["state", "new_state_grad", "state_grad"]>]> {
+  let summary = "Reverse-mode gradient of the WKV7 recurrence";
+  let description = [{
+    Given the forward inputs of `rwkv.wkv` (`w` is the log-decay) and the
+    gradients of its outputs `y` and `new_state`, returns the gradients of
+    `r, w, k, v, a, b` and of the initial state (spec §2.3, with
+    `dw = dd * exp(w)`). `sequential` walks the tokens backwards, recomputing
+    the states of each `chunk_length` segment from a checkpoint saved at its
+    start; `chunked` uses the chunk-parallel backward of the WY form.
+
+    ```mlir
+    %dr, %dw, %dk, %dv, %da, %db, %ds = rwkv.wkv_grad %r, %w, %k, %v, %a, %b,
+        %state, %dy, %dstate {mode = #rwkv<wkv_mode sequential>}
+        : tensor<2x64x128xf32>, tensor<2x2x64x64xf32>
+    ```
+  }];
+  let arguments = (ins RWKV_Activation:$r, RWKV_Activation:$w,
+                       RWKV_Activation:$k, RWKV_Activation:$v,
+                       RWKV_Activation:$a, RWKV_Activation:$b,
+                       RWKV_Activation:$state, RWKV_Activation:$y_grad,
+                       RWKV_Activation:$new_state_grad,
+                       DefaultValuedAttr<RWKV_WKVModeAttr,
+                           "::mlir::rwkv::WKVMode::sequential">:$mode,
+                       DefaultValuedAttr<I64Attr, "16">:$chunk_length);
+  let results = (outs RWKV_Activation:$r_grad, RWKV_Activation:$w_grad,
+                      RWKV_Activation:$k_grad, RWKV_Activation:$v_grad,
+                      RWKV_Activation:$a_grad, RWKV_Activation:$b_grad,
+                      RWKV_Activation:$state_grad);
+  let assemblyFormat = [{
+    $r `,` $w `,` $k `,` $v `,` $a `,` $b `,` $state `,` $y_grad `,`
+    $new_state_grad attr-dict `:` type($r) `,` type($state)
   }];
   let hasVerifier = 1;
 }

@@ -4,7 +4,7 @@
 #define RWKV_CODEGEN_RWKVTOLINALG_COMMON_H
 
 #include "codegen/Passes.h"
-#include "passes/Utils.h"
+#include "dialect/IRUtils.h"
 
 namespace mlir::rwkv {
 

@@ -1,6 +1,6 @@
-//===- Utils.cpp - IR-building helpers shared by rwkv passes --------------===//
+//===- IRUtils.cpp - IR-building helpers shared by rwkv passes ----------===//
 
-#include "passes/Utils.h"
+#include "dialect/IRUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"

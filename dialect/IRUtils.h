@@ -1,7 +1,7 @@
-//===- Utils.h - IR-building helpers shared by rwkv passes ------*- C++ -*-===//
+//===- IRUtils.h - IR-building helpers shared by rwkv passes ----*- C++ -*-===//
 
-#ifndef RWKV_PASSES_UTILS_H
-#define RWKV_PASSES_UTILS_H
+#ifndef RWKV_DIALECT_IRUTILS_H
+#define RWKV_DIALECT_IRUTILS_H
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Value.h"
@@ -42,4 +42,4 @@ Value f32Const(OpBuilder &b, Location loc, double v);
 
 } // namespace mlir::rwkv
 
-#endif // RWKV_PASSES_UTILS_H
+#endif // RWKV_DIALECT_IRUTILS_H
