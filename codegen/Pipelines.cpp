@@ -6,6 +6,7 @@
 //
 //   rwkv (blocks, composites)
 //     -> rwkv-inline-blocks, rwkv-decompose           primitive rwkv ops
+//     -> rwkv-differentiate                           + gradient functions
 //     -> convert-rwkv-to-linalg                       linalg/tensor/scf
 //     -> convert-elementwise-to-linalg, fusion        fused linalg.generic
 //     -> one-shot-bufferize, out-params, dealloc      memrefs
@@ -43,8 +44,12 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
   } else {
     pm.addPass(createRWKVInlineBlocksPass());
   }
-  if (opts.decompose)
+  if (opts.decompose) {
     pm.addPass(createRWKVDecomposePass());
+    // Training modules: gradients are built on the primitive ops, before
+    // anything is lowered, so the backward goes through the same stages.
+    pm.addPass(createRWKVDifferentiatePass());
+  }
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   if (!opts.lowerToLLVM)

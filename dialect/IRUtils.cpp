@@ -95,3 +95,69 @@ Value rwkv::mergeHeads(OpBuilder &b, Location loc, Value v) {
 Value rwkv::dimValue(OpBuilder &b, Location loc, Value v, int64_t dim) {
   return b.createOrFold<tensor::DimOp>(loc, v, dim);
 }
+
+Value rwkv::zerosF32(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes) {
+  Value init = tensor::EmptyOp::create(b, loc, sizes, b.getF32Type());
+  return linalg::FillOp::create(b, loc, f32Const(b, loc, 0.0), init)
+      .getResult(0);
+}
+
+Value rwkv::zerosLike(OpBuilder &b, Location loc, Value like) {
+  return zerosF32(b, loc, tensor::getMixedSizes(b, loc, like));
+}
+
+Value rwkv::buildContraction(OpBuilder &b, Location loc, Value lhs,
+                             AffineMap lhsMap, Value rhs, AffineMap rhsMap,
+                             AffineMap outMap,
+                             ArrayRef<OpFoldResult> outSizes) {
+  unsigned n = outMap.getNumDims();
+  SmallVector<utils::IteratorType> iters(n, utils::IteratorType::reduction);
+  for (AffineExpr e : outMap.getResults())
+    iters[llvm::cast<AffineDimExpr>(e).getPosition()] =
+        utils::IteratorType::parallel;
+  Value acc = zerosF32(b, loc, outSizes);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{acc.getType()}, ValueRange{lhs, rhs},
+             ValueRange{acc}, ArrayRef<AffineMap>{lhsMap, rhsMap, outMap},
+             iters,
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value p = arith::MulFOp::create(nb, nl, toF32(nb, nl, args[0]),
+                                               toF32(nb, nl, args[1]));
+               linalg::YieldOp::create(
+                   nb, nl, arith::AddFOp::create(nb, nl, args[2], p).getResult());
+             })
+      .getResult(0);
+}
+
+Value rwkv::buildReduceTo(OpBuilder &b, Location loc, Value full,
+                          AffineMap map, ArrayRef<OpFoldResult> sizes) {
+  unsigned n = map.getNumDims();
+  if (map.isIdentity())
+    return full;
+  SmallVector<utils::IteratorType> iters(n, utils::IteratorType::reduction);
+  for (AffineExpr e : map.getResults())
+    iters[llvm::cast<AffineDimExpr>(e).getPosition()] =
+        utils::IteratorType::parallel;
+  Value acc = zerosF32(b, loc, sizes);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{acc.getType()}, ValueRange{full},
+             ValueRange{acc},
+             ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(
+                                     n, b.getContext()),
+                                 map},
+             iters,
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               linalg::YieldOp::create(
+                   nb, nl,
+                   arith::AddFOp::create(nb, nl, args[1], args[0]).getResult());
+             })
+      .getResult(0);
+}
+
+Value rwkv::buildAdd(OpBuilder &b, Location loc, Value x, Value y) {
+  return buildElementwise(b, loc, x, {x, y},
+                          [](OpBuilder &nb, Location nl, ValueRange in) {
+                            return arith::AddFOp::create(nb, nl, in[0], in[1])
+                                .getResult();
+                          });
+}

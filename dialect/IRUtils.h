@@ -5,6 +5,8 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Value.h"
+#include "mlir/IR/AffineMap.h"
+#include "mlir/IR/OpDefinition.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 
 namespace mlir::rwkv {
@@ -39,6 +41,30 @@ Value toF32(OpBuilder &b, Location loc, Value v);
 /// Element-wise helpers on scalars used by several lowerings.
 Value sigmoid(OpBuilder &b, Location loc, Value x);
 Value f32Const(OpBuilder &b, Location loc, double v);
+
+/// A zero-filled f32 tensor of the given sizes.
+Value zerosF32(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes);
+
+/// A zero-filled f32 tensor shaped like `like`.
+Value zerosLike(OpBuilder &b, Location loc, Value like);
+
+/// A sum of products as one `linalg.generic`:
+/// `out[outMap(d)] += f32(lhs[lhsMap(d)]) * f32(rhs[rhsMap(d)])` over the
+/// iteration space `d` (parallel dims are those in `outMap`), starting from
+/// zeros of `outSizes`. Operands are widened inside the body, so bf16 weights
+/// are read in place.
+Value buildContraction(OpBuilder &b, Location loc, Value lhs, AffineMap lhsMap,
+                       Value rhs, AffineMap rhsMap, AffineMap outMap,
+                       ArrayRef<OpFoldResult> outSizes);
+
+/// Sums `full` (an f32 tensor over an iteration space) down to the tensor
+/// indexed by `map`, a projected permutation of that space: the dims `map`
+/// drops are reduced. `sizes` are the result's sizes.
+Value buildReduceTo(OpBuilder &b, Location loc, Value full, AffineMap map,
+                    ArrayRef<OpFoldResult> sizes);
+
+/// `x + y` element-wise (same shapes, f32).
+Value buildAdd(OpBuilder &b, Location loc, Value x, Value y);
 
 } // namespace mlir::rwkv
 

@@ -93,6 +93,17 @@ public:
     module->getOperation()->setAttr("rwkv.batch",
                                     b.getI64IntegerAttr(opts.batch));
     b.setInsertionPointToEnd(module->getBody());
+    if (opts.trainContext > 0) {
+      module->getOperation()->setAttr(
+          "rwkv.train",
+          b.getDictionaryAttr(
+              {b.getNamedAttr("context", b.getI64IntegerAttr(opts.trainContext)),
+               b.getNamedAttr("ignore_index",
+                              b.getI64IntegerAttr(opts.ignoreIndex)),
+               b.getNamedAttr("l2wrap", b.getF64FloatAttr(opts.l2wrap))}));
+      buildTrainLoss(loc);
+      return module;
+    }
     const EntryPoint entries[] = {
         {"rwkv_step", WKVMode::sequential, HeadPositions::last},
         {"rwkv_forward", WKVMode::chunked, HeadPositions::last},
@@ -161,6 +172,60 @@ private:
     SmallVector<Value> results{logits};
     results.append(newStates);
     func::ReturnOp::create(b, loc, results);
+  }
+
+  /// `rwkv_train_loss(tokens, targets, wkv0..., weights...) -> loss`: the
+  /// training forward of spec §2.1 on [B, T] (token shifts start at zero,
+  /// the WKV states at the given initial states), ending in the fused head
+  /// and cross-entropy.
+  void buildTrainLoss(Location loc) {
+    const int64_t numLayers = cfg.n_layer, batch = opts.batch;
+    Type f32 = Float32Type::get(&ctx);
+    actTy = RankedTensorType::get({batch, opts.trainContext, cfg.n_embd}, f32);
+    tokensTy = RankedTensorType::get({batch, opts.trainContext},
+                                     IntegerType::get(&ctx, 32));
+    SmallVector<Type> argTypes{tokensTy, tokensTy};
+    for (int64_t l = 0; l < numLayers; ++l)
+      argTypes.push_back(wkvTy);
+    for (const WeightArg &w : weightArgs)
+      argTypes.push_back(w.type);
+    auto lossTy = RankedTensorType::get({}, f32);
+
+    OpBuilder::InsertionGuard guard(b);
+    auto func = func::FuncOp::create(b, loc, "rwkv_train_loss",
+                                     b.getFunctionType(argTypes, {lossTy}));
+    func->setAttr("rwkv.gradient", b.getStringAttr("rwkv_train_step"));
+    func.setArgAttr(1, "rwkv.input", b.getStringAttr("targets"));
+    for (int64_t l = 0; l < numLayers; ++l)
+      func.setArgAttr(2 + l, "rwkv.state",
+                      b.getStringAttr("wkv:" + llvm::Twine(l)));
+    weightBase = 2 + numLayers;
+    for (auto [i, w] : llvm::enumerate(weightArgs))
+      func.setArgAttr(weightBase + i, "rwkv.weight", b.getStringAttr(w.key));
+    func.setResultAttr(0, "rwkv.result", b.getStringAttr("loss"));
+
+    Block *body = func.addEntryBlock();
+    b.setInsertionPointToStart(body);
+    this->func = func;
+    Value x = EmbedOp::create(b, loc, actTy, weight("emb.weight"),
+                              body->getArgument(0));
+    x = layerNorm(loc, x, "blocks.0.ln0.weight", "blocks.0.ln0.bias");
+    Value zeroShift = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(shiftTy, b.getF32FloatAttr(0.0f).getValue()));
+    Value vFirst;
+    WKVMode mode = opts.trainChunked ? WKVMode::chunked : WKVMode::sequential;
+    for (int64_t l = 0; l < numLayers; ++l) {
+      Value states[3] = {zeroShift, body->getArgument(2 + l), zeroShift};
+      BlockOp block = buildLayer(l, x, states, vFirst, mode);
+      x = block.getResult(0);
+      vFirst = block.getResult(4);
+    }
+    x = layerNorm(loc, x, "ln_out.weight", "ln_out.bias");
+    Value loss = CrossEntropyOp::create(
+        b, loc, lossTy, x, weight("head.weight"), body->getArgument(1),
+        b.getI64IntegerAttr(opts.ignoreIndex),
+        b.getF32FloatAttr(static_cast<float>(opts.l2wrap)));
+    func::ReturnOp::create(b, loc, loss);
   }
 
   /// One `rwkv.block`; yields the residual stream, the three new states and
@@ -274,6 +339,11 @@ FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKV7Module(
     emitError("config n_head * head_size (" + llvm::Twine(config.n_head) +
               " * " + llvm::Twine(config.head_size) + ") must equal n_embd (" +
               llvm::Twine(config.n_embd) + ")");
+    return failure();
+  }
+  if (opts.trainContext < 0) {
+    emitError("training context must be positive, got " +
+              llvm::Twine(opts.trainContext));
     return failure();
   }
   if (opts.batch <= 0 || opts.chunkLength <= 0) {

@@ -37,11 +37,25 @@ struct WeightInfo {
 struct ModelBuildOptions {
   /// Static batch size B of every entry point.
   int64_t batch = 1;
-  /// Chunk length of the chunked WKV form (rwkv_forward, rwkv_forward_all).
+  /// Chunk length of the chunked WKV form (rwkv_forward, rwkv_forward_all,
+  /// and the training entry points when `trainMode` is chunked).
   int64_t chunkLength = 16;
+  /// > 0: build the training entry points instead of the inference ones, for
+  /// sequences of exactly `trainContext` tokens (docs/ABI.md, "Training").
+  int64_t trainContext = 0;
+  /// The WKV form of the training forward and backward.
+  bool trainChunked = false;
+  /// Targets equal to this id do not count in the loss.
+  int64_t ignoreIndex = -100;
+  /// RWKV-LM's L2Wrap gradient factor (0 = plain cross-entropy; RWKV-LM 1e-4).
+  double l2wrap = 0.0;
 };
 
-/// Builds the module of docs/ABI.md for an RWKV-7 model: module attributes
+/// Builds the module of docs/ABI.md for an RWKV-7 model. With
+/// `opts.trainContext > 0` it holds one function, `rwkv_train_loss` (tokens,
+/// targets `[B, T]`, the initial WKV state of each layer, the weights ->
+/// mean cross-entropy), tagged for rwkv-differentiate to add
+/// `rwkv_train_step`. Otherwise: module attributes
 /// `rwkv.config` and `rwkv.batch`, and three public functions `rwkv_step`
 /// (sequential WKV, logits of the last position), `rwkv_forward` (chunked,
 /// last) and `rwkv_forward_all` (chunked, every position). `weights` may be in

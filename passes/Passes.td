@@ -37,6 +37,44 @@ def RWKVDecomposePass : Pass<"rwkv-decompose"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def RWKVDifferentiatePass : Pass<"rwkv-differentiate", "::mlir::ModuleOp"> {
+  let summary = "Build the gradient function of every function tagged rwkv.gradient";
+  let description = [{
+    Reverse-mode differentiation on tensors. A `func.func` carrying
+    `rwkv.gradient = "<name>"` must return a scalar loss (`tensor<f32>`)
+    first. The pass adds a function `<name>` with the same arguments that
+    runs the forward, then its adjoint, and returns the loss followed by the
+    gradient of every floating-point argument (f32, in argument order; zeros
+    where the loss does not depend on it).
+
+    rwkv ops supply their rule through `DifferentiableOpInterface` (the
+    norms, the WKV recurrence, the loss and the embedding emit their
+    `rwkv.*_grad` ops; projections emit linalg contractions). Element-wise
+    and sum-reduction `linalg.generic`s are differentiated by one rule that
+    applies the chain rule to their arith/math body and sums broadcast
+    operands back to their shape. Reshapes and casts pass gradients through.
+
+    Before:
+    ```mlir
+    func.func @loss(%x: tensor<1x4x8xf32>, %w: tensor<8xf32>, ...)
+        -> tensor<f32> attributes {rwkv.gradient = "loss_grad"} { ... }
+    ```
+    After (added):
+    ```mlir
+    func.func @loss_grad(%x: tensor<1x4x8xf32>, %w: tensor<8xf32>, ...)
+        -> (tensor<f32>, tensor<1x4x8xf32>, tensor<8xf32>) {
+      ... forward ...
+      %dx, %dw, %db = rwkv.layer_norm_grad %x, %w, %dy ...
+      return %loss, %dx, %dw : ...
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def RWKVInlineBlocksPass : Pass<"rwkv-inline-blocks"> {
   let summary = "Dissolve rwkv.block grouping into the enclosing region";
   let description = [{

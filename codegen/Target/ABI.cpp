@@ -78,9 +78,32 @@ static llvm::json::Object describeValue(Type type, DictionaryAttr attrs,
     int64_t l = 0;
     (void)layer.getAsInteger(10, l);
     o["layer"] = l;
+  } else if (auto in = attrs ? attrs.getAs<StringAttr>("rwkv.input")
+                             : nullptr) {
+    o["kind"] = in.getValue().str(); // "targets"
+  } else if (auto r = attrs ? attrs.getAs<StringAttr>("rwkv.result")
+                            : nullptr) {
+    o["kind"] = r.getValue().str(); // "loss"
   } else {
     o["kind"] = defaultKind.str();
   }
+  return o;
+}
+
+/// A gradient result of a training step: kind "grad", and the kind, name
+/// and layer of the argument it is the gradient of.
+static llvm::json::Object describeGradient(Type type, const llvm::json::Object &arg) {
+  auto tensor = llvm::cast<RankedTensorType>(type);
+  llvm::json::Object o;
+  o["kind"] = "grad";
+  o["dtype"] = dtypeName(tensor.getElementType());
+  o["shape"] = shapeJson(tensor);
+  if (auto k = arg.getString("kind"))
+    o["of"] = k->str();
+  if (auto n = arg.getString("name"))
+    o["name"] = n->str();
+  if (auto l = arg.getInteger("layer"))
+    o["layer"] = *l;
   return o;
 }
 
@@ -105,6 +128,16 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
   if (auto b = module->getAttrOfType<IntegerAttr>("rwkv.batch"))
     batch = b.getInt();
   info["batch"] = batch;
+  if (auto train = module->getAttrOfType<DictionaryAttr>("rwkv.train")) {
+    llvm::json::Object t;
+    if (auto c = train.getAs<IntegerAttr>("context"))
+      t["context"] = c.getInt();
+    if (auto i = train.getAs<IntegerAttr>("ignore_index"))
+      t["ignore_index"] = i.getInt();
+    if (auto l = train.getAs<FloatAttr>("l2wrap"))
+      t["l2wrap"] = l.getValueAsDouble();
+    info["train"] = std::move(t);
+  }
 
   llvm::json::Object entries;
   std::optional<llvm::json::Array> args;
@@ -127,8 +160,21 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
         return func.emitError("entry point result #")
                    << i << " is not a ranked tensor",
                failure();
-      results.push_back(describeValue(t, func.getResultAttrDict(i),
-                                      i == 0 ? "logits" : "unknown"));
+      DictionaryAttr attrs = func.getResultAttrDict(i);
+      if (auto of = attrs ? attrs.getAs<IntegerAttr>("rwkv.gradient_of")
+                          : nullptr) {
+        int64_t argIndex = of.getInt();
+        if (argIndex < 0 || argIndex >= int64_t(fnArgs.size()))
+          return func.emitError("gradient result #")
+                     << i << " names argument " << argIndex
+                     << " which does not exist",
+                 failure();
+        results.push_back(
+            describeGradient(t, *fnArgs[argIndex].getAsObject()));
+        continue;
+      }
+      results.push_back(
+          describeValue(t, attrs, i == 0 ? "logits" : "unknown"));
     }
     // All entry points share one argument list (docs/ABI.md).
     if (!args)

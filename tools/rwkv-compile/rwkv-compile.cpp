@@ -55,6 +55,11 @@ struct Options {
   unsigned optLevel = 3;
   int64_t batch = 1, chunkLength = 16;
   bool printPipeline = false;
+  // Training library (docs/ABI.md, "Training").
+  bool train = false;
+  int64_t ctx = 0, ignoreIndex = -100;
+  std::string trainWkv = "sequential";
+  double l2wrap = 0.0;
 };
 
 const char *const kEmitKinds[] = {"mlir", "lowered", "llvm",
@@ -87,6 +92,12 @@ OwningOpRef<ModuleOp> importCheckpoint(MLIRContext &ctx, const Options &opts) {
   mlir::rwkv::ModelBuildOptions buildOpts;
   buildOpts.batch = opts.batch;
   buildOpts.chunkLength = opts.chunkLength;
+  if (opts.train) {
+    buildOpts.trainContext = opts.ctx;
+    buildOpts.trainChunked = opts.trainWkv == "chunked";
+    buildOpts.ignoreIndex = opts.ignoreIndex;
+    buildOpts.l2wrap = opts.l2wrap;
+  }
   std::string error;
   auto module = mlir::rwkv::buildRWKV7Module(
       ctx, config, weights, buildOpts,
@@ -291,7 +302,18 @@ int main(int argc, char **argv) {
       "pipeline-options", po::value(&opts.pipelineOptions),
       "rwkv-cpu-pipeline options, e.g. 'tile-tokens=32 token-block=3'")(
       "print-pipeline", po::bool_switch(&opts.printPipeline),
-      "print the pass pipeline as rwkv-opt accepts it");
+      "print the pass pipeline as rwkv-opt accepts it")(
+      "train", po::bool_switch(&opts.train),
+      "emit a training library (rwkv_train_loss, rwkv_train_step: loss and "
+      "gradients) instead of the inference entry points")(
+      "ctx", po::value(&opts.ctx)->default_value(0),
+      "training: tokens per sequence (required with --train)")(
+      "train-wkv", po::value(&opts.trainWkv)->default_value("sequential"),
+      "training: WKV forward/backward form, sequential | chunked")(
+      "ignore-index", po::value(&opts.ignoreIndex)->default_value(-100),
+      "training: target id that does not count in the loss")(
+      "l2wrap", po::value(&opts.l2wrap)->default_value(0.0),
+      "training: RWKV-LM's L2Wrap gradient factor (RWKV-LM uses 1e-4)");
   po::positional_options_description pos;
   pos.add("input", 1);
 
@@ -334,10 +356,22 @@ int main(int argc, char **argv) {
       throw po::error("--batch must be at least 1");
     if (opts.chunkLength < 1)
       throw po::error("--chunk-length must be at least 1");
+    if (opts.train && opts.ctx < 1)
+      throw po::error("--train needs --ctx N (tokens per sequence, N >= 1)");
+    if (!opts.train && opts.ctx != 0)
+      throw po::error("--ctx is a training option: add --train");
+    if (opts.trainWkv != "sequential" && opts.trainWkv != "chunked")
+      throw po::error("--train-wkv must be sequential or chunked, got '" +
+                      opts.trainWkv + "'");
+    if (!(opts.l2wrap >= 0.0))
+      throw po::error("--l2wrap must be >= 0");
     mlir::rwkv::RWKVPipelineOptions pipelineOpts;
     if (failed(pipelineOpts.parseFromString(opts.pipelineOptions)))
       throw po::error("invalid --pipeline-options '" + opts.pipelineOptions +
                       "' (the options of rwkv-opt --rwkv-cpu-pipeline)");
+    // The chunked training form needs the chunked WKV lowerings.
+    if (opts.train && opts.trainWkv == "chunked")
+      pipelineOpts.chunkedWKV = true;
     if (!llvm::sys::fs::exists(opts.input))
       throw std::runtime_error(opts.input + ": no such file");
     return run(opts, pipelineOpts);

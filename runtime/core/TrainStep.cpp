@@ -1,0 +1,280 @@
+//===- TrainStep.cpp - dlopen a training library and call it --------------===//
+
+#include "runtime/core/TrainStep.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+
+namespace rwkv {
+
+namespace {
+
+struct DlHandle {
+  void *handle = nullptr;
+  ~DlHandle() {
+    if (handle)
+      dlclose(handle);
+  }
+};
+
+TrainArg parseArg(const nlohmann::json &j, const std::string &where) {
+  TrainArg a;
+  std::string kind = j.value("kind", "");
+  if (kind == "tokens")
+    a.kind = TrainArg::Kind::Tokens;
+  else if (kind == "targets")
+    a.kind = TrainArg::Kind::Targets;
+  else if (kind == "state")
+    a.kind = TrainArg::Kind::State;
+  else if (kind == "weight")
+    a.kind = TrainArg::Kind::Weight;
+  else
+    throw RuntimeError(fmt::format("{} has unexpected kind '{}'", where, kind));
+  a.name = j.value("name", kind);
+  a.layer = j.value("layer", int64_t(-1));
+  a.dtype = parseDType(j.value("dtype", std::string("f32")));
+  a.shape = j.value("shape", std::vector<int64_t>{});
+  a.numel = 1;
+  for (int64_t d : a.shape) {
+    if (d < 0)
+      throw RuntimeError(where + " has a dynamic shape");
+    a.numel *= size_t(d);
+  }
+  return a;
+}
+
+} // namespace
+
+TrainLibrary::~TrainLibrary() {
+  if (handle_)
+    dlclose(handle_);
+}
+
+std::unique_ptr<TrainLibrary>
+TrainLibrary::load(const std::string &libraryPath,
+                   const ModelOptions &options) {
+  if (options.threads > 0)
+    setenv("OMP_NUM_THREADS", std::to_string(options.threads).c_str(), 1);
+  std::string dlPath = libraryPath.find('/') == std::string::npos
+                           ? "./" + libraryPath
+                           : libraryPath;
+  DlHandle guard{dlopen(dlPath.c_str(), RTLD_NOW | RTLD_LOCAL)};
+  if (!guard.handle) {
+    const char *err = dlerror();
+    throw RuntimeError(fmt::format("cannot load library '{}': {}", libraryPath,
+                                   err ? err : "unknown error"));
+  }
+  using InfoFn = const char *(*)();
+  auto infoFn = reinterpret_cast<InfoFn>(dlsym(guard.handle, "rwkv_model_info"));
+  if (!infoFn || !infoFn())
+    throw RuntimeError(fmt::format(
+        "library '{}' has no rwkv_model_info(); is it an rwkv-compile output?",
+        libraryPath));
+  std::unique_ptr<TrainLibrary> lib(new TrainLibrary());
+  lib->path_ = libraryPath;
+  lib->json_ = infoFn();
+  nlohmann::json info = nlohmann::json::parse(lib->json_, nullptr, false);
+  if (info.is_discarded() || !info.is_object())
+    throw RuntimeError(libraryPath + ": rwkv_model_info() is not JSON");
+  if (info.value("abi_version", 0) != kRuntimeAbiVersion)
+    throw RuntimeError(fmt::format("library '{}' has ABI version {}, this "
+                                   "runtime implements {}",
+                                   libraryPath, info.value("abi_version", 0),
+                                   kRuntimeAbiVersion));
+  const nlohmann::json &entries = info["entry_points"];
+  if (!entries.is_object() || !entries.contains("rwkv_train_step") ||
+      !entries.contains("rwkv_train_loss"))
+    throw RuntimeError(fmt::format(
+        "library '{}' is not a training library (no rwkv_train_step); "
+        "compile one with rwkv-compile --train --ctx T",
+        libraryPath));
+  lib->batch_ = info.value("batch", int64_t(1));
+  if (info.contains("config"))
+    lib->vocab_ = info["config"].value("vocab_size", int64_t(0));
+  if (info.contains("train"))
+    lib->ignoreIndex_ = info["train"].value("ignore_index", int64_t(-100));
+  const nlohmann::json &args = info["args"];
+  for (size_t i = 0; i < args.size(); ++i) {
+    TrainArg a = parseArg(args[i], fmt::format("{}: args[{}]", libraryPath, i));
+    if (a.kind == TrainArg::Kind::Weight)
+      lib->weightArgs_.push_back(i);
+    else if (a.kind == TrainArg::Kind::State)
+      lib->stateArgs_.push_back(i);
+    else if ((a.kind == TrainArg::Kind::Tokens) != (i == 0) ||
+             (a.kind == TrainArg::Kind::Targets) != (i == 1))
+      throw RuntimeError(fmt::format(
+          "{}: args[{}]: expected tokens, targets, states, then weights",
+          libraryPath, i));
+    lib->args_.push_back(std::move(a));
+  }
+  if (lib->args_.size() < 2 || lib->args_[0].shape.size() != 2)
+    throw RuntimeError(libraryPath + ": tokens must be [B, T]");
+  lib->context_ = lib->args_[0].shape[1];
+  // The step returns the loss, then one gradient per float argument.
+  size_t numResults = entries["rwkv_train_step"]["results"].size();
+  if (numResults != 1 + lib->weightArgs_.size() + lib->stateArgs_.size())
+    throw RuntimeError(fmt::format(
+        "{}: rwkv_train_step returns {} results, expected the loss and {} "
+        "gradients",
+        libraryPath, numResults,
+        lib->weightArgs_.size() + lib->stateArgs_.size()));
+  lib->stepFn_ =
+      reinterpret_cast<PackedFn>(dlsym(guard.handle, "rwkv_train_step_packed"));
+  lib->lossFn_ =
+      reinterpret_cast<PackedFn>(dlsym(guard.handle, "rwkv_train_loss_packed"));
+  if (!lib->stepFn_ || !lib->lossFn_)
+    throw RuntimeError(libraryPath +
+                       ": missing rwkv_train_step_packed/rwkv_train_loss_packed");
+  using SetThreadsFn = void (*)(int);
+  if (options.threads > 0)
+    if (auto setThreads = reinterpret_cast<SetThreadsFn>(
+            dlsym(guard.handle, "rwkv_set_num_threads")))
+      setThreads(options.threads);
+  lib->handle_ = guard.handle;
+  guard.handle = nullptr;
+  return lib;
+}
+
+const TrainArg *TrainLibrary::findWeight(const std::string &name) const {
+  for (size_t i : weightArgs_)
+    if (args_[i].name == name)
+      return &args_[i];
+  return nullptr;
+}
+
+void TrainLibrary::checkBatch(const int32_t *inputs,
+                              const int32_t *targets) const {
+  size_t n = size_t(batch_ * context_);
+  for (size_t i = 0; i < n; ++i) {
+    if (inputs[i] < 0 || inputs[i] >= vocab_)
+      throw RuntimeError(fmt::format(
+          "input token {} at row {}, position {} is outside the vocabulary "
+          "[0, {})",
+          inputs[i], i / size_t(context_), i % size_t(context_), vocab_));
+    if ((targets[i] < 0 || targets[i] >= vocab_) && targets[i] != ignoreIndex_)
+      throw RuntimeError(fmt::format(
+          "target {} at row {}, position {} is outside the vocabulary [0, {}) "
+          "and is not the ignore index {}",
+          targets[i], i / size_t(context_), i % size_t(context_), vocab_,
+          ignoreIndex_));
+  }
+}
+
+std::vector<MemRefDesc>
+TrainLibrary::inputDescs(const int32_t *inputs, const int32_t *targets,
+                         const std::vector<const void *> &weights,
+                         const std::vector<const float *> &states,
+                         std::vector<float> &zeros) const {
+  if (weights.size() != weightArgs_.size())
+    throw RuntimeError(fmt::format("{} weights given, the library takes {}",
+                                   weights.size(), weightArgs_.size()));
+  if (!states.empty() && states.size() != stateArgs_.size())
+    throw RuntimeError(fmt::format("{} initial states given, the library "
+                                   "takes {} (or none)",
+                                   states.size(), stateArgs_.size()));
+  checkBatch(inputs, targets);
+  std::vector<MemRefDesc> descs;
+  descs.emplace_back(inputs, args_[0].shape);
+  descs.emplace_back(targets, args_[1].shape);
+  for (size_t l = 0; l < stateArgs_.size(); ++l) {
+    const TrainArg &a = args_[stateArgs_[l]];
+    const float *s = states.empty() ? nullptr : states[l];
+    if (!s) {
+      if (zeros.size() < a.numel)
+        zeros.assign(a.numel, 0.0f);
+      s = zeros.data();
+    }
+    descs.emplace_back(s, a.shape);
+  }
+  for (size_t i = 0; i < weightArgs_.size(); ++i) {
+    if (!weights[i])
+      throw RuntimeError("weight '" + args_[weightArgs_[i]].name +
+                         "' is not bound");
+    descs.emplace_back(weights[i], args_[weightArgs_[i]].shape);
+  }
+  return descs;
+}
+
+float TrainLibrary::step(const int32_t *inputs, const int32_t *targets,
+                         const std::vector<const void *> &weights,
+                         const std::vector<const float *> &states,
+                         const std::vector<float *> &weightGrads,
+                         const std::vector<float *> &stateGrads) const {
+  std::vector<float> zeros;
+  std::vector<MemRefDesc> descs =
+      inputDescs(inputs, targets, weights, states, zeros);
+  if (weightGrads.size() != weightArgs_.size())
+    throw RuntimeError("one gradient buffer per weight is needed");
+  float loss = 0.0f;
+  descs.emplace_back(&loss, std::vector<int64_t>{});
+  // Gradients come in argument order: states, then weights.
+  std::vector<std::vector<float>> scratch;
+  for (size_t l = 0; l < stateArgs_.size(); ++l) {
+    const TrainArg &a = args_[stateArgs_[l]];
+    float *g = l < stateGrads.size() ? stateGrads[l] : nullptr;
+    if (!g) {
+      scratch.emplace_back(a.numel);
+      g = scratch.back().data();
+    }
+    descs.emplace_back(g, a.shape);
+  }
+  for (size_t i = 0; i < weightArgs_.size(); ++i) {
+    if (!weightGrads[i])
+      throw RuntimeError("no gradient buffer for weight '" +
+                         args_[weightArgs_[i]].name + "'");
+    descs.emplace_back(weightGrads[i], args_[weightArgs_[i]].shape);
+  }
+  std::vector<void *> ptrs;
+  for (MemRefDesc &d : descs)
+    ptrs.push_back(d.get());
+  stepFn_(ptrs.data());
+  return loss;
+}
+
+float TrainLibrary::loss(const int32_t *inputs, const int32_t *targets,
+                         const std::vector<const void *> &weights,
+                         const std::vector<const float *> &states) const {
+  std::vector<float> zeros;
+  std::vector<MemRefDesc> descs =
+      inputDescs(inputs, targets, weights, states, zeros);
+  float loss = 0.0f;
+  descs.emplace_back(&loss, std::vector<int64_t>{});
+  std::vector<void *> ptrs;
+  for (MemRefDesc &d : descs)
+    ptrs.push_back(d.get());
+  lossFn_(ptrs.data());
+  return loss;
+}
+
+std::vector<const void *>
+bindTrainWeights(const TrainLibrary &lib, const Checkpoint &checkpoint,
+                 std::vector<std::vector<uint8_t>> &copies) {
+  std::vector<const void *> out;
+  for (size_t i : lib.weightArgs()) {
+    const TrainArg &a = lib.args()[i];
+    const Tensor *t = checkpoint.find(a.name);
+    if (!t)
+      throw RuntimeError(fmt::format("{}: missing tensor '{}'",
+                                     checkpoint.path(), a.name));
+    if (t->dtype != a.dtype || size_t(t->numel()) != a.numel)
+      throw RuntimeError(fmt::format(
+          "{}: tensor '{}' is {} with {} elements, the library expects {} "
+          "with {}",
+          checkpoint.path(), a.name, dtypeName(t->dtype), t->numel(),
+          dtypeName(a.dtype), a.numel));
+    if (t->isContiguous()) {
+      out.push_back(t->data);
+      continue;
+    }
+    OwnedTensor owned = toOwned(*t);
+    copies.push_back(std::move(owned.bytes));
+    out.push_back(copies.back().data());
+  }
+  return out;
+}
+
+} // namespace rwkv
