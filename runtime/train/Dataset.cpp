@@ -399,7 +399,7 @@ uint64_t splitmix64(uint64_t x) {
 
 WindowSampler::WindowSampler(const Dataset &data, int64_t T, SamplingMode mode,
                              uint64_t seed)
-    : data_(data), T_(T), mode_(mode), seed_(seed) {
+    : data_(&data), T_(T), mode_(mode), seed_(seed) {
   if (T < 1)
     throw DatasetError(fmt::format(
         "{}: the context length must be >= 1, not {}", data.name(), T));
@@ -415,7 +415,7 @@ int64_t WindowSampler::windowStart(uint64_t index) const {
   if (mode_ == SamplingMode::Sequential)
     return int64_t(index % uint64_t(windowsPerEpoch_)) * T_;
   uint64_t x = splitmix64(seed_ + (index + 1) * 0x9E3779B97F4A7C15ull);
-  uint64_t starts = uint64_t(data_.numTokens() - T_);
+  uint64_t starts = uint64_t(data_->numTokens() - T_);
   return int64_t((unsigned __int128)x * starts >> 64);
 }
 
@@ -428,14 +428,14 @@ Batch WindowSampler::next(int64_t B) {
   std::vector<int32_t> window(size_t(T_ + 1));
   for (int64_t b = 0; b < B; ++b) {
     int64_t start = windowStart(position_ + uint64_t(b));
-    data_.read(start, T_ + 1, window.data());
+    data_->read(start, T_ + 1, window.data());
     if (vocabSize_ > 0)
       for (int64_t i = 0; i <= T_; ++i)
         if (window[size_t(i)] >= vocabSize_)
           throw DatasetError(fmt::format(
               "{}: token {} at offset {} is outside the model's vocabulary "
               "(size {})",
-              data_.name(), window[size_t(i)], start + i, vocabSize_));
+              data_->name(), window[size_t(i)], start + i, vocabSize_));
     std::copy_n(window.begin(), T_, batch.inputs.begin() + b * T_);
     std::copy_n(window.begin() + 1, T_, batch.targets.begin() + b * T_);
   }

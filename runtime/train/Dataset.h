@@ -125,7 +125,7 @@ public:
   Batch next(int64_t B);
 
 private:
-  const Dataset &data_;
+  const Dataset *data_; // a pointer so samplers can be reassigned
   int64_t T_;
   SamplingMode mode_;
   uint64_t seed_;
