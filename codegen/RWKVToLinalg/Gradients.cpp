@@ -135,8 +135,9 @@ Value tokenRows(OpBuilder &b, Location loc, Value v, Value t0, Value size) {
   auto type = llvm::cast<RankedTensorType>(v.getType());
   SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
   offsets[0] = t0;
-  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, v);
-  sizes[0] = size;
+  SmallVector<OpFoldResult> sizes = {size};
+  for (int64_t d = 1; d < type.getRank(); ++d)
+    sizes.push_back(tensor::getMixedSize(b, loc, v, d));
   return tensor::ExtractSliceOp::create(b, loc, v, offsets, sizes,
                                         unitStrides(b, type.getRank()));
 }
@@ -432,10 +433,16 @@ struct CrossEntropyGradLowering final
                   })
                   .getResult(0);
 
-          // dx rows = g W: (i, c, v).
+          // dx rows = g W: (i, c, v), accumulated in the destination's rows
+          // so the insert_slice below bufferizes without a copy.
           SmallVector<OpFoldResult> dxTileSizes = {
               size, tensor::getMixedSize(b, l, xs, 1)};
-          Value dxAcc = zeros(b, l, dxTileSizes);
+          Value dxRows = tensor::ExtractSliceOp::create(
+              b, l, iter[0], ArrayRef<OpFoldResult>{t0, b.getIndexAttr(0)},
+              dxTileSizes, unitStrides(b, 2));
+          Value dxAcc =
+              linalg::FillOp::create(b, l, f32Const(b, l, 0.0), dxRows)
+                  .getResult(0);
           SmallVector<IteratorType> contract = {IteratorType::parallel,
                                                 IteratorType::parallel,
                                                 IteratorType::reduction};
