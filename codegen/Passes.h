@@ -27,6 +27,8 @@ void populateRWKVNormToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVProjectionToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVSequenceToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVChunkedWKVToLinalgPatterns(RewritePatternSet &patterns);
+/// rwkv.wkv_grad: sequential (every mode) and chunked (mode = chunked).
+void populateRWKVWKVGradToLinalgPatterns(RewritePatternSet &patterns);
 /// Element-wise fusion restricted to all-parallel consumers.
 void populateRWKVFuseElementwisePatterns(RewritePatternSet &patterns);
 
