@@ -1,7 +1,7 @@
 //===- ConvertRWKVToLinalg.cpp - primitive rwkv ops to linalg -------------===//
 //
 // Drives the per-area lowerings (Norms.cpp, Projections.cpp, Sequence.cpp,
-// ChunkedWKV.cpp, WKVGrad.cpp).
+// ChunkedWKV.cpp, WKVGrad.cpp, ChunkedWKVGrad.cpp).
 // Composite ops are not legal input: run rwkv-decompose first.
 //
 //===----------------------------------------------------------------------===//
@@ -22,6 +22,7 @@ void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns,
   populateRWKVWKVGradToLinalgPatterns(patterns);
   if (chunkedWKV) {
     populateRWKVChunkedWKVToLinalgPatterns(patterns);
+    populateRWKVChunkedWKVGradToLinalgPatterns(patterns);
   }
 }
 
