@@ -90,8 +90,10 @@ struct GradBuilder {
   /// `buf[i]` of a buffer with a leading slot dimension (rank-reduced).
   static std::pair<SmallVector<OpFoldResult>, SmallVector<OpFoldResult>>
   slotBox(OpBuilder &nb, Location l, Value buf, Value i) {
-    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(nb, l, buf);
-    sizes[0] = nb.getIndexAttr(1);
+    int64_t rank = llvm::cast<RankedTensorType>(buf.getType()).getRank();
+    SmallVector<OpFoldResult> sizes = {nb.getIndexAttr(1)};
+    for (int64_t d = 1; d < rank; ++d)
+      sizes.push_back(tensor::getMixedSize(nb, l, buf, d));
     SmallVector<OpFoldResult> offs(sizes.size(), nb.getIndexAttr(0));
     offs[0] = i;
     return {offs, sizes};
