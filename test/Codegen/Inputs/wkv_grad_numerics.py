@@ -162,11 +162,18 @@ def pattern(x, tol):
         if last - first <= 2:
             break
     dec = max(0, -(e - n + 1))
-    alts = ['%s%.*f' % (sign, dec, m * q) for m in range(first, last + 1)]
-    tail = '[0-9]*' if dec > 0 else '(\\.[0-9]*)?'
-    if len(alts) == 1:
-        return alts[0] + '{{' + tail + '}}'
-    return '{{(%s)%s}}' % ('|'.join(a.replace('.', '\\.') for a in alts), tail)
+    alts = []
+    for m in range(first, last + 1):
+        digits = '%s%.*f' % (sign, dec, m * q)
+        if dec == 0:
+            alts.append(digits + '(\\.[0-9]*)?')
+            continue
+        # '%g' drops trailing zeros: 0.4710 may print as 0.471.
+        base = digits.rstrip('0')
+        zeros = len(digits) - len(base)
+        more = '[0-9]*' if not zeros else '(%s[0-9]*)?' % ('0' * zeros)
+        alts.append(base.replace('.', '\\.') + more)
+    return '{{' + (alts[0] if len(alts) == 1 else '(%s)' % '|'.join(alts)) + '}}'
 
 
 def shape(x):
