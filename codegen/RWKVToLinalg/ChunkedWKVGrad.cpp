@@ -1,10 +1,11 @@
 //===- ChunkedWKVGrad.cpp - rwkv.wkv_grad {mode = chunked} to linalg ------===//
 //
 // The chunk-parallel backward of the WY form (docs/wkv7-chunked-backward.md
-// §2). The start state of every chunk and S_T are recomputed first
-// (buildCheckpoints, nchunk + 1 slots). Then an scf.for over the chunks in
-// reverse carries H = ∂L/∂S_end; per chunk of L = min(Lc, T - t0) tokens
-// and per (b, h), with [L, N] token matrices and [L, L] intra-chunk ones:
+// §2). A forward scf.for over chunks (F1-F5, F7) saves the start state of
+// every chunk and S_T ([nchunk + 1, B, H, N, N]). Then an scf.for over the
+// chunks in reverse carries H = ∂L/∂S_end; per chunk of L = min(Lc, T - t0)
+// tokens and per (b, h), with [L, N] token matrices and [L, L] intra-chunk
+// ones, the state-independent terms are recomputed and:
 //
 //   F1-F5  Γ, Γ⁻, γ; r̃, ã, k̂, b̂; A_qk, A_qb, A_ak, A_ab; T_inv = (I-A_ab)^-1;
 //          W = T_inv ã, U = T_inv A_ak v, u = U + W S0ᵀ
@@ -97,6 +98,24 @@ struct ChunkBuilder {
   }
 };
 
+/// (b, h, ·, c) -> (b, h, 0, c): a one-token [B, H, 1, N] operand.
+AffineMap keyMap(MLIRContext *ctx) {
+  return AffineMap::get(4, 0,
+                        {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx),
+                         getAffineConstantExpr(0, ctx),
+                         getAffineDimExpr(3, ctx)},
+                        ctx);
+}
+
+/// The state-independent terms of one chunk (F1-F4). `hm` holds the
+/// head-major [B, H, L, N] r, w, k, v, a, b (and dy).
+struct ChunkTerms {
+  ChunkBuilder cb;
+  SmallVector<OpFoldResult> inSizes;
+  SmallVector<Value> hm;
+  Value gam, gamEx, gamLast, rT, aT, kH, bH, aqk, aqb, aak, aab, tinv, wMat, uc;
+};
+
 struct ChunkedWKVGradLowering final : OpConversionPattern<WKVGradOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -123,8 +142,26 @@ struct ChunkedWKVGradLowering final : OpConversionPattern<WKVGradOp> {
         rewriter, loc,
         arith::AddIOp::create(rewriter, loc, tLen, cst(lc - 1)).getResult(),
         cL);
-    Value ckpt = buildCheckpoints(rewriter, loc, g, {r, w, k, v, a, bv}, s0, lc,
-                                  nchunk, /*withFinal=*/true);
+    // Forward state pass in chunked form: the start state of every chunk and
+    // S_T, [nchunk + 1, B, H, N, N].
+    SmallVector<OpFoldResult> ckSizes = {
+        arith::AddIOp::create(rewriter, loc, nchunk, c1).getResult()};
+    ckSizes.append(tensor::getMixedSizes(rewriter, loc, s0));
+    Value ckInit =
+        tensor::EmptyOp::create(rewriter, loc, ckSizes, rewriter.getF32Type());
+    auto fwd = scf::ForOp::create(
+        rewriter, loc, c0, nchunk, c1, ValueRange{s0, ckInit},
+        [&](OpBuilder &b, Location l, Value c, ValueRange iter) {
+          Value saved = g.storeSlot(b, l, iter[0], iter[1], c);
+          Value t0 = arith::MulIOp::create(b, l, c, cL);
+          Value n = arith::MinUIOp::create(
+              b, l, cL, arith::SubIOp::create(b, l, tLen, t0).getResult());
+          Value next =
+              forwardChunk(b, l, heads, {r, w, k, v, a, bv}, t0, n, iter[0]);
+          scf::YieldOp::create(b, l, ValueRange{next, saved});
+        });
+    Value ckpt =
+        g.storeSlot(rewriter, loc, fwd.getResult(0), fwd.getResult(1), nchunk);
 
     SmallVector<Value> init = {adaptor.getNewStateGrad()};
     for (int i = 0; i < 6; ++i)
@@ -155,11 +192,10 @@ struct ChunkedWKVGradLowering final : OpConversionPattern<WKVGradOp> {
   }
 
 private:
-  /// One chunk [t0, t0 + n): returns H at the chunk start and the six
-  /// gradient accumulators with the chunk's rows written.
-  static SmallVector<Value> buildChunk(OpBuilder &b, Location l, int64_t heads,
-                                       ArrayRef<Value> src, Value t0, Value n,
-                                       Value s0, Value sEnd, ValueRange iter) {
+  /// F1-F4 of chunk [t0, t0 + n), which do not depend on the state.
+  static ChunkTerms computeTerms(OpBuilder &b, Location l, int64_t heads,
+                                 ArrayRef<Value> src, Value t0, Value n,
+                                 Value s0) {
     MLIRContext *ctx = b.getContext();
     SmallVector<OpFoldResult> sSizes = tensor::getMixedSizes(b, l, s0);
     ChunkBuilder cb{b,         l,         ctx,       reductionFastMath(b),
@@ -176,15 +212,11 @@ private:
     };
     AffineMap id4 = dims(ctx, 4, {0, 1, 2, 3});
     AffineMap tok4 = dims(ctx, 4, {0, 2, 1, 3});
-    AffineMap key4 = AffineMap::get(
-        4, 0,
-        {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx),
-         getAffineConstantExpr(0, ctx), getAffineDimExpr(3, ctx)},
-        ctx);
+    AffineMap key4 = keyMap(ctx);
     SmallVector<IteratorType> par4(4, P);
     auto ln = cb.ln(), ll = cb.ll(), nn = cb.nn();
 
-    // Head-major copies [B, H, L, N] of r, w, k, v, a, b, dy.
+    // Head-major copies [B, H, L, N] of r, w, k, v, a, b (and dy).
     SmallVector<Value> hm;
     {
       SmallVector<Value> ins, outs;
@@ -202,8 +234,7 @@ private:
                              }))
         hm.push_back(x);
     }
-    Value r = hm[0], w = hm[1], k = hm[2], v = hm[3], a = hm[4], bb = hm[5],
-          dy = hm[6];
+    Value r = hm[0], w = hm[1], k = hm[2], v = hm[3], a = hm[4], bb = hm[5];
 
     // F1: Γ (inclusive) and Γ⁻ (exclusive) cumsums over (b, h, i, t, c).
     ValueRange gammas = generic(
@@ -334,11 +365,57 @@ private:
         });
     Value tinv = solve.getResult(0);
 
-    // F4/F5: W = T_inv ã, u = T_inv (A_ak v) + W S0ᵀ.
+    // W = T_inv ã, U = T_inv (A_ak v).
     Value wMat = cb.mm0(tinv, false, aT, false, ln);
-    Value u = cb.mm(tinv, false, cb.mm0(aak, false, v, false, ln), false,
-                    zeros(b, l, ln));
-    u = cb.mm(wMat, false, s0, true, u);
+    Value uc = cb.mm(tinv, false, cb.mm0(aak, false, v, false, ln), false,
+                     zeros(b, l, ln));
+    ChunkTerms t{cb, inSizes, hm,  gam, gamEx, gamLast, rT,   aT, kH,
+                 bH, aqk,     aqb, aak, aab,   tinv,    wMat, uc};
+    return t;
+  }
+
+  /// The forward state pass over one chunk (F5, F7), in place on `s0`:
+  /// S_end = S0 ⊙ e^γ + vᵀ k̂ + uᵀ b̂ with u = U + W S0ᵀ.
+  static Value forwardChunk(OpBuilder &b, Location l, int64_t heads,
+                            ArrayRef<Value> src, Value t0, Value n, Value s0) {
+    ChunkTerms t = computeTerms(b, l, heads, src, t0, n, s0);
+    const ChunkBuilder &cb = t.cb;
+    MLIRContext *ctx = b.getContext();
+    Value u = cb.mm(t.wMat, false, s0, true, t.uc);
+    Value decayed = generic(
+        b, l, ValueRange{t.gamLast}, ValueRange{s0},
+        {keyMap(ctx), dims(ctx, 4, {0, 1, 2, 3})},
+        SmallVector<IteratorType>(4, IteratorType::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          linalg::YieldOp::create(
+              nb, nl, cb.mul(nb, nl, args[1], cb.expf(nb, nl, args[0])));
+        })[0];
+    Value v = t.hm[3];
+    return cb.mm(u, true, t.bH, false, cb.mm(v, true, t.kH, false, decayed));
+  }
+
+  /// One chunk [t0, t0 + n) of the backward: returns H at the chunk start
+  /// and the six gradient accumulators with the chunk's rows written.
+  static SmallVector<Value> buildChunk(OpBuilder &b, Location l, int64_t heads,
+                                       ArrayRef<Value> src, Value t0, Value n,
+                                       Value s0, Value sEnd, ValueRange iter) {
+    ChunkTerms t = computeTerms(b, l, heads, src, t0, n, s0);
+    const ChunkBuilder &cb = t.cb;
+    MLIRContext *ctx = b.getContext();
+    auto P = IteratorType::parallel, R = IteratorType::reduction;
+    OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+    SmallVector<OpFoldResult> inSizes = t.inSizes;
+    AffineMap id4 = dims(ctx, 4, {0, 1, 2, 3});
+    AffineMap key4 = keyMap(ctx);
+    SmallVector<IteratorType> par4(4, P);
+    auto ln = cb.ln(), ll = cb.ll(), nn = cb.nn();
+    Value r = t.hm[0], k = t.hm[2], v = t.hm[3], a = t.hm[4], bb = t.hm[5],
+          dy = t.hm[6];
+    Value gam = t.gam, gamEx = t.gamEx, gamLast = t.gamLast, rT = t.rT,
+          kH = t.kH, bH = t.bH, aqk = t.aqk, aqb = t.aqb, aak = t.aak,
+          tinv = t.tinv, wMat = t.wMat;
+    // F5: u = U + W S0ᵀ.
+    Value u = cb.mm(wMat, false, s0, true, t.uc);
 
     Value hEnd = iter[0];
     // B1: du = b̂ Hᵀ + A_qbᵀ dy.

@@ -25,6 +25,51 @@ using namespace mlir::rwkv;
 using utils::IteratorType;
 using namespace mlir::rwkv::wkvgrad;
 
+/// The states at the start of every `len`-token segment, [nseg, B, H, N, N],
+/// by the recurrence. The last segment's tokens are not run: its end state
+/// is never needed.
+static Value buildCheckpoints(OpBuilder &b, Location loc, const GradBuilder &g,
+                              ValueRange rwkvab, Value s0, int64_t len,
+                              Value nseg) {
+  Value w = rwkvab[1], k = rwkvab[2], v = rwkvab[3], a = rwkvab[4],
+        bv = rwkvab[5];
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  Value cL = arith::ConstantIndexOp::create(b, loc, len);
+  Value tStop = arith::MulIOp::create(
+      b, loc,
+      arith::SubIOp::create(b, loc, arith::MaxUIOp::create(b, loc, nseg, c1),
+                            c1)
+          .getResult(),
+      cL);
+  SmallVector<OpFoldResult> sizes = {nseg};
+  sizes.append(tensor::getMixedSizes(b, loc, s0));
+  Value init = tensor::EmptyOp::create(b, loc, sizes, b.getF32Type());
+  auto fwd = scf::ForOp::create(
+      b, loc, c0, nseg, c1, ValueRange{s0, init},
+      [&](OpBuilder &ob, Location l, Value seg, ValueRange iter) {
+        Value ckpt = g.storeSlot(ob, l, iter[0], iter[1], seg);
+        Value t0 = arith::MulIOp::create(ob, l, seg, cL);
+        Value tEnd = arith::MinUIOp::create(
+            ob, l, arith::AddIOp::create(ob, l, t0, cL).getResult(), tStop);
+        auto steps = scf::ForOp::create(
+            ob, l, t0, tEnd, c1, ValueRange{iter[0]},
+            [&](OpBuilder &ib, Location il, Value t, ValueRange state) {
+              Value at = g.tokenSlice(ib, il, a, t);
+              Value sa = g.stateTimes(
+                  ib, il, state[0], at,
+                  zeros(ib, il, tensor::getMixedSizes(ib, il, at)));
+              Value next = g.update(
+                  ib, il, state[0], g.exp(ib, il, g.tokenSlice(ib, il, w, t)),
+                  g.tokenSlice(ib, il, k, t), g.tokenSlice(ib, il, v, t), sa,
+                  g.tokenSlice(ib, il, bv, t));
+              scf::YieldOp::create(ib, il, next);
+            });
+        scf::YieldOp::create(ob, l, ValueRange{steps.getResult(0), ckpt});
+      });
+  return fwd.getResult(1);
+}
+
 namespace {
 
 struct WKVGradLowering final : OpConversionPattern<WKVGradOp> {
@@ -58,8 +103,8 @@ struct WKVGradLowering final : OpConversionPattern<WKVGradOp> {
     SmallVector<OpFoldResult> sSizes = tensor::getMixedSizes(rewriter, loc, s0);
     auto f32 = rewriter.getF32Type();
     // 1. Forward over segments, saving each segment's start state.
-    Value ckpt = buildCheckpoints(rewriter, loc, g, {r, w, k, v, a, bv}, s0,
-                                  len, nseg, /*withFinal=*/false);
+    Value ckpt =
+        buildCheckpoints(rewriter, loc, g, {r, w, k, v, a, bv}, s0, len, nseg);
 
     // 2. Segments in reverse, carrying G and the gradients. Every row of the
     // [B, T, C] gradients is written exactly once, so they start empty.
@@ -244,59 +289,6 @@ struct WKVGradLowering final : OpConversionPattern<WKVGradOp> {
 };
 
 } // namespace
-
-Value wkvgrad::buildCheckpoints(OpBuilder &b, Location loc,
-                                const GradBuilder &g, ValueRange rwkvab,
-                                Value s0, int64_t len, Value nseg,
-                                bool withFinal) {
-  Value w = rwkvab[1], k = rwkvab[2], v = rwkvab[3], a = rwkvab[4],
-        bv = rwkvab[5];
-  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
-  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
-  Value cL = arith::ConstantIndexOp::create(b, loc, len);
-  Value tLen = dimValue(b, loc, rwkvab[0], 1);
-  // Tokens run: all of them, or all but the last segment's.
-  Value tStop =
-      withFinal ? tLen
-                : arith::MulIOp::create(
-                      b, loc,
-                      arith::SubIOp::create(
-                          b, loc, arith::MaxUIOp::create(b, loc, nseg, c1), c1)
-                          .getResult(),
-                      cL)
-                      .getResult();
-  SmallVector<OpFoldResult> sizes = {
-      withFinal
-          ? OpFoldResult(arith::AddIOp::create(b, loc, nseg, c1).getResult())
-          : OpFoldResult(nseg)};
-  sizes.append(tensor::getMixedSizes(b, loc, s0));
-  Value init = tensor::EmptyOp::create(b, loc, sizes, b.getF32Type());
-  auto fwd = scf::ForOp::create(
-      b, loc, c0, nseg, c1, ValueRange{s0, init},
-      [&](OpBuilder &ob, Location l, Value seg, ValueRange iter) {
-        Value ckpt = g.storeSlot(ob, l, iter[0], iter[1], seg);
-        Value t0 = arith::MulIOp::create(ob, l, seg, cL);
-        Value tEnd = arith::MinUIOp::create(
-            ob, l, arith::AddIOp::create(ob, l, t0, cL).getResult(), tStop);
-        auto steps = scf::ForOp::create(
-            ob, l, t0, tEnd, c1, ValueRange{iter[0]},
-            [&](OpBuilder &ib, Location il, Value t, ValueRange state) {
-              Value at = g.tokenSlice(ib, il, a, t);
-              Value sa = g.stateTimes(
-                  ib, il, state[0], at,
-                  zeros(ib, il, tensor::getMixedSizes(ib, il, at)));
-              Value next = g.update(
-                  ib, il, state[0], g.exp(ib, il, g.tokenSlice(ib, il, w, t)),
-                  g.tokenSlice(ib, il, k, t), g.tokenSlice(ib, il, v, t), sa,
-                  g.tokenSlice(ib, il, bv, t));
-              scf::YieldOp::create(ib, il, next);
-            });
-        scf::YieldOp::create(ob, l, ValueRange{steps.getResult(0), ckpt});
-      });
-  if (!withFinal)
-    return fwd.getResult(1);
-  return g.storeSlot(b, loc, fwd.getResult(0), fwd.getResult(1), nseg);
-}
 
 void rwkv::populateRWKVWKVGradToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<WKVGradLowering>(patterns.getContext());

@@ -25,7 +25,9 @@ inline SmallVector<OpFoldResult> ones(OpBuilder &b, unsigned rank) {
   return SmallVector<OpFoldResult>(rank, b.getIndexAttr(1));
 }
 
-/// Builds the lowering of one op; holds the shared shapes and maps.
+/// Helpers of both wkv_grad lowerings: maps over (b, h, i, j) (i value,
+/// j key), token rows of [B, T, C] tensors, slots of [n, ...] buffers and
+/// the forward step of Sequence.cpp.
 struct GradBuilder {
   OpBuilder &b;
   Location loc;
@@ -156,14 +158,6 @@ struct GradBuilder {
                    })[0];
   }
 };
-
-/// The states at the start of every `len`-token segment, [nseg, B, H, N, N]
-/// (nseg = ceil(T / len)), by the sequential recurrence. With `withFinal`
-/// the final state S_T is appended as slot nseg; otherwise the last
-/// segment's tokens are not run at all.
-Value buildCheckpoints(OpBuilder &b, Location loc, const GradBuilder &g,
-                       ValueRange rwkvab, Value s0, int64_t len, Value nseg,
-                       bool withFinal);
 
 } // namespace mlir::rwkv::wkvgrad
 

@@ -7,6 +7,9 @@
 // 3 leave partial last segments / chunks. With chunked-wkv=0 the
 // mode = chunked ops take the sequential lowering, with chunked-wkv=1 the
 // chunked one.
+//
+// The last RUN goes through the whole CPU pipeline (tiling, fusion,
+// vectorisation, approximate math) with the chunked lowering.
 // RUN: rwkv-opt %s --convert-rwkv-to-linalg="chunked-wkv=0" \
 // RUN:   --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" \
 // RUN:   --buffer-deallocation-pipeline --convert-bufferization-to-memref \
@@ -20,6 +23,10 @@
 // RUN:   --buffer-deallocation-pipeline --convert-bufferization-to-memref \
 // RUN:   --convert-linalg-to-loops --expand-strided-metadata --lower-affine \
 // RUN:   --convert-scf-to-cf --convert-to-llvm --reconcile-unrealized-casts \
+// RUN: | mlir-runner -e main -entry-point-result=void \
+// RUN:   -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils \
+// RUN: | FileCheck %s
+// RUN: rwkv-opt %s --rwkv-cpu-pipeline="threads=0 chunked-wkv=1" \
 // RUN: | mlir-runner -e main -entry-point-result=void \
 // RUN:   -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils \
 // RUN: | FileCheck %s
