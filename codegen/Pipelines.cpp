@@ -41,6 +41,8 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
     // grow with n_layer.
     pm.addPass(createRWKVOutlineBlocksPass());
     addUpstream(pm, "duplicate-function-elimination");
+    // Training functions are not outlined; their blocks dissolve here.
+    pm.addPass(createRWKVInlineBlocksPass());
   } else {
     pm.addPass(createRWKVInlineBlocksPass());
   }

@@ -28,7 +28,12 @@ struct RWKVOutlineBlocksPass final
     SymbolTable symbols(module);
     SmallVector<BlockOp> blocks;
     module->walk([&](BlockOp op) {
-      // Nested blocks are outlined with their parent.
+      // Nested blocks are outlined with their parent. Functions to be
+      // differentiated keep their layers: rwkv-differentiate works on one
+      // function body (rwkv-inline-blocks dissolves them).
+      auto fn = op->getParentOfType<func::FuncOp>();
+      if (fn && fn->hasAttr("rwkv.gradient"))
+        return;
       if (!op->getParentOfType<BlockOp>())
         blocks.push_back(op);
     });

@@ -55,9 +55,16 @@ static Block &entryBlock(ModuleOp module) {
 
 SmallVector<std::string> mlir::rwkv::getEntryPointNames(ModuleOp module) {
   SmallVector<std::string> names;
-  for (auto func : entryBlock(module).getOps<func::FuncOp>())
-    if (func.isPublic() && !func.isDeclaration())
-      names.push_back(func.getName().str());
+  for (auto func : entryBlock(module).getOps<func::FuncOp>()) {
+    if (!func.isPublic() || func.isDeclaration())
+      continue;
+    names.push_back(func.getName().str());
+    // rwkv-differentiate adds the gradient function during the pipeline.
+    if (auto g = func->getAttrOfType<StringAttr>("rwkv.gradient"))
+      if (!SymbolTable::lookupSymbolIn(entryBlock(module).getParentOp(),
+                                       g.getValue()))
+        names.push_back(g.getValue().str());
+  }
   return names;
 }
 
@@ -185,6 +192,28 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
     entries[func.getName()] =
         llvm::json::Object{{"results", std::move(results)},
                            {"num_args", int64_t(ft.getNumInputs())}};
+    // The function rwkv-differentiate will add: the loss, then an f32
+    // gradient per floating-point argument, in argument order.
+    if (auto g = func->getAttrOfType<StringAttr>("rwkv.gradient")) {
+      if (SymbolTable::lookupSymbolIn(entryBlock(module).getParentOp(),
+                                      g.getValue()))
+        continue; // already differentiated: described as a function
+      llvm::json::Array gradResults;
+      gradResults.push_back(llvm::json::Object{
+          {"kind", "loss"}, {"dtype", "f32"}, {"shape", llvm::json::Array{}}});
+      for (auto [i, t] : llvm::enumerate(ft.getInputs())) {
+        auto tensor = llvm::cast<RankedTensorType>(t);
+        if (!llvm::isa<FloatType>(tensor.getElementType()))
+          continue;
+        auto f32 = RankedTensorType::get(tensor.getShape(),
+                                         Float32Type::get(func.getContext()));
+        gradResults.push_back(
+            describeGradient(f32, *fnArgs[i].getAsObject()));
+      }
+      entries[g.getValue()] =
+          llvm::json::Object{{"results", std::move(gradResults)},
+                             {"num_args", int64_t(ft.getNumInputs())}};
+    }
   }
   if (!args)
     return module.emitError("rwkv model module has no public entry point"),

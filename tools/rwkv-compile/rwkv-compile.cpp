@@ -209,13 +209,21 @@ int run(const Options &opts,
     return 0;
   }
 
-  // The rwkv.* argument attributes served the ABI description above; LLVM
-  // IR translation has no use for them.
+  // The rwkv.* argument and result attributes served the ABI description
+  // above; LLVM IR translation has no use for them.
   module->walk([](LLVM::LLVMFuncOp fn) {
-    for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i) {
-      fn.removeArgAttr(i, "rwkv.weight");
-      fn.removeArgAttr(i, "rwkv.state");
-    }
+    auto strip = [](DictionaryAttr attrs) {
+      SmallVector<NamedAttribute> kept;
+      if (attrs)
+        for (NamedAttribute a : attrs)
+          if (!a.getName().strref().starts_with("rwkv."))
+            kept.push_back(a);
+      return kept;
+    };
+    for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i)
+      fn.setArgAttrs(i, strip(fn.getArgAttrDict(i)));
+    for (unsigned i = 0, e = fn.getNumResults(); i < e; ++i)
+      fn.setResultAttrs(i, strip(fn.getResultAttrDict(i)));
   });
 
   llvm::LLVMContext llvmCtx;
