@@ -27,6 +27,8 @@ void populateRWKVNormToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVProjectionToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVSequenceToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVChunkedWKVToLinalgPatterns(RewritePatternSet &patterns);
+/// The training ops: cross_entropy and the adjoints (Gradients.cpp).
+void populateRWKVGradientToLinalgPatterns(RewritePatternSet &patterns);
 /// Element-wise fusion restricted to all-parallel consumers.
 void populateRWKVFuseElementwisePatterns(RewritePatternSet &patterns);
 

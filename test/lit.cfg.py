@@ -26,6 +26,17 @@ for t in ["rwkv-compile", "rwkv-run", "rwkv-init", "rwkv-inspect"]:
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 config.substitutions.append(("%shared", config.rwkv_shared_dir))
+
+# JIT execution tests: mlir-runner and its support libraries.
+_llvm_lib_dir = os.path.join(os.path.dirname(config.llvm_tools_dir), "lib")
+_runner = os.path.join(config.llvm_tools_dir, "mlir-runner")
+_runner_libs = [os.path.join(_llvm_lib_dir, l + ".so")
+                for l in ("libmlir_runner_utils", "libmlir_c_runner_utils")]
+if os.path.exists(_runner) and all(os.path.exists(l) for l in _runner_libs):
+    config.available_features.add("mlir-runner")
+config.substitutions.append(("%mlir-runner", _runner))
+config.substitutions.append(("%mlir_runner_utils", _runner_libs[0]))
+config.substitutions.append(("%mlir_c_runner_utils", _runner_libs[1]))
 config.substitutions.append(("%rwkv_src", config.rwkv_src_root))
 
 _cuda = os.environ.get("CUDA_ROOT") or os.environ.get("CUDA_HOME") or "/usr/local/cuda"

@@ -1,7 +1,7 @@
 //===- ConvertRWKVToLinalg.cpp - primitive rwkv ops to linalg -------------===//
 //
 // Drives the per-area lowerings (Norms.cpp, Projections.cpp, Sequence.cpp,
-// ChunkedWKV.cpp).
+// ChunkedWKV.cpp, Gradients.cpp).
 // Composite ops are not legal input: run rwkv-decompose first.
 //
 //===----------------------------------------------------------------------===//
@@ -19,6 +19,7 @@ void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns,
   populateRWKVNormToLinalgPatterns(patterns);
   populateRWKVProjectionToLinalgPatterns(patterns);
   populateRWKVSequenceToLinalgPatterns(patterns);
+  populateRWKVGradientToLinalgPatterns(patterns);
   if (chunkedWKV)
     populateRWKVChunkedWKVToLinalgPatterns(patterns);
 }

@@ -9,8 +9,10 @@
 // checked where they are used.
 
 // No rwkv op survives the conversion (the `rwkv.projection` tag does).
-// NOOPS-NOT: rwkv.{{(embed|layer_norm|token_shift|mix|linear|lora|l2_normalize|wkv|group_norm|head) }}
+// NOOPS-NOT: rwkv.{{(embed|layer_norm|token_shift|mix|linear|lora|l2_normalize|wkv|group_norm|head|cross_entropy)(_grad)? }}
 // NOOPS-NOT: = rwkv.
+// The cross-entropy cases (V = 40) never materialise [B, T, V] logits.
+// NOOPS-NOT: tensor<{{[0-9?]+}}x{{[0-9?]+}}x40xf32>
 
 // embed: a gather generic over (b, t, c) reading the token id and extracting
 // (id, c) from the table.
@@ -529,4 +531,300 @@ func.func @head_last(%x: tensor<2x?x8xf32>, %w: tensor<32x8xbf16>) -> tensor<2x1
 func.func @head_all(%x: tensor<2x?x8xf32>, %w: tensor<32x8xbf16>) -> tensor<2x?x32xf32> {
   %0 = rwkv.head %x, %w : tensor<2x?x8xf32>, tensor<32x8xbf16> -> tensor<2x?x32xf32>
   return %0 : tensor<2x?x32xf32>
+}
+
+// -----
+
+// cross_entropy: an scf.for over tiles of 16 flattened tokens (the last tile
+// min(16, N - t0)) carrying (Σ loss, count); per tile only [tile, V] logits
+// (a contraction with the bf16 head widened in the body), the row max, then
+// Σ exp(z - max) with z[target] selected (not gathered), accumulated into
+// the loop-carried scalars; the mean is 0 when no target counts.
+// CHECK-LABEL: func.func @cross_entropy
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<40x8xbf16>, %[[T:[^:]+]]: tensor<2x?xi32>)
+// CHECK-DAG:     %[[X2:.+]] = tensor.collapse_shape %[[X]] {{\[}}[0, 1], [2]] : tensor<2x?x8xf32> into tensor<?x8xf32>
+// CHECK-DAG:     %[[T1:.+]] = tensor.collapse_shape %[[T]] {{\[}}[0, 1]] : tensor<2x?xi32> into tensor<?xi32>
+// CHECK-DAG:     %[[N:.+]] = tensor.dim %[[X2]], %{{.+}} : tensor<?x8xf32>
+// CHECK-DAG:     %[[TILE:.+]] = arith.constant 16 : index
+// CHECK:         %[[LOOP:.+]]:2 = scf.for %[[T0:.+]] = %{{.+}} to %[[N]] step %[[TILE]] iter_args(%[[LSUM:.+]] = %{{.+}}, %[[CNT:.+]] = %{{.+}}) -> (tensor<f32>, tensor<f32>) {
+// CHECK-NEXT:      %[[REST:.+]] = arith.subi %[[N]], %[[T0]] : index
+// CHECK-NEXT:      %[[SZ:.+]] = arith.minsi %[[TILE]], %[[REST]] : index
+// CHECK:           %[[XS:.+]] = tensor.extract_slice %[[X2]][%[[T0]], 0] [%[[SZ]], 8] [1, 1] : tensor<?x8xf32> to tensor<?x8xf32>
+// CHECK:           %[[TS:.+]] = tensor.extract_slice %[[T1]][%[[T0]]] [%[[SZ]]] [1] : tensor<?xi32> to tensor<?xi32>
+// CHECK:           %[[Z:.+]] = linalg.generic
+// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-SAME:        ins(%[[XS]], %[[W]] : tensor<?x8xf32>, tensor<40x8xbf16>) outs(%{{.+}} : tensor<?x40xf32>)
+// CHECK:             arith.extf %{{.+}} : bf16 to f32
+// CHECK:             arith.mulf {{.+}} fastmath<reassoc,contract> : f32
+// CHECK:           %[[NEGINF:.+]] = arith.constant 0xFF800000 : f32
+// CHECK:           %[[MAX:.+]] = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel", "reduction"]
+// CHECK-SAME:        ins(%[[Z]] : tensor<?x40xf32>)
+// CHECK:             arith.maximumf
+// CHECK:           %[[ST:.+]]:2 = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel", "reduction"]
+// CHECK-SAME:        ins(%[[Z]], %[[MAX]], %[[TS]] : tensor<?x40xf32>, tensor<?xf32>, tensor<?xi32>)
+// CHECK-NEXT:      ^bb0(%[[SZV:[^:]+]]: f32, %[[SM:[^:]+]]: f32, %[[ST_T:[^:]+]]: i32, %[[SACC:[^:]+]]: f32, %[[ZT:[^:]+]]: f32):
+// CHECK-NEXT:        %[[D:.+]] = arith.subf %[[SZV]], %[[SM]] : f32
+// CHECK-NEXT:        %[[E:.+]] = math.exp %[[D]] : f32
+// CHECK-NEXT:        arith.addf %[[SACC]], %[[E]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:        %[[V:.+]] = linalg.index 1 : index
+// CHECK-NEXT:        %[[VI:.+]] = arith.index_cast %[[V]] : index to i32
+// CHECK-NEXT:        %[[HIT:.+]] = arith.cmpi eq, %[[VI]], %[[ST_T]] : i32
+// CHECK-NEXT:        arith.select %[[HIT]], %[[SZV]], %[[ZT]] : f32
+// CHECK:           %[[ACC:.+]]:2 = linalg.generic
+// CHECK-SAME:        indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>, affine_map<(d0) -> ()>]
+// CHECK-SAME:        iterator_types = ["reduction"]
+// CHECK-SAME:        ins(%[[MAX]], %[[ST]]#0, %[[ST]]#1, %[[TS]] : {{.+}}) outs(%[[LSUM]], %[[CNT]] : tensor<f32>, tensor<f32>)
+// CHECK:             math.log
+// CHECK:             arith.extsi %{{.+}} : i32 to i64
+// CHECK:             arith.cmpi ne, %{{.+}}, %{{.+}} : i64
+// CHECK:           scf.yield %[[ACC]]#0, %[[ACC]]#1 : tensor<f32>, tensor<f32>
+// CHECK:         %[[L:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = []
+// CHECK-SAME:      ins(%[[LOOP]]#0, %[[LOOP]]#1 : tensor<f32>, tensor<f32>)
+// CHECK:           arith.cmpf ogt
+// CHECK:           arith.divf
+// CHECK:           arith.select
+// CHECK:         return %[[L]] : tensor<f32>
+func.func @cross_entropy(%x: tensor<2x?x8xf32>, %w: tensor<40x8xbf16>, %t: tensor<2x?xi32>) -> tensor<f32> {
+  %0 = rwkv.cross_entropy %x, %w, %t : tensor<2x?x8xf32>, tensor<40x8xbf16>, tensor<2x?xi32> -> tensor<f32>
+  return %0 : tensor<f32>
+}
+
+// -----
+
+// cross_entropy_grad (l2wrap): the count of counted targets and dloss / n
+// first, then the same token-tile loop carrying (dx rows, dW). Per tile:
+// logits, max, Σ exp with the first argmax (z == max, minsi index), the
+// all-parallel g = (softmax - onehot) * scale + l2wrap * scale * max at the
+// argmax, dx rows = g W written into the destination rows, and dW += gᵀ x
+// accumulated in the loop-carried tensor. No [B, T, V] tensor.
+// CHECK-LABEL: func.func @cross_entropy_grad
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<40x8xbf16>, %[[T:[^:]+]]: tensor<2x?xi64>, %[[DL:[^:]+]]: tensor<f32>)
+// CHECK:         %[[CNT:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = ["reduction"]
+// CHECK-SAME:      outs(%{{.+}} : tensor<f32>)
+// CHECK:         %[[SCALE:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = []
+// CHECK-SAME:      ins(%[[DL]], %[[CNT]] : tensor<f32>, tensor<f32>)
+// CHECK:         %[[DW0:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<40x8xf32>)
+// CHECK:         %[[LOOP:.+]]:2 = scf.for %[[T0:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[DXACC:.+]] = %{{.+}}, %[[DWACC:.+]] = %[[DW0]]) -> (tensor<?x8xf32>, tensor<40x8xf32>) {
+// CHECK:           %[[SZ:.+]] = arith.minsi
+// CHECK:           %[[XS:.+]] = tensor.extract_slice %{{.+}}[%[[T0]], 0] [%[[SZ]], 8] [1, 1]
+// CHECK:           %[[Z:.+]] = linalg.generic
+// CHECK-SAME:        ins(%[[XS]], %[[W]] : tensor<?x8xf32>, tensor<40x8xbf16>) outs(%{{.+}} : tensor<?x40xf32>)
+// CHECK:           %[[MAX:.+]] = linalg.generic
+// CHECK-SAME:        ins(%[[Z]] : tensor<?x40xf32>)
+// CHECK:           %[[ST:.+]]:2 = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel", "reduction"]
+// CHECK-SAME:        ins(%[[Z]], %[[MAX]] : tensor<?x40xf32>, tensor<?xf32>)
+// CHECK-SAME:        outs(%{{.+}}, %{{.+}} : tensor<?xf32>, tensor<?xi64>)
+// CHECK:             math.exp
+// CHECK:             %[[ISMAX:.+]] = arith.cmpf oeq
+// CHECK-NEXT:        %[[LOWER:.+]] = arith.minsi
+// CHECK-NEXT:        arith.select %[[ISMAX]], %[[LOWER]], %{{.+}} : i64
+// CHECK:           %[[G:.+]] = linalg.generic
+// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> ()>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0, d1)>]
+// CHECK-SAME:        iterator_types = ["parallel", "parallel"]
+// CHECK-SAME:        ins(%[[Z]], %[[MAX]], %[[ST]]#0, %{{.+}}, %[[SCALE]], %[[ST]]#1 :
+// CHECK:             arith.divf
+// CHECK:             %[[L2:.+]] = arith.constant 9.99999974E-5 : f32
+// CHECK:             arith.cmpi ne, %{{.+}}, %{{.+}} : i64
+// CHECK:           %[[DXROWS:.+]] = tensor.extract_slice %[[DXACC]][%[[T0]], 0] [%[[SZ]], 8] [1, 1]
+// CHECK:           %[[DXZ:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%[[DXROWS]] : tensor<?x8xf32>)
+// CHECK:           %[[DX:.+]] = linalg.generic
+// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-SAME:        ins(%[[G]], %[[W]] : tensor<?x40xf32>, tensor<40x8xbf16>) outs(%[[DXZ]] : tensor<?x8xf32>)
+// CHECK:             arith.extf %{{.+}} : bf16 to f32
+// CHECK:           %[[DXNEXT:.+]] = tensor.insert_slice %[[DX]] into %[[DXACC]][%[[T0]], 0] [%[[SZ]], 8] [1, 1]
+// CHECK:           %[[DW:.+]] = linalg.generic
+// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2) -> (d2, d0)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-SAME:        ins(%[[G]], %[[XS]] : tensor<?x40xf32>, tensor<?x8xf32>) outs(%[[DWACC]] : tensor<40x8xf32>)
+// CHECK:             arith.addf {{.+}} fastmath<reassoc,contract> : f32
+// CHECK:           scf.yield %[[DXNEXT]], %[[DW]] : tensor<?x8xf32>, tensor<40x8xf32>
+// CHECK:         %[[DXOUT:.+]] = tensor.expand_shape %[[LOOP]]#0 {{\[}}[0, 1], [2]] output_shape [2, %{{.+}}, 8] : tensor<?x8xf32> into tensor<2x?x8xf32>
+// CHECK:         return %[[DXOUT]], %[[LOOP]]#1
+func.func @cross_entropy_grad(%x: tensor<2x?x8xf32>, %w: tensor<40x8xbf16>, %t: tensor<2x?xi64>, %d: tensor<f32>) -> (tensor<2x?x8xf32>, tensor<40x8xf32>) {
+  %0, %1 = rwkv.cross_entropy_grad %x, %w, %t, %d {l2wrap = 1.0e-4 : f32} : tensor<2x?x8xf32>, tensor<40x8xbf16>, tensor<2x?xi64> -> tensor<2x?x8xf32>, tensor<40x8xf32>
+  return %0, %1 : tensor<2x?x8xf32>, tensor<40x8xf32>
+}
+
+// -----
+
+// cross_entropy_grad without l2wrap: no argmax reduction.
+// CHECK-LABEL: func.func @cross_entropy_grad_plain
+// CHECK:         scf.for
+// CHECK-NOT:       arith.cmpf oeq
+// CHECK-NOT:       tensor<?xi64>
+// CHECK:         return
+func.func @cross_entropy_grad_plain(%x: tensor<1x4x8xf32>, %w: tensor<40x8xf32>, %t: tensor<1x4xi32>, %d: tensor<f32>) -> (tensor<1x4x8xf32>, tensor<40x8xf32>) {
+  %0, %1 = rwkv.cross_entropy_grad %x, %w, %t, %d : tensor<1x4x8xf32>, tensor<40x8xf32>, tensor<1x4xi32> -> tensor<1x4x8xf32>, tensor<40x8xf32>
+  return %0, %1 : tensor<1x4x8xf32>, tensor<40x8xf32>
+}
+
+// -----
+
+// embed_grad: a zero [V, C] table, then a loop over the B*T positions that
+// adds the dy row into row tokens[p] (clamped to row 0 and masked to +0 when
+// the id is out of range) by an extract_slice / generic / insert_slice of
+// that one row: O(B*T*C), no loop or reduction over V.
+// CHECK-LABEL: func.func @embed_grad
+// CHECK-SAME:    (%[[IDS:[^:]+]]: tensor<2x?xi32>, %[[DY:[^:]+]]: tensor<2x?x8xf32>)
+// CHECK-DAG:     %[[DY2:.+]] = tensor.collapse_shape %[[DY]] {{\[}}[0, 1], [2]] : tensor<2x?x8xf32> into tensor<?x8xf32>
+// CHECK-DAG:     %[[IDS1:.+]] = tensor.collapse_shape %[[IDS]] {{\[}}[0, 1]] : tensor<2x?xi32> into tensor<?xi32>
+// CHECK:         %[[TABLE:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<32x8xf32>)
+// CHECK:         %[[N:.+]] = tensor.dim %[[DY2]]
+// CHECK:         %[[LOOP:.+]] = scf.for %[[P:.+]] = %{{.+}} to %[[N]] step %{{.+}} iter_args(%[[ACC:.+]] = %[[TABLE]]) -> (tensor<32x8xf32>) {
+// CHECK-NEXT:      %[[ID:.+]] = tensor.extract %[[IDS1]][%[[P]]] : tensor<?xi32>
+// CHECK-NEXT:      %[[ROW:.+]] = arith.index_cast %[[ID]] : i32 to index
+// CHECK:           %[[OK:.+]] = arith.andi
+// CHECK:           %[[SAFE:.+]] = arith.select %[[OK]], %[[ROW]], %{{.+}} : index
+// CHECK-NEXT:      %[[DST:.+]] = tensor.extract_slice %[[ACC]][%[[SAFE]], 0] [1, 8] [1, 1] : tensor<32x8xf32> to tensor<8xf32>
+// CHECK-NEXT:      %[[SRC:.+]] = tensor.extract_slice %[[DY2]][%[[P]], 0] [1, 8] [1, 1] : tensor<?x8xf32> to tensor<8xf32>
+// CHECK-NEXT:      %[[SUM:.+]] = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel"]
+// CHECK-SAME:        ins(%[[SRC]] : tensor<8xf32>) outs(%[[DST]] : tensor<8xf32>)
+// CHECK:             arith.select %[[OK]]
+// CHECK:           %[[NEXT:.+]] = tensor.insert_slice %[[SUM]] into %[[ACC]][%[[SAFE]], 0] [1, 8] [1, 1] : tensor<8xf32> into tensor<32x8xf32>
+// CHECK-NEXT:      scf.yield %[[NEXT]] : tensor<32x8xf32>
+// CHECK:         return %[[LOOP]]
+func.func @embed_grad(%ids: tensor<2x?xi32>, %dy: tensor<2x?x8xf32>) -> tensor<32x8xf32> {
+  %0 = rwkv.embed_grad %ids, %dy : tensor<2x?xi32>, tensor<2x?x8xf32> -> tensor<32x8xf32>
+  return %0 : tensor<32x8xf32>
+}
+
+// -----
+
+// layer_norm_grad: the forward's two-pass statistics (sum, centred sum of
+// squares), mean and rsqrt(var + eps) per row, one reduction for Σ gw and
+// Σ gw * xhat (gw = dy * weight, bf16 widened), the all-parallel dx, and
+// dweight / dbias as one generic reducing over (b, t), parallel over c.
+// CHECK-LABEL: func.func @layer_norm_grad
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<8xbf16>, %[[DY:[^:]+]]: tensor<2x?x8xf32>)
+// CHECK:         %[[SUM:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X]] : tensor<2x?x8xf32>) outs(%{{.+}} : tensor<2x?xf32>)
+// CHECK:         %[[SQ:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X]], %[[SUM]] : tensor<2x?x8xf32>, tensor<2x?xf32>) outs(%{{.+}} : tensor<2x?xf32>)
+// CHECK:         %[[STATS:.+]]:2 = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel"]
+// CHECK-SAME:      ins(%[[SUM]], %[[SQ]] : tensor<2x?xf32>, tensor<2x?xf32>)
+// CHECK:           arith.constant 9.99999974E-6 : f32
+// CHECK:           math.rsqrt
+// CHECK:         %[[SUMS:.+]]:2 = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X]], %[[DY]], %[[W]], %[[STATS]]#0, %[[STATS]]#1 :
+// CHECK:           arith.extf %{{.+}} : bf16 to f32
+// CHECK:           arith.addf {{.+}} fastmath<reassoc,contract> : f32
+// CHECK:         %[[DX:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[X]], %[[DY]], %[[W]], %[[STATS]]#0, %[[STATS]]#1, %[[SUMS]]#0, %[[SUMS]]#1 :
+// CHECK:         %[[P:.+]]:2 = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d2)>, affine_map<(d0, d1, d2) -> (d2)>]
+// CHECK-SAME:      iterator_types = ["reduction", "reduction", "parallel"]
+// CHECK-SAME:      ins(%[[X]], %[[DY]], %[[STATS]]#0, %[[STATS]]#1 : {{.+}}) outs(%{{.+}}, %{{.+}} : tensor<8xf32>, tensor<8xf32>)
+// CHECK:         return %[[DX]], %[[P]]#0, %[[P]]#1
+func.func @layer_norm_grad(%x: tensor<2x?x8xf32>, %w: tensor<8xbf16>, %dy: tensor<2x?x8xf32>) -> (tensor<2x?x8xf32>, tensor<8xf32>, tensor<8xf32>) {
+  %0, %1, %2 = rwkv.layer_norm_grad %x, %w, %dy : tensor<2x?x8xf32>, tensor<8xbf16> -> tensor<2x?x8xf32>, tensor<8xf32>, tensor<8xf32>
+  return %0, %1, %2 : tensor<2x?x8xf32>, tensor<8xf32>, tensor<8xf32>
+}
+
+// -----
+
+// group_norm_grad: the layer_norm_grad structure on [B, T, G, C/G] with the
+// weight as [G, C/G]; dweight / dbias reduce over (b, t) and are merged back
+// to [C].
+// CHECK-LABEL: func.func @group_norm_grad
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<8xbf16>, %[[DY:[^:]+]]: tensor<2x?x8xf32>)
+// CHECK-DAG:     %[[X4:.+]] = tensor.expand_shape %[[X]] {{\[}}[0], [1], [2, 3]] output_shape [2, %{{.+}}, 2, 4] : tensor<2x?x8xf32> into tensor<2x?x2x4xf32>
+// CHECK-DAG:     %[[DY4:.+]] = tensor.expand_shape %[[DY]] {{\[}}[0], [1], [2, 3]] output_shape [2, %{{.+}}, 2, 4] : tensor<2x?x8xf32> into tensor<2x?x2x4xf32>
+// CHECK-DAG:     %[[W2:.+]] = tensor.expand_shape %[[W]] {{\[}}[0, 1]] output_shape [2, 4] : tensor<8xbf16> into tensor<2x4xbf16>
+// CHECK:         %[[STATS:.+]]:2 = linalg.generic
+// CHECK:           arith.constant 6.400000e-04 : f32
+// CHECK:         %[[SUMS:.+]]:2 = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X4]], %[[DY4]], %[[W2]], %[[STATS]]#0, %[[STATS]]#1 :
+// CHECK:         %[[DX4:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "parallel"]
+// CHECK:         %[[P:.+]]:2 = linalg.generic
+// CHECK-SAME:      affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>]
+// CHECK-SAME:      iterator_types = ["reduction", "reduction", "parallel", "parallel"]
+// CHECK-SAME:      outs(%{{.+}}, %{{.+}} : tensor<2x4xf32>, tensor<2x4xf32>)
+// CHECK:         %[[DX:.+]] = tensor.collapse_shape %[[DX4]] {{\[}}[0], [1], [2, 3]] : tensor<2x?x2x4xf32> into tensor<2x?x8xf32>
+// CHECK:         %[[DW:.+]] = tensor.collapse_shape %[[P]]#0 {{\[}}[0, 1]] : tensor<2x4xf32> into tensor<8xf32>
+// CHECK:         %[[DB:.+]] = tensor.collapse_shape %[[P]]#1 {{\[}}[0, 1]] : tensor<2x4xf32> into tensor<8xf32>
+// CHECK:         return %[[DX]], %[[DW]], %[[DB]]
+func.func @group_norm_grad(%x: tensor<2x?x8xf32>, %w: tensor<8xbf16>, %dy: tensor<2x?x8xf32>) -> (tensor<2x?x8xf32>, tensor<8xf32>, tensor<8xf32>) {
+  %0, %1, %2 = rwkv.group_norm_grad %x, %w, %dy {num_groups = 2 : i64} : tensor<2x?x8xf32>, tensor<8xbf16> -> tensor<2x?x8xf32>, tensor<8xf32>, tensor<8xf32>
+  return %0, %1, %2 : tensor<2x?x8xf32>, tensor<8xf32>, tensor<8xf32>
+}
+
+// -----
+
+// l2_normalize_grad: per head ||x||² and x · dy in one reduction, then
+// dx = (dy - x (x·dy) / ||x||²) / ||x|| where ||x|| > eps, dy / eps otherwise.
+// CHECK-LABEL: func.func @l2_normalize_grad
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[DY:[^:]+]]: tensor<2x?x8xf32>)
+// CHECK:         %[[X4:.+]] = tensor.expand_shape %[[X]] {{\[}}[0], [1], [2, 3]]
+// CHECK:         %[[DY4:.+]] = tensor.expand_shape %[[DY]] {{\[}}[0], [1], [2, 3]]
+// CHECK:         %[[S:.+]]:2 = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:      ins(%[[X4]], %[[DY4]] : tensor<2x?x2x4xf32>, tensor<2x?x2x4xf32>) outs(%{{.+}}, %{{.+}} : tensor<2x?x2xf32>, tensor<2x?x2xf32>)
+// CHECK:         %[[DX4:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[X4]], %[[DY4]], %[[S]]#0, %[[S]]#1 :
+// CHECK-NEXT:    ^bb0(%[[IX:[^:]+]]: f32, %[[IDY:[^:]+]]: f32, %[[ISS:[^:]+]]: f32, %[[IDOT:[^:]+]]: f32, %{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[EPS:.+]] = arith.constant 9.99999996E-13 : f32
+// CHECK-NEXT:      %[[NORM:.+]] = math.sqrt %[[ISS]] : f32
+// CHECK-NEXT:      %[[Q:.+]] = arith.divf %[[IDOT]], %[[ISS]] : f32
+// CHECK-NEXT:      %[[XQ:.+]] = arith.mulf %[[IX]], %[[Q]] : f32
+// CHECK-NEXT:      %[[T:.+]] = arith.subf %[[IDY]], %[[XQ]] : f32
+// CHECK-NEXT:      %[[UN:.+]] = arith.divf %[[T]], %[[NORM]] : f32
+// CHECK-NEXT:      %[[CL:.+]] = arith.divf %[[IDY]], %[[EPS]] : f32
+// CHECK-NEXT:      %[[BIG:.+]] = arith.cmpf ogt, %[[NORM]], %[[EPS]] : f32
+// CHECK-NEXT:      %[[R:.+]] = arith.select %[[BIG]], %[[UN]], %[[CL]] : f32
+// CHECK-NEXT:      linalg.yield %[[R]] : f32
+// CHECK:         %[[DX:.+]] = tensor.collapse_shape %[[DX4]] {{\[}}[0], [1], [2, 3]] : tensor<2x?x2x4xf32> into tensor<2x?x8xf32>
+// CHECK:         return %[[DX]]
+func.func @l2_normalize_grad(%x: tensor<2x?x8xf32>, %dy: tensor<2x?x8xf32>) -> tensor<2x?x8xf32> {
+  %0 = rwkv.l2_normalize_grad %x, %dy {num_heads = 2 : i64} : tensor<2x?x8xf32> -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// token_shift_grad: two gathers. dinput[b, t, c] selects dlast[b, c] at
+// t = T - 1 and dshifted[b, min(t + 1, T - 1), c] otherwise; dprev[b, c]
+// reads dshifted[b, 0, c].
+// CHECK-LABEL: func.func @token_shift_grad
+// CHECK-SAME:    (%[[DS:[^:]+]]: tensor<2x?x8xf32>, %[[DL:[^:]+]]: tensor<2x8xf32>)
+// CHECK:         %[[T:.+]] = tensor.dim %[[DS]], %{{.+}} : tensor<2x?x8xf32>
+// CHECK:         %[[TLAST:.+]] = arith.subi %[[T]], %{{.+}} : index
+// CHECK:         %[[DIN:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>]
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[DL]] : tensor<2x8xf32>) outs(%{{.+}} : tensor<2x?x8xf32>)
+// CHECK-NEXT:    ^bb0(%[[ILAST:[^:]+]]: f32, %{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[BI:.+]] = linalg.index 0 : index
+// CHECK-NEXT:      %[[TI:.+]] = linalg.index 1 : index
+// CHECK-NEXT:      %[[CI:.+]] = linalg.index 2 : index
+// CHECK-NEXT:      %[[ISLAST:.+]] = arith.cmpi eq, %[[TI]], %[[TLAST]] : index
+// CHECK:           %[[TN:.+]] = arith.addi %[[TI]], %{{.+}} : index
+// CHECK-NEXT:      %[[TC:.+]] = arith.minui %[[TN]], %[[TLAST]] : index
+// CHECK-NEXT:      %[[FROMS:.+]] = tensor.extract %[[DS]][%[[BI]], %[[TC]], %[[CI]]] : tensor<2x?x8xf32>
+// CHECK-NEXT:      %[[SEL:.+]] = arith.select %[[ISLAST]], %[[ILAST]], %[[FROMS]] : f32
+// CHECK-NEXT:      linalg.yield %[[SEL]] : f32
+// CHECK:         %[[DPREV:.+]] = linalg.generic
+// CHECK-SAME:      outs(%{{.+}} : tensor<2x8xf32>)
+// CHECK:           tensor.extract %[[DS]][%{{.+}}, %{{.+}}, %{{.+}}] : tensor<2x?x8xf32>
+// CHECK:         return %[[DIN]], %[[DPREV]]
+func.func @token_shift_grad(%ds: tensor<2x?x8xf32>, %dl: tensor<2x8xf32>) -> (tensor<2x?x8xf32>, tensor<2x8xf32>) {
+  %0, %1 = rwkv.token_shift_grad %ds, %dl : tensor<2x?x8xf32>, tensor<2x8xf32>
+  return %0, %1 : tensor<2x?x8xf32>, tensor<2x8xf32>
 }

@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/checkpoint/Checkpoint.h"
+#include "runtime/core/TrainStep.h"
 #include "runtime/text/Tokenizer.h"
 #include "runtime/train/Trainer.h"
 
@@ -25,6 +26,7 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <unistd.h>
 
 namespace po = boost::program_options;
 using namespace rwkv;
@@ -42,6 +44,10 @@ struct TrainSetup {
   std::string tune; // "all" or "state"
   int64_t batch = 1, ctx = 0;
   int threads = 0; // 0: the library's default
+  // The compiled training step: a given library, or one compiled (and
+  // cached in cacheDir) for this model, B, T and loss.
+  std::string library, cacheDir, trainWkv = "sequential";
+  double l2wrap = 1e-4;
 };
 
 //===----------------------------------------------------------------------===//
@@ -56,13 +62,161 @@ struct TrainSetup {
 // states `blocks.<l>.att.time_state` [H, N, N] and the model weights come
 // from setup.checkpoint. Throw on failure (the message is printed as is).
 //===----------------------------------------------------------------------===//
+/// rwkv-compile: beside this executable, else on PATH.
+std::string findCompiler() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto beside = self.parent_path() / "rwkv-compile";
+    if (std::filesystem::exists(beside))
+      return beside.string();
+  }
+  return "rwkv-compile";
+}
+
+/// Compiles (or finds in the cache) the training library of this model
+/// shape: `rwkv-compile MODEL --train --batch B --ctx T`. The cache key
+/// covers the tensor names/shapes/dtypes, the options and the compiler
+/// binary, so the same model never compiles twice.
+std::string trainLibraryFor(const TrainSetup &setup) {
+  std::string compiler = findCompiler();
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const std::string &s) {
+    for (unsigned char c : s)
+      h = (h ^ c) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+  };
+  for (const Tensor &t : setup.checkpoint->tensors()) {
+    mix(t.name);
+    mix(dtypeName(t.dtype));
+    for (int64_t d : t.shape)
+      mix(std::to_string(d));
+  }
+  mix(fmt::format("B{} T{} l2wrap{} wkv{}", setup.batch, setup.ctx,
+                  setup.l2wrap, setup.trainWkv));
+  std::error_code ec;
+  if (std::filesystem::exists(compiler, ec)) {
+    mix(std::to_string(std::filesystem::file_size(compiler, ec)));
+    mix(std::to_string(
+        std::filesystem::last_write_time(compiler, ec).time_since_epoch().count()));
+  }
+  std::string dir = setup.cacheDir;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    throw std::runtime_error(
+        fmt::format("cannot create the cache folder {}: {}", dir, ec.message()));
+  std::string lib = fmt::format("{}/train-{:016x}.so", dir, h);
+  if (std::filesystem::exists(lib))
+    return lib;
+  std::string tmp = lib + ".tmp" + std::to_string(getpid());
+  std::string cmd = fmt::format(
+      "'{}' '{}' --train --batch {} --ctx {} --l2wrap {} --train-wkv {} -o '{}'",
+      compiler, setup.checkpoint->path(), setup.batch, setup.ctx, setup.l2wrap,
+      setup.trainWkv, tmp);
+  fmt::print("compiling the training step: {}\n", cmd);
+  std::fflush(stdout);
+  if (std::system(cmd.c_str()) != 0) {
+    std::filesystem::remove(tmp, ec);
+    throw std::runtime_error("rwkv-compile failed for the training step "
+                             "(command above)");
+  }
+  std::filesystem::rename(tmp, lib);
+  return lib;
+}
+
 GradientFn makeGradientFn(const TrainSetup &setup,
                           const std::vector<Param *> &params) {
-  (void)setup;
-  (void)params;
-  throw std::runtime_error(
-      "training library not available yet (rwkv-train has no compiled "
-      "training step; use --fake-gradient to exercise the loop)");
+  std::string path =
+      setup.library.empty() ? trainLibraryFor(setup) : setup.library;
+  ModelOptions mo;
+  mo.threads = setup.threads;
+  std::shared_ptr<TrainLibrary> lib = TrainLibrary::load(path, mo);
+  if (lib->batch() != setup.batch || lib->context() != setup.ctx)
+    throw std::runtime_error(fmt::format(
+        "{} was compiled for batch {} and context {}, the run needs {} and {}",
+        path, lib->batch(), lib->context(), setup.batch, setup.ctx));
+  size_t nw = lib->weightArgs().size(), nl = lib->stateArgs().size();
+  // Where each weight comes from: a trained Param, or the frozen checkpoint.
+  auto weightParams = std::make_shared<std::vector<Param *>>(nw, nullptr);
+  auto frozen = std::make_shared<std::vector<const void *>>();
+  auto copies = std::make_shared<std::vector<std::vector<uint8_t>>>();
+  auto stateParams = std::make_shared<std::vector<Param *>>(nl, nullptr);
+  if (setup.tune == "all") {
+    for (size_t i = 0; i < nw; ++i) {
+      const TrainArg &a = lib->args()[lib->weightArgs()[i]];
+      for (Param *p : params)
+        if (p->name == a.name)
+          (*weightParams)[i] = p;
+      if (!(*weightParams)[i])
+        throw std::runtime_error(fmt::format(
+            "{}: the training library needs '{}', which the model lacks", path,
+            a.name));
+      if ((*weightParams)[i]->dtype != a.dtype)
+        throw std::runtime_error(fmt::format(
+            "'{}' is {} in the model but {} in {}", a.name,
+            dtypeName((*weightParams)[i]->dtype), dtypeName(a.dtype), path));
+    }
+  } else {
+    *frozen = bindTrainWeights(*lib, *setup.checkpoint, *copies);
+    for (size_t l = 0; l < nl; ++l) {
+      std::string name = fmt::format("blocks.{}.att.time_state", l);
+      for (Param *p : params)
+        if (p->name == name)
+          (*stateParams)[l] = p;
+      if (!(*stateParams)[l])
+        throw std::runtime_error("no trained state for layer " +
+                                 std::to_string(l));
+    }
+  }
+  auto stateBuf = std::make_shared<std::vector<std::vector<float>>>(nl);
+  auto stateGrad = std::make_shared<std::vector<std::vector<float>>>(nl);
+  auto weightGrad = std::make_shared<std::vector<std::vector<float>>>(nw);
+  for (size_t l = 0; l < nl; ++l) {
+    (*stateBuf)[l].assign(lib->args()[lib->stateArgs()[l]].numel, 0.0f);
+    (*stateGrad)[l].assign((*stateBuf)[l].size(), 0.0f);
+  }
+  for (size_t i = 0; i < nw; ++i)
+    (*weightGrad)[i].assign(lib->args()[lib->weightArgs()[i]].numel, 0.0f);
+  bool tuneState = setup.tune == "state";
+  int64_t batch = setup.batch;
+  return [=](const Batch &b, const std::vector<Param *> &) {
+    std::vector<const void *> weights(nw);
+    for (size_t i = 0; i < nw; ++i)
+      weights[i] = tuneState ? (*frozen)[i] : (*weightParams)[i]->data();
+    std::vector<const float *> states;
+    std::vector<float *> sg, wg;
+    for (size_t l = 0; l < nl; ++l) {
+      if (tuneState) {
+        // One trained state shared by every row of the batch.
+        const std::vector<float> &v = (*stateParams)[l]->value;
+        for (int64_t r = 0; r < batch; ++r)
+          std::copy(v.begin(), v.end(), (*stateBuf)[l].begin() + r * v.size());
+      }
+      states.push_back((*stateBuf)[l].data());
+      sg.push_back((*stateGrad)[l].data());
+    }
+    for (auto &g : *weightGrad)
+      wg.push_back(g.data());
+    float loss = lib->step(b.inputs.data(), b.targets.data(), weights, states,
+                           wg, sg);
+    if (tuneState) {
+      for (size_t l = 0; l < nl; ++l) {
+        std::vector<float> &g = (*stateParams)[l]->grad;
+        size_t n = g.size();
+        for (size_t i = 0; i < n; ++i) {
+          float s = 0;
+          for (int64_t r = 0; r < batch; ++r)
+            s += (*stateGrad)[l][r * n + i];
+          g[i] = s;
+        }
+      }
+    } else {
+      for (size_t i = 0; i < nw; ++i)
+        std::copy((*weightGrad)[i].begin(), (*weightGrad)[i].end(),
+                  (*weightParams)[i]->grad.begin());
+    }
+    return loss;
+  };
 }
 
 /// Testing aid: the toy objective mean(0.5·p²) over every trained element,
@@ -142,6 +296,16 @@ int run(int argc, char **argv) {
       "RWKV World vocabulary (needed for .txt / .jsonl data)")(
       "threads", po::value<int>()->default_value(0),
       "worker threads of the training step (0: default)")(
+      "l2wrap", po::value<double>()->default_value(1e-4),
+      "RWKV-LM's L2Wrap gradient factor (0: plain cross-entropy)")(
+      "train-wkv", po::value<std::string>()->default_value("sequential"),
+      "WKV form of the training step: sequential or chunked")(
+      "library", po::value<std::string>(),
+      "a training library from rwkv-compile --train (default: compile one "
+      "into the cache)")(
+      "cache-dir", po::value<std::string>(),
+      "where compiled training steps are kept (default: "
+      "$XDG_CACHE_HOME/rwkv-mlir or ~/.cache/rwkv-mlir)")(
       "fake-gradient",
       "testing only: train the toy objective mean(0.5*p^2) instead of the "
       "model's loss");
@@ -219,6 +383,23 @@ int run(int argc, char **argv) {
   setup.batch = get<int64_t>(vm, "batch");
   setup.ctx = get<int64_t>(vm, "ctx");
   setup.threads = get<int>(vm, "threads");
+  setup.l2wrap = get<double>(vm, "l2wrap");
+  if (!(setup.l2wrap >= 0))
+    throw UsageError("--l2wrap must be >= 0");
+  setup.trainWkv = get<std::string>(vm, "train-wkv");
+  if (setup.trainWkv != "sequential" && setup.trainWkv != "chunked")
+    throw UsageError("--train-wkv must be sequential or chunked");
+  if (vm.count("library"))
+    setup.library = get<std::string>(vm, "library");
+  if (vm.count("cache-dir")) {
+    setup.cacheDir = get<std::string>(vm, "cache-dir");
+  } else if (const char *x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+    setup.cacheDir = std::string(x) + "/rwkv-mlir";
+  } else {
+    const char *home = std::getenv("HOME");
+    setup.cacheDir = std::string(home && *home ? home : "/tmp") +
+                     "/.cache/rwkv-mlir";
+  }
 
   // The data.
   std::unique_ptr<WorldTokenizer> tokenizer;
