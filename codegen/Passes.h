@@ -29,6 +29,9 @@ void populateRWKVSequenceToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVChunkedWKVToLinalgPatterns(RewritePatternSet &patterns);
 /// The training ops: cross_entropy and the adjoints (Gradients.cpp).
 void populateRWKVGradientToLinalgPatterns(RewritePatternSet &patterns);
+/// rwkv.wkv_grad: sequential (every mode) and chunked (mode = chunked).
+void populateRWKVWKVGradToLinalgPatterns(RewritePatternSet &patterns);
+void populateRWKVChunkedWKVGradToLinalgPatterns(RewritePatternSet &patterns);
 /// Element-wise fusion restricted to all-parallel consumers.
 void populateRWKVFuseElementwisePatterns(RewritePatternSet &patterns);
 

@@ -18,7 +18,7 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [os.path.join(config.rwkv_obj_root, "bin"), config.llvm_tools_dir]
-tools = ["rwkv-opt", "mlir-translate", "llc", "opt"]
+tools = ["rwkv-opt", "mlir-translate", "mlir-runner", "llc", "opt"]
 for t in ["rwkv-compile", "rwkv-run", "rwkv-init", "rwkv-inspect"]:
     if os.path.exists(os.path.join(config.rwkv_obj_root, "bin", t)):
         tools.append(t)
@@ -38,6 +38,12 @@ config.substitutions.append(("%mlir-runner", _runner))
 config.substitutions.append(("%mlir_runner_utils", _runner_libs[0]))
 config.substitutions.append(("%mlir_c_runner_utils", _runner_libs[1]))
 config.substitutions.append(("%rwkv_src", config.rwkv_src_root))
+# The runtime libraries of mlir-runner (JIT execution tests).
+_llvm_lib = os.path.join(os.path.dirname(config.llvm_tools_dir), "lib")
+config.substitutions.append(
+    ("%mlir_runner_utils", os.path.join(_llvm_lib, "libmlir_runner_utils.so")))
+config.substitutions.append(
+    ("%mlir_c_runner_utils", os.path.join(_llvm_lib, "libmlir_c_runner_utils.so")))
 
 _cuda = os.environ.get("CUDA_ROOT") or os.environ.get("CUDA_HOME") or "/usr/local/cuda"
 if shutil.which("ptxas") or os.path.exists(os.path.join(_cuda, "bin", "ptxas")):

@@ -1,7 +1,7 @@
 //===- ConvertRWKVToLinalg.cpp - primitive rwkv ops to linalg -------------===//
 //
 // Drives the per-area lowerings (Norms.cpp, Projections.cpp, Sequence.cpp,
-// ChunkedWKV.cpp, Gradients.cpp).
+// ChunkedWKV.cpp, Gradients.cpp, WKVGrad.cpp, ChunkedWKVGrad.cpp).
 // Composite ops are not legal input: run rwkv-decompose first.
 //
 //===----------------------------------------------------------------------===//
@@ -20,8 +20,11 @@ void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns,
   populateRWKVProjectionToLinalgPatterns(patterns);
   populateRWKVSequenceToLinalgPatterns(patterns);
   populateRWKVGradientToLinalgPatterns(patterns);
-  if (chunkedWKV)
+  populateRWKVWKVGradToLinalgPatterns(patterns);
+  if (chunkedWKV) {
     populateRWKVChunkedWKVToLinalgPatterns(patterns);
+    populateRWKVChunkedWKVGradToLinalgPatterns(patterns);
+  }
 }
 
 namespace {

@@ -595,6 +595,72 @@ func.func @cross_entropy(%x: tensor<2x?x8xf32>, %w: tensor<40x8xbf16>, %t: tenso
 
 // -----
 
+// wkv_grad (sequential, chunk_length = 3): a forward scf.for over the
+// nseg = ceil(T / 3) segments saves each segment's start state into the
+// checkpoint tensor [nseg, B, H, N, N] (the last segment's tokens are not
+// run). Then an scf.for over the segments in reverse (seg = nseg - 1 - iv):
+// recompute the segment's states into a [3, B, H, N, N] buffer and its sa
+// vectors into [3, B, H, N] (writing dr = S_tᵀ dy), then walk its min(3,
+// T - t0) tokens backwards (j = n - 1 - jj) updating G in place.
+// CHECK-LABEL: func.func @wkv_grad
+// CHECK-SAME:    (%[[R:[^:]+]]: tensor<2x?x8xf32>, %{{[^:]+}}: tensor<2x?x8xf32>, %{{[^:]+}}: tensor<2x?x8xf32>, %{{[^:]+}}: tensor<2x?x8xf32>, %{{[^:]+}}: tensor<2x?x8xf32>, %{{[^:]+}}: tensor<2x?x8xf32>, %[[S0:[^:]+]]: tensor<2x2x4x4xf32>, %[[DY:[^:]+]]: tensor<2x?x8xf32>, %[[DS:[^:]+]]: tensor<2x2x4x4xf32>)
+// CHECK:         %[[T:.+]] = tensor.dim %[[R]]
+// CHECK:         %[[TP:.+]] = arith.addi %[[T]], %c2 : index
+// CHECK-NEXT:    %[[NSEG:.+]] = arith.divui %[[TP]], %c3 : index
+// CHECK:         %[[STOP:.+]] = arith.muli %{{.+}}, %c3{{(_[0-9]+)?}} : index
+// CHECK:         %[[CKINIT:.+]] = tensor.empty(%[[NSEG]]) : tensor<?x2x2x4x4xf32>
+// CHECK-NEXT:    %[[FWD:.+]]:2 = scf.for %[[SEG:.+]] = %{{.+}} to %[[NSEG]] step %{{.+}} iter_args(%[[FS:.+]] = %[[S0]], %[[CK:.+]] = %[[CKINIT]]) -> (tensor<2x2x4x4xf32>, tensor<?x2x2x4x4xf32>) {
+// CHECK:           %[[SLOT:.+]] = tensor.extract_slice %[[CK]][%[[SEG]], 0, 0, 0, 0] [1, 2, 2, 4, 4] [1, 1, 1, 1, 1] : tensor<?x2x2x4x4xf32> to tensor<2x2x4x4xf32>
+// CHECK-NEXT:      %[[SAVED:.+]] = linalg.copy ins(%[[FS]] : tensor<2x2x4x4xf32>) outs(%[[SLOT]] : tensor<2x2x4x4xf32>)
+// CHECK-NEXT:      %[[CKNEXT:.+]] = tensor.insert_slice %[[SAVED]] into %[[CK]][%[[SEG]], 0, 0, 0, 0]
+// CHECK:           %[[TEND:.+]] = arith.minui %{{.+}}, %[[STOP]] : index
+// CHECK-NEXT:      %[[STEPS:.+]] = scf.for %{{.+}} = %{{.+}} to %[[TEND]] step %{{.+}} iter_args(%[[ST:.+]] = %[[FS]]) -> (tensor<2x2x4x4xf32>) {
+// CHECK:             linalg.generic {{.+}} outs(%[[ST]] : tensor<2x2x4x4xf32>)
+// CHECK:           scf.yield %[[STEPS]], %[[CKNEXT]] : tensor<2x2x4x4xf32>, tensor<?x2x2x4x4xf32>
+// CHECK:         %[[BUF:.+]] = tensor.empty() : tensor<3x2x2x4x4xf32>
+// CHECK-NEXT:    %[[SABUF:.+]] = tensor.empty() : tensor<3x2x2x4xf32>
+// CHECK-NEXT:    %[[BWD:.+]]:9 = scf.for %[[IV:.+]] = %{{.+}} to %[[NSEG]] step %{{.+}} iter_args(%[[G:[^ ]+]] = %[[DS]], %[[DR:[^ ]+]] = %{{.+}}, %{{.+}} = %{{.+}}, %{{.+}} = %{{.+}}, %{{.+}} = %{{.+}}, %{{.+}} = %{{.+}}, %{{.+}} = %{{.+}}, %[[B0:[^ ]+]] = %[[BUF]], %[[SA0:[^ ]+]] = %[[SABUF]])
+// CHECK-NEXT:      %[[REV:.+]] = arith.subi %[[NSEG]], %[[IV]] : index
+// CHECK-NEXT:      %[[SEGB:.+]] = arith.subi %[[REV]], %c1 : index
+// CHECK-NEXT:      %[[T0:.+]] = arith.muli %[[SEGB]], %c3 : index
+// CHECK-NEXT:      %[[REST:.+]] = arith.subi %[[T]], %[[T0]] : index
+// CHECK-NEXT:      %[[N:.+]] = arith.minui %c3, %[[REST]] : index
+// CHECK-NEXT:      %[[CKS:.+]] = tensor.extract_slice %[[FWD]]#1[%[[SEGB]], 0, 0, 0, 0] [1, 2, 2, 4, 4]
+// Recompute: S_{t-1} into the buffer, sa, the update, dr.
+// CHECK-NEXT:      %[[RE:.+]]:4 = scf.for %[[J:.+]] = %c0 to %[[N]] step %c1 iter_args(%[[RS:[^ ]+]] = %[[CKS]], %[[RB:[^ ]+]] = %[[B0]], %[[RSA:[^ ]+]] = %[[SA0]], %[[RDR:[^ ]+]] = %[[DR]])
+// CHECK:             linalg.copy ins(%[[RS]] : tensor<2x2x4x4xf32>)
+// CHECK:             tensor.insert_slice %{{.+}} into %[[RB]][%[[J]], 0, 0, 0, 0]
+// CHECK:             %[[UPD:.+]] = linalg.generic {{.+}} outs(%[[RS]] : tensor<2x2x4x4xf32>)
+// CHECK:             linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[UPD]], %{{.+}} : tensor<2x2x4x4xf32>, tensor<2x2x4xf32>)
+// CHECK:             scf.yield %[[UPD]], %{{.+}}, %{{.+}}, %{{.+}} : tensor<2x2x4x4xf32>, tensor<3x2x2x4x4xf32>, tensor<3x2x2x4xf32>, tensor<2x?x8xf32>
+// Tokens backwards: G += dy rᵀ in place, ..., G = G D + dsa aᵀ in place.
+// CHECK:           %[[BACK:.+]]:6 = scf.for %[[JJ:.+]] = %c0 to %[[N]] step %c1 iter_args(%[[GB:[^ ]+]] = %[[G]],
+// CHECK-NEXT:        %[[NJ:.+]] = arith.subi %[[N]], %[[JJ]] : index
+// CHECK-NEXT:        %[[JB:.+]] = arith.subi %[[NJ]], %c1 : index
+// CHECK-NEXT:        arith.addi %[[T0]], %[[JB]] : index
+// CHECK-NEXT:        tensor.extract_slice %[[RE]]#1[%[[JB]], 0, 0, 0, 0]
+// CHECK-NEXT:        tensor.extract_slice %[[RE]]#2[%[[JB]], 0, 0, 0]
+// CHECK:             %[[GR:.+]] = linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]} {{.+}} outs(%[[GB]] : tensor<2x2x4x4xf32>)
+// CHECK:             %{{.+}}:2 = linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[GR]],
+// CHECK:             %{{.+}}:4 = linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[GR]],
+// CHECK:             %[[GN:.+]] = linalg.generic {{.+}} outs(%[[GR]] : tensor<2x2x4x4xf32>)
+// CHECK:             scf.yield %[[GN]],
+// CHECK:           scf.yield %[[BACK]]#0, %[[RE]]#3, %[[BACK]]#1, %[[BACK]]#2, %[[BACK]]#3, %[[BACK]]#4, %[[BACK]]#5, %[[RE]]#1, %[[RE]]#2
+// CHECK:         return %[[BWD]]#1, %[[BWD]]#2, %[[BWD]]#3, %[[BWD]]#4, %[[BWD]]#5, %[[BWD]]#6, %[[BWD]]#0
+func.func @wkv_grad(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf32>,
+                    %v: tensor<2x?x8xf32>, %a: tensor<2x?x8xf32>, %b: tensor<2x?x8xf32>,
+                    %s: tensor<2x2x4x4xf32>, %dy: tensor<2x?x8xf32>, %ds: tensor<2x2x4x4xf32>)
+    -> (tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x?x8xf32>,
+        tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {
+  %dr, %dw, %dk, %dv, %da, %db, %dstate = rwkv.wkv_grad %r, %w, %k, %v, %a, %b, %s, %dy, %ds
+      {chunk_length = 3 : i64} : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+  return %dr, %dw, %dk, %dv, %da, %db, %dstate
+      : tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x?x8xf32>,
+        tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+}
+
+// -----
+
 // cross_entropy_grad (l2wrap): the count of counted targets and dloss / n
 // first, then the same token-tile loop carrying (dx rows, dW). Per tile:
 // logits, max, Σ exp with the first argmax (z == max, minsi index), the
@@ -827,4 +893,51 @@ func.func @l2_normalize_grad(%x: tensor<2x?x8xf32>, %dy: tensor<2x?x8xf32>) -> t
 func.func @token_shift_grad(%ds: tensor<2x?x8xf32>, %dl: tensor<2x8xf32>) -> (tensor<2x?x8xf32>, tensor<2x8xf32>) {
   %0, %1 = rwkv.token_shift_grad %ds, %dl : tensor<2x?x8xf32>, tensor<2x8xf32>
   return %0, %1 : tensor<2x?x8xf32>, tensor<2x8xf32>
+}
+
+// -----
+
+// wkv_grad {mode = chunked}: checkpoints at every chunk start plus S_T
+// (nchunk + 1 slots), then an scf.for over the chunks in reverse carrying
+// H = dL/dS_end and the gradients (no per-token state buffer); per chunk of
+// min(3, T - t0) tokens the (I - A_ab)^-1 forward substitution, the chunk
+// matmuls, and H updated in place. With chunked-wkv=false the sequential
+// lowering takes it (the [3, B, H, N, N] state buffer).
+// CHECK-LABEL: func.func @wkv_grad_chunked
+// CHECK-SAME:    %[[DS:[^:]+]]: tensor<2x2x4x4xf32>)
+// CHECK:         %[[NCH:.+]] = arith.divui %{{.+}}, %c3 : index
+// CHECK:         %[[SLOTS:.+]] = arith.addi %[[NCH]], %c1{{(_[0-9]+)?}} : index
+// CHECK-NEXT:    %[[CKINIT:.+]] = tensor.empty(%[[SLOTS]]) : tensor<?x2x2x4x4xf32>
+// CHECK-NEXT:    %[[FWD:.+]]:2 = scf.for %{{.+}} = %{{.+}} to %[[NCH]] step %{{.+}} iter_args(%{{.+}} = %{{.+}}, %{{.+}} = %[[CKINIT]])
+// CHECK:         %[[LASTSLOT:.+]] = tensor.extract_slice %[[FWD]]#1[%[[NCH]], 0, 0, 0, 0]
+// CHECK-NEXT:    %[[FINAL:.+]] = linalg.copy ins(%[[FWD]]#0 : tensor<2x2x4x4xf32>) outs(%[[LASTSLOT]] : tensor<2x2x4x4xf32>)
+// CHECK-NEXT:    %[[CK:.+]] = tensor.insert_slice %[[FINAL]] into %[[FWD]]#1[%[[NCH]], 0, 0, 0, 0]
+// CHECK-NOT:     tensor<3x2x2x4x4xf32>
+// CHECK:         %[[BWD:.+]]:7 = scf.for %[[IV:.+]] = %c0 to %[[NCH]] step %c1 iter_args(%[[H:[^ ]+]] = %[[DS]],
+// CHECK-NEXT:      %[[REV:.+]] = arith.subi %[[NCH]], %[[IV]] : index
+// CHECK-NEXT:      %[[C:.+]] = arith.subi %[[REV]], %c1 : index
+// CHECK-NEXT:      %[[T0:.+]] = arith.muli %[[C]], %c3 : index
+// CHECK:           %[[L:.+]] = arith.minui %c3, %{{.+}} : index
+// CHECK-NEXT:      tensor.extract_slice %[[CK]][%[[C]], 0, 0, 0, 0]
+// CHECK-NEXT:      %[[NEXT:.+]] = arith.addi %[[C]], %c1 : index
+// CHECK-NEXT:      tensor.extract_slice %[[CK]][%[[NEXT]], 0, 0, 0, 0]
+// CHECK:           scf.for %{{.+}} = %{{.+}} to %[[L]] step %{{.+}} iter_args(%{{.+}}) -> (tensor<2x2x?x?xf32>)
+// CHECK:           %[[HD:.+]] = linalg.generic {{.+}} outs(%[[H]] : tensor<2x2x4x4xf32>)
+// CHECK:           %[[H1:.+]] = linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} {{.+}} outs(%[[HD]] : tensor<2x2x4x4xf32>)
+// CHECK:           %[[H2:.+]] = linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} {{.+}} outs(%[[H1]] : tensor<2x2x4x4xf32>)
+// CHECK:           scf.yield %[[H2]],
+// CHECK:         return %[[BWD]]#1, %[[BWD]]#2, %[[BWD]]#3, %[[BWD]]#4, %[[BWD]]#5, %[[BWD]]#6, %[[BWD]]#0
+// SEQ-LABEL: func.func @wkv_grad_chunked
+// SEQ:         tensor.empty() : tensor<3x2x2x4x4xf32>
+// SEQ:         return
+func.func @wkv_grad_chunked(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf32>,
+                            %v: tensor<2x?x8xf32>, %a: tensor<2x?x8xf32>, %b: tensor<2x?x8xf32>,
+                            %s: tensor<2x2x4x4xf32>, %dy: tensor<2x?x8xf32>, %ds: tensor<2x2x4x4xf32>)
+    -> (tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x?x8xf32>,
+        tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {
+  %dr, %dw, %dk, %dv, %da, %db, %dstate = rwkv.wkv_grad %r, %w, %k, %v, %a, %b, %s, %dy, %ds
+      {mode = #rwkv<wkv_mode chunked>, chunk_length = 3 : i64} : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+  return %dr, %dw, %dk, %dv, %da, %db, %dstate
+      : tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x?x8xf32>,
+        tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
 }

@@ -58,7 +58,7 @@ struct Options {
   // Training library (docs/ABI.md, "Training").
   bool train = false;
   int64_t ctx = 0, ignoreIndex = -100;
-  std::string trainWkv = "sequential";
+  std::string trainWkv = "sequential", trainWeights = "checkpoint";
   double l2wrap = 0.0;
 };
 
@@ -89,6 +89,12 @@ OwningOpRef<ModuleOp> importCheckpoint(MLIRContext &ctx, const Options &opts) {
   SmallVector<mlir::rwkv::WeightInfo> weights;
   for (const ::rwkv::Tensor &t : ckpt->tensors())
     weights.push_back({t.name, t.dtype, t.shape});
+  // Training on f32 copies of the weights (an fp32 run, or f32 master
+  // weights passed straight to the step) instead of the checkpoint's dtype.
+  if (opts.train && opts.trainWeights == "f32")
+    for (mlir::rwkv::WeightInfo &w : weights)
+      if (w.dtype == ::rwkv::DType::BF16 || w.dtype == ::rwkv::DType::F16)
+        w.dtype = ::rwkv::DType::F32;
   mlir::rwkv::ModelBuildOptions buildOpts;
   buildOpts.batch = opts.batch;
   buildOpts.chunkLength = opts.chunkLength;
@@ -310,6 +316,9 @@ int main(int argc, char **argv) {
       "training: tokens per sequence (required with --train)")(
       "train-wkv", po::value(&opts.trainWkv)->default_value("sequential"),
       "training: WKV forward/backward form, sequential | chunked")(
+      "train-weights", po::value(&opts.trainWeights)->default_value("checkpoint"),
+      "training: weight dtype the step reads, checkpoint (bf16 stays bf16) "
+      "| f32")(
       "ignore-index", po::value(&opts.ignoreIndex)->default_value(-100),
       "training: target id that does not count in the loss")(
       "l2wrap", po::value(&opts.l2wrap)->default_value(0.0),
@@ -363,6 +372,9 @@ int main(int argc, char **argv) {
     if (opts.trainWkv != "sequential" && opts.trainWkv != "chunked")
       throw po::error("--train-wkv must be sequential or chunked, got '" +
                       opts.trainWkv + "'");
+    if (opts.trainWeights != "checkpoint" && opts.trainWeights != "f32")
+      throw po::error("--train-weights must be checkpoint or f32, got '" +
+                      opts.trainWeights + "'");
     if (!(opts.l2wrap >= 0.0))
       throw po::error("--l2wrap must be >= 0");
     mlir::rwkv::RWKVPipelineOptions pipelineOpts;
