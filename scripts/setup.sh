@@ -7,6 +7,7 @@ PKGS=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libfmt-dev libboost-program-options-dev libgtest-dev libgmock-dev libbenchmark-dev
   libminizip-dev zlib1g-dev nlohmann-json3-dev
+  python3-torch python3-numpy python3-pytest
   clang-14 libclang-rt-14-dev libomp-22-dev
 )
 missing=()

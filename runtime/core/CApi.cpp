@@ -1,11 +1,14 @@
-//===- CApi.cpp - extern "C" wrapper over rwkv::Model ---------------------===//
+//===- CApi.cpp - extern "C" wrapper over rwkv::Model and TrainLibrary ----===//
 //
 // Every entry point catches everything: exceptions must not cross into C.
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/core/Runtime.h"
+#include "runtime/core/TrainStep.h"
 #include "runtime/core/rwkv_runtime.h"
+
+#include <fmt/format.h>
 
 #include <new>
 #include <string>
@@ -16,6 +19,10 @@ struct rwkvrt_model {
 
 struct rwkvrt_state {
   rwkv::State state;
+};
+
+struct rwkvrt_train {
+  std::unique_ptr<rwkv::TrainLibrary> lib;
 };
 
 namespace {
@@ -39,6 +46,29 @@ template <typename F> int guarded(int errorCode, F &&body) {
   } catch (...) {
     return fail(RWKVRT_ERR_RUNTIME, "unknown error");
   }
+}
+/// The pointer arrays of a training call as the vectors TrainLibrary takes;
+/// `states` and `stateGrads` may be null (all zero / not wanted).
+struct TrainBuffers {
+  std::vector<const void *> weights;
+  std::vector<const float *> states;
+  std::vector<float *> weightGrads, stateGrads;
+};
+
+TrainBuffers trainBuffers(const rwkv::TrainLibrary &lib,
+                          const void *const *weights,
+                          const float *const *states, float *const *weightGrads,
+                          float *const *stateGrads) {
+  TrainBuffers b;
+  size_t nw = lib.weightArgs().size(), nl = lib.stateArgs().size();
+  b.weights.assign(weights, weights + nw);
+  if (states)
+    b.states.assign(states, states + nl);
+  if (weightGrads)
+    b.weightGrads.assign(weightGrads, weightGrads + nw);
+  if (stateGrads)
+    b.stateGrads.assign(stateGrads, stateGrads + nl);
+  return b;
 }
 } // namespace
 
@@ -149,6 +179,119 @@ int rwkvrt_forward(const rwkvrt_model *model, rwkvrt_state *state,
   return guarded(RWKVRT_ERR_INVALID_ARGUMENT, [&] {
     model->model->run(allLogits ? "rwkv_forward_all" : "rwkv_forward", tokens,
                       count, state->state, logits, logitsCapacity);
+  });
+}
+
+int rwkvrt_train_open(const char *libraryPath, int threads,
+                      rwkvrt_train **outTrain) {
+  if (!libraryPath || !outTrain)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  *outTrain = nullptr;
+  return guarded(RWKVRT_ERR_LOAD, [&] {
+    rwkv::ModelOptions options;
+    options.threads = threads > 0 ? threads : 0;
+    auto t = std::make_unique<rwkvrt_train>();
+    t->lib = rwkv::TrainLibrary::load(libraryPath, options);
+    *outTrain = t.release();
+  });
+}
+
+int rwkvrt_train_close(rwkvrt_train *train) {
+  return guarded(RWKVRT_ERR_RUNTIME, [&] { delete train; });
+}
+
+int rwkvrt_train_config(const rwkvrt_train *train, rwkvrt_train_desc *out) {
+  if (!train || !out)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  const rwkv::TrainLibrary &lib = *train->lib;
+  *out = {lib.batch(),
+          lib.context(),
+          lib.vocabSize(),
+          lib.numLayers(),
+          int64_t(lib.weightArgs().size()),
+          lib.ignoreIndex()};
+  lastError.clear();
+  return RWKVRT_OK;
+}
+
+int rwkvrt_train_info_json(const rwkvrt_train *train, const char **outJson) {
+  if (!train || !outJson)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  *outJson = train->lib->infoJson().c_str();
+  lastError.clear();
+  return RWKVRT_OK;
+}
+
+int rwkvrt_train_weight(const rwkvrt_train *train, int64_t index,
+                        const char **outName, const char **outDType,
+                        const int64_t **outShape, size_t *outRank,
+                        size_t *outNumel) {
+  if (!train)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  const rwkv::TrainLibrary &lib = *train->lib;
+  int64_t n = int64_t(lib.weightArgs().size());
+  if (index < 0 || index >= n)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT,
+                fmt::format("weight index {} is outside [0, {})", index, n));
+  const rwkv::TrainArg &a = lib.args()[lib.weightArgs()[size_t(index)]];
+  if (outName)
+    *outName = a.name.c_str();
+  if (outDType)
+    *outDType = rwkv::dtypeName(a.dtype);
+  if (outShape)
+    *outShape = a.shape.data();
+  if (outRank)
+    *outRank = a.shape.size();
+  if (outNumel)
+    *outNumel = a.numel;
+  lastError.clear();
+  return RWKVRT_OK;
+}
+
+int rwkvrt_train_state_shape(const rwkvrt_train *train, int64_t layer,
+                             const int64_t **outShape, size_t *outRank,
+                             size_t *outNumel) {
+  if (!train)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  const rwkv::TrainLibrary &lib = *train->lib;
+  if (layer < 0 || layer >= lib.numLayers())
+    return fail(
+        RWKVRT_ERR_INVALID_ARGUMENT,
+        fmt::format("layer {} is outside [0, {})", layer, lib.numLayers()));
+  const rwkv::TrainArg &a = lib.args()[lib.stateArgs()[size_t(layer)]];
+  if (outShape)
+    *outShape = a.shape.data();
+  if (outRank)
+    *outRank = a.shape.size();
+  if (outNumel)
+    *outNumel = a.numel;
+  lastError.clear();
+  return RWKVRT_OK;
+}
+
+int rwkvrt_train_step(const rwkvrt_train *train, const int32_t *inputs,
+                      const int32_t *targets, const void *const *weights,
+                      const float *const *states, float *const *weightGrads,
+                      float *const *stateGrads, float *loss) {
+  if (!train || !inputs || !targets || !weights || !weightGrads || !loss)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  return guarded(RWKVRT_ERR_INVALID_ARGUMENT, [&] {
+    TrainBuffers b =
+        trainBuffers(*train->lib, weights, states, weightGrads, stateGrads);
+    *loss = train->lib->step(inputs, targets, b.weights, b.states,
+                             b.weightGrads, b.stateGrads);
+  });
+}
+
+int rwkvrt_train_loss(const rwkvrt_train *train, const int32_t *inputs,
+                      const int32_t *targets, const void *const *weights,
+                      const float *const *states, float *loss) {
+  if (!train || !inputs || !targets || !weights || !loss)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  return guarded(RWKVRT_ERR_INVALID_ARGUMENT, [&] {
+    TrainBuffers b =
+        trainBuffers(*train->lib, weights, states, nullptr, nullptr);
+    *loss = train->lib->loss(inputs, targets, b.weights, b.states);
   });
 }
 

@@ -1,8 +1,9 @@
 /*===- rwkv_runtime.h - C API of the RWKV runtime -----------------*- C -*-===*\
 |*                                                                            *|
-|* A C wrapper over rwkv::Model (runtime/core/Runtime.h). Every function     *|
-|* returns an rwkvrt_status (0 = success) and never throws or aborts; the    *|
-|* message of the last failure on this thread is rwkvrt_last_error().        *|
+|* A C wrapper over rwkv::Model (runtime/core/Runtime.h) and, for training,   *|
+|* rwkv::TrainLibrary (runtime/core/TrainStep.h). Every function returns an   *|
+|* rwkvrt_status (0 = success) and never throws or aborts; the message of the *|
+|* last failure on this thread is rwkvrt_last_error().                        *|
 |*                                                                            *|
 |* Names use the `rwkvrt_` prefix: the compiled `.so` exports `rwkv_step`,    *|
 |* `rwkv_forward`, `rwkv_model_info`, ... and a same-named symbol here would  *|
@@ -73,6 +74,57 @@ int rwkvrt_step(const rwkvrt_model *model, rwkvrt_state *state,
 int rwkvrt_forward(const rwkvrt_model *model, rwkvrt_state *state,
                    const int32_t *tokens, size_t count, int all_logits,
                    float *logits, size_t logits_capacity);
+
+/*===------------------------------------------------------------------------===
+ * Training libraries (rwkv-compile --train --batch B --ctx T; docs/ABI.md
+ * "Training libraries"). A wrapper over rwkv::TrainLibrary: the caller owns
+ * the weights (in the library's dtype, contiguous) and the f32 gradient
+ * buffers, so any optimizer can update the weights in place between steps.
+ *===------------------------------------------------------------------------===*/
+
+typedef struct rwkvrt_train rwkvrt_train;
+
+typedef struct rwkvrt_train_desc {
+  int64_t batch, context, vocab_size, n_layer;
+  int64_t n_weights;    /* weight arguments, in argument order */
+  int64_t ignore_index; /* targets equal to it do not count */
+} rwkvrt_train_desc;
+
+/* Loads a training library. threads <= 0 keeps the default. */
+int rwkvrt_train_open(const char *library_path, int threads,
+                      rwkvrt_train **out_train);
+/* Accepts NULL. */
+int rwkvrt_train_close(rwkvrt_train *train);
+int rwkvrt_train_config(const rwkvrt_train *train, rwkvrt_train_desc *out_desc);
+/* The library's rwkv_model_info() JSON, owned by the handle. */
+int rwkvrt_train_info_json(const rwkvrt_train *train, const char **out_json);
+/* Weight `index` (0 <= index < n_weights): its checkpoint key, dtype name
+ * ("f32", "bf16", "f16"), shape (rank entries) and element count. Strings
+ * and the shape are owned by the handle. Any out pointer may be NULL. */
+int rwkvrt_train_weight(const rwkvrt_train *train, int64_t index,
+                        const char **out_name, const char **out_dtype,
+                        const int64_t **out_shape, size_t *out_rank,
+                        size_t *out_numel);
+/* Shape of layer `layer`'s initial WKV state ([B, H, N, N], f32). */
+int rwkvrt_train_state_shape(const rwkvrt_train *train, int64_t layer,
+                             const int64_t **out_shape, size_t *out_rank,
+                             size_t *out_numel);
+
+/* One training step on a batch: `inputs` and `targets` are [B, T] row-major;
+ * `weights[i]` points at weight i in its dtype. `states` is NULL (every
+ * initial WKV state zero) or n_layer pointers, each NULL (zero) or [B, H, N,
+ * N] f32. Writes the mean cross-entropy to `loss`, the f32 gradient of every
+ * weight to `weight_grads[i]` (numel floats each) and, where `state_grads`
+ * and its entry are non-NULL, the gradient of layer l's initial state to
+ * `state_grads[l]`. Bad token ids are RWKVRT_ERR_INVALID_ARGUMENT. */
+int rwkvrt_train_step(const rwkvrt_train *train, const int32_t *inputs,
+                      const int32_t *targets, const void *const *weights,
+                      const float *const *states, float *const *weight_grads,
+                      float *const *state_grads, float *loss);
+/* The loss alone (forward only); arguments as for rwkvrt_train_step. */
+int rwkvrt_train_loss(const rwkvrt_train *train, const int32_t *inputs,
+                      const int32_t *targets, const void *const *weights,
+                      const float *const *states, float *loss);
 
 #ifdef __cplusplus
 }

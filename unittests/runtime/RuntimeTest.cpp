@@ -547,4 +547,135 @@ TEST(CApi, RoundTripAndErrors) {
   EXPECT_EQ(rwkvrt_model_close(nullptr), RWKVRT_OK);
 }
 
+TEST(CApi, TrainOpenErrors) {
+  rwkvrt_train *t = nullptr;
+  EXPECT_EQ(rwkvrt_train_open("/nonexistent/train.so", 0, &t), RWKVRT_ERR_LOAD);
+  EXPECT_EQ(t, nullptr);
+  std::string err = rwkvrt_last_error();
+  EXPECT_NE(err.find("cannot load library"), std::string::npos) << err;
+  EXPECT_NE(err.find("/nonexistent/train.so"), std::string::npos) << err;
+  EXPECT_EQ(rwkvrt_train_open(nullptr, 0, &t), RWKVRT_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(rwkvrt_last_error(), "null argument");
+  EXPECT_EQ(rwkvrt_train_open(RWKV_FAKE_TRAIN_MODEL, 0, nullptr),
+            RWKVRT_ERR_INVALID_ARGUMENT);
+  // An inference library is refused with a hint.
+  EXPECT_EQ(rwkvrt_train_open(RWKV_FAKE_MODEL, 0, &t), RWKVRT_ERR_LOAD);
+  err = rwkvrt_last_error();
+  EXPECT_NE(err.find("is not a training library"), std::string::npos) << err;
+  EXPECT_NE(err.find(RWKV_FAKE_MODEL), std::string::npos) << err;
+  EXPECT_EQ(t, nullptr);
+
+  // Null handles and outputs.
+  rwkvrt_train_desc d;
+  const char *s = nullptr;
+  EXPECT_EQ(rwkvrt_train_config(nullptr, &d), RWKVRT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(rwkvrt_train_info_json(nullptr, &s), RWKVRT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      rwkvrt_train_weight(nullptr, 0, &s, nullptr, nullptr, nullptr, nullptr),
+      RWKVRT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(rwkvrt_train_state_shape(nullptr, 0, nullptr, nullptr, nullptr),
+            RWKVRT_ERR_INVALID_ARGUMENT);
+  float loss = 0;
+  int32_t tok[1] = {0};
+  EXPECT_EQ(rwkvrt_train_step(nullptr, tok, tok, nullptr, nullptr, nullptr,
+                              nullptr, &loss),
+            RWKVRT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(rwkvrt_train_loss(nullptr, tok, tok, nullptr, nullptr, &loss),
+            RWKVRT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(rwkvrt_train_close(nullptr), RWKVRT_OK);
+}
+
+/// FakeTrainModel.cpp: B = 2, T = 4, V = 8, C = 3, emb bf16, head f32,
+/// loss = mean over counted positions of emb[in] . head[tgt] + |state|^2 / 2.
+TEST(CApi, TrainRoundTrip) {
+  rwkvrt_train *t = nullptr;
+  ASSERT_EQ(rwkvrt_train_open(RWKV_FAKE_TRAIN_MODEL, 1, &t), RWKVRT_OK)
+      << rwkvrt_last_error();
+  rwkvrt_train_desc d;
+  ASSERT_EQ(rwkvrt_train_config(t, &d), RWKVRT_OK);
+  EXPECT_EQ(d.batch, 2);
+  EXPECT_EQ(d.context, 4);
+  EXPECT_EQ(d.vocab_size, 8);
+  EXPECT_EQ(d.n_layer, 1);
+  EXPECT_EQ(d.n_weights, 2);
+  EXPECT_EQ(d.ignore_index, -100);
+  const char *json = nullptr;
+  ASSERT_EQ(rwkvrt_train_info_json(t, &json), RWKVRT_OK);
+  EXPECT_NE(std::string(json).find("rwkv_train_step"), std::string::npos);
+
+  const char *name = nullptr, *dtype = nullptr;
+  const int64_t *shape = nullptr;
+  size_t rank = 0, numel = 0;
+  ASSERT_EQ(rwkvrt_train_weight(t, 0, &name, &dtype, &shape, &rank, &numel),
+            RWKVRT_OK);
+  EXPECT_STREQ(name, "emb.weight");
+  EXPECT_STREQ(dtype, "bf16");
+  ASSERT_EQ(rank, 2u);
+  EXPECT_EQ(shape[0], 8);
+  EXPECT_EQ(shape[1], 3);
+  EXPECT_EQ(numel, 24u);
+  ASSERT_EQ(rwkvrt_train_weight(t, 1, &name, &dtype, nullptr, nullptr, nullptr),
+            RWKVRT_OK);
+  EXPECT_STREQ(name, "head.weight");
+  EXPECT_STREQ(dtype, "f32");
+  EXPECT_EQ(
+      rwkvrt_train_weight(t, 2, &name, nullptr, nullptr, nullptr, nullptr),
+      RWKVRT_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(rwkvrt_last_error(), "weight index 2 is outside [0, 2)");
+  ASSERT_EQ(rwkvrt_train_state_shape(t, 0, &shape, &rank, &numel), RWKVRT_OK);
+  ASSERT_EQ(rank, 4u);
+  EXPECT_EQ(shape[0], 2);
+  EXPECT_EQ(numel, 8u);
+  EXPECT_EQ(rwkvrt_train_state_shape(t, 1, &shape, &rank, &numel),
+            RWKVRT_ERR_INVALID_ARGUMENT);
+
+  // emb = 1 everywhere (bf16 0x3f80), head[v][c] = v.
+  std::vector<uint16_t> emb(24, 0x3f80);
+  std::vector<float> head(24), gEmb(24, -1), gHead(24, -1), gState(8, -1);
+  for (int v = 0; v < 8; ++v)
+    for (int c = 0; c < 3; ++c)
+      head[v * 3 + c] = float(v);
+  int32_t in[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  int32_t tgt[8] = {1, 2, 3, 4, 5, 6, 7, -100};
+  const void *weights[2] = {emb.data(), head.data()};
+  float *grads[2] = {gEmb.data(), gHead.data()};
+  float loss = 0;
+  // Zero states: loss = 3 * (1 + ... + 7) / 7 = 12.
+  ASSERT_EQ(
+      rwkvrt_train_step(t, in, tgt, weights, nullptr, grads, nullptr, &loss),
+      RWKVRT_OK)
+      << rwkvrt_last_error();
+  EXPECT_FLOAT_EQ(loss, 12.0f);
+  EXPECT_FLOAT_EQ(gEmb[3 * 2], 3.0f / 7); // in 2 -> target 3
+  EXPECT_FLOAT_EQ(gEmb[3 * 7], 0.0f);     // ignored position
+  EXPECT_FLOAT_EQ(gHead[3 * 1], 1.0f / 7);
+  EXPECT_FLOAT_EQ(gHead[0], 0.0f);
+  // With a state and its gradient.
+  std::vector<float> s0(8, 2.0f);
+  const float *states[1] = {s0.data()};
+  float *stateGrads[1] = {gState.data()};
+  ASSERT_EQ(
+      rwkvrt_train_step(t, in, tgt, weights, states, grads, stateGrads, &loss),
+      RWKVRT_OK);
+  EXPECT_FLOAT_EQ(loss, 12.0f + 16.0f);
+  EXPECT_FLOAT_EQ(gState[5], 2.0f);
+  float fwd = 0;
+  ASSERT_EQ(rwkvrt_train_loss(t, in, tgt, weights, states, &fwd), RWKVRT_OK);
+  EXPECT_FLOAT_EQ(fwd, loss);
+
+  // Bad ids are invalid arguments naming the position.
+  in[5] = 8;
+  EXPECT_EQ(
+      rwkvrt_train_step(t, in, tgt, weights, nullptr, grads, nullptr, &loss),
+      RWKVRT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(rwkvrt_last_error()).find("row 1, position 1"),
+            std::string::npos)
+      << rwkvrt_last_error();
+  in[5] = 5;
+  EXPECT_EQ(
+      rwkvrt_train_step(t, in, tgt, weights, nullptr, nullptr, nullptr, &loss),
+      RWKVRT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(rwkvrt_train_close(t), RWKVRT_OK);
+}
+
 } // namespace

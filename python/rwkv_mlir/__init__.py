@@ -1,0 +1,30 @@
+"""rwkv_mlir: Python bindings of the rwkv-mlir runtime (ctypes on the C API
+of librwkvrt.so; see docs/python.md).
+
+* TrainLibrary: a library from `rwkv-compile MODEL.pth --train --batch B
+  --ctx T`: loss and gradients of a batch (numpy or torch).
+* RWKV7 (needs torch): an nn.Module over a TrainLibrary whose parameters are
+  float32 master weights, so torch optimizers and DDP train it.
+
+The runtime library is found through $RWKV_MLIR_RUNTIME or load_runtime(path).
+"""
+
+from ._capi import RWKVError, load_runtime
+from .train import (TrainLibrary, WeightSpec, bf16_bits_to_float,
+                    float_to_bf16_bits)
+
+__all__ = [
+    "RWKVError", "load_runtime", "TrainLibrary", "WeightSpec", "RWKV7",
+    "wkv7", "bf16_bits_to_float", "float_to_bf16_bits"
+]
+
+
+def __getattr__(name):
+    # torch is imported only when the torch parts are used.
+    if name == "RWKV7":
+        from .torch_model import RWKV7
+        return RWKV7
+    if name == "wkv7":
+        from .torch_model import wkv7
+        return wkv7
+    raise AttributeError(f"module 'rwkv_mlir' has no attribute '{name}'")
