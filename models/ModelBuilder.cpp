@@ -196,6 +196,11 @@ private:
                                      b.getFunctionType(argTypes, {lossTy}));
     func->setAttr("rwkv.gradient", b.getStringAttr("rwkv_train_step"));
     func.setArgAttr(1, "rwkv.input", b.getStringAttr("targets"));
+    // The callee must not write into any argument: the backward re-reads the
+    // initial states, and callers reuse tokens, weights and states across
+    // steps (one-shot-bufferize copies instead of updating in place).
+    for (unsigned i = 0; i < argTypes.size(); ++i)
+      func.setArgAttr(i, "bufferization.writable", b.getBoolAttr(false));
     for (int64_t l = 0; l < numLayers; ++l)
       func.setArgAttr(2 + l, "rwkv.state",
                       b.getStringAttr("wkv:" + llvm::Twine(l)));

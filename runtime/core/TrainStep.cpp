@@ -180,15 +180,21 @@ TrainLibrary::inputDescs(const int32_t *inputs, const int32_t *targets,
   std::vector<MemRefDesc> descs;
   descs.emplace_back(inputs, args_[0].shape);
   descs.emplace_back(targets, args_[1].shape);
+  // Each layer gets its own buffer: one zero buffer shared by all layers
+  // would alias arguments the compiled code treats as distinct.
+  size_t total = 0;
+  for (size_t l = 0; l < stateArgs_.size(); ++l)
+    total += args_[stateArgs_[l]].numel;
+  zeros.assign(total, 0.0f);
+  size_t offset = 0;
   for (size_t l = 0; l < stateArgs_.size(); ++l) {
     const TrainArg &a = args_[stateArgs_[l]];
     const float *s = states.empty() ? nullptr : states[l];
-    if (!s) {
-      if (zeros.size() < a.numel)
-        zeros.assign(a.numel, 0.0f);
-      s = zeros.data();
-    }
-    descs.emplace_back(s, a.shape);
+    float *own = zeros.data() + offset;
+    offset += a.numel;
+    if (s)
+      std::memcpy(own, s, a.numel * sizeof(float));
+    descs.emplace_back(own, a.shape);
   }
   for (size_t i = 0; i < weightArgs_.size(); ++i) {
     if (!weights[i])

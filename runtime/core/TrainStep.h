@@ -58,7 +58,8 @@ public:
   /// to the ignore index. Throws naming the first bad id and its position.
   void checkBatch(const int32_t *inputs, const int32_t *targets) const;
 
-  /// Runs `rwkv_train_step`. `weights[i]` holds weight weightArgs()[i] in its
+  /// Runs `rwkv_train_step` (inputs are never modified: the initial states
+  /// are copied first). `weights[i]` holds weight weightArgs()[i] in its
   /// dtype, contiguous; `states[l]` the initial WKV state of layer l
   /// ([B, H, N, N] f32) or nullptr for zeros (states may be empty: all
   /// zeros). Writes f32 gradients to `weightGrads[i]` (numel floats) and,
