@@ -39,3 +39,20 @@ if [ -f "$VOCAB" ]; then
     --max-tokens 32 --seed 7
   echo
 fi
+
+# Fine-tuning on the built-in default: rwkv-train compiles the training step
+# (forward + generated backward) once into its cache, trains on a small text
+# with AdamW, and writes the tuned checkpoint; rwkv-run generates from it
+# with the library compiled above (same shapes and dtypes).
+if [ -f "$VOCAB" ] && [ "${FINETUNE:-1}" = 1 ]; then
+  echo "== rwkv-train: fine-tune on models/data/tiny-corpus.txt (the loss goes down)"
+  "$BIN/rwkv-train" --model "$OUT/model.pth" --data models/data/tiny-corpus.txt \
+    --vocab "$VOCAB" --out "$OUT/tuned.pth" --ctx 64 --batch 4 \
+    --steps "${STEPS:-24}" --lr 2e-3 --warmup 3 --print-every 4 \
+    --log "$OUT/loss.csv" --cache-dir "$OUT/train-cache"
+  echo "== rwkv-run generate with the tuned weights"
+  "$BIN/rwkv-run" generate "$OUT/model.so" --weights "$OUT/tuned.pth" \
+    --vocab "$VOCAB" --prompt "The state of each layer" \
+    --max-tokens 32 --seed 7 --temperature 0.5
+  echo
+fi

@@ -217,10 +217,15 @@ TEST_P(TrainGoldenTest, InitialStateGradientMatchesFloat64) {
               GetParam().library, loss, ref, rel);
 }
 
+// Sequential and chunked WKV (chunks of 16, and of 5 for T = 50: partial
+// last chunks both), T a multiple of 16 or not.
 const Case kCases[] = {
     {"tiny", "train_b2t64", "tiny-train64.so"},
     {"tiny", "train_b2t50", "tiny-train50.so"},
     {"tiny2", "train_b2t50", "tiny2-train50.so"},
+    {"tiny", "train_b2t64", "tiny-train64-chunked.so"},
+    {"tiny", "train_b2t50", "tiny-train50-chunked-c5.so"},
+    {"tiny2", "train_b2t50", "tiny2-train50-chunked.so"},
 };
 INSTANTIATE_TEST_SUITE_P(Goldens, TrainGoldenTest, ::testing::ValuesIn(kCases));
 
@@ -303,6 +308,75 @@ const AdamVariant kAdamVariants[] = {
     {"rwkv_lm_style", "tiny-train64-f32-l2wrap.so"},
 };
 INSTANTIATE_TEST_SUITE_P(Adam, TrainAdamTest, ::testing::ValuesIn(kAdamVariants));
+
+/// The chunked backward against the sequential one on the same batch: the
+/// same loss, and every gradient within 1e-5 of the largest entry of that
+/// tensor (both are fp32; they differ only in summation order).
+TEST(TrainChunkedTest, ChunkedGradientsEqualSequential) {
+  struct Pair {
+    const char *model, *caseName, *seq, *chunked;
+  };
+  const Pair pairs[] = {
+      {"tiny", "train_b2t64", "tiny-train64.so", "tiny-train64-chunked.so"},
+      {"tiny", "train_b2t50", "tiny-train50.so", "tiny-train50-chunked-c5.so"},
+  };
+  for (const Pair &p : pairs) {
+    std::string dir = goldenDir + "/" + p.model;
+    auto ckpt = Checkpoint::open(dir + "/model.pth");
+    nlohmann::json tok =
+        nlohmann::json::parse(std::ifstream(dir + "/" + p.caseName + "/tokens.json"));
+    std::vector<int32_t> inputs, targets;
+    for (auto &row : tok["inputs"])
+      for (auto &t : row)
+        inputs.push_back(t.get<int32_t>());
+    for (auto &row : tok["targets"])
+      for (auto &t : row)
+        targets.push_back(t.get<int32_t>());
+    NpyArray s0 = readNpy(dir + "/" + p.caseName + "/state0.npy");
+    std::vector<std::vector<float>> grads[2], dstates[2];
+    float loss[2];
+    const char *libs[2] = {p.seq, p.chunked};
+    for (int k = 0; k < 2; ++k) {
+      auto lib = TrainLibrary::load(libDir + "/" + libs[k], {});
+      std::vector<std::vector<uint8_t>> copies;
+      auto weights = bindTrainWeights(*lib, *ckpt, copies);
+      std::vector<float *> gp, dp;
+      for (size_t i : lib->weightArgs())
+        grads[k].emplace_back(lib->args()[i].numel);
+      for (auto &g : grads[k])
+        gp.push_back(g.data());
+      // A non-zero initial state, so the state path is exercised too.
+      size_t per = s0.data.size() / size_t(lib->numLayers());
+      std::vector<std::vector<float>> states(lib->numLayers());
+      std::vector<const float *> sp;
+      for (int64_t l = 0; l < lib->numLayers(); ++l) {
+        for (int64_t b = 0; b < lib->batch(); ++b)
+          states[l].insert(states[l].end(), s0.data.begin() + l * per,
+                           s0.data.begin() + (l + 1) * per);
+        dstates[k].emplace_back(states[l].size());
+        sp.push_back(states[l].data());
+      }
+      for (auto &d : dstates[k])
+        dp.push_back(d.data());
+      loss[k] = lib->step(inputs.data(), targets.data(), weights, sp, gp, dp);
+    }
+    EXPECT_NEAR(loss[0], loss[1], 1e-5 * loss[0]) << p.chunked;
+    double worst = 0;
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      double rel = relError(grads[1][i].data(), grads[0][i].data(),
+                            grads[0][i].size());
+      EXPECT_LT(rel, 1e-5) << p.chunked << " weight #" << i;
+      worst = std::max(worst, rel);
+    }
+    for (size_t l = 0; l < dstates[0].size(); ++l) {
+      double rel = relError(dstates[1][l].data(), dstates[0][l].data(),
+                            dstates[0][l].size());
+      EXPECT_LT(rel, 1e-5) << p.chunked << " state " << l;
+      worst = std::max(worst, rel);
+    }
+    std::printf("[ info ] %s vs %s: worst rel %.2e\n", p.chunked, p.seq, worst);
+  }
+}
 
 } // namespace
 
