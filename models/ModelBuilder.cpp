@@ -100,7 +100,9 @@ public:
               {b.getNamedAttr("context", b.getI64IntegerAttr(opts.trainContext)),
                b.getNamedAttr("ignore_index",
                               b.getI64IntegerAttr(opts.ignoreIndex)),
-               b.getNamedAttr("l2wrap", b.getF64FloatAttr(opts.l2wrap))}));
+               b.getNamedAttr("l2wrap", b.getF64FloatAttr(opts.l2wrap)),
+               b.getNamedAttr("recompute_layers",
+                              b.getBoolAttr(opts.recomputeLayers))}));
       buildTrainLoss(loc);
       return module;
     }
@@ -195,6 +197,8 @@ private:
     auto func = func::FuncOp::create(b, loc, "rwkv_train_loss",
                                      b.getFunctionType(argTypes, {lossTy}));
     func->setAttr("rwkv.gradient", b.getStringAttr("rwkv_train_step"));
+    if (opts.recomputeLayers)
+      func->setAttr("rwkv.recompute_layers", b.getUnitAttr());
     func.setArgAttr(1, "rwkv.input", b.getStringAttr("targets"));
     // The callee must not write into any argument: the backward re-reads the
     // initial states, and callers reuse tokens, weights and states across

@@ -49,6 +49,9 @@ struct ModelBuildOptions {
   int64_t ignoreIndex = -100;
   /// RWKV-LM's L2Wrap gradient factor (0 = plain cross-entropy; RWKV-LM 1e-4).
   double l2wrap = 0.0;
+  /// Activation checkpointing: the backward recomputes each layer's forward
+  /// instead of keeping its intermediates (`rwkv.recompute_layers`).
+  bool recomputeLayers = false;
 };
 
 /// Builds the module of docs/ABI.md for an RWKV-7 model. With

@@ -233,12 +233,36 @@ LogicalResult differentiateGeneric(OpBuilder &b, linalg::GenericOp op,
 // Whole functions
 //===----------------------------------------------------------------------===//
 
+/// The layer an op belongs to: the importer names each layer's location
+/// `blocks.<l>` and the decomposition keeps it on the ops it creates.
+std::optional<int64_t> layerIndex(Location loc) {
+  if (auto fused = dyn_cast<FusedLoc>(loc)) {
+    std::optional<int64_t> found;
+    for (Location l : fused.getLocations()) {
+      std::optional<int64_t> i = layerIndex(l);
+      if (!i || (found && *found != *i))
+        return std::nullopt;
+      found = i;
+    }
+    return found;
+  }
+  auto name = dyn_cast<NameLoc>(loc);
+  if (!name)
+    return std::nullopt;
+  StringRef s = name.getName().strref();
+  int64_t l;
+  if (!s.consume_front("blocks.") || s.getAsInteger(10, l))
+    return std::nullopt;
+  return l;
+}
+
 LogicalResult differentiateFunction(func::FuncOp fwd, StringRef gradName) {
   OpBuilder b(fwd);
   b.setInsertionPointAfter(fwd);
   auto gradFn = cast<func::FuncOp>(b.clone(*fwd));
   gradFn.setSymName(gradName);
   gradFn->removeAttr("rwkv.gradient");
+  gradFn->removeAttr("rwkv.recompute_layers");
   if (!gradFn.getBody().hasOneBlock())
     return fwd.emitOpError("rwkv-differentiate needs a single-block body");
   Block &block = gradFn.getBody().front();
@@ -282,6 +306,22 @@ LogicalResult differentiateFunction(func::FuncOp fwd, StringRef gradName) {
   SmallVector<Operation *> ops;
   for (Operation &op : block.without_terminator())
     ops.push_back(&op);
+
+  // Activation checkpointing: the backward of layer l runs on a copy of the
+  // layer's forward, cloned from the layer's inputs right before its
+  // adjoint, so the first forward's intermediates die after the forward.
+  bool recompute = fwd->hasAttr("rwkv.recompute_layers");
+  DenseMap<Operation *, int64_t> layerOf;
+  DenseMap<int64_t, SmallVector<Operation *>> layerOps;
+  if (recompute)
+    for (Operation *op : ops)
+      if (std::optional<int64_t> l = layerIndex(op->getLoc())) {
+        layerOf[op] = *l;
+        layerOps[*l].push_back(op);
+      }
+  IRMapping recomputed, originalOf;
+  DenseSet<int64_t> clonedLayers;
+
   for (Operation *op : llvm::reverse(ops)) {
     SmallVector<Value> resultGrads;
     bool any = false;
@@ -291,6 +331,15 @@ LogicalResult differentiateFunction(func::FuncOp fwd, StringRef gradName) {
     }
     if (!any)
       continue;
+    if (auto it = layerOf.find(op); it != layerOf.end()) {
+      if (clonedLayers.insert(it->second).second)
+        for (Operation *f : layerOps[it->second]) {
+          Operation *c = b.clone(*f, recomputed);
+          for (auto [o, n] : llvm::zip(f->getResults(), c->getResults()))
+            originalOf.map(n, o);
+        }
+      op = recomputed.lookup(op->getResult(0)).getDefiningOp();
+    }
     SmallVector<Value> operandGrads;
     if (auto d = dyn_cast<DifferentiableOpInterface>(op)) {
       if (failed(d.buildAdjoint(b, resultGrads, operandGrads)))
@@ -298,7 +347,7 @@ LogicalResult differentiateFunction(func::FuncOp fwd, StringRef gradName) {
     } else if (auto g = dyn_cast<linalg::GenericOp>(op)) {
       SmallVector<bool> needed;
       for (Value in : g.getDpsInputs())
-        needed.push_back(active.contains(in));
+        needed.push_back(active.contains(originalOf.lookupOrDefault(in)));
       if (failed(differentiateGeneric(b, g, resultGrads[0], needed,
                                       operandGrads)))
         return failure();
@@ -321,8 +370,10 @@ LogicalResult differentiateFunction(func::FuncOp fwd, StringRef gradName) {
     }
     if (operandGrads.size() > op->getNumOperands())
       return op->emitOpError("adjoint rule returned too many gradients");
+    // Gradients belong to the original values (a recomputed op's operands
+    // map back through the clone mapping's inverse).
     for (auto [operand, g] : llvm::zip(op->getOperands(), operandGrads))
-      accumulate(operand, g);
+      accumulate(originalOf.lookupOrDefault(operand), g);
   }
 
   SmallVector<Value> results = {loss};

@@ -143,6 +143,8 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
       t["ignore_index"] = i.getInt();
     if (auto l = train.getAs<FloatAttr>("l2wrap"))
       t["l2wrap"] = l.getValueAsDouble();
+    if (auto r = train.getAs<BoolAttr>("recompute_layers"))
+      t["recompute_layers"] = r.getValue();
     info["train"] = std::move(t);
   }
 

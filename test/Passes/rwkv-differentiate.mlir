@@ -255,3 +255,28 @@ func.func @no_rule(%x: tensor<1x3x8xf32>, %head: tensor<5x8xf32>, %tgt: tensor<1
   %l = rwkv.cross_entropy %sq, %head, %tgt : tensor<1x3x8xf32>, tensor<5x8xf32>, tensor<1x3xi32> -> tensor<f32>
   return %l : tensor<f32>
 }
+
+// -----
+
+// Activation checkpointing (rwkv.recompute_layers): the ops of layer
+// `blocks.0` are cloned right before their adjoint, which reads the clones;
+// the first forward's intermediates are then dead after the forward.
+// CHECK-LABEL: func.func @recompute_grad
+// CHECK:         %[[N:.+]] = rwkv.layer_norm %[[X:[^,]+]], %[[LW:[^,]+]], %[[LB:[^ ]+]]
+// CHECK:         %[[P:.+]] = rwkv.linear %[[N]], %[[W:[^ ]+]]
+// CHECK:         rwkv.cross_entropy %[[P]]
+// CHECK:         %[[DP:.+]], %{{.+}} = rwkv.cross_entropy_grad %[[P]]
+// CHECK:         %[[N2:.+]] = rwkv.layer_norm %[[X]], %[[LW]], %[[LB]]
+// CHECK:         rwkv.linear %[[N2]], %[[W]]
+// CHECK:         linalg.generic {{.*}} ins(%[[DP]], %[[N2]] :
+// CHECK:         rwkv.layer_norm_grad %[[X]], %[[LW]]
+// CHECK-NOT:     rwkv.layer_norm_grad
+// CHECK:         return
+func.func @recompute(%x: tensor<1x3x8xf32>, %lw: tensor<8xf32>, %lb: tensor<8xf32>, %w: tensor<8x8xf32>,
+                     %head: tensor<5x8xf32>, %tgt: tensor<1x3xi32>)
+    -> tensor<f32> attributes {rwkv.gradient = "recompute_grad", rwkv.recompute_layers} {
+  %n = rwkv.layer_norm %x, %lw, %lb : tensor<1x3x8xf32>, tensor<8xf32> -> tensor<1x3x8xf32> loc("blocks.0")
+  %p = rwkv.linear %n, %w : tensor<1x3x8xf32>, tensor<8x8xf32> -> tensor<1x3x8xf32> loc("blocks.0")
+  %l = rwkv.cross_entropy %p, %head, %tgt : tensor<1x3x8xf32>, tensor<5x8xf32>, tensor<1x3xi32> -> tensor<f32>
+  return %l : tensor<f32>
+}

@@ -56,7 +56,7 @@ struct Options {
   int64_t batch = 1, chunkLength = 16;
   bool printPipeline = false;
   // Training library (docs/ABI.md, "Training").
-  bool train = false;
+  bool train = false, recompute = false;
   int64_t ctx = 0, ignoreIndex = -100;
   std::string trainWkv = "sequential", trainWeights = "checkpoint";
   double l2wrap = 0.0;
@@ -103,6 +103,7 @@ OwningOpRef<ModuleOp> importCheckpoint(MLIRContext &ctx, const Options &opts) {
     buildOpts.trainChunked = opts.trainWkv == "chunked";
     buildOpts.ignoreIndex = opts.ignoreIndex;
     buildOpts.l2wrap = opts.l2wrap;
+    buildOpts.recomputeLayers = opts.recompute;
   }
   std::string error;
   auto module = mlir::rwkv::buildRWKV7Module(
@@ -330,7 +331,10 @@ int main(int argc, char **argv) {
       "ignore-index", po::value(&opts.ignoreIndex)->default_value(-100),
       "training: target id that does not count in the loss")(
       "l2wrap", po::value(&opts.l2wrap)->default_value(0.0),
-      "training: RWKV-LM's L2Wrap gradient factor (RWKV-LM uses 1e-4)");
+      "training: RWKV-LM's L2Wrap gradient factor (RWKV-LM uses 1e-4)")(
+      "recompute", po::bool_switch(&opts.recompute),
+      "training: activation checkpointing, the backward recomputes each "
+      "layer's forward instead of keeping its intermediates");
   po::positional_options_description pos;
   pos.add("input", 1);
 
@@ -375,6 +379,8 @@ int main(int argc, char **argv) {
       throw po::error("--chunk-length must be at least 1");
     if (opts.train && opts.ctx < 1)
       throw po::error("--train needs --ctx N (tokens per sequence, N >= 1)");
+    if (!opts.train && opts.recompute)
+      throw po::error("--recompute is a training option: add --train");
     if (!opts.train && opts.ctx != 0)
       throw po::error("--ctx is a training option: add --train");
     if (opts.trainWkv != "sequential" && opts.trainWkv != "chunked")
