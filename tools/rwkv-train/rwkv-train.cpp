@@ -48,6 +48,7 @@ struct TrainSetup {
   // cached in cacheDir) for this model, B, T and loss.
   std::string library, cacheDir, trainWkv = "sequential";
   double l2wrap = 1e-4;
+  bool recompute = false;
 };
 
 //===----------------------------------------------------------------------===//
@@ -92,8 +93,8 @@ std::string trainLibraryFor(const TrainSetup &setup) {
     for (int64_t d : t.shape)
       mix(std::to_string(d));
   }
-  mix(fmt::format("B{} T{} l2wrap{} wkv{}", setup.batch, setup.ctx,
-                  setup.l2wrap, setup.trainWkv));
+  mix(fmt::format("B{} T{} l2wrap{} wkv{} recompute{}", setup.batch,
+                  setup.ctx, setup.l2wrap, setup.trainWkv, setup.recompute));
   std::error_code ec;
   if (std::filesystem::exists(compiler, ec)) {
     mix(std::to_string(std::filesystem::file_size(compiler, ec)));
@@ -110,9 +111,10 @@ std::string trainLibraryFor(const TrainSetup &setup) {
     return lib;
   std::string tmp = lib + ".tmp" + std::to_string(getpid());
   std::string cmd = fmt::format(
-      "'{}' '{}' --train --batch {} --ctx {} --l2wrap {} --train-wkv {} -o '{}'",
+      "'{}' '{}' --train --batch {} --ctx {} --l2wrap {} --train-wkv {}{} -o "
+      "'{}'",
       compiler, setup.checkpoint->path(), setup.batch, setup.ctx, setup.l2wrap,
-      setup.trainWkv, tmp);
+      setup.trainWkv, setup.recompute ? " --recompute" : "", tmp);
   fmt::print("compiling the training step: {}\n", cmd);
   std::fflush(stdout);
   if (std::system(cmd.c_str()) != 0) {
@@ -300,6 +302,9 @@ int run(int argc, char **argv) {
       "RWKV-LM's L2Wrap gradient factor (0: plain cross-entropy)")(
       "train-wkv", po::value<std::string>()->default_value("sequential"),
       "WKV form of the training step: sequential or chunked")(
+      "recompute",
+      "activation checkpointing: recompute each layer's forward in the "
+      "backward instead of keeping it (less memory, more compute)")(
       "library", po::value<std::string>(),
       "a training library from rwkv-compile --train (default: compile one "
       "into the cache)")(
@@ -387,6 +392,7 @@ int run(int argc, char **argv) {
   if (!(setup.l2wrap >= 0))
     throw UsageError("--l2wrap must be >= 0");
   setup.trainWkv = get<std::string>(vm, "train-wkv");
+  setup.recompute = vm.count("recompute") > 0;
   if (setup.trainWkv != "sequential" && setup.trainWkv != "chunked")
     throw UsageError("--train-wkv must be sequential or chunked");
   if (vm.count("library"))
