@@ -124,13 +124,14 @@ Value rwkv::buildContraction(OpBuilder &b, Location loc, Value lhs,
                Value p = arith::MulFOp::create(nb, nl, toF32(nb, nl, args[0]),
                                                toF32(nb, nl, args[1]));
                linalg::YieldOp::create(
-                   nb, nl, arith::AddFOp::create(nb, nl, args[2], p).getResult());
+                   nb, nl,
+                   arith::AddFOp::create(nb, nl, args[2], p).getResult());
              })
       .getResult(0);
 }
 
-Value rwkv::buildReduceTo(OpBuilder &b, Location loc, Value full,
-                          AffineMap map, ArrayRef<OpFoldResult> sizes) {
+Value rwkv::buildReduceTo(OpBuilder &b, Location loc, Value full, AffineMap map,
+                          ArrayRef<OpFoldResult> sizes) {
   unsigned n = map.getNumDims();
   if (map.isIdentity())
     return full;
@@ -142,9 +143,8 @@ Value rwkv::buildReduceTo(OpBuilder &b, Location loc, Value full,
   return linalg::GenericOp::create(
              b, loc, TypeRange{acc.getType()}, ValueRange{full},
              ValueRange{acc},
-             ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(
-                                     n, b.getContext()),
-                                 map},
+             ArrayRef<AffineMap>{
+                 AffineMap::getMultiDimIdentityMap(n, b.getContext()), map},
              iters,
              [&](OpBuilder &nb, Location nl, ValueRange args) {
                linalg::YieldOp::create(
@@ -155,9 +155,8 @@ Value rwkv::buildReduceTo(OpBuilder &b, Location loc, Value full,
 }
 
 Value rwkv::buildAdd(OpBuilder &b, Location loc, Value x, Value y) {
-  return buildElementwise(b, loc, x, {x, y},
-                          [](OpBuilder &nb, Location nl, ValueRange in) {
-                            return arith::AddFOp::create(nb, nl, in[0], in[1])
-                                .getResult();
-                          });
+  return buildElementwise(
+      b, loc, x, {x, y}, [](OpBuilder &nb, Location nl, ValueRange in) {
+        return arith::AddFOp::create(nb, nl, in[0], in[1]).getResult();
+      });
 }

@@ -3,10 +3,10 @@
 #ifndef RWKV_DIALECT_IRUTILS_H
 #define RWKV_DIALECT_IRUTILS_H
 
-#include "mlir/IR/Builders.h"
-#include "mlir/IR/Value.h"
 #include "mlir/IR/AffineMap.h"
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/Value.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 
 namespace mlir::rwkv {

@@ -24,8 +24,7 @@ namespace {
 /// An f32 tensor type with the shape of `v`.
 RankedTensorType f32Like(Value v) {
   auto t = llvm::cast<RankedTensorType>(v.getType());
-  return RankedTensorType::get(t.getShape(),
-                               Float32Type::get(v.getContext()));
+  return RankedTensorType::get(t.getShape(), Float32Type::get(v.getContext()));
 }
 
 /// The gradient of a result, or zeros when it does not reach the loss.
@@ -56,14 +55,13 @@ std::pair<Value, Value> projectionGrads(OpBuilder &b, Location loc, Value x,
       dims(ctx, 4, {0, 1, 2}),
       {dim(b, loc, x, 0), dim(b, loc, x, 1), dim(b, loc, x, 2)});
   // dW(o,i) = Σ_{b,t} dy[b,t,o] x[b,t,i]: dims (p, q, b, t) in w's layout.
-  Value dw = outIn ? buildContraction(b, loc, dy, dims(ctx, 4, {2, 3, 0}), x,
-                                      dims(ctx, 4, {2, 3, 1}),
-                                      dims(ctx, 4, {0, 1}),
-                                      {dim(b, loc, w, 0), dim(b, loc, w, 1)})
-                   : buildContraction(b, loc, x, dims(ctx, 4, {2, 3, 0}), dy,
-                                      dims(ctx, 4, {2, 3, 1}),
-                                      dims(ctx, 4, {0, 1}),
-                                      {dim(b, loc, w, 0), dim(b, loc, w, 1)});
+  Value dw =
+      outIn ? buildContraction(b, loc, dy, dims(ctx, 4, {2, 3, 0}), x,
+                               dims(ctx, 4, {2, 3, 1}), dims(ctx, 4, {0, 1}),
+                               {dim(b, loc, w, 0), dim(b, loc, w, 1)})
+            : buildContraction(b, loc, x, dims(ctx, 4, {2, 3, 0}), dy,
+                               dims(ctx, 4, {2, 3, 1}), dims(ctx, 4, {0, 1}),
+                               {dim(b, loc, w, 0), dim(b, loc, w, 1)});
   return {dx, dw};
 }
 
@@ -82,10 +80,8 @@ LogicalResult LayerNormOp::buildAdjoint(OpBuilder &b, ValueRange resultGrads,
                                         SmallVectorImpl<Value> &operandGrads) {
   auto g = LayerNormGradOp::create(
       b, getLoc(),
-      TypeRange{getInput().getType(), f32Like(getWeight()),
-                f32Like(getBias())},
-      ValueRange{getInput(), getWeight(), resultGrads[0]},
-      (*this)->getAttrs());
+      TypeRange{getInput().getType(), f32Like(getWeight()), f32Like(getBias())},
+      ValueRange{getInput(), getWeight(), resultGrads[0]}, (*this)->getAttrs());
   operandGrads.append(g->getResults().begin(), g->getResults().end());
   return success();
 }
@@ -94,10 +90,8 @@ LogicalResult GroupNormOp::buildAdjoint(OpBuilder &b, ValueRange resultGrads,
                                         SmallVectorImpl<Value> &operandGrads) {
   auto g = GroupNormGradOp::create(
       b, getLoc(),
-      TypeRange{getInput().getType(), f32Like(getWeight()),
-                f32Like(getBias())},
-      ValueRange{getInput(), getWeight(), resultGrads[0]},
-      (*this)->getAttrs());
+      TypeRange{getInput().getType(), f32Like(getWeight()), f32Like(getBias())},
+      ValueRange{getInput(), getWeight(), resultGrads[0]}, (*this)->getAttrs());
   operandGrads.append(g->getResults().begin(), g->getResults().end());
   return success();
 }
@@ -105,10 +99,9 @@ LogicalResult GroupNormOp::buildAdjoint(OpBuilder &b, ValueRange resultGrads,
 LogicalResult
 L2NormalizeOp::buildAdjoint(OpBuilder &b, ValueRange resultGrads,
                             SmallVectorImpl<Value> &operandGrads) {
-  auto g = L2NormalizeGradOp::create(b, getLoc(),
-                                     TypeRange{getInput().getType()},
-                                     ValueRange{getInput(), resultGrads[0]},
-                                     (*this)->getAttrs());
+  auto g = L2NormalizeGradOp::create(
+      b, getLoc(), TypeRange{getInput().getType()},
+      ValueRange{getInput(), resultGrads[0]}, (*this)->getAttrs());
   operandGrads.push_back(g.getInputGrad());
   return success();
 }
@@ -130,20 +123,16 @@ LogicalResult MixOp::buildAdjoint(OpBuilder &b, ValueRange resultGrads,
   Location loc = getLoc();
   Value dy = resultGrads[0];
   Value x = getInput(), s = getShifted(), mu = getMu();
-  Value dx = buildElementwise(b, loc, dy, {dy, mu},
-                              [](OpBuilder &nb, Location l, ValueRange in) {
-                                Value one = f32Const(nb, l, 1.0);
-                                Value c = arith::SubFOp::create(nb, l, one,
-                                                                in[1]);
-                                return arith::MulFOp::create(nb, l, in[0], c)
-                                    .getResult();
-                              });
-  Value ds = buildElementwise(b, loc, dy, {dy, mu},
-                              [](OpBuilder &nb, Location l, ValueRange in) {
-                                return arith::MulFOp::create(nb, l, in[0],
-                                                             in[1])
-                                    .getResult();
-                              });
+  Value dx = buildElementwise(
+      b, loc, dy, {dy, mu}, [](OpBuilder &nb, Location l, ValueRange in) {
+        Value one = f32Const(nb, l, 1.0);
+        Value c = arith::SubFOp::create(nb, l, one, in[1]);
+        return arith::MulFOp::create(nb, l, in[0], c).getResult();
+      });
+  Value ds = buildElementwise(
+      b, loc, dy, {dy, mu}, [](OpBuilder &nb, Location l, ValueRange in) {
+        return arith::MulFOp::create(nb, l, in[0], in[1]).getResult();
+      });
   Value full = buildElementwise(
       b, loc, dy, {dy, s, x}, [](OpBuilder &nb, Location l, ValueRange in) {
         Value d = arith::SubFOp::create(nb, l, in[1], in[2]);
@@ -177,11 +166,10 @@ LogicalResult LoraOp::buildAdjoint(OpBuilder &b, ValueRange resultGrads,
   ActivationKind act = getActivation();
   Value z = h;
   if (act == ActivationKind::tanh)
-    z = buildElementwise(b, loc, h, {h},
-                         [](OpBuilder &nb, Location l, ValueRange in) {
-                           return math::TanhOp::create(nb, l, in[0])
-                               .getResult();
-                         });
+    z = buildElementwise(
+        b, loc, h, {h}, [](OpBuilder &nb, Location l, ValueRange in) {
+          return math::TanhOp::create(nb, l, in[0]).getResult();
+        });
   else if (act == ActivationKind::sigmoid)
     z = buildElementwise(b, loc, h, {h},
                          [](OpBuilder &nb, Location l, ValueRange in) {
@@ -191,24 +179,21 @@ LogicalResult LoraOp::buildAdjoint(OpBuilder &b, ValueRange resultGrads,
   auto [dz, dup] = projectionGrads(b, loc, z, up, dy, /*outIn=*/false);
   Value dh = dz;
   if (act == ActivationKind::tanh)
-    dh = buildElementwise(b, loc, dz, {dz, z},
-                          [](OpBuilder &nb, Location l, ValueRange in) {
-                            Value one = f32Const(nb, l, 1.0);
-                            Value zz = arith::MulFOp::create(nb, l, in[1],
-                                                             in[1]);
-                            Value d = arith::SubFOp::create(nb, l, one, zz);
-                            return arith::MulFOp::create(nb, l, in[0], d)
-                                .getResult();
-                          });
+    dh = buildElementwise(
+        b, loc, dz, {dz, z}, [](OpBuilder &nb, Location l, ValueRange in) {
+          Value one = f32Const(nb, l, 1.0);
+          Value zz = arith::MulFOp::create(nb, l, in[1], in[1]);
+          Value d = arith::SubFOp::create(nb, l, one, zz);
+          return arith::MulFOp::create(nb, l, in[0], d).getResult();
+        });
   else if (act == ActivationKind::sigmoid)
-    dh = buildElementwise(b, loc, dz, {dz, z},
-                          [](OpBuilder &nb, Location l, ValueRange in) {
-                            Value one = f32Const(nb, l, 1.0);
-                            Value c = arith::SubFOp::create(nb, l, one, in[1]);
-                            Value d = arith::MulFOp::create(nb, l, in[1], c);
-                            return arith::MulFOp::create(nb, l, in[0], d)
-                                .getResult();
-                          });
+    dh = buildElementwise(
+        b, loc, dz, {dz, z}, [](OpBuilder &nb, Location l, ValueRange in) {
+          Value one = f32Const(nb, l, 1.0);
+          Value c = arith::SubFOp::create(nb, l, one, in[1]);
+          Value d = arith::MulFOp::create(nb, l, in[1], c);
+          return arith::MulFOp::create(nb, l, in[0], d).getResult();
+        });
   auto [dx, ddown] = projectionGrads(b, loc, x, down, dh, /*outIn=*/false);
   operandGrads.append({dx, ddown, dup});
   return success();

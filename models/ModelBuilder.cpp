@@ -97,7 +97,8 @@ public:
       module->getOperation()->setAttr(
           "rwkv.train",
           b.getDictionaryAttr(
-              {b.getNamedAttr("context", b.getI64IntegerAttr(opts.trainContext)),
+              {b.getNamedAttr("context",
+                              b.getI64IntegerAttr(opts.trainContext)),
                b.getNamedAttr("ignore_index",
                               b.getI64IntegerAttr(opts.ignoreIndex)),
                b.getNamedAttr("l2wrap", b.getF64FloatAttr(opts.l2wrap)),
@@ -220,7 +221,8 @@ private:
                               body->getArgument(0));
     x = layerNorm(loc, x, "blocks.0.ln0.weight", "blocks.0.ln0.bias");
     Value zeroShift = arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::get(shiftTy, b.getF32FloatAttr(0.0f).getValue()));
+        b, loc,
+        DenseElementsAttr::get(shiftTy, b.getF32FloatAttr(0.0f).getValue()));
     Value vFirst;
     WKVMode mode = opts.trainChunked ? WKVMode::chunked : WKVMode::sequential;
     for (int64_t l = 0; l < numLayers; ++l) {

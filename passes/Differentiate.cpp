@@ -128,8 +128,8 @@ LogicalResult differentiateScalars(OpBuilder &b, ArrayRef<Operation *> ops,
 /// `out = init + Σ f(ins)` (sum reduction): one generic over the full
 /// iteration space computes `dy * ∂f/∂in_i` for each needed input, then each
 /// is summed down to its input's indexing map.
-LogicalResult differentiateGeneric(OpBuilder &b, linalg::GenericOp op,
-                                   Value dy, ArrayRef<bool> needed,
+LogicalResult differentiateGeneric(OpBuilder &b, linalg::GenericOp op, Value dy,
+                                   ArrayRef<bool> needed,
                                    SmallVectorImpl<Value> &operandGrads) {
   Location loc = op.getLoc();
   MLIRContext *ctx = b.getContext();
@@ -192,8 +192,7 @@ LogicalResult differentiateGeneric(OpBuilder &b, linalg::GenericOp op,
     types.push_back(e.getType());
     maps.push_back(AffineMap::getMultiDimIdentityMap(nLoops, ctx));
   }
-  SmallVector<utils::IteratorType> iters(nLoops,
-                                         utils::IteratorType::parallel);
+  SmallVector<utils::IteratorType> iters(nLoops, utils::IteratorType::parallel);
   LogicalResult bodyResult = success();
   auto grad = linalg::GenericOp::create(
       b, loc, types, inputs, inits, maps, iters,
@@ -221,10 +220,10 @@ LogicalResult differentiateGeneric(OpBuilder &b, linalg::GenericOp op,
     return failure();
   for (auto [k, i] : llvm::enumerate(wanted)) {
     Value in = op.getDpsInputs()[i];
-    operandGrads[i] = buildReduceTo(
-        b, loc, grad.getResult(k),
-        op.getMatchingIndexingMap(op.getDpsInputOperand(i)),
-        tensor::getMixedSizes(b, loc, in));
+    operandGrads[i] =
+        buildReduceTo(b, loc, grad.getResult(k),
+                      op.getMatchingIndexingMap(op.getDpsInputOperand(i)),
+                      tensor::getMixedSizes(b, loc, in));
   }
   return success();
 }
@@ -271,7 +270,8 @@ LogicalResult differentiateFunction(func::FuncOp fwd, StringRef gradName) {
     return fwd.emitOpError("returns no loss to differentiate");
   Value loss = ret.getOperand(0);
   auto lossType = llvm::dyn_cast<RankedTensorType>(loss.getType());
-  if (!lossType || lossType.getRank() != 0 || !lossType.getElementType().isF32())
+  if (!lossType || lossType.getRank() != 0 ||
+      !lossType.getElementType().isF32())
     return fwd.emitOpError("must return the loss as tensor<f32> first, got ")
            << loss.getType();
 
@@ -348,8 +348,8 @@ LogicalResult differentiateFunction(func::FuncOp fwd, StringRef gradName) {
       SmallVector<bool> needed;
       for (Value in : g.getDpsInputs())
         needed.push_back(active.contains(originalOf.lookupOrDefault(in)));
-      if (failed(differentiateGeneric(b, g, resultGrads[0], needed,
-                                      operandGrads)))
+      if (failed(
+              differentiateGeneric(b, g, resultGrads[0], needed, operandGrads)))
         return failure();
     } else if (isa<arith::AddFOp>(op)) {
       // The residual additions on whole tensors.
@@ -385,8 +385,9 @@ LogicalResult differentiateFunction(func::FuncOp fwd, StringRef gradName) {
   }
   func::ReturnOp::create(b, ret.getLoc(), results);
   ret.erase();
-  gradFn.setFunctionType(FunctionType::get(
-      b.getContext(), gradFn.getArgumentTypes(), ValueRange(results).getTypes()));
+  gradFn.setFunctionType(FunctionType::get(b.getContext(),
+                                           gradFn.getArgumentTypes(),
+                                           ValueRange(results).getTypes()));
   // Result 0 is the loss; each gradient names the argument it belongs to,
   // which is how the ABI describes it.
   SmallVector<DictionaryAttr> resAttrs;

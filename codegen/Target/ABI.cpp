@@ -85,11 +85,11 @@ static llvm::json::Object describeValue(Type type, DictionaryAttr attrs,
     int64_t l = 0;
     (void)layer.getAsInteger(10, l);
     o["layer"] = l;
-  } else if (auto in = attrs ? attrs.getAs<StringAttr>("rwkv.input")
-                             : nullptr) {
+  } else if (auto in =
+                 attrs ? attrs.getAs<StringAttr>("rwkv.input") : nullptr) {
     o["kind"] = in.getValue().str(); // "targets"
-  } else if (auto r = attrs ? attrs.getAs<StringAttr>("rwkv.result")
-                            : nullptr) {
+  } else if (auto r =
+                 attrs ? attrs.getAs<StringAttr>("rwkv.result") : nullptr) {
     o["kind"] = r.getValue().str(); // "loss"
   } else {
     o["kind"] = defaultKind.str();
@@ -99,7 +99,8 @@ static llvm::json::Object describeValue(Type type, DictionaryAttr attrs,
 
 /// A gradient result of a training step: kind "grad", and the kind, name
 /// and layer of the argument it is the gradient of.
-static llvm::json::Object describeGradient(Type type, const llvm::json::Object &arg) {
+static llvm::json::Object describeGradient(Type type,
+                                           const llvm::json::Object &arg) {
   auto tensor = llvm::cast<RankedTensorType>(type);
   llvm::json::Object o;
   o["kind"] = "grad";
@@ -170,20 +171,18 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
                    << i << " is not a ranked tensor",
                failure();
       DictionaryAttr attrs = func.getResultAttrDict(i);
-      if (auto of = attrs ? attrs.getAs<IntegerAttr>("rwkv.gradient_of")
-                          : nullptr) {
+      if (auto of =
+              attrs ? attrs.getAs<IntegerAttr>("rwkv.gradient_of") : nullptr) {
         int64_t argIndex = of.getInt();
         if (argIndex < 0 || argIndex >= int64_t(fnArgs.size()))
           return func.emitError("gradient result #")
                      << i << " names argument " << argIndex
                      << " which does not exist",
                  failure();
-        results.push_back(
-            describeGradient(t, *fnArgs[argIndex].getAsObject()));
+        results.push_back(describeGradient(t, *fnArgs[argIndex].getAsObject()));
         continue;
       }
-      results.push_back(
-          describeValue(t, attrs, i == 0 ? "logits" : "unknown"));
+      results.push_back(describeValue(t, attrs, i == 0 ? "logits" : "unknown"));
     }
     // All entry points share one argument list (docs/ABI.md).
     if (!args)
@@ -209,8 +208,7 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
           continue;
         auto f32 = RankedTensorType::get(tensor.getShape(),
                                          Float32Type::get(func.getContext()));
-        gradResults.push_back(
-            describeGradient(f32, *fnArgs[i].getAsObject()));
+        gradResults.push_back(describeGradient(f32, *fnArgs[i].getAsObject()));
       }
       entries[g.getValue()] =
           llvm::json::Object{{"results", std::move(gradResults)},

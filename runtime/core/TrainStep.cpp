@@ -54,9 +54,8 @@ TrainLibrary::~TrainLibrary() {
     dlclose(handle_);
 }
 
-std::unique_ptr<TrainLibrary>
-TrainLibrary::load(const std::string &libraryPath,
-                   const ModelOptions &options) {
+std::unique_ptr<TrainLibrary> TrainLibrary::load(const std::string &libraryPath,
+                                                 const ModelOptions &options) {
   if (options.threads > 0)
     setenv("OMP_NUM_THREADS", std::to_string(options.threads).c_str(), 1);
   std::string dlPath = libraryPath.find('/') == std::string::npos
@@ -69,7 +68,8 @@ TrainLibrary::load(const std::string &libraryPath,
                                    err ? err : "unknown error"));
   }
   using InfoFn = const char *(*)();
-  auto infoFn = reinterpret_cast<InfoFn>(dlsym(guard.handle, "rwkv_model_info"));
+  auto infoFn =
+      reinterpret_cast<InfoFn>(dlsym(guard.handle, "rwkv_model_info"));
   if (!infoFn || !infoFn())
     throw RuntimeError(fmt::format(
         "library '{}' has no rwkv_model_info(); is it an rwkv-compile output?",
@@ -127,8 +127,9 @@ TrainLibrary::load(const std::string &libraryPath,
   lib->lossFn_ =
       reinterpret_cast<PackedFn>(dlsym(guard.handle, "rwkv_train_loss_packed"));
   if (!lib->stepFn_ || !lib->lossFn_)
-    throw RuntimeError(libraryPath +
-                       ": missing rwkv_train_step_packed/rwkv_train_loss_packed");
+    throw RuntimeError(
+        libraryPath +
+        ": missing rwkv_train_step_packed/rwkv_train_loss_packed");
   using SetThreadsFn = void (*)(int);
   if (options.threads > 0)
     if (auto setThreads = reinterpret_cast<SetThreadsFn>(
@@ -264,8 +265,8 @@ bindTrainWeights(const TrainLibrary &lib, const Checkpoint &checkpoint,
     const TrainArg &a = lib.args()[i];
     const Tensor *t = checkpoint.find(a.name);
     if (!t)
-      throw RuntimeError(fmt::format("{}: missing tensor '{}'",
-                                     checkpoint.path(), a.name));
+      throw RuntimeError(
+          fmt::format("{}: missing tensor '{}'", checkpoint.path(), a.name));
     if (t->dtype != a.dtype || size_t(t->numel()) != a.numel)
       throw RuntimeError(fmt::format(
           "{}: tensor '{}' is {} with {} elements, the library expects {} "

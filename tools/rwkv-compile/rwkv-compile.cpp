@@ -325,11 +325,12 @@ int main(int argc, char **argv) {
       "training: tokens per sequence (required with --train)")(
       "train-wkv", po::value(&opts.trainWkv)->default_value("sequential"),
       "training: WKV forward/backward form, sequential | chunked")(
-      "train-weights", po::value(&opts.trainWeights)->default_value("checkpoint"),
+      "train-weights",
+      po::value(&opts.trainWeights)->default_value("checkpoint"),
       "training: weight dtype the step reads, checkpoint (bf16 stays bf16) "
-      "| f32")(
-      "ignore-index", po::value(&opts.ignoreIndex)->default_value(-100),
-      "training: target id that does not count in the loss")(
+      "| f32")("ignore-index",
+               po::value(&opts.ignoreIndex)->default_value(-100),
+               "training: target id that does not count in the loss")(
       "l2wrap", po::value(&opts.l2wrap)->default_value(0.0),
       "training: RWKV-LM's L2Wrap gradient factor (RWKV-LM uses 1e-4)")(
       "recompute", po::bool_switch(&opts.recompute),

@@ -93,19 +93,20 @@ std::string trainLibraryFor(const TrainSetup &setup) {
     for (int64_t d : t.shape)
       mix(std::to_string(d));
   }
-  mix(fmt::format("B{} T{} l2wrap{} wkv{} recompute{}", setup.batch,
-                  setup.ctx, setup.l2wrap, setup.trainWkv, setup.recompute));
+  mix(fmt::format("B{} T{} l2wrap{} wkv{} recompute{}", setup.batch, setup.ctx,
+                  setup.l2wrap, setup.trainWkv, setup.recompute));
   std::error_code ec;
   if (std::filesystem::exists(compiler, ec)) {
     mix(std::to_string(std::filesystem::file_size(compiler, ec)));
-    mix(std::to_string(
-        std::filesystem::last_write_time(compiler, ec).time_since_epoch().count()));
+    mix(std::to_string(std::filesystem::last_write_time(compiler, ec)
+                           .time_since_epoch()
+                           .count()));
   }
   std::string dir = setup.cacheDir;
   std::filesystem::create_directories(dir, ec);
   if (ec)
-    throw std::runtime_error(
-        fmt::format("cannot create the cache folder {}: {}", dir, ec.message()));
+    throw std::runtime_error(fmt::format(
+        "cannot create the cache folder {}: {}", dir, ec.message()));
   std::string lib = fmt::format("{}/train-{:016x}.so", dir, h);
   if (std::filesystem::exists(lib))
     return lib;
@@ -199,8 +200,8 @@ GradientFn makeGradientFn(const TrainSetup &setup,
     }
     for (auto &g : *weightGrad)
       wg.push_back(g.data());
-    float loss = lib->step(b.inputs.data(), b.targets.data(), weights, states,
-                           wg, sg);
+    float loss =
+        lib->step(b.inputs.data(), b.targets.data(), weights, states, wg, sg);
     if (tuneState) {
       for (size_t l = 0; l < nl; ++l) {
         std::vector<float> &g = (*stateParams)[l]->grad;
@@ -307,10 +308,9 @@ int run(int argc, char **argv) {
       "backward instead of keeping it (less memory, more compute)")(
       "library", po::value<std::string>(),
       "a training library from rwkv-compile --train (default: compile one "
-      "into the cache)")(
-      "cache-dir", po::value<std::string>(),
-      "where compiled training steps are kept (default: "
-      "$XDG_CACHE_HOME/rwkv-mlir or ~/.cache/rwkv-mlir)")(
+      "into the cache)")("cache-dir", po::value<std::string>(),
+                         "where compiled training steps are kept (default: "
+                         "$XDG_CACHE_HOME/rwkv-mlir or ~/.cache/rwkv-mlir)")(
       "fake-gradient",
       "testing only: train the toy objective mean(0.5*p^2) instead of the "
       "model's loss");
@@ -403,8 +403,8 @@ int run(int argc, char **argv) {
     setup.cacheDir = std::string(x) + "/rwkv-mlir";
   } else {
     const char *home = std::getenv("HOME");
-    setup.cacheDir = std::string(home && *home ? home : "/tmp") +
-                     "/.cache/rwkv-mlir";
+    setup.cacheDir =
+        std::string(home && *home ? home : "/tmp") + "/.cache/rwkv-mlir";
   }
 
   // The data.

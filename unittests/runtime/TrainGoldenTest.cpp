@@ -171,8 +171,8 @@ TEST_P(TrainGoldenTest, LossAndEveryGradientMatchFloat64) {
   // The forward-only entry point first: a step must not change its inputs.
   float fwd = lib->loss(inputs.data(), targets.data(), weights, {});
   EXPECT_NEAR(fwd, ref, 2e-5 * ref);
-  float loss = lib->step(inputs.data(), targets.data(), weights, {}, gradPtrs,
-                         {});
+  float loss =
+      lib->step(inputs.data(), targets.data(), weights, {}, gradPtrs, {});
   EXPECT_NEAR(loss, ref, 2e-5 * ref);
   double worst = checkGradients();
   std::printf("[ info ] %s: loss %.7f (ref %.7f), worst gradient rel %.2e\n",
@@ -200,8 +200,8 @@ TEST_P(TrainGoldenTest, InitialStateGradientMatchesFloat64) {
     sp.push_back(states[l].data());
     dp.push_back(dstates[l].data());
   }
-  float loss = lib->step(inputs.data(), targets.data(), weights, sp, gradPtrs,
-                         dp);
+  float loss =
+      lib->step(inputs.data(), targets.data(), weights, sp, gradPtrs, dp);
   double ref = manifest["state_tuning"]["loss_ce"].get<double>();
   EXPECT_NEAR(loss, ref, 2e-5 * ref);
   // d loss / d state0 is summed over the rows that share it.
@@ -261,7 +261,8 @@ TEST_P(TrainAdamTest, LossCurveFollowsFloat64) {
   const nlohmann::json &cfg = v["config"];
   std::vector<double> ref = v["loss_f64"].get<std::vector<double>>();
 
-  std::vector<Param> params = loadParams(*ckpt, cfg["w0_lr_scale"].get<float>());
+  std::vector<Param> params =
+      loadParams(*ckpt, cfg["w0_lr_scale"].get<float>());
   std::vector<Param *> trained;
   std::vector<const void *> weights;
   std::vector<float *> grads;
@@ -282,7 +283,8 @@ TEST_P(TrainAdamTest, LossCurveFollowsFloat64) {
   opts.beta2 = cfg["betas"][1].get<double>();
   opts.eps = cfg["eps"].get<double>();
   opts.weightDecay = cfg["weight_decay"].get<double>();
-  opts.gradClip = cfg["grad_clip"].is_null() ? 0.0 : cfg["grad_clip"].get<double>();
+  opts.gradClip =
+      cfg["grad_clip"].is_null() ? 0.0 : cfg["grad_clip"].get<double>();
   AdamW adam(trained, opts);
   double lr = cfg["lr"].get<double>(), worst = 0;
   for (size_t k = 0; k < ref.size(); ++k) {
@@ -292,7 +294,8 @@ TEST_P(TrainAdamTest, LossCurveFollowsFloat64) {
     worst = std::max(worst, err);
     // fp32 against float64: within 1e-4 absolute, and 1e-3 relative once
     // the loss is small.
-    EXPECT_LT(err, std::max(1e-4, 1e-3 * ref[k])) << "after " << k << " updates";
+    EXPECT_LT(err, std::max(1e-4, 1e-3 * ref[k]))
+        << "after " << k << " updates";
     if (k + 1 < ref.size())
       adam.step(lr);
   }
@@ -307,7 +310,8 @@ const AdamVariant kAdamVariants[] = {
     {"adamw_plain", "tiny-train64-f32.so"},
     {"rwkv_lm_style", "tiny-train64-f32-l2wrap.so"},
 };
-INSTANTIATE_TEST_SUITE_P(Adam, TrainAdamTest, ::testing::ValuesIn(kAdamVariants));
+INSTANTIATE_TEST_SUITE_P(Adam, TrainAdamTest,
+                         ::testing::ValuesIn(kAdamVariants));
 
 /// The chunked backward against the sequential one on the same batch: the
 /// same loss, and every gradient within 1e-5 of the largest entry of that
@@ -339,8 +343,8 @@ void comparePairs(ArrayRefPairs pairs, double tol, const char *what) {
   for (const Pair &p : pairs) {
     std::string dir = goldenDir + "/" + p.model;
     auto ckpt = Checkpoint::open(dir + "/model.pth");
-    nlohmann::json tok =
-        nlohmann::json::parse(std::ifstream(dir + "/" + p.caseName + "/tokens.json"));
+    nlohmann::json tok = nlohmann::json::parse(
+        std::ifstream(dir + "/" + p.caseName + "/tokens.json"));
     std::vector<int32_t> inputs, targets;
     for (auto &row : tok["inputs"])
       for (auto &t : row)
@@ -379,8 +383,8 @@ void comparePairs(ArrayRefPairs pairs, double tol, const char *what) {
     EXPECT_NEAR(loss[0], loss[1], tol * loss[0]) << p.chunked;
     double worst = 0;
     for (size_t i = 0; i < grads[0].size(); ++i) {
-      double rel = relError(grads[1][i].data(), grads[0][i].data(),
-                            grads[0][i].size());
+      double rel =
+          relError(grads[1][i].data(), grads[0][i].data(), grads[0][i].size());
       EXPECT_LE(rel, tol) << p.chunked << " weight #" << i;
       worst = std::max(worst, rel);
     }
@@ -398,9 +402,9 @@ void comparePairs(ArrayRefPairs pairs, double tol, const char *what) {
 } // namespace
 
 int main(int argc, char **argv) {
-  if (!rwkv::golden::parseTestFlags(argc, argv, "RWKVTrainGoldenTests",
-                                    {{"golden-dir", &goldenDir},
-                                     {"lib-dir", &libDir}}))
+  if (!rwkv::golden::parseTestFlags(
+          argc, argv, "RWKVTrainGoldenTests",
+          {{"golden-dir", &goldenDir}, {"lib-dir", &libDir}}))
     return 2;
   return RUN_ALL_TESTS();
 }
