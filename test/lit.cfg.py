@@ -27,23 +27,17 @@ llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 config.substitutions.append(("%shared", config.rwkv_shared_dir))
 
-# JIT execution tests: mlir-runner and its support libraries.
+config.substitutions.append(("%rwkv_src", config.rwkv_src_root))
+
+# JIT execution tests: mlir-runner (a tool above) and its support libraries.
 _llvm_lib_dir = os.path.join(os.path.dirname(config.llvm_tools_dir), "lib")
-_runner = os.path.join(config.llvm_tools_dir, "mlir-runner")
 _runner_libs = [os.path.join(_llvm_lib_dir, l + ".so")
                 for l in ("libmlir_runner_utils", "libmlir_c_runner_utils")]
-if os.path.exists(_runner) and all(os.path.exists(l) for l in _runner_libs):
+if os.path.exists(os.path.join(config.llvm_tools_dir, "mlir-runner")) and all(
+        os.path.exists(l) for l in _runner_libs):
     config.available_features.add("mlir-runner")
-config.substitutions.append(("%mlir-runner", _runner))
 config.substitutions.append(("%mlir_runner_utils", _runner_libs[0]))
 config.substitutions.append(("%mlir_c_runner_utils", _runner_libs[1]))
-config.substitutions.append(("%rwkv_src", config.rwkv_src_root))
-# The runtime libraries of mlir-runner (JIT execution tests).
-_llvm_lib = os.path.join(os.path.dirname(config.llvm_tools_dir), "lib")
-config.substitutions.append(
-    ("%mlir_runner_utils", os.path.join(_llvm_lib, "libmlir_runner_utils.so")))
-config.substitutions.append(
-    ("%mlir_c_runner_utils", os.path.join(_llvm_lib, "libmlir_c_runner_utils.so")))
 
 _cuda = os.environ.get("CUDA_ROOT") or os.environ.get("CUDA_HOME") or "/usr/local/cuda"
 if shutil.which("ptxas") or os.path.exists(os.path.join(_cuda, "bin", "ptxas")):

@@ -225,7 +225,6 @@ const Case kCases[] = {
     {"tiny2", "train_b2t50", "tiny2-train50.so"},
     {"tiny", "train_b2t64", "tiny-train64-chunked.so"},
     {"tiny", "train_b2t50", "tiny-train50-chunked-c5.so"},
-    {"tiny2", "train_b2t50", "tiny2-train50-chunked.so"},
 };
 INSTANTIATE_TEST_SUITE_P(Goldens, TrainGoldenTest, ::testing::ValuesIn(kCases));
 
