@@ -439,3 +439,100 @@ mlir::rwkv::defaultWeightInfos(const ::rwkv::ModelConfig &config) {
         {std::move(spec.name), config.dtype, std::move(spec.shape)});
   return infos;
 }
+
+FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildWKV7KernelModule(
+    MLIRContext &ctx, const WKV7KernelOptions &opts,
+    llvm::function_ref<void(const llvm::Twine &)> emitError) {
+  const std::pair<const char *, int64_t> dims[] = {
+      {"batch", opts.batch},
+      {"context", opts.context},
+      {"heads", opts.heads},
+      {"head size", opts.headSize},
+      {"chunk length", opts.chunkLength}};
+  for (auto [name, value] : dims) {
+    if (value <= 0) {
+      emitError(llvm::Twine("WKV7 kernel: ") + name +
+                " must be positive, got " + llvm::Twine(value));
+      return failure();
+    }
+  }
+  ctx.loadDialect<RWKVDialect, func::FuncDialect, arith::ArithDialect,
+                  tensor::TensorDialect>();
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &diag) {
+    if (diag.getSeverity() == DiagnosticSeverity::Error)
+      emitError(diag.str());
+    return success();
+  });
+
+  const int64_t B = opts.batch, T = opts.context, H = opts.heads,
+                N = opts.headSize, C = H * N;
+  OpBuilder b(&ctx);
+  Location loc = NameLoc::get(b.getStringAttr("wkv7"));
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  Operation *m = module->getOperation();
+  m->setAttr("rwkv.kernel", b.getStringAttr("wkv7"));
+  m->setAttr("rwkv.config",
+             ModelConfigAttr::get(&ctx, /*version=*/7, /*n_layer=*/1, C, H, N,
+                                  /*dim_ffn=*/1, /*vocab_size=*/1, 1, 1, 1, 1));
+  m->setAttr("rwkv.batch", b.getI64IntegerAttr(B));
+  b.setInsertionPointToEnd(module->getBody());
+
+  Type f32 = Float32Type::get(&ctx);
+  auto actTy = RankedTensorType::get({B, T, C}, f32);
+  auto stateTy = RankedTensorType::get({B, H, N, N}, f32);
+  WKVMode mode = opts.chunked ? WKVMode::chunked : WKVMode::sequential;
+  auto chunk = static_cast<uint64_t>(opts.chunkLength);
+
+  auto makeFunc = [&](StringRef name, ArrayRef<StringRef> argKinds,
+                      ArrayRef<StringRef> resultKinds) {
+    auto kindType = [&](StringRef kind) -> Type {
+      return kind.contains("state") ? stateTy : actTy;
+    };
+    SmallVector<Type> argTypes, resultTypes;
+    for (StringRef k : argKinds)
+      argTypes.push_back(kindType(k));
+    for (StringRef k : resultKinds)
+      resultTypes.push_back(kindType(k));
+    auto func = func::FuncOp::create(b, loc, name,
+                                     b.getFunctionType(argTypes, resultTypes));
+    // Callers (torch) reuse their tensors: the kernel must not write into
+    // any argument.
+    for (auto [i, k] : llvm::enumerate(argKinds)) {
+      func.setArgAttr(i, "rwkv.input", b.getStringAttr(k));
+      func.setArgAttr(i, "bufferization.writable", b.getBoolAttr(false));
+    }
+    for (auto [i, k] : llvm::enumerate(resultKinds))
+      func.setResultAttr(i, "rwkv.result", b.getStringAttr(k));
+    return func;
+  };
+
+  {
+    OpBuilder::InsertionGuard guard(b);
+    auto func =
+        makeFunc("rwkv_wkv7_forward", {"r", "w", "k", "v", "a", "b", "state0"},
+                 {"y", "state"});
+    Block *body = func.addEntryBlock();
+    b.setInsertionPointToStart(body);
+    auto a = body->getArguments();
+    auto wkv = WKVOp::create(b, loc, TypeRange{actTy, stateTy}, a[0], a[1],
+                             a[2], a[3], a[4], a[5], a[6], mode, chunk);
+    func::ReturnOp::create(b, loc, wkv->getResults());
+  }
+  {
+    OpBuilder::InsertionGuard guard(b);
+    auto func =
+        makeFunc("rwkv_wkv7_backward",
+                 {"r", "w", "k", "v", "a", "b", "state0", "dy", "dstate"},
+                 {"dr", "dw", "dk", "dv", "da", "db", "dstate0"});
+    Block *body = func.addEntryBlock();
+    b.setInsertionPointToStart(body);
+    auto a = body->getArguments();
+    auto grad = WKVGradOp::create(
+        b, loc, TypeRange{actTy, actTy, actTy, actTy, actTy, actTy, stateTy},
+        a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], mode, chunk);
+    func::ReturnOp::create(b, loc, grad->getResults());
+  }
+  if (failed(verify(*module)))
+    return failure();
+  return module;
+}

@@ -71,6 +71,29 @@ buildRWKV7Module(MLIRContext &ctx, const ::rwkv::ModelConfig &config,
                  ArrayRef<WeightInfo> weights, const ModelBuildOptions &opts,
                  llvm::function_ref<void(const llvm::Twine &)> emitError);
 
+/// Shape and form of a standalone WKV7 kernel library
+/// (`rwkv-compile --kernel wkv7`).
+struct WKV7KernelOptions {
+  int64_t batch = 1, context = 1, heads = 1, headSize = 64;
+  /// The chunk-parallel forward/backward instead of the sequential one.
+  bool chunked = false;
+  int64_t chunkLength = 16;
+};
+
+/// Builds a module exporting the WKV7 recurrence alone (docs/ABI.md, "Kernel
+/// libraries"): module attributes `rwkv.kernel = "wkv7"`, `rwkv.config`
+/// (n_layer 1, n_embd H*N, n_head H, head_size N, other sizes 1) and
+/// `rwkv.batch`, and two public functions on static shapes, C = H*N:
+///   rwkv_wkv7_forward(r, w, k, v, a, b : [B,T,C], state0 : [B,H,N,N])
+///       -> (y [B,T,C], state [B,H,N,N])
+///   rwkv_wkv7_backward(r, w, k, v, a, b, state0, dy, dstate)
+///       -> (dr, dw, dk, dv, da, db, dstate0)
+/// (`w` is the log-decay, as for rwkv.wkv). Reports a bad option through
+/// `emitError` and returns failure.
+FailureOr<OwningOpRef<ModuleOp>>
+buildWKV7KernelModule(MLIRContext &ctx, const WKV7KernelOptions &opts,
+                      llvm::function_ref<void(const llvm::Twine &)> emitError);
+
 /// The weights of `rwkv7TensorSpecs(config)`, all with `config.dtype`.
 /// Empty only if the spec list could not be made.
 SmallVector<WeightInfo> defaultWeightInfos(const ::rwkv::ModelConfig &config);

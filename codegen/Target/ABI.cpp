@@ -149,6 +149,11 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
     info["train"] = std::move(t);
   }
 
+  // A kernel library (rwkv-compile --kernel): entry points with their own
+  // argument lists, described per entry point.
+  auto kernel = module->getAttrOfType<StringAttr>("rwkv.kernel");
+  if (kernel)
+    info["kernel"] = kernel.getValue().str();
   llvm::json::Object entries;
   std::optional<llvm::json::Array> args;
   for (auto func : entryBlock(module).getOps<func::FuncOp>()) {
@@ -184,6 +189,14 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
       }
       results.push_back(describeValue(t, attrs, i == 0 ? "logits" : "unknown"));
     }
+    if (kernel) {
+      entries[func.getName()] =
+          llvm::json::Object{{"args", std::move(fnArgs)},
+                             {"results", std::move(results)},
+                             {"num_args", int64_t(ft.getNumInputs())}};
+      args.emplace();
+      continue;
+    }
     // All entry points share one argument list (docs/ABI.md).
     if (!args)
       args = fnArgs;
@@ -218,7 +231,8 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
   if (!args)
     return module.emitError("rwkv model module has no public entry point"),
            failure();
-  info["args"] = std::move(*args);
+  if (!kernel)
+    info["args"] = std::move(*args);
   info["entry_points"] = std::move(entries);
   std::string out;
   llvm::raw_string_ostream os(out);

@@ -5,6 +5,8 @@ of librwkvrt.so; see docs/python.md).
   --ctx T`: loss and gradients of a batch (numpy or torch).
 * RWKV7 (needs torch): an nn.Module over a TrainLibrary whose parameters are
   float32 master weights, so torch optimizers and DDP train it.
+* wkv7 (needs torch): the WKV7 recurrence as an autograd op over a kernel
+  library from `rwkv-compile --kernel wkv7` (WKV7Library).
 
 The runtime library is found through $RWKV_MLIR_RUNTIME or load_runtime(path).
 """
@@ -15,7 +17,7 @@ from .train import (TrainLibrary, WeightSpec, bf16_bits_to_float,
 
 __all__ = [
     "RWKVError", "load_runtime", "TrainLibrary", "WeightSpec", "RWKV7",
-    "wkv7", "bf16_bits_to_float", "float_to_bf16_bits"
+    "wkv7", "WKV7Library", "bf16_bits_to_float", "float_to_bf16_bits"
 ]
 
 
@@ -24,7 +26,7 @@ def __getattr__(name):
     if name == "RWKV7":
         from .torch_model import RWKV7
         return RWKV7
-    if name == "wkv7":
-        from .torch_model import wkv7
-        return wkv7
+    if name in ("wkv7", "WKV7Library"):
+        from . import kernel
+        return getattr(kernel, name)
     raise AttributeError(f"module 'rwkv_mlir' has no attribute '{name}'")

@@ -105,6 +105,12 @@ def _declare(lib):
         "rwkvrt_train_loss":
         (c.c_int, [h, P(i32), P(i32), P(c.c_void_p), P(c.c_void_p),
                    P(c.c_float)]),
+        "rwkvrt_kernel_open": (c.c_int, [c.c_char_p, c.c_int, P(h)]),
+        "rwkvrt_kernel_close": (c.c_int, [h]),
+        "rwkvrt_kernel_shape": (c.c_int, [h, P(i64), P(i64), P(i64),
+                                          P(i64)]),
+        "rwkvrt_wkv7_forward": (c.c_int, [h] + [c.c_void_p] * 9),
+        "rwkvrt_wkv7_backward": (c.c_int, [h] + [c.c_void_p] * 16),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(lib, name)

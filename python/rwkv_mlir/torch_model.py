@@ -132,13 +132,3 @@ class RWKV7(nn.Module):
             state = self.wkv_state
         return _TrainStep.apply(self.library, inputs, targets, state,
                                 *self.weights())
-
-
-def wkv7(r, w, k, v, a, b, state0=None):
-    """The WKV7 recurrence alone as an autograd op on (r, w, k, v, a, b,
-    state0). Not available yet: it needs a kernel library (an rwkv-compile
-    mode exporting the WKV7 forward and backward), which does not exist.
-    Train whole models with RWKV7 instead."""
-    raise NotImplementedError(
-        "rwkv_mlir.wkv7 needs a compiled WKV7 kernel library, which "
-        "rwkv-compile cannot build yet; use RWKV7 (whole-model training)")

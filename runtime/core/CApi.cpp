@@ -4,6 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/core/Kernel.h"
 #include "runtime/core/Runtime.h"
 #include "runtime/core/TrainStep.h"
 #include "runtime/core/rwkv_runtime.h"
@@ -23,6 +24,10 @@ struct rwkvrt_state {
 
 struct rwkvrt_train {
   std::unique_ptr<rwkv::TrainLibrary> lib;
+};
+
+struct rwkvrt_kernel {
+  std::unique_ptr<rwkv::WKV7Kernel> lib;
 };
 
 namespace {
@@ -292,6 +297,91 @@ int rwkvrt_train_loss(const rwkvrt_train *train, const int32_t *inputs,
     TrainBuffers b =
         trainBuffers(*train->lib, weights, states, nullptr, nullptr);
     *loss = train->lib->loss(inputs, targets, b.weights, b.states);
+  });
+}
+
+int rwkvrt_kernel_open(const char *libraryPath, int threads,
+                       rwkvrt_kernel **outKernel) {
+  if (!libraryPath || !outKernel)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  *outKernel = nullptr;
+  return guarded(RWKVRT_ERR_LOAD, [&] {
+    rwkv::ModelOptions options;
+    options.threads = threads;
+    auto k = std::make_unique<rwkvrt_kernel>();
+    k->lib = rwkv::WKV7Kernel::load(libraryPath, options);
+    *outKernel = k.release();
+  });
+}
+
+int rwkvrt_kernel_close(rwkvrt_kernel *kernel) {
+  return guarded(RWKVRT_ERR_RUNTIME, [&] { delete kernel; });
+}
+
+int rwkvrt_kernel_shape(const rwkvrt_kernel *kernel, int64_t *outBatch,
+                        int64_t *outContext, int64_t *outHeads,
+                        int64_t *outHeadSize) {
+  if (!kernel)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null kernel");
+  const rwkv::WKV7Kernel &lib = *kernel->lib;
+  if (outBatch)
+    *outBatch = lib.batch();
+  if (outContext)
+    *outContext = lib.context();
+  if (outHeads)
+    *outHeads = lib.heads();
+  if (outHeadSize)
+    *outHeadSize = lib.headSize();
+  lastError.clear();
+  return RWKVRT_OK;
+}
+
+namespace {
+/// `p`, or a zero [B, H, N, N] buffer kept in `zeros` when p is null.
+const float *stateOrZero(const rwkv::WKV7Kernel &lib, const float *p,
+                         std::vector<float> &zeros) {
+  if (p)
+    return p;
+  zeros.assign(
+      size_t(lib.batch() * lib.heads() * lib.headSize() * lib.headSize()),
+      0.0f);
+  return zeros.data();
+}
+} // namespace
+
+int rwkvrt_wkv7_forward(const rwkvrt_kernel *kernel, const float *r,
+                        const float *w, const float *k, const float *v,
+                        const float *a, const float *b, const float *state0,
+                        float *y, float *stateOut) {
+  if (!kernel || !r || !w || !k || !v || !a || !b || !y || !stateOut)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  return guarded(RWKVRT_ERR_RUNTIME, [&] {
+    std::vector<float> zeros;
+    const float *s0 = stateOrZero(*kernel->lib, state0, zeros);
+    kernel->lib->forward(r, w, k, v, a, b, s0, y, stateOut);
+  });
+}
+
+int rwkvrt_wkv7_backward(const rwkvrt_kernel *kernel, const float *r,
+                         const float *w, const float *k, const float *v,
+                         const float *a, const float *b, const float *state0,
+                         const float *dy, const float *dstate, float *dr,
+                         float *dw, float *dk, float *dv, float *da, float *db,
+                         float *dstate0) {
+  if (!kernel || !r || !w || !k || !v || !a || !b || !dy || !dr || !dw || !dk ||
+      !dv || !da || !db)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  return guarded(RWKVRT_ERR_RUNTIME, [&] {
+    const rwkv::WKV7Kernel &lib = *kernel->lib;
+    std::vector<float> zeros0, zeros1, scratch;
+    const float *s0 = stateOrZero(lib, state0, zeros0);
+    const float *ds = stateOrZero(lib, dstate, zeros1);
+    if (!dstate0) {
+      scratch.resize(
+          size_t(lib.batch() * lib.heads() * lib.headSize() * lib.headSize()));
+      dstate0 = scratch.data();
+    }
+    lib.backward(r, w, k, v, a, b, s0, dy, ds, dr, dw, dk, dv, da, db, dstate0);
   });
 }
 

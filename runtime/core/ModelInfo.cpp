@@ -159,6 +159,9 @@ ModelInfo ModelInfo::parse(std::string_view text, const std::string &source) {
     info.batch = j["batch"].get<int64_t>();
   }
 
+  if (j.contains("kernel") && j["kernel"].is_string())
+    p.fail("is a kernel library ('" + j["kernel"].get<std::string>() +
+           "'), not a model; open it with rwkvrt_kernel_open");
   if (!j.contains("args"))
     p.fail("no 'args' list");
   info.args = p.parseList(j["args"], "args", false);

@@ -126,6 +126,42 @@ int rwkvrt_train_loss(const rwkvrt_train *train, const int32_t *inputs,
                       const int32_t *targets, const void *const *weights,
                       const float *const *states, float *loss);
 
+/*===------------------------------------------------------------------------===
+ * Kernel libraries (rwkv-compile --kernel wkv7 --batch B --ctx T --heads H
+ * --head-size N; docs/ABI.md "Kernel libraries"): the WKV7 recurrence alone,
+ * forward and backward, on caller-owned contiguous f32 buffers with C = H*N:
+ * r, w, k, v, a, b, y and their gradients are [B, T, C], the states
+ * [B, H, N, N]. w is the log-decay (the decay is exp(w)).
+ *===------------------------------------------------------------------------===*/
+
+typedef struct rwkvrt_kernel rwkvrt_kernel;
+
+/* Loads a kernel library. threads <= 0 keeps the default. */
+int rwkvrt_kernel_open(const char *library_path, int threads,
+                       rwkvrt_kernel **out_kernel);
+/* Accepts NULL. */
+int rwkvrt_kernel_close(rwkvrt_kernel *kernel);
+/* The static shape the library was compiled for. Any out pointer may be
+ * NULL. */
+int rwkvrt_kernel_shape(const rwkvrt_kernel *kernel, int64_t *out_batch,
+                        int64_t *out_context, int64_t *out_heads,
+                        int64_t *out_head_size);
+/* y = WKV7(r, w, k, v, a, b) from state0; the final state to state_out.
+ * state0 may be NULL (zero). */
+int rwkvrt_wkv7_forward(const rwkvrt_kernel *kernel, const float *r,
+                        const float *w, const float *k, const float *v,
+                        const float *a, const float *b, const float *state0,
+                        float *y, float *state_out);
+/* The gradients of r, w, k, v, a, b and state0 given dy (of y) and dstate
+ * (of the final state); state0 and dstate may be NULL (zero), dstate0 may
+ * be NULL (not wanted). */
+int rwkvrt_wkv7_backward(const rwkvrt_kernel *kernel, const float *r,
+                         const float *w, const float *k, const float *v,
+                         const float *a, const float *b, const float *state0,
+                         const float *dy, const float *dstate, float *dr,
+                         float *dw, float *dk, float *dv, float *da, float *db,
+                         float *dstate0);
+
 #ifdef __cplusplus
 }
 #endif

@@ -60,6 +60,9 @@ struct Options {
   int64_t ctx = 0, ignoreIndex = -100;
   std::string trainWkv = "sequential", trainWeights = "checkpoint";
   double l2wrap = 0.0;
+  // Kernel library (--kernel wkv7): no checkpoint.
+  std::string kernel;
+  int64_t heads = 0, headSize = 0;
 };
 
 const char *const kEmitKinds[] = {"mlir", "lowered", "llvm",
@@ -114,6 +117,23 @@ OwningOpRef<ModuleOp> importCheckpoint(MLIRContext &ctx, const Options &opts) {
   return std::move(*module);
 }
 
+/// The module of a standalone kernel library (--kernel).
+OwningOpRef<ModuleOp> buildKernel(MLIRContext &ctx, const Options &opts) {
+  mlir::rwkv::WKV7KernelOptions k;
+  k.batch = opts.batch;
+  k.context = opts.ctx;
+  k.heads = opts.heads;
+  k.headSize = opts.headSize;
+  k.chunked = opts.trainWkv == "chunked";
+  k.chunkLength = opts.chunkLength;
+  std::string error;
+  auto module = mlir::rwkv::buildWKV7KernelModule(
+      ctx, k, [&](const llvm::Twine &msg) { error = msg.str(); });
+  if (failed(module))
+    throw std::runtime_error(error);
+  return std::move(*module);
+}
+
 OwningOpRef<ModuleOp> parseMlir(MLIRContext &ctx, llvm::SourceMgr &sm,
                                 const Options &opts) {
   std::string err;
@@ -148,7 +168,8 @@ int run(const Options &opts,
   llvm::SourceMgr sm;
   SourceMgrDiagnosticHandler diagHandler(sm, &ctx);
 
-  OwningOpRef<ModuleOp> module = isCheckpoint(opts.input)
+  OwningOpRef<ModuleOp> module = !opts.kernel.empty() ? buildKernel(ctx, opts)
+                                 : isCheckpoint(opts.input)
                                      ? importCheckpoint(ctx, opts)
                                      : parseMlir(ctx, sm, opts);
   if (!module || failed(verify(*module)))
@@ -157,7 +178,8 @@ int run(const Options &opts,
   std::string output = opts.output;
   if (output.empty())
     output = opts.emit == "so" || opts.emit == "obj" || opts.emit == "asm"
-                 ? (llvm::sys::path::stem(opts.input) +
+                 ? (llvm::sys::path::stem(opts.kernel.empty() ? opts.input
+                                                              : opts.kernel) +
                     (opts.emit == "so"    ? ".so"
                      : opts.emit == "obj" ? ".o"
                                           : ".s"))
@@ -294,6 +316,8 @@ int main(int argc, char **argv) {
   po::options_description desc(
       "rwkv-compile: compile an RWKV checkpoint (.pth / safetensors) or an "
       "rwkv MLIR module ahead of time\n\nUsage: rwkv-compile INPUT [options]"
+      "\n       rwkv-compile --kernel wkv7 --batch B --ctx T --heads H "
+      "--head-size N [--train-wkv sequential|chunked] -o wkv.so"
       "\n\nOptions");
   desc.add_options()("help,h", "print this help")(
       "input", po::value(&opts.input), "checkpoint or .mlir file")(
@@ -322,7 +346,7 @@ int main(int argc, char **argv) {
       "emit a training library (rwkv_train_loss, rwkv_train_step: loss and "
       "gradients) instead of the inference entry points")(
       "ctx", po::value(&opts.ctx)->default_value(0),
-      "training: tokens per sequence (required with --train)")(
+      "training: tokens per sequence (required with --train or --kernel)")(
       "train-wkv", po::value(&opts.trainWkv)->default_value("sequential"),
       "training: WKV forward/backward form, sequential | chunked")(
       "train-weights",
@@ -335,7 +359,16 @@ int main(int argc, char **argv) {
       "training: RWKV-LM's L2Wrap gradient factor (RWKV-LM uses 1e-4)")(
       "recompute", po::bool_switch(&opts.recompute),
       "training: activation checkpointing, the backward recomputes each "
-      "layer's forward instead of keeping its intermediates");
+      "layer's forward instead of keeping its intermediates")(
+      "kernel", po::value(&opts.kernel),
+      "build a kernel library instead of a model (no INPUT): wkv7, the WKV7 "
+      "recurrence forward and backward on [B, T, H*N] f32 (rwkv_wkv7_forward, "
+      "rwkv_wkv7_backward); needs --batch, --ctx, --heads, --head-size; "
+      "--train-wkv and --chunk-length choose the form")(
+      "heads", po::value(&opts.heads)->default_value(0),
+      "kernel: number of heads H")("head-size",
+                                   po::value(&opts.headSize)->default_value(0),
+                                   "kernel: head size N");
   po::positional_options_description pos;
   pos.add("input", 1);
 
@@ -362,8 +395,30 @@ int main(int argc, char **argv) {
                                            "rwkv-compile", &llvm::errs()))
       return 1;
 
-    if (opts.input.empty())
-      throw po::error("no input file (see --help)");
+    if (!opts.kernel.empty()) {
+      if (opts.kernel != "wkv7")
+        throw po::error("unknown --kernel '" + opts.kernel +
+                        "' (known kernels: wkv7)");
+      if (!opts.input.empty())
+        throw po::error("--kernel builds a library without an input file; "
+                        "drop '" +
+                        opts.input + "'");
+      if (opts.train)
+        throw po::error("--kernel and --train are exclusive (a kernel "
+                        "library has its backward already)");
+      if (opts.ctx < 1)
+        throw po::error("--kernel needs --ctx T (tokens per sequence, T >= 1)");
+      if (opts.heads < 1)
+        throw po::error("--kernel needs --heads H (H >= 1)");
+      if (opts.headSize < 1)
+        throw po::error("--kernel needs --head-size N (N >= 1)");
+    } else {
+      if (opts.input.empty())
+        throw po::error("no input file (see --help)");
+      if (opts.heads != 0 || opts.headSize != 0)
+        throw po::error("--heads and --head-size are kernel options: add "
+                        "--kernel wkv7");
+    }
     if (std::find(std::begin(kEmitKinds), std::end(kEmitKinds), opts.emit) ==
         std::end(kEmitKinds))
       throw po::error("--emit must be one of mlir, lowered, llvm, asm, obj, "
@@ -382,7 +437,7 @@ int main(int argc, char **argv) {
       throw po::error("--train needs --ctx N (tokens per sequence, N >= 1)");
     if (!opts.train && opts.recompute)
       throw po::error("--recompute is a training option: add --train");
-    if (!opts.train && opts.ctx != 0)
+    if (!opts.train && opts.kernel.empty() && opts.ctx != 0)
       throw po::error("--ctx is a training option: add --train");
     if (opts.trainWkv != "sequential" && opts.trainWkv != "chunked")
       throw po::error("--train-wkv must be sequential or chunked, got '" +
@@ -397,9 +452,9 @@ int main(int argc, char **argv) {
       throw po::error("invalid --pipeline-options '" + opts.pipelineOptions +
                       "' (the options of rwkv-opt --rwkv-cpu-pipeline)");
     // The chunked training form needs the chunked WKV lowerings.
-    if (opts.train && opts.trainWkv == "chunked")
+    if ((opts.train || !opts.kernel.empty()) && opts.trainWkv == "chunked")
       pipelineOpts.chunkedWKV = true;
-    if (!llvm::sys::fs::exists(opts.input))
+    if (opts.kernel.empty() && !llvm::sys::fs::exists(opts.input))
       throw std::runtime_error(opts.input + ": no such file");
     return run(opts, pipelineOpts);
   } catch (const po::error &e) {

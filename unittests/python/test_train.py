@@ -128,8 +128,9 @@ class FakeTrainLibrary(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "contiguous"):
             self.lib.step(inputs, targets, w,
                           weight_grads=[np.empty((8, 3)), np.empty((8, 3))])
-        with self.assertRaises(NotImplementedError):
-            rwkv_mlir.wkv7(*[None] * 6)
+        # A training library is not a WKV7 kernel library.
+        with self.assertRaisesRegex(RWKVError, "not a WKV7 kernel library"):
+            rwkv_mlir.WKV7Library(self.lib.path)
 
 
 @unittest.skipUnless(FAKE, "RWKV_FAKE_TRAIN_MODEL is not set")

@@ -1,0 +1,196 @@
+//===- Kernel.cpp - dlopen a kernel library and call it -------------------===//
+
+#include "runtime/core/Kernel.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <dlfcn.h>
+#include <vector>
+
+namespace rwkv {
+
+namespace {
+
+struct DlHandle {
+  void *handle = nullptr;
+  ~DlHandle() {
+    if (handle)
+      dlclose(handle);
+  }
+};
+
+/// Checks that entry point `name` takes f32 arguments of the kinds `kinds`
+/// in this order, each with shape `act` or (names containing "state")
+/// `state`, and returns as many results of `resultKinds`.
+void checkEntry(const nlohmann::json &entries, const std::string &name,
+                const std::vector<std::string> &kinds,
+                const std::vector<std::string> &resultKinds,
+                const std::vector<int64_t> &act,
+                const std::vector<int64_t> &state, const std::string &path) {
+  if (!entries.is_object() || !entries.contains(name))
+    throw RuntimeError(fmt::format("{}: no entry point '{}'", path, name));
+  const nlohmann::json &e = entries[name];
+  auto check = [&](const nlohmann::json &list,
+                   const std::vector<std::string> &expected, const char *what) {
+    if (!list.is_array() || list.size() != expected.size())
+      throw RuntimeError(fmt::format("{}: {} takes {} {}, expected {}", path,
+                                     name, list.is_array() ? list.size() : 0,
+                                     what, expected.size()));
+    for (size_t i = 0; i < expected.size(); ++i) {
+      const nlohmann::json &a = list[i];
+      std::vector<int64_t> shape = a.value("shape", std::vector<int64_t>{});
+      const std::vector<int64_t> &want =
+          expected[i].find("state") != std::string::npos ? state : act;
+      if (a.value("kind", "") != expected[i] || a.value("dtype", "") != "f32" ||
+          shape != want)
+        throw RuntimeError(fmt::format("{}: {} {} #{} is not '{}' f32 [{}]",
+                                       path, name, what, i, expected[i],
+                                       fmt::join(want, ", ")));
+    }
+  };
+  check(e.value("args", nlohmann::json::array()), kinds, "arguments");
+  check(e.value("results", nlohmann::json::array()), resultKinds, "results");
+}
+
+} // namespace
+
+WKV7Kernel::~WKV7Kernel() {
+  if (handle_)
+    dlclose(handle_);
+}
+
+std::unique_ptr<WKV7Kernel> WKV7Kernel::load(const std::string &libraryPath,
+                                             const ModelOptions &options) {
+  if (options.threads > 0)
+    setenv("OMP_NUM_THREADS", std::to_string(options.threads).c_str(), 1);
+  std::string dlPath = libraryPath.find('/') == std::string::npos
+                           ? "./" + libraryPath
+                           : libraryPath;
+  DlHandle guard{dlopen(dlPath.c_str(), RTLD_NOW | RTLD_LOCAL)};
+  if (!guard.handle) {
+    const char *err = dlerror();
+    throw RuntimeError(fmt::format("cannot load library '{}': {}", libraryPath,
+                                   err ? err : "unknown error"));
+  }
+  using InfoFn = const char *(*)();
+  auto infoFn =
+      reinterpret_cast<InfoFn>(dlsym(guard.handle, "rwkv_model_info"));
+  if (!infoFn || !infoFn())
+    throw RuntimeError(fmt::format(
+        "library '{}' has no rwkv_model_info(); is it an rwkv-compile output?",
+        libraryPath));
+  std::unique_ptr<WKV7Kernel> lib(new WKV7Kernel());
+  lib->path_ = libraryPath;
+  lib->json_ = infoFn();
+  nlohmann::json info = nlohmann::json::parse(lib->json_, nullptr, false);
+  if (info.is_discarded() || !info.is_object())
+    throw RuntimeError(libraryPath + ": rwkv_model_info() is not JSON");
+  if (info.value("abi_version", 0) != kRuntimeAbiVersion)
+    throw RuntimeError(fmt::format("library '{}' has ABI version {}, this "
+                                   "runtime implements {}",
+                                   libraryPath, info.value("abi_version", 0),
+                                   kRuntimeAbiVersion));
+  if (info.value("kernel", "") != "wkv7")
+    throw RuntimeError(fmt::format(
+        "library '{}' is not a WKV7 kernel library; compile one with "
+        "rwkv-compile --kernel wkv7 --batch B --ctx T --heads H --head-size N",
+        libraryPath));
+  lib->batch_ = info.value("batch", int64_t(1));
+  if (info.contains("config")) {
+    lib->heads_ = info["config"].value("n_head", int64_t(0));
+    lib->headSize_ = info["config"].value("head_size", int64_t(0));
+  }
+  const nlohmann::json &entries = info["entry_points"];
+  if (entries.is_object() && entries.contains("rwkv_wkv7_forward")) {
+    const nlohmann::json &args = entries["rwkv_wkv7_forward"]["args"];
+    if (args.is_array() && !args.empty() && args[0].contains("shape") &&
+        args[0]["shape"].size() == 3)
+      lib->context_ = args[0]["shape"][1].get<int64_t>();
+  }
+  if (lib->batch_ < 1 || lib->context_ < 1 || lib->heads_ < 1 ||
+      lib->headSize_ < 1)
+    throw RuntimeError(libraryPath + ": bad kernel shape in rwkv_model_info()");
+  std::vector<int64_t> act{lib->batch_, lib->context_,
+                           lib->heads_ * lib->headSize_};
+  std::vector<int64_t> state{lib->batch_, lib->heads_, lib->headSize_,
+                             lib->headSize_};
+  checkEntry(entries, "rwkv_wkv7_forward",
+             {"r", "w", "k", "v", "a", "b", "state0"}, {"y", "state"}, act,
+             state, libraryPath);
+  checkEntry(entries, "rwkv_wkv7_backward",
+             {"r", "w", "k", "v", "a", "b", "state0", "dy", "dstate"},
+             {"dr", "dw", "dk", "dv", "da", "db", "dstate0"}, act, state,
+             libraryPath);
+  lib->forwardFn_ = reinterpret_cast<PackedFn>(
+      dlsym(guard.handle, "rwkv_wkv7_forward_packed"));
+  lib->backwardFn_ = reinterpret_cast<PackedFn>(
+      dlsym(guard.handle, "rwkv_wkv7_backward_packed"));
+  if (!lib->forwardFn_ || !lib->backwardFn_)
+    throw RuntimeError(
+        libraryPath +
+        ": missing rwkv_wkv7_forward_packed/rwkv_wkv7_backward_packed");
+  using SetThreadsFn = void (*)(int);
+  if (options.threads > 0)
+    if (auto setThreads = reinterpret_cast<SetThreadsFn>(
+            dlsym(guard.handle, "rwkv_set_num_threads")))
+      setThreads(options.threads);
+  lib->handle_ = guard.handle;
+  guard.handle = nullptr;
+  return lib;
+}
+
+namespace {
+/// Calls `fn` on `inputs` then `outputs` (results in order, as out-params
+/// after the arguments); pointers with a true `isState` get the state shape.
+void call(void (*fn)(void **), const std::vector<const float *> &inputs,
+          const std::vector<float *> &outputs,
+          const std::vector<bool> &inputIsState,
+          const std::vector<bool> &outputIsState,
+          const std::vector<int64_t> &act, const std::vector<int64_t> &state) {
+  std::vector<MemRefDesc> descs;
+  descs.reserve(inputs.size() + outputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i])
+      throw RuntimeError(fmt::format("kernel input #{} is null", i));
+    descs.emplace_back(inputs[i], inputIsState[i] ? state : act);
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (!outputs[i])
+      throw RuntimeError(fmt::format("kernel output #{} is null", i));
+    descs.emplace_back(outputs[i], outputIsState[i] ? state : act);
+  }
+  std::vector<void *> ptrs;
+  for (MemRefDesc &d : descs)
+    ptrs.push_back(d.get());
+  fn(ptrs.data());
+}
+} // namespace
+
+void WKV7Kernel::forward(const float *r, const float *w, const float *k,
+                         const float *v, const float *a, const float *b,
+                         const float *state0, float *y, float *stateOut) const {
+  std::vector<int64_t> act{batch_, context_, heads_ * headSize_};
+  std::vector<int64_t> state{batch_, heads_, headSize_, headSize_};
+  call(forwardFn_, {r, w, k, v, a, b, state0}, {y, stateOut},
+       {false, false, false, false, false, false, true}, {false, true}, act,
+       state);
+}
+
+void WKV7Kernel::backward(const float *r, const float *w, const float *k,
+                          const float *v, const float *a, const float *b,
+                          const float *state0, const float *dy,
+                          const float *dstate, float *dr, float *dw, float *dk,
+                          float *dv, float *da, float *db,
+                          float *dstate0) const {
+  std::vector<int64_t> act{batch_, context_, heads_ * headSize_};
+  std::vector<int64_t> state{batch_, heads_, headSize_, headSize_};
+  call(backwardFn_, {r, w, k, v, a, b, state0, dy, dstate},
+       {dr, dw, dk, dv, da, db, dstate0},
+       {false, false, false, false, false, false, true, false, true},
+       {false, false, false, false, false, false, true}, act, state);
+}
+
+} // namespace rwkv
