@@ -3,7 +3,7 @@
 //   rwkv-run model.so --weights model.pth --tokens 1,2,3 [--mode rnn|gpt]
 //            [--token-by-token] [--top-k 5] [--vocab FILE]
 //            [--logits-out out.npy] [--threads N] [--bench]
-//            [--state-in F] [--state-out F]
+//            [--state-in F | --init-state tuned.pth] [--state-out F]
 //   rwkv-run tokenize|detokenize|generate|chat ...   (Commands.cpp)
 //
 // Prints the top-k logits of the last position; --logits-out writes every
@@ -144,6 +144,11 @@ int run(int argc, char **argv) {
       "bench", "measure decode/prefill tok/s and decode bandwidth")(
       "state-in", po::value<std::string>(),
       "start from a state file instead of the zero state")(
+      "init-state", po::value<std::string>(),
+      "start from a state-tuned initial state: .pth with "
+      "blocks.L.att.time_state")(
+      "init-state-transpose",
+      "time_state is [H, key, value] (v6 convention): swap the last axes")(
       "state-out", po::value<std::string>(),
       "save the state after the tokens to a file");
   po::positional_options_description pos;
@@ -169,6 +174,8 @@ int run(int argc, char **argv) {
     throw UsageError(fmt::format("--mode must be rnn or gpt, not '{}'", mode));
   if (vm.count("tokens") && vm.count("tokens-file"))
     throw UsageError("give --tokens or --tokens-file, not both");
+  if (vm.count("state-in") && vm.count("init-state"))
+    throw UsageError("give --state-in or --init-state, not both");
   bool byToken = vm.count("token-by-token") > 0;
   if (byToken && mode != "rnn")
     throw UsageError("--token-by-token needs --mode rnn");
@@ -206,6 +213,9 @@ int run(int argc, char **argv) {
     ModelFingerprint fingerprint = fingerprintOf(*model);
     if (vm.count("state-in"))
       loadStateFile(vm["state-in"].as<std::string>(), state, fingerprint);
+    if (vm.count("init-state"))
+      loadTimeState(vm["init-state"].as<std::string>(), state,
+                    vm.count("init-state-transpose") > 0);
     std::vector<float> logits, all;
     bool wantAll = vm.count("logits-out") > 0;
     auto t0 = Clock::now();
