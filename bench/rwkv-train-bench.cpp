@@ -6,7 +6,7 @@
 // Measures, in one run: the machine's fp32 FMA peak at the same thread count
 // (bench/MachineLimits), then K timed calls of the library's
 // `rwkv_train_step` (loss and every weight gradient) on one random batch of
-// the library's B x T (seeded; inputs and targets in [1, V)), after
+// the library's B x T (seeded LCG shared with train_torch.py), after
 // `--warmup` untimed calls. Prints tokens/s (B*T / mean step time), GFLOP/s,
 // the share of the FMA peak and the process peak RSS (getrusage) after the
 // steps. No assertions: this is a benchmark (docs/PERFORMANCE.md,
@@ -33,7 +33,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
-#include <random>
+#include <cstdint>
 
 namespace po = boost::program_options;
 using Clock = std::chrono::steady_clock;
@@ -118,14 +118,19 @@ int main(int argc, char **argv) {
       gradPtrs.push_back(g.data());
 
     // One random batch: a window of T + 1 ids per row (inputs [:-1],
-    // targets [1:]), ids in [1, V).
-    std::mt19937 rng(seed);
-    std::uniform_int_distribution<int32_t> pick(1, int32_t(V - 1));
+    // targets [1:]), ids in [1, V) from a 64-bit LCG that
+    // bench/train_torch.py repeats, so both benchmarks see the same batch
+    // (and, on the same weights, report the same loss).
+    uint64_t lcg = seed;
+    auto nextId = [&] {
+      lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+      return int32_t(1 + (lcg >> 33) % uint64_t(V - 1));
+    };
     std::vector<int32_t> inputs(B * T), targets(B * T);
     for (int64_t b = 0; b < B; ++b) {
-      int32_t prev = pick(rng);
+      int32_t prev = nextId();
       for (int64_t t = 0; t < T; ++t) {
-        int32_t next = pick(rng);
+        int32_t next = nextId();
         inputs[b * T + t] = prev;
         targets[b * T + t] = next;
         prev = next;

@@ -131,6 +131,18 @@ def forward_loss(p, inputs, targets):
     return F.cross_entropy(logits.view(B * T, V), targets.reshape(B * T))
 
 
+def make_batch(seed, B, T, V):
+    """The batch rwkv-train-bench uses: per row T + 1 ids in [1, V) from a
+    64-bit LCG (state = state * 6364136223846793005 + 1442695040888963407,
+    id = 1 + (state >> 33) % (V - 1)); inputs [:-1], targets [1:]."""
+    x, ids = seed, []
+    for _ in range(B * (T + 1)):
+        x = (x * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+        ids.append(1 + (x >> 33) % (V - 1))
+    ids = torch.tensor(ids, dtype=torch.long).view(B, T + 1)
+    return ids[:, :-1].contiguous(), ids[:, 1:].contiguous()
+
+
 def train_step(p, inputs, targets):
     for t in p.values():
         t.grad = None
@@ -207,9 +219,7 @@ def main():
     p = load_params(args.model)
     V, C, H, N, L = config(p)
     B, T = args.batch, args.ctx
-    gen = torch.Generator().manual_seed(args.seed)
-    ids = torch.randint(1, V, (B, T + 1), generator=gen)
-    inputs, targets = ids[:, :-1].contiguous(), ids[:, 1:].contiguous()
+    inputs, targets = make_batch(args.seed, B, T, V)
     for _ in range(args.warmup):
         train_step(p, inputs, targets)
     times = []
