@@ -57,6 +57,14 @@ bool isMatrixWeight(const rwkv::TrainArg &a) {
   return true;
 }
 
+/// User + system CPU seconds of the whole process so far.
+double cpuSeconds() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         1e-6 * double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 double peakRssMiB() {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
@@ -146,11 +154,13 @@ int main(int argc, char **argv) {
       runStep();
     std::vector<double> secs;
     float loss = 0;
+    double cpu0 = cpuSeconds();
     for (int i = 0; i < steps; ++i) {
       auto t0 = Clock::now();
       loss = runStep();
       secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     }
+    double cpu = (cpuSeconds() - cpu0) / double(steps);
     double mean = 0;
     for (double s : secs)
       mean += s;
@@ -166,8 +176,9 @@ int main(int argc, char **argv) {
                library, B, T, V, lib->numLayers(), weightsPath,
                weightBytes / 1e6);
     fmt::print("step:    loss {:.6f}, mean {:.3f} s, best {:.3f} s over {} "
-               "step(s) ({} warm-up)\n",
-               loss, mean, best, steps, warmup);
+               "step(s) ({} warm-up); {:.3f} CPU s per step = {:.2f} cores "
+               "busy\n",
+               loss, mean, best, steps, warmup, cpu, cpu / mean);
     fmt::print("train:   {:.1f} tokens/s (best {:.1f}), {:.2f} GFLOP/s = "
                "{:.1f}% of fp32 FMA peak ({:.1f} M matrix params, "
                "6 FLOP/param/token)\n",

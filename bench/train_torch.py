@@ -223,16 +223,19 @@ def main():
     for _ in range(args.warmup):
         train_step(p, inputs, targets)
     times = []
+    cpu0 = time.process_time()
     for _ in range(args.steps):
         t0 = time.perf_counter()
         loss = train_step(p, inputs, targets)
         times.append(time.perf_counter() - t0)
+    cpu = (time.process_time() - cpu0) / args.steps
     best, mean = min(times), sum(times) / len(times)
     tokens = B * T
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"eager fp32, B={B} T={T} (L{L} C{C} V{V})")
     print(f"torch step: loss {loss:.6f}, mean {mean:.3f} s, best {best:.3f} s"
-          f" over {args.steps} step(s)")
+          f" over {args.steps} step(s) ({args.warmup} warm-up); {cpu:.3f} CPU s"
+          f" per step = {cpu / mean:.2f} cores busy")
     print(f"torch tokens/s: {tokens / mean:.1f} (best {tokens / best:.1f})")
     print(f"torch peak RSS: {peak_rss_mib():.0f} MiB")
     return 0
