@@ -12,6 +12,8 @@
 # checkpoint, shape, thread count and machine (bench/train_torch.py), and
 # prints the ratio of the two tokens/s. TORCH=0 skips PyTorch (its step takes
 # minutes at the full shape: Debian's torch uses the reference BLAS).
+# MODEL=path.pth runs another checkpoint (e.g. ../shared/golden/tiny/model.pth)
+# instead of the synthetic 0.1B ones (DTYPES is then ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BUILD_DIR:-build}/bin
@@ -28,24 +30,30 @@ TORCH=${TORCH:-1}
 PY=${PYTHON:-/usr/bin/python3}
 mkdir -p "$OUT"
 echo "load average: $(cat /proc/loadavg)"
-echo "shape: 0.1b, B=$B T=$T, $THREADS thread(s)"
+echo "shape: ${MODEL:-0.1b}, B=$B T=$T, $THREADS thread(s)"
+[ -n "${MODEL:-}" ] && DTYPES=model
 
 
 for dtype in $DTYPES; do
-  m="$OUT/0.1b-$dtype"
-  lib="$OUT/train-0.1b-$dtype-b${B}t$T.so"
-  [ -f "$m.pth" ] || "$BIN/rwkv-init" --preset 0.1b --dtype "$dtype" -o "$m.pth"
+  if [ -n "${MODEL:-}" ]; then
+    m="${MODEL%.pth}"
+    lib="$OUT/train-$(basename "$(dirname "$MODEL")")-b${B}t$T.so"
+  else
+    m="$OUT/0.1b-$dtype"
+    lib="$OUT/train-0.1b-$dtype-b${B}t$T.so"
+    [ -f "$m.pth" ] || "$BIN/rwkv-init" --preset 0.1b --dtype "$dtype" -o "$m.pth"
+  fi
   if [ ! -f "$lib" ]; then
     echo "== compile $lib"
     /usr/bin/time -f "compile: %e s wall, peak RSS %M KiB" \
       "$BIN/rwkv-compile" "$m.pth" --train --batch "$B" --ctx "$T" -o "$lib"
   fi
-  echo "== rwkv-train-bench 0.1b $dtype"
+  echo "== rwkv-train-bench $m.pth"
   "$BIN/rwkv-train-bench" "$lib" --weights "$m.pth" --threads "$THREADS" \
     --steps "$STEPS" --warmup "$WARMUP" | tee "$OUT/train-bench-$dtype.log"
   ours=$(sed -n 's/^train: *\([0-9.]*\) tokens.*/\1/p' "$OUT/train-bench-$dtype.log")
   if [ "$TORCH" = 1 ]; then
-    echo "== PyTorch eager fp32 (weights of 0.1b-$dtype upcast)"
+    echo "== PyTorch eager fp32 (weights of $m.pth upcast)"
     OMP_NUM_THREADS=$THREADS "$PY" bench/train_torch.py "$m.pth" --batch "$B" \
       --ctx "$T" --threads "$THREADS" --steps "$TORCH_STEPS" \
       --warmup "$TORCH_WARMUP" | tee "$OUT/train-torch-$dtype.log"
