@@ -46,14 +46,16 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
   } else {
     pm.addPass(createRWKVInlineBlocksPass());
   }
-  if (opts.decompose) {
+  if (opts.decompose)
     pm.addPass(createRWKVDecomposePass());
-    // Training modules: gradients are built on the primitive ops, before
-    // anything is lowered, so the backward goes through the same stages.
-    pm.addPass(createRWKVDifferentiatePass());
-  }
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // Training modules: gradients are built on the primitive ops, before
+  // anything is lowered, so the backward goes through the same stages. It
+  // runs after CSE, which would merge the layers that activation
+  // checkpointing recomputes back into the stored forward.
+  if (opts.decompose)
+    pm.addPass(createRWKVDifferentiatePass());
   if (!opts.lowerToLLVM)
     return;
   ConvertRWKVToLinalgPassOptions toLinalgOpts;
