@@ -1,6 +1,7 @@
 //===- Kernel.cpp - dlopen a kernel library and call it -------------------===//
 
 #include "runtime/core/Kernel.h"
+#include "runtime/core/Library.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -13,14 +14,6 @@
 namespace rwkv {
 
 namespace {
-
-struct DlHandle {
-  void *handle = nullptr;
-  ~DlHandle() {
-    if (handle)
-      dlclose(handle);
-  }
-};
 
 /// Checks that entry point `name` takes f32 arguments of the kinds `kinds`
 /// in this order, each with shape `act` or (names containing "state")
@@ -64,27 +57,10 @@ WKV7Kernel::~WKV7Kernel() {
 
 std::unique_ptr<WKV7Kernel> WKV7Kernel::load(const std::string &libraryPath,
                                              const ModelOptions &options) {
-  if (options.threads > 0)
-    setenv("OMP_NUM_THREADS", std::to_string(options.threads).c_str(), 1);
-  std::string dlPath = libraryPath.find('/') == std::string::npos
-                           ? "./" + libraryPath
-                           : libraryPath;
-  DlHandle guard{dlopen(dlPath.c_str(), RTLD_NOW | RTLD_LOCAL)};
-  if (!guard.handle) {
-    const char *err = dlerror();
-    throw RuntimeError(fmt::format("cannot load library '{}': {}", libraryPath,
-                                   err ? err : "unknown error"));
-  }
-  using InfoFn = const char *(*)();
-  auto infoFn =
-      reinterpret_cast<InfoFn>(dlsym(guard.handle, "rwkv_model_info"));
-  if (!infoFn || !infoFn())
-    throw RuntimeError(fmt::format(
-        "library '{}' has no rwkv_model_info(); is it an rwkv-compile output?",
-        libraryPath));
+  CompiledLibrary handle = CompiledLibrary::open(libraryPath, options.threads);
   std::unique_ptr<WKV7Kernel> lib(new WKV7Kernel());
   lib->path_ = libraryPath;
-  lib->json_ = infoFn();
+  lib->json_ = handle.info();
   nlohmann::json info = nlohmann::json::parse(lib->json_, nullptr, false);
   if (info.is_discarded() || !info.is_object())
     throw RuntimeError(libraryPath + ": rwkv_model_info() is not JSON");
@@ -124,21 +100,16 @@ std::unique_ptr<WKV7Kernel> WKV7Kernel::load(const std::string &libraryPath,
              {"r", "w", "k", "v", "a", "b", "state0", "dy", "dstate"},
              {"dr", "dw", "dk", "dv", "da", "db", "dstate0"}, act, state,
              libraryPath);
-  lib->forwardFn_ = reinterpret_cast<PackedFn>(
-      dlsym(guard.handle, "rwkv_wkv7_forward_packed"));
-  lib->backwardFn_ = reinterpret_cast<PackedFn>(
-      dlsym(guard.handle, "rwkv_wkv7_backward_packed"));
+  lib->forwardFn_ =
+      reinterpret_cast<PackedFn>(handle.symbol("rwkv_wkv7_forward_packed"));
+  lib->backwardFn_ =
+      reinterpret_cast<PackedFn>(handle.symbol("rwkv_wkv7_backward_packed"));
   if (!lib->forwardFn_ || !lib->backwardFn_)
     throw RuntimeError(
         libraryPath +
         ": missing rwkv_wkv7_forward_packed/rwkv_wkv7_backward_packed");
-  using SetThreadsFn = void (*)(int);
-  if (options.threads > 0)
-    if (auto setThreads = reinterpret_cast<SetThreadsFn>(
-            dlsym(guard.handle, "rwkv_set_num_threads")))
-      setThreads(options.threads);
-  lib->handle_ = guard.handle;
-  guard.handle = nullptr;
+  handle.setThreads(options.threads);
+  lib->handle_ = handle.release();
   return lib;
 }
 

@@ -6,6 +6,8 @@
 
 #include "runtime/core/Runtime.h"
 
+#include "runtime/core/Library.h"
+
 #include <fmt/format.h>
 
 #include <dlfcn.h>
@@ -106,17 +108,6 @@ void State::reset() {
 // Model
 //===----------------------------------------------------------------------===//
 
-namespace {
-/// Releases a dlopen handle unless disarmed (Model takes it over on success).
-struct DlCloser {
-  void *handle;
-  ~DlCloser() {
-    if (handle)
-      dlclose(handle);
-  }
-};
-} // namespace
-
 std::unique_ptr<Model> Model::load(const std::string &libraryPath,
                                    const std::string &checkpointPath,
                                    const ModelOptions &options) {
@@ -125,37 +116,13 @@ std::unique_ptr<Model> Model::load(const std::string &libraryPath,
   m->libraryPath_ = libraryPath;
   m->checkpointPath_ = checkpointPath;
 
-  // OpenMP-style runtimes read this once, when they start: set it first.
-  if (options.threads > 0)
-    setenv("OMP_NUM_THREADS", std::to_string(options.threads).c_str(), 1);
-
-  // dlopen searches the library path for names without a slash.
-  std::string dlPath = libraryPath.find('/') == std::string::npos
-                           ? "./" + libraryPath
-                           : libraryPath;
-  DlCloser guard{dlopen(dlPath.c_str(), RTLD_NOW | RTLD_LOCAL)};
-  if (!guard.handle) {
-    const char *err = dlerror();
-    throw RuntimeError(fmt::format("cannot load library '{}': {}", libraryPath,
-                                   err ? err : "unknown error"));
-  }
-  using InfoFn = const char *(*)();
-  auto infoFn =
-      reinterpret_cast<InfoFn>(dlsym(guard.handle, "rwkv_model_info"));
-  if (!infoFn)
-    throw RuntimeError(fmt::format("library '{}' has no rwkv_model_info(); "
-                                   "is it an rwkv-compile output?",
-                                   libraryPath));
-  const char *infoText = infoFn();
-  if (!infoText)
-    throw RuntimeError(fmt::format(
-        "library '{}': rwkv_model_info() returned null", libraryPath));
-  m->info_ = ModelInfo::parse(infoText, libraryPath);
+  CompiledLibrary lib = CompiledLibrary::open(libraryPath, options.threads);
+  m->info_ = ModelInfo::parse(lib.info(), libraryPath);
   m->vocabSize_ = m->info_.vocabSize();
 
   for (const std::string &entry : m->info_.entryPoints) {
     std::string sym = entry + "_packed";
-    auto fn = reinterpret_cast<PackedFn>(dlsym(guard.handle, sym.c_str()));
+    auto fn = reinterpret_cast<PackedFn>(lib.symbol(sym.c_str()));
     if (!fn)
       throw RuntimeError(fmt::format(
           "library '{}' lists entry point '{}' but does not export '{}'",
@@ -202,14 +169,8 @@ std::unique_ptr<Model> Model::load(const std::string &libraryPath,
   m->stateLayout_ = std::move(layout);
 
   // Optional: libraries with their own thread pool export a setter.
-  using SetThreadsFn = void (*)(int);
-  if (options.threads > 0)
-    if (auto setThreads = reinterpret_cast<SetThreadsFn>(
-            dlsym(guard.handle, "rwkv_set_num_threads")))
-      setThreads(options.threads);
-
-  m->handle_ = guard.handle;
-  guard.handle = nullptr;
+  lib.setThreads(options.threads);
+  m->handle_ = lib.release();
   return m;
 }
 

@@ -1,6 +1,7 @@
 //===- TrainStep.cpp - dlopen a training library and call it --------------===//
 
 #include "runtime/core/TrainStep.h"
+#include "runtime/core/Library.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,14 +13,6 @@
 namespace rwkv {
 
 namespace {
-
-struct DlHandle {
-  void *handle = nullptr;
-  ~DlHandle() {
-    if (handle)
-      dlclose(handle);
-  }
-};
 
 TrainArg parseArg(const nlohmann::json &j, const std::string &where) {
   TrainArg a;
@@ -56,27 +49,10 @@ TrainLibrary::~TrainLibrary() {
 
 std::unique_ptr<TrainLibrary> TrainLibrary::load(const std::string &libraryPath,
                                                  const ModelOptions &options) {
-  if (options.threads > 0)
-    setenv("OMP_NUM_THREADS", std::to_string(options.threads).c_str(), 1);
-  std::string dlPath = libraryPath.find('/') == std::string::npos
-                           ? "./" + libraryPath
-                           : libraryPath;
-  DlHandle guard{dlopen(dlPath.c_str(), RTLD_NOW | RTLD_LOCAL)};
-  if (!guard.handle) {
-    const char *err = dlerror();
-    throw RuntimeError(fmt::format("cannot load library '{}': {}", libraryPath,
-                                   err ? err : "unknown error"));
-  }
-  using InfoFn = const char *(*)();
-  auto infoFn =
-      reinterpret_cast<InfoFn>(dlsym(guard.handle, "rwkv_model_info"));
-  if (!infoFn || !infoFn())
-    throw RuntimeError(fmt::format(
-        "library '{}' has no rwkv_model_info(); is it an rwkv-compile output?",
-        libraryPath));
+  CompiledLibrary handle = CompiledLibrary::open(libraryPath, options.threads);
   std::unique_ptr<TrainLibrary> lib(new TrainLibrary());
   lib->path_ = libraryPath;
-  lib->json_ = infoFn();
+  lib->json_ = handle.info();
   nlohmann::json info = nlohmann::json::parse(lib->json_, nullptr, false);
   if (info.is_discarded() || !info.is_object())
     throw RuntimeError(libraryPath + ": rwkv_model_info() is not JSON");
@@ -123,20 +99,15 @@ std::unique_ptr<TrainLibrary> TrainLibrary::load(const std::string &libraryPath,
         libraryPath, numResults,
         lib->weightArgs_.size() + lib->stateArgs_.size()));
   lib->stepFn_ =
-      reinterpret_cast<PackedFn>(dlsym(guard.handle, "rwkv_train_step_packed"));
+      reinterpret_cast<PackedFn>(handle.symbol("rwkv_train_step_packed"));
   lib->lossFn_ =
-      reinterpret_cast<PackedFn>(dlsym(guard.handle, "rwkv_train_loss_packed"));
+      reinterpret_cast<PackedFn>(handle.symbol("rwkv_train_loss_packed"));
   if (!lib->stepFn_ || !lib->lossFn_)
     throw RuntimeError(
         libraryPath +
         ": missing rwkv_train_step_packed/rwkv_train_loss_packed");
-  using SetThreadsFn = void (*)(int);
-  if (options.threads > 0)
-    if (auto setThreads = reinterpret_cast<SetThreadsFn>(
-            dlsym(guard.handle, "rwkv_set_num_threads")))
-      setThreads(options.threads);
-  lib->handle_ = guard.handle;
-  guard.handle = nullptr;
+  handle.setThreads(options.threads);
+  lib->handle_ = handle.release();
   return lib;
 }
 

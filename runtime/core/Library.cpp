@@ -1,0 +1,67 @@
+//===- Library.cpp - dlopen a library from rwkv-compile -------------------===//
+
+#include "runtime/core/Library.h"
+
+#include "runtime/core/Runtime.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <dlfcn.h>
+
+namespace rwkv {
+
+CompiledLibrary CompiledLibrary::open(const std::string &path, int threads) {
+  if (threads > 0)
+    setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
+  std::string dlPath = path.find('/') == std::string::npos ? "./" + path : path;
+  CompiledLibrary lib;
+  lib.handle_ = dlopen(dlPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib.handle_) {
+    const char *err = dlerror();
+    throw RuntimeError(fmt::format("cannot load library '{}': {}", path,
+                                   err ? err : "unknown error"));
+  }
+  using InfoFn = const char *(*)();
+  auto infoFn = reinterpret_cast<InfoFn>(lib.symbol("rwkv_model_info"));
+  if (!infoFn)
+    throw RuntimeError(fmt::format("library '{}' has no rwkv_model_info(); "
+                                   "is it an rwkv-compile output?",
+                                   path));
+  const char *text = infoFn();
+  if (!text)
+    throw RuntimeError(
+        fmt::format("library '{}': rwkv_model_info() returned null", path));
+  lib.info_ = text;
+  return lib;
+}
+
+CompiledLibrary::CompiledLibrary(CompiledLibrary &&other) noexcept
+    : handle_(other.handle_), info_(std::move(other.info_)) {
+  other.handle_ = nullptr;
+}
+
+CompiledLibrary::~CompiledLibrary() {
+  if (handle_)
+    dlclose(handle_);
+}
+
+void *CompiledLibrary::symbol(const char *name) const {
+  return dlsym(handle_, name);
+}
+
+void CompiledLibrary::setThreads(int threads) const {
+  using SetThreadsFn = void (*)(int);
+  if (threads > 0)
+    if (auto fn =
+            reinterpret_cast<SetThreadsFn>(symbol("rwkv_set_num_threads")))
+      fn(threads);
+}
+
+void *CompiledLibrary::release() {
+  void *h = handle_;
+  handle_ = nullptr;
+  return h;
+}
+
+} // namespace rwkv

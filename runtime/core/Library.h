@@ -1,0 +1,46 @@
+//===- Library.h - dlopen a library from rwkv-compile -----------*- C++ -*-===//
+//
+// What Model, TrainLibrary and WKV7Kernel share when they open a compiled
+// library: OMP_NUM_THREADS before the OpenMP runtime starts, dlopen, the
+// rwkv_model_info() text, symbol lookup and rwkv_set_num_threads.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef RWKV_RUNTIME_CORE_LIBRARY_H
+#define RWKV_RUNTIME_CORE_LIBRARY_H
+
+#include <string>
+
+namespace rwkv {
+
+/// An open library; dlclose()d on destruction unless release()d.
+class CompiledLibrary {
+public:
+  /// Sets OMP_NUM_THREADS when `threads` > 0 (OpenMP reads it once, when
+  /// it starts), dlopens `path` (a bare file name is taken from the working
+  /// directory, not the library search path) and reads rwkv_model_info().
+  /// Throws RuntimeError naming `path`.
+  static CompiledLibrary open(const std::string &path, int threads);
+  CompiledLibrary(CompiledLibrary &&other) noexcept;
+  CompiledLibrary(const CompiledLibrary &) = delete;
+  CompiledLibrary &operator=(const CompiledLibrary &) = delete;
+  ~CompiledLibrary();
+
+  const std::string &info() const { return info_; }
+  /// The address of `name`, or nullptr.
+  void *symbol(const char *name) const;
+  /// Calls the library's rwkv_set_num_threads(threads) when `threads` > 0
+  /// and the library exports it.
+  void setThreads(int threads) const;
+  /// Gives up ownership of the handle (the caller closes it).
+  void *release();
+
+private:
+  CompiledLibrary() = default;
+  void *handle_ = nullptr;
+  std::string info_;
+};
+
+} // namespace rwkv
+
+#endif // RWKV_RUNTIME_CORE_LIBRARY_H
