@@ -41,7 +41,7 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
     // grow with n_layer.
     pm.addPass(createRWKVOutlineBlocksPass());
     addUpstream(pm, "duplicate-function-elimination");
-    // Training functions are not outlined; their blocks dissolve here.
+    // Nested blocks dissolve into their layer's function.
     pm.addPass(createRWKVInlineBlocksPass());
   } else {
     pm.addPass(createRWKVInlineBlocksPass());

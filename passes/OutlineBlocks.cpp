@@ -29,11 +29,8 @@ struct RWKVOutlineBlocksPass final
     SmallVector<BlockOp> blocks;
     module->walk([&](BlockOp op) {
       // Nested blocks are outlined with their parent. Functions to be
-      // differentiated keep their layers: rwkv-differentiate works on one
-      // function body (rwkv-inline-blocks dissolves them).
-      auto fn = op->getParentOfType<func::FuncOp>();
-      if (fn && fn->hasAttr("rwkv.gradient"))
-        return;
+      // differentiated are outlined too: rwkv-differentiate gives each
+      // called layer one forward and one backward function.
       if (!op->getParentOfType<BlockOp>())
         blocks.push_back(op);
     });

@@ -54,6 +54,15 @@ def RWKVDifferentiatePass : Pass<"rwkv-differentiate", "::mlir::ModuleOp"> {
     applies the chain rule to their arith/math body and sums broadcast
     operands back to their shape. Reshapes and casts pass gradients through.
 
+    A `func.call` (a layer outlined by `rwkv-outline-blocks`) is
+    differentiated once per callee: the forward calls `<callee>_fwd`, which
+    also returns the values the backward reads (the tape), and the adjoint
+    calls `<callee>_bwd(args, result gradients, tape)`. With
+    `rwkv.recompute_layers` the forward calls the layer unchanged and the
+    adjoint calls `<callee>_vjp(args, result gradients)`, which runs the
+    layer's forward again (activation checkpointing). Layers of the same
+    shape share these functions, so compile time does not grow with depth.
+
     Before:
     ```mlir
     func.func @loss(%x: tensor<1x4x8xf32>, %w: tensor<8xf32>, ...)

@@ -280,3 +280,66 @@ func.func @recompute(%x: tensor<1x3x8xf32>, %lw: tensor<8xf32>, %lb: tensor<8xf3
   %l = rwkv.cross_entropy %p, %head, %tgt : tensor<1x3x8xf32>, tensor<5x8xf32>, tensor<1x3xi32> -> tensor<f32>
   return %l : tensor<f32>
 }
+
+// -----
+
+// Outlined layers: each called function gets one forward that also returns
+// the values its backward reads (the tape), and one backward taking the
+// arguments, the result gradients and the tape. The backward of the call
+// reads the forward call's tape results.
+// CHECK-LABEL: func.func private @layer(
+// CHECK-LABEL: func.func private @layer_fwd(
+// CHECK:         %[[N:.+]] = rwkv.layer_norm
+// CHECK:         %[[P:.+]] = rwkv.linear %[[N]]
+// CHECK:         return %[[P]], %[[N]]
+// CHECK-LABEL: func.func private @layer_bwd(
+// CHECK-SAME:      %[[BX:[^:]+]]: tensor<1x3x8xf32>, %[[BLW:[^:]+]]: tensor<8xf32>, %{{[^:]+}}: tensor<8xf32>, %[[BW:[^:]+]]: tensor<8x8xf32>, %[[BDP:[^:]+]]: tensor<1x3x8xf32>, %[[BN:[^:]+]]: tensor<1x3x8xf32>)
+// CHECK-NOT:     rwkv.layer_norm %
+// CHECK-NOT:     rwkv.linear
+// CHECK:         linalg.generic {{.*}} ins(%[[BDP]], %[[BN]] :
+// CHECK:         rwkv.layer_norm_grad %[[BX]], %[[BLW]]
+// CHECK:         return
+// CHECK-LABEL: func.func @calls_grad
+// CHECK:         %[[F:.+]]:2 = call @layer_fwd(%[[X:[^,]+]], %[[LW:[^,]+]], %[[LB:[^,]+]], %[[W:[^)]+]]) : (tensor<1x3x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8x8xf32>) -> (tensor<1x3x8xf32>, tensor<1x3x8xf32>)
+// CHECK:         %[[DP:.+]], %{{.+}} = rwkv.cross_entropy_grad %[[F]]#0
+// CHECK:         %[[B:.+]]:4 = call @layer_bwd(%[[X]], %[[LW]], %[[LB]], %[[W]], %[[DP]], %[[F]]#1)
+// CHECK:         return %{{.+}}, %[[B]]#0, %[[B]]#1, %[[B]]#2, %[[B]]#3,
+func.func private @layer(%x: tensor<1x3x8xf32>, %lw: tensor<8xf32>, %lb: tensor<8xf32>, %w: tensor<8x8xf32>) -> tensor<1x3x8xf32> {
+  %n = rwkv.layer_norm %x, %lw, %lb : tensor<1x3x8xf32>, tensor<8xf32> -> tensor<1x3x8xf32>
+  %p = rwkv.linear %n, %w : tensor<1x3x8xf32>, tensor<8x8xf32> -> tensor<1x3x8xf32>
+  return %p : tensor<1x3x8xf32>
+}
+func.func @calls(%x: tensor<1x3x8xf32>, %lw: tensor<8xf32>, %lb: tensor<8xf32>, %w: tensor<8x8xf32>,
+                 %head: tensor<5x8xf32>, %tgt: tensor<1x3xi32>)
+    -> tensor<f32> attributes {rwkv.gradient = "calls_grad"} {
+  %p = call @layer(%x, %lw, %lb, %w) : (tensor<1x3x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8x8xf32>) -> tensor<1x3x8xf32>
+  %l = rwkv.cross_entropy %p, %head, %tgt : tensor<1x3x8xf32>, tensor<5x8xf32>, tensor<1x3xi32> -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// Outlined layers with activation checkpointing: the forward calls the layer
+// as it is, and the backward function runs the layer's forward again before
+// its adjoint, so nothing but the layer's inputs outlives the forward.
+// CHECK-LABEL: func.func private @rlayer_vjp(
+// CHECK:         %[[N:.+]] = rwkv.layer_norm
+// CHECK:         rwkv.linear %[[N]]
+// CHECK:         linalg.generic {{.*}} ins(%{{.+}}, %[[N]] :
+// CHECK:         rwkv.layer_norm_grad
+// CHECK-LABEL: func.func @calls_recompute_grad
+// CHECK:         %[[P:.+]] = call @rlayer(%[[X:[^,]+]], %[[LW:[^,]+]], %[[LB:[^,]+]], %[[W:[^)]+]]) : (tensor<1x3x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8x8xf32>) -> tensor<1x3x8xf32>
+// CHECK:         %[[DP:.+]], %{{.+}} = rwkv.cross_entropy_grad %[[P]]
+// CHECK:         call @rlayer_vjp(%[[X]], %[[LW]], %[[LB]], %[[W]], %[[DP]]) : {{.*}} -> (tensor<1x3x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8x8xf32>)
+func.func private @rlayer(%x: tensor<1x3x8xf32>, %lw: tensor<8xf32>, %lb: tensor<8xf32>, %w: tensor<8x8xf32>) -> tensor<1x3x8xf32> {
+  %n = rwkv.layer_norm %x, %lw, %lb : tensor<1x3x8xf32>, tensor<8xf32> -> tensor<1x3x8xf32>
+  %p = rwkv.linear %n, %w : tensor<1x3x8xf32>, tensor<8x8xf32> -> tensor<1x3x8xf32>
+  return %p : tensor<1x3x8xf32>
+}
+func.func @calls_recompute(%x: tensor<1x3x8xf32>, %lw: tensor<8xf32>, %lb: tensor<8xf32>, %w: tensor<8x8xf32>,
+                           %head: tensor<5x8xf32>, %tgt: tensor<1x3xi32>)
+    -> tensor<f32> attributes {rwkv.gradient = "calls_recompute_grad", rwkv.recompute_layers} {
+  %p = call @rlayer(%x, %lw, %lb, %w) : (tensor<1x3x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8x8xf32>) -> tensor<1x3x8xf32>
+  %l = rwkv.cross_entropy %p, %head, %tgt : tensor<1x3x8xf32>, tensor<5x8xf32>, tensor<1x3xi32> -> tensor<f32>
+  return %l : tensor<f32>
+}
