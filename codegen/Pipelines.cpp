@@ -7,6 +7,7 @@
 //   rwkv (blocks, composites)
 //     -> rwkv-inline-blocks, rwkv-decompose           primitive rwkv ops
 //     -> rwkv-differentiate                           + gradient functions
+//     -> rwkv-parallelize-wkv                         one WKV per (b, h)
 //     -> convert-rwkv-to-linalg                       linalg/tensor/scf
 //     -> convert-elementwise-to-linalg, fusion        fused linalg.generic
 //     -> one-shot-bufferize, out-params, dealloc      memrefs
@@ -58,6 +59,9 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
     pm.addPass(createRWKVDifferentiatePass());
   if (!opts.lowerToLLVM)
     return;
+  // One WKV recurrence per (batch row, head), in parallel.
+  if (opts.parallelWKV)
+    pm.addPass(createRWKVParallelizeWKVPass());
   ConvertRWKVToLinalgPassOptions toLinalgOpts;
   toLinalgOpts.chunkedWKV = opts.chunkedWKV;
   pm.addPass(createConvertRWKVToLinalgPass(toLinalgOpts));

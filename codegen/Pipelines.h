@@ -28,6 +28,11 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
       llvm::cl::desc("Lower wkv {mode = chunked} to the chunk-parallel form "
                      "(off: the recurrence, faster on CPUs; docs/codegen.md)"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> parallelWKV{
+      *this, "parallel-wkv",
+      llvm::cl::desc("Run each WKV recurrence (and its gradient) head by "
+                     "head on all cores"),
+      llvm::cl::init(true)};
   PassOptions::Option<int64_t> tileTokens{
       *this, "tile-tokens", llvm::cl::desc("Tokens per projection tile"),
       llvm::cl::init(16)};

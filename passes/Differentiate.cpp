@@ -429,9 +429,10 @@ LogicalResult Differentiator::sweep(OpBuilder &b, ArrayRef<Operation *> ops,
   return success();
 }
 
-LogicalResult Differentiator::adjointOfCall(
-    OpBuilder &b, func::CallOp call, ArrayRef<Value> resultGrads, Sweep &s,
-    SmallVectorImpl<Value> &operandGrads) {
+LogicalResult
+Differentiator::adjointOfCall(OpBuilder &b, func::CallOp call,
+                              ArrayRef<Value> resultGrads, Sweep &s,
+                              SmallVectorImpl<Value> &operandGrads) {
   Location loc = call.getLoc();
   CallAdjoint *adjoint = nullptr;
   SmallVector<Value> tape;
@@ -452,8 +453,8 @@ LogicalResult Differentiator::adjointOfCall(
     adjoint = *got;
   }
   unsigned numResults = adjoint->resMask.size();
-  SmallVector<Value> args(call.getOperands().take_front(
-      adjoint->argMask.size()));
+  SmallVector<Value> args(
+      call.getOperands().take_front(adjoint->argMask.size()));
   for (unsigned i = 0; i < numResults; ++i) {
     if (!adjoint->resMask[i])
       continue;
@@ -508,10 +509,11 @@ Differentiator::getCallAdjoint(func::CallOp call, bool stored,
   return slot.get();
 }
 
-FailureOr<func::FuncOp> Differentiator::buildVjp(
-    func::FuncOp callee, ArrayRef<bool> argMask, ArrayRef<bool> resMask,
-    StringRef name, unsigned &numPrimalOps,
-    SmallVectorImpl<Value> &primalResults) {
+FailureOr<func::FuncOp>
+Differentiator::buildVjp(func::FuncOp callee, ArrayRef<bool> argMask,
+                         ArrayRef<bool> resMask, StringRef name,
+                         unsigned &numPrimalOps,
+                         SmallVectorImpl<Value> &primalResults) {
   Location loc = callee.getLoc();
   FunctionType calleeType = callee.getFunctionType();
   SmallVector<Type> inputs(calleeType.getInputs());
@@ -579,7 +581,8 @@ LogicalResult Differentiator::splitVjp(func::FuncOp vjp, func::FuncOp callee,
   SmallVector<Operation *> all;
   for (Operation &op : body.without_terminator())
     all.push_back(&op);
-  ArrayRef<Operation *> primal = ArrayRef<Operation *>(all).take_front(numPrimalOps);
+  ArrayRef<Operation *> primal =
+      ArrayRef<Operation *>(all).take_front(numPrimalOps);
   ArrayRef<Operation *> backward =
       ArrayRef<Operation *>(all).drop_front(numPrimalOps);
   DenseSet<Operation *> isPrimal(primal.begin(), primal.end());

@@ -8,6 +8,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassManager.h"
@@ -22,6 +23,8 @@ namespace mlir::rwkv {
 
 /// Patterns that expand time_mix / channel_mix into primitive ops.
 void populateDecompositionPatterns(RewritePatternSet &patterns);
+/// Patterns that run each rwkv.wkv / rwkv.wkv_grad head in an scf.forall.
+void populateParallelizeWKVPatterns(RewritePatternSet &patterns);
 
 } // namespace mlir::rwkv
 

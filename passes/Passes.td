@@ -131,6 +131,40 @@ def RWKVOutlineBlocksPass : Pass<"rwkv-outline-blocks", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
+def RWKVParallelizeWKVPass : Pass<"rwkv-parallelize-wkv"> {
+  let summary = "Run every WKV recurrence head by head in an scf.forall";
+  let description = [{
+    The WKV recurrence is sequential over tokens but independent across
+    batch rows and heads. Each `rwkv.wkv` and `rwkv.wkv_grad` over more than
+    one token, with `B * H > 1`, becomes an `scf.forall` over `(b, h)` that
+    runs the same op on that head's slices: activations `[1, T, N]` at
+    columns `h*N`, states `[1, 1, N, N]`. The forall is the unit of
+    multi-threading (OpenMP on the CPU); results are written back with
+    `tensor.parallel_insert_slice`.
+
+    Before:
+    ```mlir
+    %y, %s = rwkv.wkv %r, %w, %k, %v, %a, %b, %s0
+        : tensor<2x16x128xf32>, tensor<2x2x64x64xf32>
+    ```
+    After:
+    ```mlir
+    %0:2 = scf.forall (%i, %h) in (2, 2) shared_outs(%oy = %e0, %os = %e1) {
+      %rs = tensor.extract_slice %r[%i, 0, %h*64] [1, 16, 64] [1, 1, 1] ...
+      ...
+      %y1, %s1 = rwkv.wkv %rs, ... : tensor<1x16x64xf32>, tensor<1x1x64x64xf32>
+      scf.forall.in_parallel {
+        tensor.parallel_insert_slice %y1 into %oy[%i, 0, %h*64] ...
+        tensor.parallel_insert_slice %s1 into %os[%i, %h, 0, 0] ...
+      }
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def RWKVUnwrapModelPass : Pass<"rwkv-unwrap-model", "::mlir::ModuleOp"> {
   let summary = "Turn an rwkv.model into the module form used for codegen";
   let description = [{

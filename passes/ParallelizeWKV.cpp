@@ -1,0 +1,150 @@
+//===- ParallelizeWKV.cpp - one WKV recurrence per (batch row, head) ------===//
+//
+// The WKV recurrence is sequential over tokens but independent across batch
+// rows and heads. Lowered whole, one thread walks every [B, H, N, N] state
+// token by token; the training backward (several state-sized products per
+// token) then dominates a step. This pass wraps each rwkv.wkv / rwkv.wkv_grad
+// over T > 1 tokens in an scf.forall over (b, h) that runs the same op on one
+// head's slices ([1, T, N] activations, [1, 1, N, N] states); the forall
+// becomes an OpenMP loop, and each head's state stays in L1/L2.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
+
+#define DEBUG_TYPE "rwkv-parallelize-wkv"
+
+namespace mlir::rwkv {
+#define GEN_PASS_DEF_RWKVPARALLELIZEWKVPASS
+#include "passes/Passes.h.inc"
+
+namespace {
+
+/// Rewrites a WKV-shaped op (activations [B, T, H*N], states [B, H, N, N];
+/// both as operands and results) into an scf.forall over (b, h).
+template <typename OpTy>
+struct ParallelizeWKVPattern final : OpRewritePattern<OpTy> {
+  using OpRewritePattern<OpTy>::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(OpTy op,
+                                PatternRewriter &rewriter) const override {
+    auto stateType = dyn_cast<RankedTensorType>(op.getState().getType());
+    auto actType = dyn_cast<RankedTensorType>(op.getR().getType());
+    if (!stateType || !actType || stateType.getRank() != 4 ||
+        actType.getRank() != 3)
+      return failure();
+    int64_t batch = stateType.getDimSize(0), heads = stateType.getDimSize(1),
+            headSize = stateType.getDimSize(2);
+    if (ShapedType::isDynamic(batch) || ShapedType::isDynamic(heads) ||
+        ShapedType::isDynamic(headSize))
+      return rewriter.notifyMatchFailure(op, "dynamic batch or heads");
+    // Already one head, or one token (decode: the fork would cost more than
+    // the work).
+    if (batch * heads == 1 || actType.getDimSize(1) == 1)
+      return rewriter.notifyMatchFailure(op, "nothing to parallelize");
+
+    Location loc = op.getLoc();
+    auto isState = [](Type t) {
+      return cast<RankedTensorType>(t).getRank() == 4;
+    };
+    auto sliceType = [&](Type t) {
+      auto rt = cast<RankedTensorType>(t);
+      return isState(t) ? RankedTensorType::get({1, 1, headSize, headSize},
+                                                rt.getElementType())
+                        : RankedTensorType::get({1, rt.getDimSize(1), headSize},
+                                                rt.getElementType());
+    };
+    // The slice of `v` (a full operand or result) that head (b, h) owns.
+    auto sliceParams = [&](OpBuilder &b, Value v, Value bi, Value hi, Value col,
+                           SmallVectorImpl<OpFoldResult> &offsets,
+                           SmallVectorImpl<OpFoldResult> &sizes,
+                           SmallVectorImpl<OpFoldResult> &strides) {
+      OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+      OpFoldResult n = b.getIndexAttr(headSize);
+      if (isState(v.getType())) {
+        offsets.assign({bi, hi, zero, zero});
+        sizes.assign({one, one, n, n});
+        strides.assign(4, one);
+        return;
+      }
+      offsets.assign({bi, zero, col});
+      sizes.assign({one, tensor::getMixedSize(b, loc, v, 1), n});
+      strides.assign(3, one);
+    };
+
+    SmallVector<Value> inits;
+    // Results are shaped like r (activations) or the state; sizes come
+    // from those operands, not from the results being replaced.
+    for (Value res : op->getResults())
+      inits.push_back(tensor::EmptyOp::create(
+          rewriter, loc,
+          tensor::getMixedSizes(rewriter, loc,
+                                isState(res.getType()) ? op.getState()
+                                                       : op.getR()),
+          cast<RankedTensorType>(res.getType()).getElementType()));
+    SmallVector<OpFoldResult> ubs = {rewriter.getIndexAttr(batch),
+                                     rewriter.getIndexAttr(heads)};
+    // Built without a body builder so that the op adds its own terminator.
+    auto forall = scf::ForallOp::create(rewriter, loc, ubs, inits,
+                                        /*mapping=*/std::nullopt);
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      Block *body = forall.getBody();
+      rewriter.setInsertionPointToStart(body);
+      Value bi = body->getArgument(0), hi = body->getArgument(1);
+      Value col = arith::MulIOp::create(
+          rewriter, loc, hi,
+          arith::ConstantIndexOp::create(rewriter, loc, headSize));
+      SmallVector<OpFoldResult> offsets, sizes, strides;
+      SmallVector<Value> operands;
+      for (Value v : op->getOperands()) {
+        sliceParams(rewriter, v, bi, hi, col, offsets, sizes, strides);
+        operands.push_back(tensor::ExtractSliceOp::create(
+            rewriter, loc, sliceType(v.getType()), v, offsets, sizes, strides));
+      }
+      SmallVector<Type> types;
+      for (Type t : op->getResultTypes())
+        types.push_back(sliceType(t));
+      OperationState state(loc, op->getName(), operands, types, op->getAttrs());
+      Operation *inner = rewriter.create(state);
+      // The insert positions are computed in the body: the terminator
+      // holds only the parallel inserts.
+      SmallVector<SmallVector<OpFoldResult>> outOffsets, outSizes, outStrides;
+      for (Value out : forall.getRegionIterArgs()) {
+        sliceParams(rewriter, out, bi, hi, col, offsets, sizes, strides);
+        outOffsets.push_back(offsets);
+        outSizes.push_back(sizes);
+        outStrides.push_back(strides);
+      }
+      rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
+      for (auto [i, res, out] :
+           llvm::enumerate(inner->getResults(), forall.getRegionIterArgs()))
+        tensor::ParallelInsertSliceOp::create(
+            rewriter, loc, res, out, outOffsets[i], outSizes[i], outStrides[i]);
+    }
+    rewriter.replaceOp(op, forall.getResults());
+    return success();
+  }
+};
+
+struct RWKVParallelizeWKVPass final
+    : impl::RWKVParallelizeWKVPassBase<RWKVParallelizeWKVPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateParallelizeWKVPatterns(patterns);
+    walkAndApplyPatterns(getOperation(), std::move(patterns));
+  }
+};
+
+} // namespace
+
+void populateParallelizeWKVPatterns(RewritePatternSet &patterns) {
+  patterns.add<ParallelizeWKVPattern<WKVOp>, ParallelizeWKVPattern<WKVGradOp>>(
+      patterns.getContext());
+}
+
+} // namespace mlir::rwkv
