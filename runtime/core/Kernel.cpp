@@ -61,14 +61,7 @@ std::unique_ptr<WKV7Kernel> WKV7Kernel::load(const std::string &libraryPath,
   std::unique_ptr<WKV7Kernel> lib(new WKV7Kernel());
   lib->path_ = libraryPath;
   lib->json_ = handle.info();
-  nlohmann::json info = nlohmann::json::parse(lib->json_, nullptr, false);
-  if (info.is_discarded() || !info.is_object())
-    throw RuntimeError(libraryPath + ": rwkv_model_info() is not JSON");
-  if (info.value("abi_version", 0) != kRuntimeAbiVersion)
-    throw RuntimeError(fmt::format("library '{}' has ABI version {}, this "
-                                   "runtime implements {}",
-                                   libraryPath, info.value("abi_version", 0),
-                                   kRuntimeAbiVersion));
+  nlohmann::json info = handle.infoObject();
   if (info.value("kernel", "") != "wkv7")
     throw RuntimeError(fmt::format(
         "library '{}' is not a WKV7 kernel library; compile one with "

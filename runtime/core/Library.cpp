@@ -33,11 +33,13 @@ CompiledLibrary CompiledLibrary::open(const std::string &path, int threads) {
     throw RuntimeError(
         fmt::format("library '{}': rwkv_model_info() returned null", path));
   lib.info_ = text;
+  lib.path_ = path;
   return lib;
 }
 
 CompiledLibrary::CompiledLibrary(CompiledLibrary &&other) noexcept
-    : handle_(other.handle_), info_(std::move(other.info_)) {
+    : handle_(other.handle_), path_(std::move(other.path_)),
+      info_(std::move(other.info_)) {
   other.handle_ = nullptr;
 }
 
@@ -62,6 +64,18 @@ void *CompiledLibrary::release() {
   void *h = handle_;
   handle_ = nullptr;
   return h;
+}
+
+nlohmann::json CompiledLibrary::infoObject() const {
+  nlohmann::json info = nlohmann::json::parse(info_, nullptr, false);
+  if (info.is_discarded() || !info.is_object())
+    throw RuntimeError(path_ + ": rwkv_model_info() is not JSON");
+  if (info.value("abi_version", 0) != kRuntimeAbiVersion)
+    throw RuntimeError(fmt::format("library '{}' has ABI version {}, this "
+                                   "runtime implements {}",
+                                   path_, info.value("abi_version", 0),
+                                   kRuntimeAbiVersion));
+  return info;
 }
 
 } // namespace rwkv

@@ -9,6 +9,8 @@
 #ifndef RWKV_RUNTIME_CORE_LIBRARY_H
 #define RWKV_RUNTIME_CORE_LIBRARY_H
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 
 namespace rwkv {
@@ -27,6 +29,9 @@ public:
   ~CompiledLibrary();
 
   const std::string &info() const { return info_; }
+  /// rwkv_model_info() as a JSON object of this runtime's ABI version;
+  /// throws RuntimeError naming the library otherwise.
+  nlohmann::json infoObject() const;
   /// The address of `name`, or nullptr.
   void *symbol(const char *name) const;
   /// Calls the library's rwkv_set_num_threads(threads) when `threads` > 0
@@ -38,7 +43,7 @@ public:
 private:
   CompiledLibrary() = default;
   void *handle_ = nullptr;
-  std::string info_;
+  std::string path_, info_;
 };
 
 } // namespace rwkv

@@ -53,14 +53,7 @@ std::unique_ptr<TrainLibrary> TrainLibrary::load(const std::string &libraryPath,
   std::unique_ptr<TrainLibrary> lib(new TrainLibrary());
   lib->path_ = libraryPath;
   lib->json_ = handle.info();
-  nlohmann::json info = nlohmann::json::parse(lib->json_, nullptr, false);
-  if (info.is_discarded() || !info.is_object())
-    throw RuntimeError(libraryPath + ": rwkv_model_info() is not JSON");
-  if (info.value("abi_version", 0) != kRuntimeAbiVersion)
-    throw RuntimeError(fmt::format("library '{}' has ABI version {}, this "
-                                   "runtime implements {}",
-                                   libraryPath, info.value("abi_version", 0),
-                                   kRuntimeAbiVersion));
+  nlohmann::json info = handle.infoObject();
   const nlohmann::json &entries = info["entry_points"];
   if (!entries.is_object() || !entries.contains("rwkv_train_step") ||
       !entries.contains("rwkv_train_loss"))
