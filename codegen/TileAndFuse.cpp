@@ -28,6 +28,26 @@ bool isAllParallel(Operation *op) {
   return linalgOp && linalgOp.getNumLoops() == linalgOp.getNumParallelLoops();
 }
 
+/// Whether some input is read in another dimension order than the loops
+/// (e.g. the transposed operands of the gradient projections). Fused into a
+/// tile, such a producer would redo a strided copy in every tile that
+/// shares the slice; materialised once, it is an O(size) copy.
+bool readsTransposed(Operation *op) {
+  auto linalgOp = cast<linalg::LinalgOp>(op);
+  for (OpOperand *in : linalgOp.getDpsInputOperands()) {
+    int64_t last = -1;
+    for (AffineExpr e : linalgOp.getMatchingIndexingMap(in).getResults()) {
+      auto d = dyn_cast<AffineDimExpr>(e);
+      if (!d)
+        continue;
+      if (static_cast<int64_t>(d.getPosition()) < last)
+        return true;
+      last = d.getPosition();
+    }
+  }
+  return false;
+}
+
 struct RWKVTileAndFusePass final
     : impl::RWKVTileAndFusePassBase<RWKVTileAndFusePass> {
   using Base::Base;
@@ -56,7 +76,8 @@ struct RWKVTileAndFusePass final
               -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
             // Reductions (norms, other projections) would be recomputed per
             // tile: only cheap all-parallel producers are fused.
-            if (!isAllParallel(producer.getOwner()))
+            if (!isAllParallel(producer.getOwner()) ||
+                readsTransposed(producer.getOwner()))
               return std::nullopt;
             return scf::SCFTileAndFuseOptions::ControlFnResult{};
           });
