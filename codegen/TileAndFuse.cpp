@@ -23,6 +23,9 @@ namespace mlir::rwkv {
 
 namespace {
 
+/// Output tiles up to which a fused producer may be recomputed per tile.
+constexpr int64_t kMaxProducerRecompute = 8;
+
 bool isAllParallel(Operation *op) {
   auto linalgOp = dyn_cast_or_null<linalg::LinalgOp>(op);
   return linalgOp && linalgOp.getNumLoops() == linalgOp.getNumParallelLoops();
@@ -71,13 +74,26 @@ struct RWKVTileAndFusePass final
           scf::SCFTilingOptions::LoopType::ForallOp);
       scf::SCFTileAndFuseOptions options;
       options.setTilingOptions(tiling);
+      // A producer fused into the activation operand is recomputed in
+      // every output tile. Wide projections (0.1B: 12 tiles of 768 outputs,
+      // 48 of the FFN key's 3072) would redo their norm and lerps that many
+      // times, which costs more than the projection's own tile over the
+      // prompt or a training batch: their producers stay outside.
+      int64_t nOut =
+          cast<RankedTensorType>(op.getResultTypes()[0]).getDimSize(2);
+      bool recompute =
+          ShapedType::isDynamic(nOut) ||
+          llvm::divideCeil(nOut, tileOutputs) <= kMaxProducerRecompute;
       options.setFusionControlFn(
-          [](tensor::ExtractSliceOp, OpResult producer, bool)
+          [recompute](tensor::ExtractSliceOp, OpResult producer, bool)
               -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
+            Operation *owner = producer.getOwner();
+            // The accumulator fill is always fused (no recompute).
+            if (isa<linalg::FillOp>(owner))
+              return scf::SCFTileAndFuseOptions::ControlFnResult{};
             // Reductions (norms, other projections) would be recomputed per
             // tile: only cheap all-parallel producers are fused.
-            if (!isAllParallel(producer.getOwner()) ||
-                readsTransposed(producer.getOwner()))
+            if (!recompute || !isAllParallel(owner) || readsTransposed(owner))
               return std::nullopt;
             return scf::SCFTileAndFuseOptions::ControlFnResult{};
           });

@@ -12,7 +12,8 @@
 // rwkv-tile-and-fuse (codegen/TileAndFuse.cpp): every rwkv.projection
 // contraction (b, t, o, i) is tiled [1, tile-tokens, tile-outputs, 0] into an
 // scf.forall; all-parallel producers (lerps, activations, the accumulator
-// fill) are fused into the tile, reductions and transposes stay outside.
+// fill) are fused into the tile, reductions and transposes stay outside, and
+// projections of more than 8 output tiles fuse only the fill.
 
 // The lerp and the fill are fused into the forall, before the tiled
 // contraction, which reads a [tile-outputs, C] slice of the weight.
@@ -60,6 +61,27 @@ func.func @lerp_linear(%x: tensor<2x?x128xf32>, %sh: tensor<2x?x128xf32>, %mu: t
   %xr = rwkv.mix %x, %sh, %mu : tensor<2x?x128xf32>, tensor<128xbf16> -> tensor<2x?x128xf32>
   %y = rwkv.linear %xr, %w : tensor<2x?x128xf32>, tensor<256x128xbf16> -> tensor<2x?x256xf32>
   return %y : tensor<2x?x256xf32>
+}
+
+// -----
+
+// A wide projection (1024 outputs: 16 tiles of 64, more than 8) keeps its
+// producers outside the forall: fused, the lerp would be recomputed in each
+// of the 16 output tiles. Only the accumulator fill is fused.
+// CHECK-LABEL: func.func @lerp_wide_linear
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x128xf32>, %[[SH:[^:]+]]: tensor<2x?x128xf32>, %[[MU:[^:]+]]: tensor<128xbf16>, %[[W:[^:]+]]: tensor<1024x128xbf16>)
+// CHECK:         %[[LERP:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[X]], %[[SH]], %[[MU]] : tensor<2x?x128xf32>, tensor<2x?x128xf32>, tensor<128xbf16>)
+// CHECK:         scf.forall (%[[B:.+]], %[[TT:.+]], %[[O:.+]]) = (0, 0, 0) to (2, %{{.+}}, 1024) step (1, 16, 64)
+// CHECK-NOT:       iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK:           %[[XS:.+]] = tensor.extract_slice %[[LERP]][%[[B]], %[[TT]], 0]
+// CHECK:           linalg.fill
+// CHECK-NEXT:      linalg.generic {{.+}} ins(%[[XS]], %{{.+}} : tensor<1x?x128xf32>, tensor<64x128xbf16>) {{.+}} attrs = {rwkv.projection}
+func.func @lerp_wide_linear(%x: tensor<2x?x128xf32>, %sh: tensor<2x?x128xf32>, %mu: tensor<128xbf16>, %w: tensor<1024x128xbf16>) -> tensor<2x?x1024xf32> {
+  %xr = rwkv.mix %x, %sh, %mu : tensor<2x?x128xf32>, tensor<128xbf16> -> tensor<2x?x128xf32>
+  %y = rwkv.linear %xr, %w : tensor<2x?x128xf32>, tensor<1024x128xbf16> -> tensor<2x?x1024xf32>
+  return %y : tensor<2x?x1024xf32>
 }
 
 // -----
