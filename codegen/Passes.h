@@ -3,6 +3,7 @@
 #ifndef RWKV_CODEGEN_PASSES_H
 #define RWKV_CODEGEN_PASSES_H
 
+#include "dialect/IRUtils.h"
 #include "dialect/RWKVOps.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -34,9 +35,6 @@ void populateRWKVWKVGradToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVChunkedWKVGradToLinalgPatterns(RewritePatternSet &patterns);
 /// Element-wise fusion restricted to all-parallel consumers.
 void populateRWKVFuseElementwisePatterns(RewritePatternSet &patterns);
-
-/// Attribute that marks the contraction generics of projections.
-constexpr llvm::StringLiteral kProjectionAttr = "rwkv.projection";
 
 /// All of the above.
 void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns,

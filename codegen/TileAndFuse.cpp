@@ -23,9 +23,32 @@ namespace mlir::rwkv {
 
 namespace {
 
+/// Output tiles up to which a fused producer may be recomputed per tile.
+constexpr int64_t kMaxProducerRecompute = 8;
+
 bool isAllParallel(Operation *op) {
   auto linalgOp = dyn_cast_or_null<linalg::LinalgOp>(op);
   return linalgOp && linalgOp.getNumLoops() == linalgOp.getNumParallelLoops();
+}
+
+/// Whether some input is read in another dimension order than the loops
+/// (e.g. the transposed operands of the gradient projections). Fused into a
+/// tile, such a producer would redo a strided copy in every tile that
+/// shares the slice; materialised once, it is an O(size) copy.
+bool readsTransposed(Operation *op) {
+  auto linalgOp = cast<linalg::LinalgOp>(op);
+  for (OpOperand *in : linalgOp.getDpsInputOperands()) {
+    int64_t last = -1;
+    for (AffineExpr e : linalgOp.getMatchingIndexingMap(in).getResults()) {
+      auto d = dyn_cast<AffineDimExpr>(e);
+      if (!d)
+        continue;
+      if (static_cast<int64_t>(d.getPosition()) < last)
+        return true;
+      last = d.getPosition();
+    }
+  }
+  return false;
 }
 
 struct RWKVTileAndFusePass final
@@ -51,12 +74,26 @@ struct RWKVTileAndFusePass final
           scf::SCFTilingOptions::LoopType::ForallOp);
       scf::SCFTileAndFuseOptions options;
       options.setTilingOptions(tiling);
+      // A producer fused into the activation operand is recomputed in
+      // every output tile. Wide projections (0.1B: 12 tiles of 768 outputs,
+      // 48 of the FFN key's 3072) would redo their norm and lerps that many
+      // times, which costs more than the projection's own tile over the
+      // prompt or a training batch: their producers stay outside.
+      int64_t nOut =
+          cast<RankedTensorType>(op.getResultTypes()[0]).getDimSize(2);
+      bool recompute =
+          ShapedType::isDynamic(nOut) ||
+          llvm::divideCeil(nOut, tileOutputs) <= kMaxProducerRecompute;
       options.setFusionControlFn(
-          [](tensor::ExtractSliceOp, OpResult producer, bool)
+          [recompute](tensor::ExtractSliceOp, OpResult producer, bool)
               -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
+            Operation *owner = producer.getOwner();
+            // The accumulator fill is always fused (no recompute).
+            if (isa<linalg::FillOp>(owner))
+              return scf::SCFTileAndFuseOptions::ControlFnResult{};
             // Reductions (norms, other projections) would be recomputed per
             // tile: only cheap all-parallel producers are fused.
-            if (!isAllParallel(producer.getOwner()))
+            if (!recompute || !isAllParallel(owner) || readsTransposed(owner))
               return std::nullopt;
             return scf::SCFTileAndFuseOptions::ControlFnResult{};
           });

@@ -130,6 +130,81 @@ Value rwkv::buildContraction(OpBuilder &b, Location loc, Value lhs,
       .getResult(0);
 }
 
+Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
+                            bool transposed, Value init) {
+  MLIRContext *ctx = b.getContext();
+  int64_t outDim = transposed ? 0 : 1;
+  Value acc = init;
+  if (!acc) {
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, x);
+    sizes.back() = tensor::getMixedSize(b, loc, w, outDim);
+    acc = zerosF32(b, loc, sizes);
+  }
+  AffineExpr d0, d1, d2, d3;
+  bindDims(ctx, d0, d1, d2, d3);
+  // (b, t, o, i): x[b, t, i] * w[o, i] (or w[i, o]).
+  auto xMap = AffineMap::get(4, 0, {d0, d1, d3}, ctx);
+  auto wMap = transposed ? AffineMap::get(4, 0, {d2, d3}, ctx)
+                         : AffineMap::get(4, 0, {d3, d2}, ctx);
+  auto outMap = AffineMap::get(4, 0, {d0, d1, d2}, ctx);
+  SmallVector<utils::IteratorType> iters = {
+      utils::IteratorType::parallel, utils::IteratorType::parallel,
+      utils::IteratorType::parallel, utils::IteratorType::reduction};
+  auto fm = reductionFastMath(b);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{acc.getType()}, ValueRange{x, w}, ValueRange{acc},
+      ArrayRef<AffineMap>{xMap, wMap, outMap}, iters,
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value wv = toF32(nb, nl, args[1]);
+        Value p = arith::MulFOp::create(nb, nl, args[0], wv, fm);
+        Value s = arith::AddFOp::create(nb, nl, args[2], p, fm);
+        linalg::YieldOp::create(nb, nl, s);
+      });
+  generic->setAttr(kProjectionAttr, b.getUnitAttr());
+  return generic.getResult(0);
+}
+
+Value rwkv::buildTranspose(OpBuilder &b, Location loc, Value v) {
+  MLIRContext *ctx = b.getContext();
+  auto type = llvm::cast<RankedTensorType>(v.getType());
+  SmallVector<OpFoldResult> sizes = {tensor::getMixedSize(b, loc, v, 1),
+                                     tensor::getMixedSize(b, loc, v, 0)};
+  Value init = tensor::EmptyOp::create(b, loc, sizes, type.getElementType());
+  AffineExpr d0, d1;
+  bindDims(ctx, d0, d1);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{v}, ValueRange{init},
+             ArrayRef<AffineMap>{AffineMap::get(2, 0, {d1, d0}, ctx),
+                                 AffineMap::getMultiDimIdentityMap(2, ctx)},
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               linalg::YieldOp::create(nb, nl, args[0]);
+             })
+      .getResult(0);
+}
+
+Value rwkv::buildTokenReduction(OpBuilder &b, Location loc, Value a, Value c) {
+  // [B, T, X] -> [N, X] -> [X, N].
+  auto tokensLast = [&](Value v) {
+    Value flat = tensor::CollapseShapeOp::create(
+        b, loc, v, SmallVector<ReassociationIndices>{{0, 1}, {2}});
+    return buildTranspose(b, loc, flat);
+  };
+  Value aT = tokensLast(a), cT = tokensLast(c);
+  auto aTType = llvm::cast<RankedTensorType>(aT.getType());
+  SmallVector<OpFoldResult> xSizes = {b.getIndexAttr(1),
+                                      tensor::getMixedSize(b, loc, aT, 0),
+                                      tensor::getMixedSize(b, loc, aT, 1)};
+  SmallVector<int64_t> xShape = {1, aTType.getDimSize(0), aTType.getDimSize(1)};
+  Value x = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get(xShape, aTType.getElementType()), aT,
+      SmallVector<ReassociationIndices>{{0, 1}, {2}}, xSizes);
+  // out[0, p, q] = Σ_n aT[0, p, n] cT[q, n].
+  Value out = buildProjection(b, loc, x, cT, /*transposed=*/true);
+  return tensor::CollapseShapeOp::create(
+      b, loc, out, SmallVector<ReassociationIndices>{{0, 1}, {2}});
+}
+
 Value rwkv::buildReduceTo(OpBuilder &b, Location loc, Value full, AffineMap map,
                           ArrayRef<OpFoldResult> sizes) {
   unsigned n = map.getNumDims();

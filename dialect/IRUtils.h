@@ -3,6 +3,7 @@
 #ifndef RWKV_DIALECT_IRUTILS_H
 #define RWKV_DIALECT_IRUTILS_H
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpDefinition.h"
@@ -56,6 +57,37 @@ Value zerosLike(OpBuilder &b, Location loc, Value like);
 Value buildContraction(OpBuilder &b, Location loc, Value lhs, AffineMap lhsMap,
                        Value rhs, AffineMap rhsMap, AffineMap outMap,
                        ArrayRef<OpFoldResult> outSizes);
+
+/// Attribute that marks the contraction generics of projections: the ones
+/// rwkv-tile-and-fuse tiles and rwkv-vectorize-projections register-blocks.
+constexpr llvm::StringLiteral kProjectionAttr = "rwkv.projection";
+
+/// reassoc + contract: lets LLVM vectorise a reduction (another summation
+/// order, far inside the 1e-4 logit tolerance) and form FMAs.
+inline arith::FastMathFlagsAttr reductionFastMath(OpBuilder &b) {
+  return arith::FastMathFlagsAttr::get(b.getContext(),
+                                       arith::FastMathFlags::reassoc |
+                                           arith::FastMathFlags::contract);
+}
+
+/// `out[..., o] = Σ_i x[..., i] * w(o, i)` for a rank-3 activation `x`, as
+/// a `kProjectionAttr` generic over (b, t, o, i) accumulating into zeros.
+/// `transposed` selects the `[out, in]` (nn.Linear) weight layout; otherwise
+/// the weight is `[in, out]` (the LoRA factors). The weight is widened to f32
+/// in the body, never materialised. With `init` (an f32 tensor of the
+/// result's shape) the products are added to it instead of to zeros.
+Value buildProjection(OpBuilder &b, Location loc, Value x, Value w,
+                      bool transposed, Value init = {});
+
+/// `Σ_{b,t} a[b, t, p] * c[b, t, q]` as a `[P, Q]` f32 tensor (a weight
+/// gradient), built as the projection `[1, P, N] x [Q, N]` of the transposed
+/// token-major operands (N = B*T) so that it reaches the same tiled,
+/// register-blocked kernels as the forward projections; the two transposes
+/// cost O(N (P + Q)) copies against the O(N P Q) contraction.
+Value buildTokenReduction(OpBuilder &b, Location loc, Value a, Value c);
+
+/// The transpose `[R, C] -> [C, R]` of a rank-2 tensor (element type kept).
+Value buildTranspose(OpBuilder &b, Location loc, Value v);
 
 /// Sums `full` (an f32 tensor over an iteration space) down to the tensor
 /// indexed by `map`, a projected permutation of that space: the dims `map`

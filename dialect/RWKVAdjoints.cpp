@@ -45,23 +45,18 @@ AffineMap dims(MLIRContext *ctx, unsigned n, ArrayRef<unsigned> which) {
 
 /// Gradients of `y[b,t,o] = Σ_i x[b,t,i] W(o,i)` where `W(o,i)` is
 /// `w[o, i]` if `outIn` (nn.Linear) and `w[i, o]` otherwise (LoRA factors).
+/// Both are built as projections (kProjectionAttr generics) so that they
+/// are tiled, register-blocked and threaded like the forward ones.
 std::pair<Value, Value> projectionGrads(OpBuilder &b, Location loc, Value x,
                                         Value w, Value dy, bool outIn) {
-  MLIRContext *ctx = b.getContext();
-  // dx[b,t,i] = Σ_o dy[b,t,o] W(o,i): dims (b, t, i, o).
-  Value dx = buildContraction(
-      b, loc, dy, dims(ctx, 4, {0, 1, 3}), w,
-      outIn ? dims(ctx, 4, {3, 2}) : dims(ctx, 4, {2, 3}),
-      dims(ctx, 4, {0, 1, 2}),
-      {dim(b, loc, x, 0), dim(b, loc, x, 1), dim(b, loc, x, 2)});
-  // dW(o,i) = Σ_{b,t} dy[b,t,o] x[b,t,i]: dims (p, q, b, t) in w's layout.
-  Value dw =
-      outIn ? buildContraction(b, loc, dy, dims(ctx, 4, {2, 3, 0}), x,
-                               dims(ctx, 4, {2, 3, 1}), dims(ctx, 4, {0, 1}),
-                               {dim(b, loc, w, 0), dim(b, loc, w, 1)})
-            : buildContraction(b, loc, x, dims(ctx, 4, {2, 3, 0}), dy,
-                               dims(ctx, 4, {2, 3, 1}), dims(ctx, 4, {0, 1}),
-                               {dim(b, loc, w, 0), dim(b, loc, w, 1)});
+  // dx[b,t,i] = Σ_o dy[b,t,o] W(o,i): a projection of dy with the weight
+  // [i, o], i.e. w itself for LoRA and wᵀ (one O(I O) copy) for nn.Linear,
+  // so the reduction runs along contiguous rows.
+  Value wIO = outIn ? buildTranspose(b, loc, w) : w;
+  Value dx = buildProjection(b, loc, dy, wIO, /*transposed=*/true);
+  // dW(o,i) = Σ_{b,t} dy[b,t,o] x[b,t,i], in w's layout.
+  Value dw = outIn ? buildTokenReduction(b, loc, dy, x)
+                   : buildTokenReduction(b, loc, x, dy);
   return {dx, dw};
 }
 
@@ -157,12 +152,8 @@ LogicalResult LoraOp::buildAdjoint(OpBuilder &b, ValueRange resultGrads,
   // y = act(x @ down) @ up: recompute the hidden activation z, then the
   // chain rule through each factor.
   Location loc = getLoc();
-  MLIRContext *ctx = b.getContext();
   Value x = getInput(), down = getDown(), up = getUp(), dy = resultGrads[0];
-  Value h = buildContraction(
-      b, loc, x, dims(ctx, 4, {0, 1, 3}), down, dims(ctx, 4, {3, 2}),
-      dims(ctx, 4, {0, 1, 2}),
-      {dim(b, loc, x, 0), dim(b, loc, x, 1), dim(b, loc, down, 1)});
+  Value h = buildProjection(b, loc, x, down, /*transposed=*/false);
   ActivationKind act = getActivation();
   Value z = h;
   if (act == ActivationKind::tanh)

@@ -11,26 +11,11 @@ namespace mlir::rwkv {
 /// A zero-filled f32 tensor whose sizes are `sizes`.
 Value zeros(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes);
 
-/// `out[..., o] = Σ_i x[..., i] * w(o, i)` for a rank-3 activation `x`.
-/// `transposed` selects the `[out, in]` (nn.Linear) weight layout; otherwise
-/// the weight is `[in, out]` (the LoRA factors). The weight is widened to f32
-/// in the body, never materialised.
-Value buildProjection(OpBuilder &b, Location loc, Value x, Value w,
-                      bool transposed);
-
 /// Normalises `x` over its last dimension: `(x - mean) / sqrt(var + eps)`,
 /// then `* weight + bias` where the affine operands are indexed with
 /// `affineMap` (over the iteration space of `x`).
 Value buildNormalize(OpBuilder &b, Location loc, Value x, float eps,
                      Value weight, Value bias, AffineMap affineMap);
-
-/// reassoc + contract: lets LLVM vectorise a reduction (another summation
-/// order, far inside the 1e-4 logit tolerance) and form FMAs.
-inline arith::FastMathFlagsAttr reductionFastMath(OpBuilder &b) {
-  return arith::FastMathFlagsAttr::get(b.getContext(),
-                                       arith::FastMathFlags::reassoc |
-                                           arith::FastMathFlags::contract);
-}
 
 /// `v` as `type` (a tensor.cast when only static-ness differs).
 inline Value castTo(OpBuilder &b, Location loc, Value v, Type type) {

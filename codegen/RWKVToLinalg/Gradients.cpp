@@ -1,8 +1,9 @@
 //===- Gradients.cpp - training ops (loss and adjoints) to linalg
 //----------===//
 //
-// cross_entropy(_grad) walk the flattened B*T tokens in tiles of
-// kTokenTile rows so that only [tile, V] logits ever exist; the norms'
+// cross_entropy(_grad) walk the vocabulary in tiles of at most
+// kMaxVocabTile rows so that only [B*T, tile] logits ever exist, with the
+// products as projections (tiled, register-blocked, threaded); the norms'
 // gradients recompute mean and rstd (two-pass, as the forward) instead of
 // saving them; embed_grad is a scatter-add loop over positions.
 //
@@ -20,9 +21,12 @@ using utils::IteratorType;
 
 namespace {
 
-/// Token rows per cross-entropy tile: [16, V] f32 logits stay small for
-/// V = 65536 (4 MiB) while the head weight is streamed once per tile.
-constexpr int64_t kTokenTile = 16;
+/// Vocabulary rows per cross-entropy tile (at most): only [N, tile] logits
+/// and logit gradients exist at a time, never [N, V]. Each tile's products
+/// (logits, dW rows, dx) are projections, i.e. tiled over tokens and rows,
+/// register-blocked and threaded; 512 rows keep the tile's logits of a
+/// B=4 T=512 step at 4 MiB.
+constexpr int64_t kMaxVocabTile = 512;
 
 Value idx(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
@@ -80,66 +84,35 @@ Value isTarget(OpBuilder &b, Location loc, Value v, Value target) {
   return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, vi, target);
 }
 
-/// Per-tile values shared by the loss and its gradient.
-struct LogitTile {
-  Value z;      // [tile, V] logits
-  Value rowMax; // [tile]
-};
-
-/// z[i, v] = Σ_c x[i, c] W[v, c] and its row maximum.
-LogitTile buildLogitTile(OpBuilder &b, Location loc, Value xs, Value w) {
-  MLIRContext *ctx = b.getContext();
-  AffineExpr d0, d1, d2;
-  bindDims(ctx, d0, d1, d2);
-  auto fm = reductionFastMath(b);
-  SmallVector<OpFoldResult> zSizes = {tensor::getMixedSize(b, loc, xs, 0),
-                                      tensor::getMixedSize(b, loc, w, 0)};
-  Value acc = zeros(b, loc, zSizes);
-  // (i, v, c), c innermost so the weight row is read contiguously.
-  Value z =
-      linalg::GenericOp::create(
-          b, loc, TypeRange{acc.getType()}, ValueRange{xs, w}, ValueRange{acc},
-          ArrayRef<AffineMap>{AffineMap::get(3, 0, {d0, d2}, ctx),
-                              AffineMap::get(3, 0, {d1, d2}, ctx),
-                              AffineMap::get(3, 0, {d0, d1}, ctx)},
-          ArrayRef<IteratorType>{IteratorType::parallel, IteratorType::parallel,
-                                 IteratorType::reduction},
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            Value wv = toF32(nb, nl, args[1]);
-            Value p = arith::MulFOp::create(nb, nl, args[0], wv, fm);
-            Value s = arith::AddFOp::create(nb, nl, args[2], p, fm);
-            linalg::YieldOp::create(nb, nl, s);
-          })
-          .getResult(0);
-  Value minusInf = f32Const(b, loc, -std::numeric_limits<double>::infinity());
-  Value maxInit = fill(b, loc, zSizes[0], minusInf);
-  Value rowMax = linalg::GenericOp::create(
-                     b, loc, TypeRange{maxInit.getType()}, ValueRange{z},
-                     ValueRange{maxInit},
-                     ArrayRef<AffineMap>{AffineMap::get(2, 0, {d0, d1}, ctx),
-                                         AffineMap::get(2, 0, {d0}, ctx)},
-                     ArrayRef<IteratorType>{IteratorType::parallel,
-                                            IteratorType::reduction},
-                     [&](OpBuilder &nb, Location nl, ValueRange args) {
-                       linalg::YieldOp::create(
-                           nb, nl,
-                           arith::MaximumFOp::create(nb, nl, args[1], args[0])
-                               .getResult());
-                     })
-                     .getResult(0);
-  return {z, rowMax};
-}
-
-/// Rows [t0, t0 + size) of a [N, ...] tensor.
-Value tokenRows(OpBuilder &b, Location loc, Value v, Value t0, Value size) {
+/// Rows [r0, r0 + size) of a [R, ...] tensor.
+Value sliceRows(OpBuilder &b, Location loc, Value v, Value r0,
+                OpFoldResult size) {
   auto type = llvm::cast<RankedTensorType>(v.getType());
   SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
-  offsets[0] = t0;
+  offsets[0] = r0;
   SmallVector<OpFoldResult> sizes = {size};
   for (int64_t d = 1; d < type.getRank(); ++d)
     sizes.push_back(tensor::getMixedSize(b, loc, v, d));
   return tensor::ExtractSliceOp::create(b, loc, v, offsets, sizes,
                                         unitStrides(b, type.getRank()));
+}
+
+/// [N, K] -> [1, N, K], the activation form of a projection.
+Value asActivation(OpBuilder &b, Location loc, Value v) {
+  auto type = llvm::cast<RankedTensorType>(v.getType());
+  auto resultType = RankedTensorType::get(
+      {1, type.getDimSize(0), type.getDimSize(1)}, type.getElementType());
+  return tensor::ExpandShapeOp::create(
+      b, loc, resultType, v, SmallVector<ReassociationIndices>{{0, 1}, {2}},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1),
+                             tensor::getMixedSize(b, loc, v, 0),
+                             tensor::getMixedSize(b, loc, v, 1)});
+}
+
+/// [1, N, K] -> [N, K].
+Value dropUnit(OpBuilder &b, Location loc, Value v) {
+  return tensor::CollapseShapeOp::create(
+      b, loc, v, SmallVector<ReassociationIndices>{{0, 1}, {2}});
 }
 
 /// Number of counted targets of the flattened `[N]` ids, as tensor<f32>.
@@ -162,21 +135,185 @@ Value countTargets(OpBuilder &b, Location loc, Value targets, int64_t ignore) {
       .getResult(0);
 }
 
-/// The tile loop `for t0 = 0 to N step kTokenTile`, with the tile size
-/// min(kTokenTile, N - t0) passed to `body`.
-scf::ForOp
-tokenTileLoop(OpBuilder &b, Location loc, Value n, ValueRange inits,
-              llvm::function_ref<SmallVector<Value>(OpBuilder &, Location,
-                                                    Value, Value, ValueRange)>
-                  body) {
-  Value tile = idx(b, loc, kTokenTile);
+/// The vocabulary tile loop `for v0 = 0 to V step tile` over the rows of
+/// `w`. The tile is the largest multiple of 16 up to kMaxVocabTile that
+/// divides a static V, so every tile has the same static shape (the
+/// register-blocked kernels need static reduction extents); otherwise
+/// min(tile, V - v0) rows.
+scf::ForOp vocabTileLoop(
+    OpBuilder &b, Location loc, Value w, ValueRange inits,
+    llvm::function_ref<SmallVector<Value>(OpBuilder &, Location, Value,
+                                          OpFoldResult, ValueRange)>
+        body) {
+  int64_t vocab = llvm::cast<RankedTensorType>(w.getType()).getDimSize(0);
+  int64_t tile = kMaxVocabTile;
+  bool exact = false;
+  if (!ShapedType::isDynamic(vocab)) {
+    for (int64_t t = kMaxVocabTile; t >= 16 && !exact; t -= 16)
+      if (vocab % t == 0) {
+        tile = t;
+        exact = true;
+      }
+    if (vocab <= kMaxVocabTile) {
+      tile = vocab;
+      exact = true;
+    }
+  }
+  Value n = dimValue(b, loc, w, 0);
+  Value step = idx(b, loc, tile);
   return scf::ForOp::create(
-      b, loc, idx(b, loc, 0), n, tile, inits,
-      [&](OpBuilder &lb, Location l, Value t0, ValueRange iter) {
-        Value rest = arith::SubIOp::create(lb, l, n, t0);
-        Value size = arith::MinSIOp::create(lb, l, tile, rest);
-        scf::YieldOp::create(lb, l, body(lb, l, t0, size, iter));
+      b, loc, idx(b, loc, 0), n, step, inits,
+      [&](OpBuilder &lb, Location l, Value v0, ValueRange iter) {
+        OpFoldResult size = lb.getIndexAttr(tile);
+        if (!exact)
+          size = arith::MinSIOp::create(lb, l, step,
+                                        arith::SubIOp::create(lb, l, n, v0))
+                     .getResult();
+        scf::YieldOp::create(lb, l, body(lb, l, v0, size, iter));
       });
+}
+
+/// Row statistics of the logits z[n, v] = Σ_c x[n, c] W[v, c] over the whole
+/// vocabulary, accumulated one vocabulary tile at a time (online softmax:
+/// the running sum is rescaled by exp(old max - new max) when the maximum
+/// grows).
+struct VocabStats {
+  Value max;    // [N] f32
+  Value sum;    // [N] Σ_v exp(z - max)
+  Value target; // [N] z[target] (0 when no row matches), with `targets`
+  Value argmax; // [N] i64 first argmax, with `withArgmax`
+};
+
+VocabStats buildVocabStats(OpBuilder &b, Location loc, Value x3, Value w,
+                           Value targets, bool withArgmax) {
+  MLIRContext *ctx = b.getContext();
+  AffineExpr d0, d1;
+  bindDims(ctx, d0, d1);
+  auto fm = reductionFastMath(b);
+  auto tileMap = AffineMap::get(2, 0, {d0, d1}, ctx);
+  auto rowsMap = AffineMap::get(2, 0, {d0}, ctx);
+  auto id1 = AffineMap::getMultiDimIdentityMap(1, ctx);
+  SmallVector<OpFoldResult> rows = {tensor::getMixedSize(b, loc, x3, 1)};
+  Value minusInf = f32Const(b, loc, -std::numeric_limits<double>::infinity());
+  Value vocabI64 = arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                              dimValue(b, loc, w, 0));
+  SmallVector<Value> inits = {fill(b, loc, rows, minusInf),
+                              zeros(b, loc, rows)};
+  if (targets)
+    inits.push_back(zeros(b, loc, rows));
+  if (withArgmax)
+    inits.push_back(fill(b, loc, rows, vocabI64));
+  auto loop = vocabTileLoop(
+      b, loc, w, inits,
+      [&](OpBuilder &lb, Location l, Value v0, OpFoldResult size,
+          ValueRange iter) -> SmallVector<Value> {
+        Value mOld = iter[0], sOld = iter[1];
+        Value ws = sliceRows(lb, l, w, v0, size);
+        Value z = dropUnit(lb, l, buildProjection(lb, l, x3, ws, true));
+        Value mt = linalg::GenericOp::create(
+                       lb, l, TypeRange{mOld.getType()}, ValueRange{z},
+                       ValueRange{fill(lb, l, rows, minusInf)},
+                       ArrayRef<AffineMap>{tileMap, rowsMap},
+                       ArrayRef<IteratorType>{IteratorType::parallel,
+                                              IteratorType::reduction},
+                       [&](OpBuilder &nb, Location nl, ValueRange args) {
+                         linalg::YieldOp::create(
+                             nb, nl,
+                             arith::MaximumFOp::create(nb, nl, args[1], args[0])
+                                 .getResult());
+                       })
+                       .getResult(0);
+        // Σ_v exp(z - max(mOld, mt)); z[target] (selected, never gathered:
+        // an ignored id may be out of range); the tile's first argmax.
+        SmallVector<Value> ins = {z, mOld, mt};
+        SmallVector<AffineMap> maps = {tileMap, rowsMap, rowsMap};
+        if (targets) {
+          ins.push_back(targets);
+          maps.push_back(rowsMap);
+        }
+        SmallVector<Value> outs = {zeros(lb, l, rows)};
+        if (targets)
+          outs.push_back(iter[2]);
+        if (withArgmax)
+          outs.push_back(fill(lb, l, rows, vocabI64));
+        for (size_t i = 0; i < outs.size(); ++i)
+          maps.push_back(rowsMap);
+        auto st = linalg::GenericOp::create(
+            lb, l, ValueRange(outs).getTypes(), ins, outs, maps,
+            ArrayRef<IteratorType>{IteratorType::parallel,
+                                   IteratorType::reduction},
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value m = arith::MaximumFOp::create(nb, nl, args[1], args[2]);
+              Value e = math::ExpOp::create(
+                  nb, nl, arith::SubFOp::create(nb, nl, args[0], m));
+              unsigned o = ins.size();
+              SmallVector<Value> res = {
+                  arith::AddFOp::create(nb, nl, args[o], e, fm)};
+              Value v = arith::AddIOp::create(
+                  nb, nl, linalg::IndexOp::create(nb, nl, 1), v0);
+              if (targets)
+                res.push_back(arith::SelectOp::create(
+                    nb, nl, isTarget(nb, nl, v, args[3]), args[0],
+                    args[o + 1]));
+              if (withArgmax) {
+                // Lowest index on ties: z == max exactly at the maxima.
+                Value acc = args[o + res.size()];
+                Value vi =
+                    arith::IndexCastOp::create(nb, nl, nb.getI64Type(), v);
+                Value isMax = arith::CmpFOp::create(
+                    nb, nl, arith::CmpFPredicate::OEQ, args[0], args[2]);
+                Value lower = arith::MinSIOp::create(nb, nl, acc, vi);
+                res.push_back(
+                    arith::SelectOp::create(nb, nl, isMax, lower, acc));
+              }
+              linalg::YieldOp::create(nb, nl, res);
+            });
+        // Merge into the running statistics (in place: the loop-carried
+        // tensors are the outputs); a later tile's argmax wins only with a
+        // strictly larger maximum (first argmax overall).
+        SmallVector<Value> cIns = {mt, st.getResult(0)};
+        SmallVector<Value> cOuts = {mOld, sOld};
+        if (withArgmax) {
+          cIns.push_back(st->getResults().back());
+          cOuts.push_back(iter.back());
+        }
+        SmallVector<AffineMap> cMaps(cIns.size() + cOuts.size(), id1);
+        auto merged = linalg::GenericOp::create(
+            lb, l, ValueRange(cOuts).getTypes(), cIns, cOuts, cMaps,
+            ArrayRef<IteratorType>{IteratorType::parallel},
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              unsigned o = cIns.size();
+              Value mo = args[o], so = args[o + 1];
+              Value m = arith::MaximumFOp::create(nb, nl, mo, args[0]);
+              Value r = math::ExpOp::create(
+                  nb, nl, arith::SubFOp::create(nb, nl, mo, m));
+              Value s = arith::AddFOp::create(
+                  nb, nl, arith::MulFOp::create(nb, nl, so, r), args[1]);
+              SmallVector<Value> res = {m, s};
+              if (withArgmax) {
+                Value grew = arith::CmpFOp::create(
+                    nb, nl, arith::CmpFPredicate::OGT, args[0], mo);
+                res.push_back(arith::SelectOp::create(nb, nl, grew, args[2],
+                                                      args[o + 2]));
+              }
+              linalg::YieldOp::create(nb, nl, res);
+            });
+        SmallVector<Value> next = {merged.getResult(0), merged.getResult(1)};
+        if (targets)
+          next.push_back(st.getResult(1));
+        if (withArgmax)
+          next.push_back(merged.getResult(2));
+        return next;
+      });
+  VocabStats stats;
+  stats.max = loop.getResult(0);
+  stats.sum = loop.getResult(1);
+  unsigned i = 2;
+  if (targets)
+    stats.target = loop.getResult(i++);
+  if (withArgmax)
+    stats.argmax = loop.getResult(i++);
+  return stats;
 }
 
 struct CrossEntropyLowering final : OpConversionPattern<CrossEntropyOp> {
@@ -190,76 +327,34 @@ struct CrossEntropyLowering final : OpConversionPattern<CrossEntropyOp> {
     Value x2 = flattenTokens(rewriter, loc, adaptor.getInput());
     Value t1 = flattenTokens(rewriter, loc, adaptor.getTargets());
     Value w = adaptor.getWeight();
-    Value n = dimValue(rewriter, loc, x2, 0);
-    AffineExpr d0, d1;
-    bindDims(ctx, d0, d1);
-    auto fm = reductionFastMath(rewriter);
+    VocabStats stats = buildVocabStats(
+        rewriter, loc, asActivation(rewriter, loc, x2), w, t1, false);
 
-    // Carries (Σ loss, count) as two tensor<f32>.
-    auto loop = tokenTileLoop(
-        rewriter, loc, n,
-        ValueRange{zeros(rewriter, loc, {}), zeros(rewriter, loc, {})},
-        [&](OpBuilder &b, Location l, Value t0, Value size,
-            ValueRange iter) -> SmallVector<Value> {
-          Value xs = tokenRows(b, l, x2, t0, size);
-          Value ts = tokenRows(b, l, t1, t0, size);
-          LogitTile tile = buildLogitTile(b, l, xs, w);
-          // Σ_v exp(z - max) and z[target] (selected, never gathered: an
-          // ignored id may be out of range).
-          SmallVector<OpFoldResult> rows = {
-              tensor::getMixedSize(b, l, tile.z, 0)};
-          Value sInit = zeros(b, l, rows);
-          auto stats = linalg::GenericOp::create(
-              b, l, TypeRange{sInit.getType(), sInit.getType()},
-              ValueRange{tile.z, tile.rowMax, ts},
-              ValueRange{sInit, zeros(b, l, rows)},
-              ArrayRef<AffineMap>{AffineMap::get(2, 0, {d0, d1}, ctx),
-                                  AffineMap::get(2, 0, {d0}, ctx),
-                                  AffineMap::get(2, 0, {d0}, ctx),
-                                  AffineMap::get(2, 0, {d0}, ctx),
-                                  AffineMap::get(2, 0, {d0}, ctx)},
-              ArrayRef<IteratorType>{IteratorType::parallel,
-                                     IteratorType::reduction},
-              [&](OpBuilder &nb, Location nl, ValueRange args) {
-                Value d = arith::SubFOp::create(nb, nl, args[0], args[1]);
-                Value e = math::ExpOp::create(nb, nl, d);
-                Value s = arith::AddFOp::create(nb, nl, args[3], e, fm);
-                Value v = linalg::IndexOp::create(nb, nl, 1);
-                Value hit = isTarget(nb, nl, v, args[2]);
-                Value zt =
-                    arith::SelectOp::create(nb, nl, hit, args[0], args[4]);
-                linalg::YieldOp::create(nb, nl, ValueRange{s, zt});
-              });
-          // Accumulate max + log Σ - z[target] over the counted rows
-          // directly into the loop-carried scalars.
-          auto acc = linalg::GenericOp::create(
-              b, l, TypeRange{iter[0].getType(), iter[1].getType()},
-              ValueRange{tile.rowMax, stats.getResult(0), stats.getResult(1),
-                         ts},
-              ValueRange{iter[0], iter[1]},
-              ArrayRef<AffineMap>{AffineMap::get(1, 0, {d0}, ctx),
-                                  AffineMap::get(1, 0, {d0}, ctx),
-                                  AffineMap::get(1, 0, {d0}, ctx),
-                                  AffineMap::get(1, 0, {d0}, ctx),
-                                  AffineMap::get(1, 0, {}, ctx),
-                                  AffineMap::get(1, 0, {}, ctx)},
-              ArrayRef<IteratorType>{IteratorType::reduction},
-              [&](OpBuilder &nb, Location nl, ValueRange args) {
-                Value lse = arith::AddFOp::create(
-                    nb, nl, args[0], math::LogOp::create(nb, nl, args[1]));
-                Value loss = arith::SubFOp::create(nb, nl, lse, args[2]);
-                Value counted = isCounted(nb, nl, args[3], ignore);
-                Value zero = f32Const(nb, nl, 0.0);
-                Value one = f32Const(nb, nl, 1.0);
-                Value sl = arith::AddFOp::create(
-                    nb, nl, args[4],
-                    arith::SelectOp::create(nb, nl, counted, loss, zero));
-                Value sc = arith::AddFOp::create(
-                    nb, nl, args[5],
-                    arith::SelectOp::create(nb, nl, counted, one, zero));
-                linalg::YieldOp::create(nb, nl, ValueRange{sl, sc});
-              });
-          return {acc.getResult(0), acc.getResult(1)};
+    // Σ over the counted rows of max + log Σ - z[target], and the count.
+    auto id1 = AffineMap::getMultiDimIdentityMap(1, ctx);
+    auto toScalar = AffineMap::get(1, 0, {}, ctx);
+    Value sumInit = zeros(rewriter, loc, {});
+    Value countInit = zeros(rewriter, loc, {});
+    auto acc = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{sumInit.getType(), countInit.getType()},
+        ValueRange{stats.max, stats.sum, stats.target, t1},
+        ValueRange{sumInit, countInit},
+        ArrayRef<AffineMap>{id1, id1, id1, id1, toScalar, toScalar},
+        ArrayRef<IteratorType>{IteratorType::reduction},
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Value lse = arith::AddFOp::create(
+              nb, nl, args[0], math::LogOp::create(nb, nl, args[1]));
+          Value loss = arith::SubFOp::create(nb, nl, lse, args[2]);
+          Value counted = isCounted(nb, nl, args[3], ignore);
+          Value zero = f32Const(nb, nl, 0.0);
+          Value one = f32Const(nb, nl, 1.0);
+          Value sl = arith::AddFOp::create(
+              nb, nl, args[4],
+              arith::SelectOp::create(nb, nl, counted, loss, zero));
+          Value sc = arith::AddFOp::create(
+              nb, nl, args[5],
+              arith::SelectOp::create(nb, nl, counted, one, zero));
+          linalg::YieldOp::create(nb, nl, ValueRange{sl, sc});
         });
 
     // mean = Σ / count, 0 when nothing was counted.
@@ -269,7 +364,7 @@ struct CrossEntropyLowering final : OpConversionPattern<CrossEntropyOp> {
     Value loss =
         linalg::GenericOp::create(
             rewriter, loc, TypeRange{out.getType()},
-            ValueRange{loop.getResult(0), loop.getResult(1)}, ValueRange{out},
+            ValueRange{acc.getResult(0), acc.getResult(1)}, ValueRange{out},
             ArrayRef<AffineMap>{scalar, scalar, scalar},
             ArrayRef<IteratorType>{},
             [&](OpBuilder &nb, Location nl, ValueRange args) {
@@ -287,6 +382,11 @@ struct CrossEntropyLowering final : OpConversionPattern<CrossEntropyOp> {
   }
 };
 
+/// Two passes over the vocabulary tiles: the softmax statistics, then per
+/// tile the logit gradient g = (softmax - onehot) * scale, its dW rows
+/// gᵀ x (a complete reduction over the N tokens) and its share g W of dx
+/// (added to the running dx). Three projections per tile and one for the
+/// statistics: the logits are computed twice, never stored whole.
 struct CrossEntropyGradLowering final
     : OpConversionPattern<CrossEntropyGradOp> {
   using OpConversionPattern::OpConversionPattern;
@@ -301,10 +401,8 @@ struct CrossEntropyGradLowering final
     Value x2 = flattenTokens(rewriter, loc, x);
     Value t1 = flattenTokens(rewriter, loc, adaptor.getTargets());
     Value w = adaptor.getWeight();
-    Value n = dimValue(rewriter, loc, x2, 0);
-    AffineExpr d0, d1, d2;
-    bindDims(ctx, d0, d1, d2);
-    auto fm = reductionFastMath(rewriter);
+    AffineExpr d0, d1;
+    bindDims(ctx, d0, d1);
 
     // scale = dloss / count (0 when nothing is counted): the whole batch's
     // count is needed before the first tile's gradient.
@@ -329,167 +427,92 @@ struct CrossEntropyGradLowering final
             })
             .getResult(0);
 
-    SmallVector<OpFoldResult> dxSizes =
-        tensor::getMixedSizes(rewriter, loc, x2);
+    Value x3 = asActivation(rewriter, loc, x2);
+    VocabStats stats = buildVocabStats(rewriter, loc, x3, w, {}, l2wrap > 0.0f);
+    // xᵀ [C, N]: the dW rows reduce over the tokens along contiguous rows.
+    Value xT = buildTranspose(rewriter, loc, x2);
     Value dxInit =
-        tensor::EmptyOp::create(rewriter, loc, dxSizes, rewriter.getF32Type());
-    Value dwInit =
-        zeros(rewriter, loc, tensor::getMixedSizes(rewriter, loc, w));
-    auto loop = tokenTileLoop(
-        rewriter, loc, n, ValueRange{dxInit, dwInit},
-        [&](OpBuilder &b, Location l, Value t0, Value size,
+        zeros(rewriter, loc, tensor::getMixedSizes(rewriter, loc, x3));
+    Value dwInit = tensor::EmptyOp::create(
+        rewriter, loc, tensor::getMixedSizes(rewriter, loc, w),
+        rewriter.getF32Type());
+    auto loop = vocabTileLoop(
+        rewriter, loc, w, ValueRange{dxInit, dwInit},
+        [&](OpBuilder &b, Location l, Value v0, OpFoldResult size,
             ValueRange iter) -> SmallVector<Value> {
-          Value xs = tokenRows(b, l, x2, t0, size);
-          Value ts = tokenRows(b, l, t1, t0, size);
-          LogitTile tile = buildLogitTile(b, l, xs, w);
+          Value ws = sliceRows(b, l, w, v0, size);
+          Value z = dropUnit(b, l, buildProjection(b, l, x3, ws, true));
           auto rowsMap = AffineMap::get(2, 0, {d0}, ctx);
           auto tileMap = AffineMap::get(2, 0, {d0, d1}, ctx);
-          SmallVector<OpFoldResult> rows = {
-              tensor::getMixedSize(b, l, tile.z, 0)};
-          // Σ_v exp(z - max) and, for L2Wrap, the first argmax.
-          Value sInit = zeros(b, l, rows);
-          SmallVector<Value> statInits = {sInit};
-          SmallVector<Type> statTypes = {sInit.getType()};
-          SmallVector<AffineMap> statMaps = {tileMap, rowsMap, rowsMap};
-          if (l2wrap > 0.0f) {
-            Value vocab = arith::IndexCastOp::create(b, l, b.getI64Type(),
-                                                     dimValue(b, l, w, 0));
-            Value amInit = fill(b, l, rows, vocab);
-            statInits.push_back(amInit);
-            statTypes.push_back(amInit.getType());
-            statMaps.push_back(rowsMap);
-          }
-          auto stats = linalg::GenericOp::create(
-              b, l, statTypes, ValueRange{tile.z, tile.rowMax}, statInits,
-              statMaps,
-              ArrayRef<IteratorType>{IteratorType::parallel,
-                                     IteratorType::reduction},
-              [&](OpBuilder &nb, Location nl, ValueRange args) {
-                Value d = arith::SubFOp::create(nb, nl, args[0], args[1]);
-                Value e = math::ExpOp::create(nb, nl, d);
-                SmallVector<Value> res = {
-                    arith::AddFOp::create(nb, nl, args[2], e, fm)};
-                if (l2wrap > 0.0f) {
-                  // Lowest index on ties: z == max exactly at the maxima.
-                  Value v = arith::IndexCastOp::create(
-                      nb, nl, nb.getI64Type(),
-                      linalg::IndexOp::create(nb, nl, 1));
-                  Value isMax = arith::CmpFOp::create(
-                      nb, nl, arith::CmpFPredicate::OEQ, args[0], args[1]);
-                  Value lower = arith::MinSIOp::create(nb, nl, args[3], v);
-                  res.push_back(
-                      arith::SelectOp::create(nb, nl, isMax, lower, args[3]));
-                }
-                linalg::YieldOp::create(nb, nl, res);
-              });
-
-          // g = (softmax - onehot) * scale (+ L2Wrap), 0 on ignored rows.
-          SmallVector<Value> gIns = {tile.z, tile.rowMax, stats.getResult(0),
-                                     ts, scale};
+          // g = (softmax - onehot) * scale (+ L2Wrap), 0 on ignored rows,
+          // written both [N, tile] (for dx) and [tile, N] (for dW).
+          SmallVector<Value> gIns = {z, stats.max, stats.sum, t1, scale};
           SmallVector<AffineMap> gMaps = {tileMap, rowsMap, rowsMap, rowsMap,
                                           AffineMap::get(2, 0, {}, ctx)};
           if (l2wrap > 0.0f) {
-            gIns.push_back(stats.getResult(1));
+            gIns.push_back(stats.argmax);
             gMaps.push_back(rowsMap);
           }
           gMaps.push_back(tileMap);
+          gMaps.push_back(AffineMap::get(2, 0, {d1, d0}, ctx));
+          OpFoldResult nTok = tensor::getMixedSize(b, l, z, 0);
           Value gInit = tensor::EmptyOp::create(
-              b, l, tensor::getMixedSizes(b, l, tile.z), b.getF32Type());
+              b, l, ArrayRef<OpFoldResult>{nTok, size}, b.getF32Type());
+          Value gTInit = tensor::EmptyOp::create(
+              b, l, ArrayRef<OpFoldResult>{size, nTok}, b.getF32Type());
           SmallVector<IteratorType> par2(2, IteratorType::parallel);
-          Value g =
-              linalg::GenericOp::create(
-                  b, l, TypeRange{gInit.getType()}, gIns, ValueRange{gInit},
-                  gMaps, par2,
-                  [&](OpBuilder &nb, Location nl, ValueRange args) {
-                    Value zero = f32Const(nb, nl, 0.0);
-                    Value one = f32Const(nb, nl, 1.0);
-                    Value d = arith::SubFOp::create(nb, nl, args[0], args[1]);
-                    Value e = math::ExpOp::create(nb, nl, d);
-                    Value p = arith::DivFOp::create(nb, nl, e, args[2]);
-                    Value v = linalg::IndexOp::create(nb, nl, 1);
-                    Value hot = arith::SelectOp::create(
-                        nb, nl, isTarget(nb, nl, v, args[3]), one, zero);
-                    Value gv = arith::MulFOp::create(
-                        nb, nl, arith::SubFOp::create(nb, nl, p, hot), args[4]);
-                    if (l2wrap > 0.0f) {
-                      Value vi = arith::IndexCastOp::create(nb, nl,
-                                                            nb.getI64Type(), v);
-                      Value atMax = arith::CmpIOp::create(
-                          nb, nl, arith::CmpIPredicate::eq, vi, args[5]);
-                      Value extra = arith::MulFOp::create(
-                          nb, nl,
-                          arith::MulFOp::create(
-                              nb, nl, f32Const(nb, nl, l2wrap), args[4]),
-                          args[1]);
-                      gv = arith::AddFOp::create(
-                          nb, nl, gv,
-                          arith::SelectOp::create(nb, nl, atMax, extra, zero));
-                    }
-                    Value counted = isCounted(nb, nl, args[3], ignore);
-                    linalg::YieldOp::create(
-                        nb, nl,
-                        arith::SelectOp::create(nb, nl, counted, gv, zero)
-                            .getResult());
-                  })
-                  .getResult(0);
-
-          // dx rows = g W: (i, c, v), accumulated in the destination's rows
-          // so the insert_slice below bufferizes without a copy.
-          SmallVector<OpFoldResult> dxTileSizes = {
-              size, tensor::getMixedSize(b, l, xs, 1)};
-          Value dxRows = tensor::ExtractSliceOp::create(
-              b, l, iter[0], ArrayRef<OpFoldResult>{t0, b.getIndexAttr(0)},
-              dxTileSizes, unitStrides(b, 2));
-          Value dxAcc =
-              linalg::FillOp::create(b, l, f32Const(b, l, 0.0), dxRows)
-                  .getResult(0);
-          SmallVector<IteratorType> contract = {IteratorType::parallel,
-                                                IteratorType::parallel,
-                                                IteratorType::reduction};
-          Value dxTile =
-              linalg::GenericOp::create(
-                  b, l, TypeRange{dxAcc.getType()}, ValueRange{g, w},
-                  ValueRange{dxAcc},
-                  ArrayRef<AffineMap>{AffineMap::get(3, 0, {d0, d2}, ctx),
-                                      AffineMap::get(3, 0, {d2, d1}, ctx),
-                                      AffineMap::get(3, 0, {d0, d1}, ctx)},
-                  contract,
-                  [&](OpBuilder &nb, Location nl, ValueRange args) {
-                    Value wv = toF32(nb, nl, args[1]);
-                    Value p = arith::MulFOp::create(nb, nl, args[0], wv, fm);
-                    linalg::YieldOp::create(
-                        nb, nl,
-                        arith::AddFOp::create(nb, nl, args[2], p, fm)
-                            .getResult());
-                  })
-                  .getResult(0);
-          Value dx = tensor::InsertSliceOp::create(
-              b, l, dxTile, iter[0],
-              ArrayRef<OpFoldResult>{t0, b.getIndexAttr(0)}, dxTileSizes,
+          auto gOp = linalg::GenericOp::create(
+              b, l, TypeRange{gInit.getType(), gTInit.getType()}, gIns,
+              ValueRange{gInit, gTInit}, gMaps, par2,
+              [&](OpBuilder &nb, Location nl, ValueRange args) {
+                Value zero = f32Const(nb, nl, 0.0);
+                Value one = f32Const(nb, nl, 1.0);
+                Value d = arith::SubFOp::create(nb, nl, args[0], args[1]);
+                Value e = math::ExpOp::create(nb, nl, d);
+                Value p = arith::DivFOp::create(nb, nl, e, args[2]);
+                Value v = arith::AddIOp::create(
+                    nb, nl, linalg::IndexOp::create(nb, nl, 1), v0);
+                Value hot = arith::SelectOp::create(
+                    nb, nl, isTarget(nb, nl, v, args[3]), one, zero);
+                Value gv = arith::MulFOp::create(
+                    nb, nl, arith::SubFOp::create(nb, nl, p, hot), args[4]);
+                if (l2wrap > 0.0f) {
+                  Value vi =
+                      arith::IndexCastOp::create(nb, nl, nb.getI64Type(), v);
+                  Value atMax = arith::CmpIOp::create(
+                      nb, nl, arith::CmpIPredicate::eq, vi, args[5]);
+                  Value extra = arith::MulFOp::create(
+                      nb, nl,
+                      arith::MulFOp::create(nb, nl, f32Const(nb, nl, l2wrap),
+                                            args[4]),
+                      args[1]);
+                  gv = arith::AddFOp::create(
+                      nb, nl, gv,
+                      arith::SelectOp::create(nb, nl, atMax, extra, zero));
+                }
+                Value counted = isCounted(nb, nl, args[3], ignore);
+                Value gc = arith::SelectOp::create(nb, nl, counted, gv, zero);
+                linalg::YieldOp::create(nb, nl, ValueRange{gc, gc});
+              });
+          // dx += g W[tile]: a projection of g with the tile's rows
+          // transposed to [C, tile].
+          Value dx = buildProjection(b, l, asActivation(b, l, gOp.getResult(0)),
+                                     buildTranspose(b, l, ws), true, iter[0]);
+          // dW[tile] = gᵀ x.
+          Value dwRows = dropUnit(
+              b, l,
+              buildProjection(b, l, asActivation(b, l, gOp.getResult(1)), xT,
+                              true));
+          Value dw = tensor::InsertSliceOp::create(
+              b, l, dwRows, iter[1],
+              ArrayRef<OpFoldResult>{v0, b.getIndexAttr(0)},
+              ArrayRef<OpFoldResult>{size, tensor::getMixedSize(b, l, w, 1)},
               unitStrides(b, 2));
-          // dW += gᵀ x: (v, c, i), accumulated in place in the loop-carried
-          // tensor.
-          Value dw =
-              linalg::GenericOp::create(
-                  b, l, TypeRange{iter[1].getType()}, ValueRange{g, xs},
-                  ValueRange{iter[1]},
-                  ArrayRef<AffineMap>{AffineMap::get(3, 0, {d2, d0}, ctx),
-                                      AffineMap::get(3, 0, {d2, d1}, ctx),
-                                      AffineMap::get(3, 0, {d0, d1}, ctx)},
-                  contract,
-                  [&](OpBuilder &nb, Location nl, ValueRange args) {
-                    Value p =
-                        arith::MulFOp::create(nb, nl, args[0], args[1], fm);
-                    linalg::YieldOp::create(
-                        nb, nl,
-                        arith::AddFOp::create(nb, nl, args[2], p, fm)
-                            .getResult());
-                  })
-                  .getResult(0);
           return {dx, dw};
         });
 
-    Value dx = unflattenTokens(rewriter, loc, loop.getResult(0), x);
+    Value dx = unflattenTokens(rewriter, loc,
+                               dropUnit(rewriter, loc, loop.getResult(0)), x);
     rewriter.replaceOp(op,
                        {castTo(rewriter, loc, dx, op.getInputGrad().getType()),
                         castTo(rewriter, loc, loop.getResult(1),

@@ -19,37 +19,6 @@ Value rwkv::zeros(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes) {
       .getResult(0);
 }
 
-Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
-                            bool transposed) {
-  MLIRContext *ctx = b.getContext();
-  int64_t outDim = transposed ? 0 : 1;
-  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, x);
-  sizes.back() = tensor::getMixedSize(b, loc, w, outDim);
-  Value acc = zeros(b, loc, sizes);
-  AffineExpr d0, d1, d2, d3;
-  bindDims(ctx, d0, d1, d2, d3);
-  // (b, t, o, i): x[b, t, i] * w[o, i] (or w[i, o]).
-  auto xMap = AffineMap::get(4, 0, {d0, d1, d3}, ctx);
-  auto wMap = transposed ? AffineMap::get(4, 0, {d2, d3}, ctx)
-                         : AffineMap::get(4, 0, {d3, d2}, ctx);
-  auto outMap = AffineMap::get(4, 0, {d0, d1, d2}, ctx);
-  SmallVector<IteratorType> iters = {
-      IteratorType::parallel, IteratorType::parallel, IteratorType::parallel,
-      IteratorType::reduction};
-  auto fm = reductionFastMath(b);
-  auto generic = linalg::GenericOp::create(
-      b, loc, TypeRange{acc.getType()}, ValueRange{x, w}, ValueRange{acc},
-      ArrayRef<AffineMap>{xMap, wMap, outMap}, iters,
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        Value wv = toF32(nb, nl, args[1]);
-        Value p = arith::MulFOp::create(nb, nl, args[0], wv, fm);
-        Value s = arith::AddFOp::create(nb, nl, args[2], p, fm);
-        linalg::YieldOp::create(nb, nl, s);
-      });
-  generic->setAttr(kProjectionAttr, b.getUnitAttr());
-  return generic.getResult(0);
-}
-
 namespace {
 
 struct EmbedLowering final : OpConversionPattern<EmbedOp> {

@@ -11,8 +11,9 @@
 // No rwkv op survives the conversion (the `rwkv.projection` tag does).
 // NOOPS-NOT: rwkv.{{(embed|layer_norm|token_shift|mix|linear|lora|l2_normalize|wkv|group_norm|head|cross_entropy)(_grad)? }}
 // NOOPS-NOT: = rwkv.
-// The cross-entropy cases (V = 40) never materialise [B, T, V] logits.
-// NOOPS-NOT: tensor<{{[0-9?]+}}x{{[0-9?]+}}x40xf32>
+// The cross-entropy cases with V = 1024 and 1000 never materialise [N, V]
+// logits, only tiles of 512 vocabulary rows (V = 40 is a single tile).
+// NOOPS-NOT: x{{1000|1024}}xf32>
 
 // embed: a gather generic over (b, t, c) reading the token id and extracting
 // (id, c) from the table.
@@ -535,61 +536,71 @@ func.func @head_all(%x: tensor<2x?x8xf32>, %w: tensor<32x8xbf16>) -> tensor<2x?x
 
 // -----
 
-// cross_entropy: an scf.for over tiles of 16 flattened tokens (the last tile
-// min(16, N - t0)) carrying (Σ loss, count); per tile only [tile, V] logits
-// (a contraction with the bf16 head widened in the body), the row max, then
-// Σ exp(z - max) with z[target] selected (not gathered), accumulated into
-// the loop-carried scalars; the mean is 0 when no target counts.
+// cross_entropy: an scf.for over tiles of 512 vocabulary rows (1024 = 2
+// static tiles) carrying the rows' running (max, Σ exp, z[target]); per
+// tile only [N, 512] logits, as an rwkv.projection of [1, N, C] with the
+// bf16 head rows, the tile's row max, Σ exp(z - max(old, tile max)) with
+// z[target] selected (not gathered) at the global index v0 + v, merged in
+// place (the old sum rescaled by exp(old max - new max)). Then Σ over the
+// counted rows of max + log Σ - z[target]; the mean is 0 when no target
+// counts.
 // CHECK-LABEL: func.func @cross_entropy
-// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<40x8xbf16>, %[[T:[^:]+]]: tensor<2x?xi32>)
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<1024x8xbf16>, %[[T:[^:]+]]: tensor<2x?xi32>)
 // CHECK-DAG:     %[[X2:.+]] = tensor.collapse_shape %[[X]] {{\[}}[0, 1], [2]] : tensor<2x?x8xf32> into tensor<?x8xf32>
 // CHECK-DAG:     %[[T1:.+]] = tensor.collapse_shape %[[T]] {{\[}}[0, 1]] : tensor<2x?xi32> into tensor<?xi32>
-// CHECK-DAG:     %[[N:.+]] = tensor.dim %[[X2]], %{{.+}} : tensor<?x8xf32>
-// CHECK-DAG:     %[[TILE:.+]] = arith.constant 16 : index
-// CHECK:         %[[LOOP:.+]]:2 = scf.for %[[T0:.+]] = %{{.+}} to %[[N]] step %[[TILE]] iter_args(%[[LSUM:.+]] = %{{.+}}, %[[CNT:.+]] = %{{.+}}) -> (tensor<f32>, tensor<f32>) {
-// CHECK-NEXT:      %[[REST:.+]] = arith.subi %[[N]], %[[T0]] : index
-// CHECK-NEXT:      %[[SZ:.+]] = arith.minsi %[[TILE]], %[[REST]] : index
-// CHECK:           %[[XS:.+]] = tensor.extract_slice %[[X2]][%[[T0]], 0] [%[[SZ]], 8] [1, 1] : tensor<?x8xf32> to tensor<?x8xf32>
-// CHECK:           %[[TS:.+]] = tensor.extract_slice %[[T1]][%[[T0]]] [%[[SZ]]] [1] : tensor<?xi32> to tensor<?xi32>
-// CHECK:           %[[Z:.+]] = linalg.generic
-// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
-// CHECK-SAME:        iterator_types = ["parallel", "parallel", "reduction"]
-// CHECK-SAME:        ins(%[[XS]], %[[W]] : tensor<?x8xf32>, tensor<40x8xbf16>) outs(%{{.+}} : tensor<?x40xf32>)
+// CHECK:         %[[X3:.+]] = tensor.expand_shape %[[X2]] {{\[}}[0, 1], [2]] {{.*}} into tensor<1x?x8xf32>
+// CHECK-DAG:     %[[TILE:.+]] = arith.constant 512 : index
+// CHECK:         %[[LOOP:.+]]:3 = scf.for %[[V0:[^ ]+]] = %{{.+}} to %{{.+}} step %[[TILE]] iter_args(%[[MX:.+]] = %{{.+}}, %[[SM:.+]] = %{{.+}}, %[[ZT:.+]] = %{{.+}}) -> (tensor<?xf32>, tensor<?xf32>, tensor<?xf32>) {
+// CHECK:           %[[WS:.+]] = tensor.extract_slice %[[W]][%[[V0]], 0] [512, 8] [1, 1] : tensor<1024x8xbf16> to tensor<512x8xbf16>
+// CHECK:           %[[Z3:.+]] = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK-SAME:        ins(%[[X3]], %[[WS]] : tensor<1x?x8xf32>, tensor<512x8xbf16>) outs(%{{.+}} : tensor<1x?x512xf32>) attrs = {rwkv.projection}
 // CHECK:             arith.extf %{{.+}} : bf16 to f32
-// CHECK:             arith.mulf {{.+}} fastmath<reassoc,contract> : f32
-// CHECK:           %[[NEGINF:.+]] = arith.constant 0xFF800000 : f32
-// CHECK:           %[[MAX:.+]] = linalg.generic
+// CHECK:           %[[Z:.+]] = tensor.collapse_shape %[[Z3]] {{.*}} into tensor<?x512xf32>
+// CHECK:           %[[TMAX:.+]] = linalg.generic
 // CHECK-SAME:        iterator_types = ["parallel", "reduction"]
-// CHECK-SAME:        ins(%[[Z]] : tensor<?x40xf32>)
+// CHECK-SAME:        ins(%[[Z]] : tensor<?x512xf32>)
 // CHECK:             arith.maximumf
 // CHECK:           %[[ST:.+]]:2 = linalg.generic
 // CHECK-SAME:        iterator_types = ["parallel", "reduction"]
-// CHECK-SAME:        ins(%[[Z]], %[[MAX]], %[[TS]] : tensor<?x40xf32>, tensor<?xf32>, tensor<?xi32>)
-// CHECK-NEXT:      ^bb0(%[[SZV:[^:]+]]: f32, %[[SM:[^:]+]]: f32, %[[ST_T:[^:]+]]: i32, %[[SACC:[^:]+]]: f32, %[[ZT:[^:]+]]: f32):
-// CHECK-NEXT:        %[[D:.+]] = arith.subf %[[SZV]], %[[SM]] : f32
+// CHECK-SAME:        ins(%[[Z]], %[[MX]], %[[TMAX]], %[[T1]] : tensor<?x512xf32>, tensor<?xf32>, tensor<?xf32>, tensor<?xi32>) outs(%{{.+}}, %[[ZT]] : tensor<?xf32>, tensor<?xf32>)
+// CHECK-NEXT:      ^bb0(%[[SZV:[^:]+]]: f32, %[[SMO:[^:]+]]: f32, %[[SMT:[^:]+]]: f32, %[[ST_T:[^:]+]]: i32, %[[SACC:[^:]+]]: f32, %[[ZTA:[^:]+]]: f32):
+// CHECK-NEXT:        %[[M:.+]] = arith.maximumf %[[SMO]], %[[SMT]] : f32
+// CHECK-NEXT:        %[[D:.+]] = arith.subf %[[SZV]], %[[M]] : f32
 // CHECK-NEXT:        %[[E:.+]] = math.exp %[[D]] : f32
 // CHECK-NEXT:        arith.addf %[[SACC]], %[[E]] fastmath<reassoc,contract> : f32
-// CHECK-NEXT:        %[[V:.+]] = linalg.index 1 : index
-// CHECK-NEXT:        %[[VI:.+]] = arith.index_cast %[[V]] : index to i32
+// CHECK-NEXT:        %[[VL:.+]] = linalg.index 1 : index
+// CHECK-NEXT:        %[[VG:.+]] = arith.addi %[[VL]], %[[V0]] : index
+// CHECK-NEXT:        %[[VI:.+]] = arith.index_cast %[[VG]] : index to i32
 // CHECK-NEXT:        %[[HIT:.+]] = arith.cmpi eq, %[[VI]], %[[ST_T]] : i32
-// CHECK-NEXT:        arith.select %[[HIT]], %[[SZV]], %[[ZT]] : f32
-// CHECK:           %[[ACC:.+]]:2 = linalg.generic
-// CHECK-SAME:        indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>, affine_map<(d0) -> ()>]
-// CHECK-SAME:        iterator_types = ["reduction"]
-// CHECK-SAME:        ins(%[[MAX]], %[[ST]]#0, %[[ST]]#1, %[[TS]] : {{.+}}) outs(%[[LSUM]], %[[CNT]] : tensor<f32>, tensor<f32>)
-// CHECK:             math.log
-// CHECK:             arith.extsi %{{.+}} : i32 to i64
-// CHECK:             arith.cmpi ne, %{{.+}}, %{{.+}} : i64
-// CHECK:           scf.yield %[[ACC]]#0, %[[ACC]]#1 : tensor<f32>, tensor<f32>
+// CHECK-NEXT:        arith.select %[[HIT]], %[[SZV]], %[[ZTA]] : f32
+// CHECK:           %[[MG:.+]]:2 = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel"]
+// CHECK-SAME:        ins(%[[TMAX]], %[[ST]]#0 : tensor<?xf32>, tensor<?xf32>) outs(%[[MX]], %[[SM]] : tensor<?xf32>, tensor<?xf32>)
+// CHECK-NEXT:      ^bb0(%[[CT:[^:]+]]: f32, %[[CS:[^:]+]]: f32, %[[CMO:[^:]+]]: f32, %[[CSO:[^:]+]]: f32):
+// CHECK-NEXT:        %[[CM:.+]] = arith.maximumf %[[CMO]], %[[CT]] : f32
+// CHECK-NEXT:        %[[CD:.+]] = arith.subf %[[CMO]], %[[CM]] : f32
+// CHECK-NEXT:        %[[CR:.+]] = math.exp %[[CD]] : f32
+// CHECK-NEXT:        %[[CSC:.+]] = arith.mulf %[[CSO]], %[[CR]] : f32
+// CHECK-NEXT:        %[[CSN:.+]] = arith.addf %[[CSC]], %[[CS]] : f32
+// CHECK-NEXT:        linalg.yield %[[CM]], %[[CSN]] : f32, f32
+// CHECK:           scf.yield %[[MG]]#0, %[[MG]]#1, %[[ST]]#1 : tensor<?xf32>, tensor<?xf32>, tensor<?xf32>
+// CHECK:         %[[ACC:.+]]:2 = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>, affine_map<(d0) -> ()>]
+// CHECK-SAME:      iterator_types = ["reduction"]
+// CHECK-SAME:      ins(%[[LOOP]]#0, %[[LOOP]]#1, %[[LOOP]]#2, %[[T1]] : {{.+}}) outs(%{{.+}}, %{{.+}} : tensor<f32>, tensor<f32>)
+// CHECK:           math.log
+// CHECK:           arith.extsi %{{.+}} : i32 to i64
+// CHECK:           arith.cmpi ne, %{{.+}}, %{{.+}} : i64
 // CHECK:         %[[L:.+]] = linalg.generic
 // CHECK-SAME:      iterator_types = []
-// CHECK-SAME:      ins(%[[LOOP]]#0, %[[LOOP]]#1 : tensor<f32>, tensor<f32>)
+// CHECK-SAME:      ins(%[[ACC]]#0, %[[ACC]]#1 : tensor<f32>, tensor<f32>)
 // CHECK:           arith.cmpf ogt
 // CHECK:           arith.divf
 // CHECK:           arith.select
 // CHECK:         return %[[L]] : tensor<f32>
-func.func @cross_entropy(%x: tensor<2x?x8xf32>, %w: tensor<40x8xbf16>, %t: tensor<2x?xi32>) -> tensor<f32> {
-  %0 = rwkv.cross_entropy %x, %w, %t : tensor<2x?x8xf32>, tensor<40x8xbf16>, tensor<2x?xi32> -> tensor<f32>
+func.func @cross_entropy(%x: tensor<2x?x8xf32>, %w: tensor<1024x8xbf16>, %t: tensor<2x?xi32>) -> tensor<f32> {
+  %0 = rwkv.cross_entropy %x, %w, %t : tensor<2x?x8xf32>, tensor<1024x8xbf16>, tensor<2x?xi32> -> tensor<f32>
   return %0 : tensor<f32>
 }
 
@@ -662,61 +673,76 @@ func.func @wkv_grad(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?
 // -----
 
 // cross_entropy_grad (l2wrap): the count of counted targets and dloss / n
-// first, then the same token-tile loop carrying (dx rows, dW). Per tile:
-// logits, max, Σ exp with the first argmax (z == max, minsi index), the
+// first; then the vocabulary statistics (as in cross_entropy, here with the
+// first argmax: z == tile max, minsi of the global index, taken over the
+// running one only when the tile max is strictly larger); then a second
+// loop over the vocabulary tiles (V = 1000: min(512, V - v0) rows)
+// carrying (dx [1, N, C], dW). Per tile: the logits projection, the
 // all-parallel g = (softmax - onehot) * scale + l2wrap * scale * max at the
-// argmax, dx rows = g W written into the destination rows, and dW += gᵀ x
-// accumulated in the loop-carried tensor. No [B, T, V] tensor.
+// argmax written as [N, tile] and [tile, N], dx += g W[tile] (a projection
+// with the tile's rows transposed to [C, tile], accumulating into the
+// loop-carried dx) and dW[tile] = gᵀ x (a projection with xᵀ [C, N],
+// transposed once), inserted at row v0. No [B, T, V] tensor.
 // CHECK-LABEL: func.func @cross_entropy_grad
-// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<40x8xbf16>, %[[T:[^:]+]]: tensor<2x?xi64>, %[[DL:[^:]+]]: tensor<f32>)
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<1000x8xbf16>, %[[T:[^:]+]]: tensor<2x?xi64>, %[[DL:[^:]+]]: tensor<f32>)
 // CHECK:         %[[CNT:.+]] = linalg.generic
 // CHECK-SAME:      iterator_types = ["reduction"]
 // CHECK-SAME:      outs(%{{.+}} : tensor<f32>)
 // CHECK:         %[[SCALE:.+]] = linalg.generic
 // CHECK-SAME:      iterator_types = []
 // CHECK-SAME:      ins(%[[DL]], %[[CNT]] : tensor<f32>, tensor<f32>)
-// CHECK:         %[[DW0:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<40x8xf32>)
-// CHECK:         %[[LOOP:.+]]:2 = scf.for %[[T0:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[DXACC:.+]] = %{{.+}}, %[[DWACC:.+]] = %[[DW0]]) -> (tensor<?x8xf32>, tensor<40x8xf32>) {
-// CHECK:           %[[SZ:.+]] = arith.minsi
-// CHECK:           %[[XS:.+]] = tensor.extract_slice %{{.+}}[%[[T0]], 0] [%[[SZ]], 8] [1, 1]
-// CHECK:           %[[Z:.+]] = linalg.generic
-// CHECK-SAME:        ins(%[[XS]], %[[W]] : tensor<?x8xf32>, tensor<40x8xbf16>) outs(%{{.+}} : tensor<?x40xf32>)
-// CHECK:           %[[MAX:.+]] = linalg.generic
-// CHECK-SAME:        ins(%[[Z]] : tensor<?x40xf32>)
-// CHECK:           %[[ST:.+]]:2 = linalg.generic
+// CHECK:         %[[X3:.+]] = tensor.expand_shape %[[X2:[^ ]+]] {{.*}} into tensor<1x?x8xf32>
+// CHECK:         %[[STATS:.+]]:3 = scf.for %[[S0:[^ ]+]] = {{.+}} -> (tensor<?xf32>, tensor<?xf32>, tensor<?xi64>) {
+// CHECK:           %[[SSZ:.+]] = arith.minsi
+// CHECK:           tensor.extract_slice %[[W]][%[[S0]], 0] [%[[SSZ]], 8] [1, 1] : tensor<1000x8xbf16> to tensor<?x8xbf16>
+// CHECK:           attrs = {rwkv.projection}
+// CHECK:           %[[SST:.+]]:2 = linalg.generic
 // CHECK-SAME:        iterator_types = ["parallel", "reduction"]
-// CHECK-SAME:        ins(%[[Z]], %[[MAX]] : tensor<?x40xf32>, tensor<?xf32>)
 // CHECK-SAME:        outs(%{{.+}}, %{{.+}} : tensor<?xf32>, tensor<?xi64>)
 // CHECK:             math.exp
 // CHECK:             %[[ISMAX:.+]] = arith.cmpf oeq
 // CHECK-NEXT:        %[[LOWER:.+]] = arith.minsi
 // CHECK-NEXT:        arith.select %[[ISMAX]], %[[LOWER]], %{{.+}} : i64
-// CHECK:           %[[G:.+]] = linalg.generic
-// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> ()>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0, d1)>]
+// CHECK:           linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel"]
+// CHECK-SAME:        ins(%{{.+}}, %[[SST]]#0, %[[SST]]#1 : tensor<?xf32>, tensor<?xf32>, tensor<?xi64>)
+// CHECK:             %[[GREW:.+]] = arith.cmpf ogt
+// CHECK-NEXT:        arith.select %[[GREW]], %{{.+}}, %{{.+}} : i64
+// CHECK:         %[[XT:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d1, d0)>, {{.*}} ins(%[[X2]] : tensor<?x8xf32>) outs(%{{.+}} : tensor<8x?xf32>)
+// CHECK:         %[[DX0:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<1x?x8xf32>)
+// CHECK:         %[[DW0:.+]] = tensor.empty() : tensor<1000x8xf32>
+// CHECK:         %[[LOOP:.+]]:2 = scf.for %[[V0:[^ ]+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[DXACC:.+]] = %[[DX0]], %[[DWACC:.+]] = %[[DW0]]) -> (tensor<1x?x8xf32>, tensor<1000x8xf32>) {
+// CHECK:           %[[SZ:.+]] = arith.minsi
+// CHECK:           %[[WS:.+]] = tensor.extract_slice %[[W]][%[[V0]], 0] [%[[SZ]], 8] [1, 1]
+// CHECK:           %[[Z3:.+]] = linalg.generic
+// CHECK-SAME:        ins(%[[X3]], %[[WS]] : tensor<1x?x8xf32>, tensor<?x8xbf16>) {{.*}} attrs = {rwkv.projection}
+// CHECK:           %[[Z:.+]] = tensor.collapse_shape %[[Z3]]
+// CHECK:           %[[G:.+]]:2 = linalg.generic
+// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> ()>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d1, d0)>]
 // CHECK-SAME:        iterator_types = ["parallel", "parallel"]
-// CHECK-SAME:        ins(%[[Z]], %[[MAX]], %[[ST]]#0, %{{.+}}, %[[SCALE]], %[[ST]]#1 :
+// CHECK-SAME:        ins(%[[Z]], %[[STATS]]#0, %[[STATS]]#1, %{{.+}}, %[[SCALE]], %[[STATS]]#2 :
 // CHECK:             arith.divf
+// CHECK:             linalg.index 1 : index
+// CHECK-NEXT:        arith.addi %{{.+}}, %[[V0]] : index
 // CHECK:             %[[L2:.+]] = arith.constant 9.99999974E-5 : f32
 // CHECK:             arith.cmpi ne, %{{.+}}, %{{.+}} : i64
-// CHECK:           %[[DXROWS:.+]] = tensor.extract_slice %[[DXACC]][%[[T0]], 0] [%[[SZ]], 8] [1, 1]
-// CHECK:           %[[DXZ:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%[[DXROWS]] : tensor<?x8xf32>)
+// CHECK:             linalg.yield %[[GV:.+]], %[[GV]] : f32, f32
+// CHECK:           %[[WT:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d1, d0)>, {{.*}} ins(%[[WS]] : tensor<?x8xbf16>) outs(%{{.+}} : tensor<8x?xbf16>)
+// CHECK:           %[[GE:.+]] = tensor.expand_shape %[[G]]#0
 // CHECK:           %[[DX:.+]] = linalg.generic
-// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
-// CHECK-SAME:        iterator_types = ["parallel", "parallel", "reduction"]
-// CHECK-SAME:        ins(%[[G]], %[[W]] : tensor<?x40xf32>, tensor<40x8xbf16>) outs(%[[DXZ]] : tensor<?x8xf32>)
-// CHECK:             arith.extf %{{.+}} : bf16 to f32
-// CHECK:           %[[DXNEXT:.+]] = tensor.insert_slice %[[DX]] into %[[DXACC]][%[[T0]], 0] [%[[SZ]], 8] [1, 1]
-// CHECK:           %[[DW:.+]] = linalg.generic
-// CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2) -> (d2, d0)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>]
-// CHECK-SAME:        iterator_types = ["parallel", "parallel", "reduction"]
-// CHECK-SAME:        ins(%[[G]], %[[XS]] : tensor<?x40xf32>, tensor<?x8xf32>) outs(%[[DWACC]] : tensor<40x8xf32>)
-// CHECK:             arith.addf {{.+}} fastmath<reassoc,contract> : f32
-// CHECK:           scf.yield %[[DXNEXT]], %[[DW]] : tensor<?x8xf32>, tensor<40x8xf32>
-// CHECK:         %[[DXOUT:.+]] = tensor.expand_shape %[[LOOP]]#0 {{\[}}[0, 1], [2]] output_shape [2, %{{.+}}, 8] : tensor<?x8xf32> into tensor<2x?x8xf32>
+// CHECK-SAME:        ins(%[[GE]], %[[WT]] : tensor<1x?x?xf32>, tensor<8x?xbf16>) outs(%[[DXACC]] : tensor<1x?x8xf32>) attrs = {rwkv.projection}
+// CHECK:           %[[GTE:.+]] = tensor.expand_shape %[[G]]#1
+// CHECK:           %[[DW3:.+]] = linalg.generic
+// CHECK-SAME:        ins(%[[GTE]], %[[XT]] : tensor<1x?x?xf32>, tensor<8x?xf32>) {{.*}} attrs = {rwkv.projection}
+// CHECK:           %[[DWR:.+]] = tensor.collapse_shape %[[DW3]]
+// CHECK:           %[[DW:.+]] = tensor.insert_slice %[[DWR]] into %[[DWACC]][%[[V0]], 0] [%[[SZ]], 8] [1, 1]
+// CHECK:           scf.yield %[[DX]], %[[DW]] : tensor<1x?x8xf32>, tensor<1000x8xf32>
+// CHECK:         %[[DXF:.+]] = tensor.collapse_shape %[[LOOP]]#0
+// CHECK:         %[[DXOUT:.+]] = tensor.expand_shape %[[DXF]] {{\[}}[0, 1], [2]] output_shape [2, %{{.+}}, 8] : tensor<?x8xf32> into tensor<2x?x8xf32>
 // CHECK:         return %[[DXOUT]], %[[LOOP]]#1
-func.func @cross_entropy_grad(%x: tensor<2x?x8xf32>, %w: tensor<40x8xbf16>, %t: tensor<2x?xi64>, %d: tensor<f32>) -> (tensor<2x?x8xf32>, tensor<40x8xf32>) {
-  %0, %1 = rwkv.cross_entropy_grad %x, %w, %t, %d {l2wrap = 1.0e-4 : f32} : tensor<2x?x8xf32>, tensor<40x8xbf16>, tensor<2x?xi64> -> tensor<2x?x8xf32>, tensor<40x8xf32>
-  return %0, %1 : tensor<2x?x8xf32>, tensor<40x8xf32>
+func.func @cross_entropy_grad(%x: tensor<2x?x8xf32>, %w: tensor<1000x8xbf16>, %t: tensor<2x?xi64>, %d: tensor<f32>) -> (tensor<2x?x8xf32>, tensor<1000x8xf32>) {
+  %0, %1 = rwkv.cross_entropy_grad %x, %w, %t, %d {l2wrap = 1.0e-4 : f32} : tensor<2x?x8xf32>, tensor<1000x8xbf16>, tensor<2x?xi64> -> tensor<2x?x8xf32>, tensor<1000x8xf32>
+  return %0, %1 : tensor<2x?x8xf32>, tensor<1000x8xf32>
 }
 
 // -----

@@ -5,11 +5,15 @@
 // RUN:   | rwkv-opt -split-input-file --rwkv-tile-and-fuse --canonicalize --mlir-print-local-scope | FileCheck %s
 // RUN: rwkv-opt %s -split-input-file --pass-pipeline="builtin.module(rwkv-decompose,convert-rwkv-to-linalg,func.func(convert-elementwise-to-linalg),rwkv-fuse-elementwise,canonicalize)" \
 // RUN:   | rwkv-opt -split-input-file --rwkv-tile-and-fuse="tile-tokens=4 tile-outputs=48" --canonicalize --mlir-print-local-scope | FileCheck %s --check-prefix=OPT
+// The gradient projections, as rwkv-differentiate builds them:
+// RUN: rwkv-opt %s -split-input-file --pass-pipeline="builtin.module(rwkv-decompose,rwkv-differentiate,convert-rwkv-to-linalg,func.func(convert-elementwise-to-linalg),rwkv-fuse-elementwise,canonicalize)" \
+// RUN:   | rwkv-opt -split-input-file --rwkv-tile-and-fuse --canonicalize --mlir-print-local-scope | FileCheck %s --check-prefix=GRAD
 
 // rwkv-tile-and-fuse (codegen/TileAndFuse.cpp): every rwkv.projection
 // contraction (b, t, o, i) is tiled [1, tile-tokens, tile-outputs, 0] into an
 // scf.forall; all-parallel producers (lerps, activations, the accumulator
-// fill) are fused into the tile, reductions stay outside.
+// fill) are fused into the tile, reductions and transposes stay outside, and
+// projections of more than 8 output tiles fuse only the fill.
 
 // The lerp and the fill are fused into the forall, before the tiled
 // contraction, which reads a [tile-outputs, C] slice of the weight.
@@ -57,6 +61,27 @@ func.func @lerp_linear(%x: tensor<2x?x128xf32>, %sh: tensor<2x?x128xf32>, %mu: t
   %xr = rwkv.mix %x, %sh, %mu : tensor<2x?x128xf32>, tensor<128xbf16> -> tensor<2x?x128xf32>
   %y = rwkv.linear %xr, %w : tensor<2x?x128xf32>, tensor<256x128xbf16> -> tensor<2x?x256xf32>
   return %y : tensor<2x?x256xf32>
+}
+
+// -----
+
+// A wide projection (1024 outputs: 16 tiles of 64, more than 8) keeps its
+// producers outside the forall: fused, the lerp would be recomputed in each
+// of the 16 output tiles. Only the accumulator fill is fused.
+// CHECK-LABEL: func.func @lerp_wide_linear
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x128xf32>, %[[SH:[^:]+]]: tensor<2x?x128xf32>, %[[MU:[^:]+]]: tensor<128xbf16>, %[[W:[^:]+]]: tensor<1024x128xbf16>)
+// CHECK:         %[[LERP:.+]] = linalg.generic
+// CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:      ins(%[[X]], %[[SH]], %[[MU]] : tensor<2x?x128xf32>, tensor<2x?x128xf32>, tensor<128xbf16>)
+// CHECK:         scf.forall (%[[B:.+]], %[[TT:.+]], %[[O:.+]]) = (0, 0, 0) to (2, %{{.+}}, 1024) step (1, 16, 64)
+// CHECK-NOT:       iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK:           %[[XS:.+]] = tensor.extract_slice %[[LERP]][%[[B]], %[[TT]], 0]
+// CHECK:           linalg.fill
+// CHECK-NEXT:      linalg.generic {{.+}} ins(%[[XS]], %{{.+}} : tensor<1x?x128xf32>, tensor<64x128xbf16>) {{.+}} attrs = {rwkv.projection}
+func.func @lerp_wide_linear(%x: tensor<2x?x128xf32>, %sh: tensor<2x?x128xf32>, %mu: tensor<128xbf16>, %w: tensor<1024x128xbf16>) -> tensor<2x?x1024xf32> {
+  %xr = rwkv.mix %x, %sh, %mu : tensor<2x?x128xf32>, tensor<128xbf16> -> tensor<2x?x128xf32>
+  %y = rwkv.linear %xr, %w : tensor<2x?x128xf32>, tensor<1024x128xbf16> -> tensor<2x?x1024xf32>
+  return %y : tensor<2x?x1024xf32>
 }
 
 // -----
@@ -148,4 +173,42 @@ func.func @channel_mix(%x: tensor<1x?x128xf32>, %sh: tensor<1x128xf32>, %mu: ten
       : (tensor<1x?x128xf32>, tensor<1x128xf32>, tensor<128xbf16>, tensor<512x128xbf16>, tensor<128x512xbf16>)
       -> (tensor<1x?x128xf32>, tensor<1x128xf32>)
   return %o, %s : tensor<1x?x128xf32>, tensor<1x128xf32>
+}
+
+// -----
+
+// Training: the gradients of a linear layer are projections too, tiled like
+// the forward ones. dx = dy W reads Wᵀ [128, 256] and dW = Σ_n dyᵀ x reads
+// the token-last [1, 256, N] and [128, N]: the transposes are materialised
+// once before the foralls, never fused into the tiles (each tile would redo
+// a strided copy of its slice). The dW forall tiles (o, i) with the whole
+// reduction over the N = 32 tokens in each tile.
+// GRAD-LABEL: func.func @linear_train_grad
+// GRAD-SAME:    (%[[X:[^:]+]]: tensor<2x16x128xf32>, %[[W:[^:]+]]: tensor<256x128xf32>
+// GRAD:         %[[DY:.+]] = tensor.expand_shape %[[DYF:[^ ]+]] {{.*}} into tensor<2x16x256xf32>
+// GRAD:         %[[WT:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d1, d0)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%[[W]] : tensor<256x128xf32>) outs(%{{.+}} : tensor<128x256xf32>)
+// GRAD:         %[[DX:.+]] = scf.forall (%[[B:.+]], %[[I:.+]]) = (0, 0) to (2, 128) step (1, 64) shared_outs(%{{.+}} = %{{.+}}) -> (tensor<2x16x128xf32>) {
+// GRAD-NEXT:      tensor.extract_slice %[[DY]][%[[B]], 0, 0] [1, 16, 256] [1, 1, 1]
+// GRAD-NEXT:      tensor.extract_slice %[[WT]][%[[I]], 0] [64, 256] [1, 1] : tensor<128x256xf32> to tensor<64x256xf32>
+// GRAD-NOT:       affine_map<(d0, d1) -> (d1, d0)>
+// GRAD:           linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]} {{.*}} attrs = {rwkv.projection}
+// GRAD:           tensor.parallel_insert_slice
+// GRAD:         %[[DYT:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d1, d0)>, {{.*}} ins(%[[DYF]] : tensor<32x256xf32>) outs(%{{.+}} : tensor<256x32xf32>)
+// GRAD:         %[[XF:.+]] = tensor.collapse_shape %[[X]]
+// GRAD:         %[[XT:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d1, d0)>, {{.*}} ins(%[[XF]] : tensor<32x128xf32>) outs(%{{.+}} : tensor<128x32xf32>)
+// GRAD:         %[[DYE:.+]] = tensor.expand_shape %[[DYT]] {{.*}} into tensor<1x256x32xf32>
+// GRAD:         %[[DW:.+]] = scf.forall (%[[O:.+]], %[[I2:.+]]) = (0, 0) to (256, 128) step (16, 64) shared_outs(%[[ACC:.+]] = %{{.+}}) -> (tensor<1x256x128xf32>) {
+// GRAD-NEXT:      %[[DYS:.+]] = tensor.extract_slice %[[DYE]][0, %[[O]], 0] [1, 16, 32] [1, 1, 1] : tensor<1x256x32xf32> to tensor<1x16x32xf32>
+// GRAD-NEXT:      %[[XS:.+]] = tensor.extract_slice %[[XT]][%[[I2]], 0] [64, 32] [1, 1] : tensor<128x32xf32> to tensor<64x32xf32>
+// GRAD-NEXT:      %[[AS:.+]] = tensor.extract_slice %[[ACC]][0, %[[O]], %[[I2]]] [1, 16, 64] [1, 1, 1]
+// GRAD-NEXT:      %[[Z:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%[[AS]] : tensor<1x16x64xf32>)
+// GRAD-NEXT:      %[[DOT:.+]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[DYS]], %[[XS]] : tensor<1x16x32xf32>, tensor<64x32xf32>) outs(%[[Z]] : tensor<1x16x64xf32>) attrs = {rwkv.projection}
+// GRAD:           tensor.parallel_insert_slice %[[DOT]] into %[[ACC]][0, %[[O]], %[[I2]]] [1, 16, 64] [1, 1, 1]
+// GRAD:         %[[DWC:.+]] = tensor.collapse_shape %[[DW]] {{.*}} into tensor<256x128xf32>
+// GRAD:         return %{{.+}}, %[[DX]], %[[DWC]], %{{.+}} :
+func.func @linear_train(%x: tensor<2x16x128xf32>, %w: tensor<256x128xf32>, %head: tensor<32x256xf32>, %tgt: tensor<2x16xi32>)
+    -> tensor<f32> attributes {rwkv.gradient = "linear_train_grad"} {
+  %y = rwkv.linear %x, %w : tensor<2x16x128xf32>, tensor<256x128xf32> -> tensor<2x16x256xf32>
+  %l = rwkv.cross_entropy %y, %head, %tgt : tensor<2x16x256xf32>, tensor<32x256xf32>, tensor<2x16xi32> -> tensor<f32>
+  return %l : tensor<f32>
 }

@@ -2,6 +2,9 @@
 // pass under test.
 // RUN: rwkv-opt %s -split-input-file --pass-pipeline="builtin.module(rwkv-decompose,convert-rwkv-to-linalg,func.func(convert-elementwise-to-linalg),rwkv-fuse-elementwise,canonicalize,rwkv-tile-and-fuse,canonicalize)" \
 // RUN:   | rwkv-opt -split-input-file --rwkv-vectorize-projections --canonicalize --mlir-print-local-scope | FileCheck %s
+// The gradient projections, as rwkv-differentiate builds them:
+// RUN: rwkv-opt %s -split-input-file --pass-pipeline="builtin.module(rwkv-decompose,rwkv-differentiate,convert-rwkv-to-linalg,func.func(convert-elementwise-to-linalg),rwkv-fuse-elementwise,canonicalize,rwkv-tile-and-fuse,canonicalize)" \
+// RUN:   | rwkv-opt -split-input-file --rwkv-vectorize-projections --canonicalize --mlir-print-local-scope | FileCheck %s --check-prefix=GRAD
 
 // rwkv-vectorize-projections (codegen/VectorizeProjections.cpp): the tiled
 // projection contraction becomes scf.for loops whose reduction loop carries
@@ -121,4 +124,37 @@ func.func @long_rows(%x: tensor<1x?x8192xf32>, %w: tensor<16x8192xf32>) -> tenso
 func.func @lora(%x: tensor<1x?x16xf32>, %d: tensor<16x8xf32>, %u: tensor<8x16xf32>) -> tensor<1x?x16xf32> {
   %0 = rwkv.lora %x, %d, %u : tensor<1x?x16xf32>, tensor<16x8xf32>, tensor<8x16xf32> -> tensor<1x?x16xf32>
   return %0 : tensor<1x?x16xf32>
+}
+
+// -----
+
+// Training: dW[o, i] = sum_n dy[n, o] x[n, i] of a linear layer is the
+// projection [1, O, N] x [I, N] (dyᵀ, xᵀ materialised once), so it takes
+// the same register-blocked W[o, i] path with the N = 32 tokens as the
+// reduction: per tile of 16 weight rows, blocks of 4 dW columns x 2 dW rows,
+// 8 vector accumulators over the tokens, then one horizontal reduction per
+// dW element.
+// GRAD-LABEL: func.func @linear_train_grad
+// GRAD:         %[[XT:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d1, d0)>, {{.*}} outs(%{{.+}} : tensor<32x32xf32>)
+// GRAD:         %[[DYT:.+]] = tensor.expand_shape %{{.+}} {{.*}} into tensor<1x64x32xf32>
+// GRAD:         %[[DW:.+]] = scf.forall (%[[O:.+]]) = (0) to (64) step (16) shared_outs(%{{.+}} = %{{.+}}) -> (tensor<1x64x32xf32>) {
+// GRAD:           %[[DYS:.+]] = tensor.extract_slice %[[DYT]][0, %[[O]], 0] [1, 16, 32] [1, 1, 1]
+// GRAD:           %[[FILL:.+]] = linalg.fill
+// GRAD-NOT:       linalg.generic
+// GRAD:           scf.for %[[I:[^ ]+]] = %c0 to %c32 step %c4 iter_args(%{{.+}} = %[[FILL]])
+// GRAD:             scf.for %[[R:[^ ]+]] = %c0 to %c16 step %c2
+// GRAD:               %{{.+}}:8 = scf.for %[[N:[^ ]+]] = %c0 to %c32 step %c16 iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// GRAD:                 vector.transfer_read %[[DYS]][%c0, %[[R]], %[[N]]]
+// GRAD:                 vector.transfer_read %[[XT]][%[[I]], %[[N]]], %{{.+}} {in_bounds = [true]} : tensor<32x32xf32>, vector<8xf32>
+// GRAD:                 arith.mulf {{.+}} fastmath<reassoc,contract> : vector<8xf32>
+// GRAD:                 scf.yield
+// GRAD-COUNT-8:       vector.reduction <add>
+// GRAD:           scf.forall.in_parallel
+// GRAD:         %[[DWC:.+]] = tensor.collapse_shape %[[DW]] {{.*}} into tensor<64x32xf32>
+// GRAD:         return %{{.+}}, %{{.+}}, %[[DWC]], %{{.+}} :
+func.func @linear_train(%x: tensor<2x16x32xf32>, %w: tensor<64x32xf32>, %head: tensor<16x64xf32>, %tgt: tensor<2x16xi32>)
+    -> tensor<f32> attributes {rwkv.gradient = "linear_train_grad"} {
+  %y = rwkv.linear %x, %w : tensor<2x16x32xf32>, tensor<64x32xf32> -> tensor<2x16x64xf32>
+  %l = rwkv.cross_entropy %y, %head, %tgt : tensor<2x16x64xf32>, tensor<16x64xf32>, tensor<2x16xi32> -> tensor<f32>
+  return %l : tensor<f32>
 }

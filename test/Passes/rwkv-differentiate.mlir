@@ -69,20 +69,28 @@ func.func @shift_mix(%x: tensor<1x3x8xf32>, %prev: tensor<1x8xf32>, %mu: tensor<
 
 // -----
 
-// linear -> two contractions: dx[b,t,i] = sum_o dy W[o,i] and
-// dW[o,i] = sum_{b,t} dy x, reading the bf16 weight in place.
-// CHECK-DAG:   #[[$DY:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
-// CHECK-DAG:   #[[$WT:.+]] = affine_map<(d0, d1, d2, d3) -> (d3, d2)>
+// linear -> two projections (rwkv.projection generics, so they are tiled
+// and register-blocked like the forward): dx[b,t,i] = sum_o dy W[o,i] reads
+// the bf16 weight transposed to [i, o]; dW[o,i] = sum_{b,t} dy x is the
+// projection [1, O, N] x [I, N] of the token-last operands.
+// CHECK-DAG:   #[[$T:.+]] = affine_map<(d0, d1) -> (d1, d0)>
+// CHECK-DAG:   #[[$X:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+// CHECK-DAG:   #[[$W:.+]] = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
 // CHECK-DAG:   #[[$OUT:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
-// CHECK-DAG:   #[[$DYW:.+]] = affine_map<(d0, d1, d2, d3) -> (d2, d3, d0)>
-// CHECK-DAG:   #[[$XW:.+]] = affine_map<(d0, d1, d2, d3) -> (d2, d3, d1)>
-// CHECK-DAG:   #[[$OW:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1)>
 // CHECK-LABEL: func.func @linear_grad
+// CHECK-SAME:    (%[[X0:[^:]+]]: tensor<1x3x8xf32>, %[[W0:[^:]+]]: tensor<16x8xbf16>
 // CHECK:         %[[DY:.+]], %{{.+}} = rwkv.cross_entropy_grad
-// CHECK:         linalg.generic {indexing_maps = [#[[$DY]], #[[$WT]], #[[$OUT]]], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[DY]], %[[W:[^ ]+]] : tensor<1x3x16xf32>, tensor<16x8xbf16>)
+// CHECK:         %[[WT:.+]] = linalg.generic {indexing_maps = [#[[$T]], {{.*}} ins(%[[W0]] : tensor<16x8xbf16>) outs(%{{.+}} : tensor<8x16xbf16>)
+// CHECK:         %[[DX:.+]] = linalg.generic {indexing_maps = [#[[$X]], #[[$W]], #[[$OUT]]], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[DY]], %[[WT]] : tensor<1x3x16xf32>, tensor<8x16xbf16>) {{.*}} attrs = {rwkv.projection}
 // CHECK:           arith.extf
-// CHECK:         %[[DW:.+]] = linalg.generic {indexing_maps = [#[[$DYW]], #[[$XW]], #[[$OW]]], iterator_types = ["parallel", "parallel", "reduction", "reduction"]} ins(%[[DY]], %[[X:[^ ]+]] : tensor<1x3x16xf32>, tensor<1x3x8xf32>) outs(%{{.+}} : tensor<16x8xf32>)
-// CHECK:         return {{.*}}, %[[DW]], %{{.+}} :
+// CHECK:         %[[DYF:.+]] = tensor.collapse_shape %[[DY]] {{.*}} into tensor<3x16xf32>
+// CHECK:         %[[DYT:.+]] = linalg.generic {indexing_maps = [#[[$T]], {{.*}} ins(%[[DYF]] : tensor<3x16xf32>) outs(%{{.+}} : tensor<16x3xf32>)
+// CHECK:         %[[XF:.+]] = tensor.collapse_shape %[[X0]] {{.*}} into tensor<3x8xf32>
+// CHECK:         %[[XT:.+]] = linalg.generic {indexing_maps = [#[[$T]], {{.*}} ins(%[[XF]] : tensor<3x8xf32>) outs(%{{.+}} : tensor<8x3xf32>)
+// CHECK:         %[[DYE:.+]] = tensor.expand_shape %[[DYT]] {{.*}} into tensor<1x16x3xf32>
+// CHECK:         %[[DW3:.+]] = linalg.generic {indexing_maps = [#[[$X]], #[[$W]], #[[$OUT]]], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[DYE]], %[[XT]] : tensor<1x16x3xf32>, tensor<8x3xf32>) outs(%{{.+}} : tensor<1x16x8xf32>) attrs = {rwkv.projection}
+// CHECK:         %[[DW:.+]] = tensor.collapse_shape %[[DW3]] {{.*}} into tensor<16x8xf32>
+// CHECK:         return {{.*}}, %[[DX]], %[[DW]], %{{.+}} :
 func.func @linear(%x: tensor<1x3x8xf32>, %w: tensor<16x8xbf16>, %head: tensor<5x16xf32>, %tgt: tensor<1x3xi32>)
     -> tensor<f32> attributes {rwkv.gradient = "linear_grad"} {
   %y = rwkv.linear %x, %w : tensor<1x3x8xf32>, tensor<16x8xbf16> -> tensor<1x3x16xf32>
@@ -93,18 +101,19 @@ func.func @linear(%x: tensor<1x3x8xf32>, %w: tensor<16x8xbf16>, %head: tensor<5x
 // -----
 
 // lora (sigmoid in the middle): the hidden activation is recomputed, then
-// d up, dh = dz * z (1 - z), d down and dx.
+// d up, dh = dz * z (1 - z), d down and dx, all as projections; the factors
+// are [in, out], so dx reads them as they are (reduction along rows).
 // CHECK-LABEL: func.func @lora_grad
-// CHECK:         %[[H:.+]] = linalg.generic {{.*}} ins(%[[X:[^,]+]], %[[D:[^ ]+]] : tensor<1x3x8xf32>, tensor<8x2xf32>) outs(%{{.+}} : tensor<1x3x2xf32>)
+// CHECK:         %[[H:.+]] = linalg.generic {{.*}} ins(%[[X:[^,]+]], %[[D:[^ ]+]] : tensor<1x3x8xf32>, tensor<8x2xf32>) outs(%{{.+}} : tensor<1x3x2xf32>) attrs = {rwkv.projection}
 // CHECK:         %[[Z:.+]] = linalg.generic {{.*}} ins(%[[H]] : tensor<1x3x2xf32>)
 // CHECK:           math.exp
-// CHECK:         %[[DZ:.+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<1x3x2xf32>)
-// CHECK:         %[[DUP:.+]] = linalg.generic {{.*}} ins(%[[Z]], %{{.+}} : tensor<1x3x2xf32>, tensor<1x3x8xf32>) outs(%{{.+}} : tensor<2x8xf32>)
+// CHECK:         %[[DZ:.+]] = linalg.generic {{.*}} ins(%{{.+}}, %[[U:[^ ]+]] : tensor<1x3x8xf32>, tensor<2x8xf32>) outs(%{{.+}} : tensor<1x3x2xf32>) attrs = {rwkv.projection}
+// CHECK:         %[[DUP:.+]] = tensor.collapse_shape %{{.+}} into tensor<2x8xf32>
 // CHECK:         %[[DH:.+]] = linalg.generic {{.*}} ins(%[[DZ]], %[[Z]] : tensor<1x3x2xf32>, tensor<1x3x2xf32>)
 // CHECK:           %[[OM:.+]] = arith.subf %{{.+}}, %[[ZZ:[^ ]+]] : f32
 // CHECK:           arith.mulf %[[ZZ]], %[[OM]] : f32
-// CHECK:         %[[DX:.+]] = linalg.generic {{.*}} ins(%[[DH]], %[[D]] : tensor<1x3x2xf32>, tensor<8x2xf32>)
-// CHECK:         %[[DD:.+]] = linalg.generic {{.*}} ins(%[[X]], %[[DH]] : tensor<1x3x8xf32>, tensor<1x3x2xf32>) outs(%{{.+}} : tensor<8x2xf32>)
+// CHECK:         %[[DX:.+]] = linalg.generic {{.*}} ins(%[[DH]], %[[D]] : tensor<1x3x2xf32>, tensor<8x2xf32>) {{.*}} attrs = {rwkv.projection}
+// CHECK:         %[[DD:.+]] = tensor.collapse_shape %{{.+}} into tensor<8x2xf32>
 // CHECK:         return %{{.+}}, %[[DX]], %[[DD]], %[[DUP]],
 func.func @lora(%x: tensor<1x3x8xf32>, %d: tensor<8x2xf32>, %u: tensor<2x8xf32>, %head: tensor<5x8xf32>, %tgt: tensor<1x3xi32>)
     -> tensor<f32> attributes {rwkv.gradient = "lora_grad"} {
@@ -268,7 +277,7 @@ func.func @no_rule(%x: tensor<1x3x8xf32>, %head: tensor<5x8xf32>, %tgt: tensor<1
 // CHECK:         %[[DP:.+]], %{{.+}} = rwkv.cross_entropy_grad %[[P]]
 // CHECK:         %[[N2:.+]] = rwkv.layer_norm %[[X]], %[[LW]], %[[LB]]
 // CHECK:         rwkv.linear %[[N2]], %[[W]]
-// CHECK:         linalg.generic {{.*}} ins(%[[DP]], %[[N2]] :
+// CHECK:         tensor.collapse_shape %[[N2]]
 // CHECK:         rwkv.layer_norm_grad %[[X]], %[[LW]]
 // CHECK-NOT:     rwkv.layer_norm_grad
 // CHECK:         return
