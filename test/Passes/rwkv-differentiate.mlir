@@ -305,7 +305,8 @@ func.func @recompute(%x: tensor<1x3x8xf32>, %lw: tensor<8xf32>, %lb: tensor<8xf3
 // CHECK-SAME:      %[[BX:[^:]+]]: tensor<1x3x8xf32>, %[[BLW:[^:]+]]: tensor<8xf32>, %{{[^:]+}}: tensor<8xf32>, %[[BW:[^:]+]]: tensor<8x8xf32>, %[[BDP:[^:]+]]: tensor<1x3x8xf32>, %[[BN:[^:]+]]: tensor<1x3x8xf32>)
 // CHECK-NOT:     rwkv.layer_norm %
 // CHECK-NOT:     rwkv.linear
-// CHECK:         linalg.generic {{.*}} ins(%[[BDP]], %[[BN]] :
+// CHECK:         linalg.generic {{.*}} ins(%[[BDP]], %{{.+}} : {{.*}} attrs =  {rwkv.projection}
+// CHECK:         tensor.collapse_shape %[[BN]]
 // CHECK:         rwkv.layer_norm_grad %[[BX]], %[[BLW]]
 // CHECK:         return
 // CHECK-LABEL: func.func @calls_grad
@@ -334,7 +335,7 @@ func.func @calls(%x: tensor<1x3x8xf32>, %lw: tensor<8xf32>, %lb: tensor<8xf32>, 
 // CHECK-LABEL: func.func private @rlayer_vjp(
 // CHECK:         %[[N:.+]] = rwkv.layer_norm
 // CHECK:         rwkv.linear %[[N]]
-// CHECK:         linalg.generic {{.*}} ins(%{{.+}}, %[[N]] :
+// CHECK:         tensor.collapse_shape %[[N]]
 // CHECK:         rwkv.layer_norm_grad
 // CHECK-LABEL: func.func @calls_recompute_grad
 // CHECK:         %[[P:.+]] = call @rlayer(%[[X:[^,]+]], %[[LW:[^,]+]], %[[LB:[^,]+]], %[[W:[^)]+]]) : (tensor<1x3x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8x8xf32>) -> tensor<1x3x8xf32>
