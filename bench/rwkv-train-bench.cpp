@@ -32,8 +32,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <iostream>
 #include <cstdint>
+#include <iostream>
 
 namespace po = boost::program_options;
 using Clock = std::chrono::steady_clock;
@@ -77,14 +77,18 @@ int main(int argc, char **argv) {
   std::string library, weightsPath;
   int threads = 2, steps = 3, warmup = 1;
   unsigned seed = 1234;
+  bool reuseMemory = true;
   po::options_description desc("rwkv-train-bench options");
   desc.add_options()("help,h", "show this help")(
       "library", po::value(&library), "training library (.so, --train)")(
       "weights", po::value(&weightsPath), "checkpoint (.pth / safetensors)")(
-      "threads", po::value(&threads)->default_value(2), "threads")(
-      "steps", po::value(&steps)->default_value(3), "timed steps")(
+      "threads", po::value(&threads)->default_value(2),
+      "threads")("steps", po::value(&steps)->default_value(3), "timed steps")(
       "warmup", po::value(&warmup)->default_value(1), "untimed steps first")(
-      "seed", po::value(&seed)->default_value(1234), "batch seed");
+      "seed", po::value(&seed)->default_value(1234), "batch seed")(
+      "reuse-memory", po::value(&reuseMemory)->default_value(true),
+      "keep freed buffers in malloc's heap for the next step (as "
+      "rwkv-train does); 0 returns large blocks to the kernel");
   po::positional_options_description pos;
   pos.add("library", 1);
   try {
@@ -105,6 +109,8 @@ int main(int argc, char **argv) {
 
     rwkv::ModelOptions opts;
     opts.threads = threads;
+    if (reuseMemory)
+      rwkv::TrainLibrary::reuseFreedMemory();
     auto lib = rwkv::TrainLibrary::load(library, opts);
     auto ckpt = rwkv::Checkpoint::open(weightsPath);
     std::vector<std::vector<uint8_t>> copies;

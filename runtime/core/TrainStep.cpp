@@ -6,9 +6,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <malloc.h>
 
 namespace rwkv {
 
@@ -41,6 +43,11 @@ TrainArg parseArg(const nlohmann::json &j, const std::string &where) {
 }
 
 } // namespace
+
+void TrainLibrary::reuseFreedMemory() {
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}
 
 TrainLibrary::~TrainLibrary() {
   if (handle_)

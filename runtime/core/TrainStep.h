@@ -36,6 +36,12 @@ class TrainLibrary {
 public:
   static std::unique_ptr<TrainLibrary> load(const std::string &libraryPath,
                                             const ModelOptions &options = {});
+  /// Makes this process's malloc keep freed memory for reuse instead of
+  /// returning large blocks to the kernel (no mmap for big blocks, no trim).
+  /// A step allocates and frees the same activation buffers every time;
+  /// otherwise each step faults all their pages in again. Process-wide, so
+  /// the tools call it (rwkv-train, rwkv-train-bench), not the library.
+  static void reuseFreedMemory();
   ~TrainLibrary();
   TrainLibrary(const TrainLibrary &) = delete;
   TrainLibrary &operator=(const TrainLibrary &) = delete;

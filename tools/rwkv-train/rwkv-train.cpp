@@ -133,6 +133,7 @@ GradientFn makeGradientFn(const TrainSetup &setup,
       setup.library.empty() ? trainLibraryFor(setup) : setup.library;
   ModelOptions mo;
   mo.threads = setup.threads;
+  TrainLibrary::reuseFreedMemory();
   std::shared_ptr<TrainLibrary> lib = TrainLibrary::load(path, mo);
   if (lib->batch() != setup.batch || lib->context() != setup.ctx)
     throw std::runtime_error(fmt::format(
