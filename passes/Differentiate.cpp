@@ -273,7 +273,6 @@ bool isRematerializable(Operation *op) {
 /// null, there is no tape, and `bwd` runs the callee's forward itself.
 struct CallAdjoint {
   func::FuncOp fwd, bwd;
-  unsigned numTape = 0;
   SmallVector<bool> argMask, resMask;
 };
 
@@ -608,7 +607,6 @@ LogicalResult Differentiator::splitVjp(func::FuncOp vjp, func::FuncOp callee,
       for (Value v : inner->getOperands())
         need(v);
     });
-  adjoint.numTape = tape.size();
   SmallVector<Type> tapeTypes;
   for (Value v : tape)
     tapeTypes.push_back(v.getType());
