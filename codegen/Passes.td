@@ -37,7 +37,8 @@ def ConvertRWKVToLinalgPass : Pass<"convert-rwkv-to-linalg"> {
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::math::MathDialect",
                            "::mlir::scf::SCFDialect",
-                           "::mlir::tensor::TensorDialect"];
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::vector::VectorDialect"];
   let options = [
     Option<"chunkedWKV", "chunked-wkv", "bool", "true",
            "Lower `rwkv.wkv {mode = chunked}` to the chunk-parallel (WY) form; "
@@ -203,6 +204,44 @@ def RWKVTileAndFusePass : Pass<"rwkv-tile-and-fuse"> {
            "Tokens per tile (sequence dimension)">,
     Option<"tileOutputs", "tile-outputs", "int64_t", "64",
            "Output channels per tile">
+  ];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::affine::AffineDialect"];
+}
+
+def RWKVParallelizeLinalgPass : Pass<"rwkv-parallelize-linalg"> {
+  let summary = "Tile the remaining large linalg ops into parallel tiles";
+  let description = [{
+    After `rwkv-tile-and-fuse` only the projections run in an `scf.forall`.
+    This pass tiles every other linalg op on tensors that is not already
+    inside an `scf.forall` and whose iteration space holds at least twice
+    `min-work` iterations (element-wise chains, norm statistics, weight
+    transposes, column sums of parameter gradients, softmax tiles, fills)
+    along its parallel loops into an `scf.forall` whose tiles hold about
+    `min-work` iterations: parallel loops are kept whole from the innermost
+    while the tile stays under `min-work`, the next one is tiled, the outer
+    ones by 1; reduction loops stay whole. The fill of an accumulator is
+    fused into the tiles of its reduction. Decode-sized ops stay as they are.
+
+    Before:
+    ```mlir
+    %z = linalg.fill ins(%c0) outs(%e : tensor<2048xf32>)
+    %s = linalg.generic {iterator_types = ["parallel", "reduction"]}
+        ins(%x : tensor<2048x768xf32>) outs(%z : tensor<2048xf32>)
+    ```
+    After (min-work = 16384: 21 rows per tile):
+    ```mlir
+    %s = scf.forall (%i) = (0) to (2048) step (21) shared_outs(%o = %e) {
+      %z_t = linalg.fill ins(%c0) outs(%o_slice : tensor<?xf32>)
+      %s_t = linalg.generic ... ins(%x_slice : tensor<?x768xf32>) outs(%z_t)
+      scf.forall.in_parallel { tensor.parallel_insert_slice %s_t into %o[%i] }
+    }
+    ```
+  }];
+  let options = [
+    Option<"minWork", "min-work", "int64_t", "16384",
+           "Loop iterations per parallel tile">
   ];
   let dependentDialects = ["::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect",

@@ -10,6 +10,7 @@
 //     -> rwkv-parallelize-wkv                         one WKV per (b, h)
 //     -> convert-rwkv-to-linalg                       linalg/tensor/scf
 //     -> convert-elementwise-to-linalg, fusion        fused linalg.generic
+//     -> rwkv-tile-and-fuse, rwkv-parallelize-linalg  scf.forall tiles
 //     -> one-shot-bufferize, out-params, dealloc      memrefs
 //     -> loops, convert-to-llvm                       LLVM dialect
 //
@@ -75,6 +76,8 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
   tileOpts.tileTokens = opts.tileTokens;
   tileOpts.tileOutputs = opts.tileOutputs;
   pm.addPass(createRWKVTileAndFusePass(tileOpts));
+  if (opts.threads)
+    pm.addPass(createRWKVParallelizeLinalgPass());
   pm.addPass(createCanonicalizerPass());
 }
 
@@ -96,7 +99,8 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
     pm.addPass(createRWKVApproximateMathPass());
   // Bufferize the whole module; entry points return results through
   // caller-provided buffers, which gives the runtime a fixed C ABI.
-  addUpstream(pm, "one-shot-bufferize{bufferize-function-boundaries "
+  addUpstream(pm, "eliminate-empty-tensors,"
+                  "one-shot-bufferize{bufferize-function-boundaries "
                   "function-boundary-type-conversion=identity-layout-map},"
                   "canonicalize,cse,scf-forall-to-parallel,"
                   "drop-equivalent-buffer-results");

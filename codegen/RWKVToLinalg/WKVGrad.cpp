@@ -20,6 +20,8 @@
 
 #include "codegen/RWKVToLinalg/WKVGrad.h"
 
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
 using namespace mlir;
 using namespace mlir::rwkv;
 using utils::IteratorType;
@@ -72,6 +74,287 @@ static Value buildCheckpoints(OpBuilder &b, Location loc, const GradBuilder &g,
 
 namespace {
 
+/// The single-head form (state [1, 1, N, N], activations [1, T, N] with N
+/// static: what rwkv-parallelize-wkv leaves): every token step is one pass
+/// over the N state rows with vector<N> rows, in place, instead of several
+/// linalg.generics whose column reductions walk the state with stride N
+/// and whose row reductions keep their accumulator in memory (neither is
+/// vectorised by LLVM: the output may alias the inputs).
+struct RowForm {
+  OpBuilder &b;
+  Location loc;
+  int64_t n;
+  arith::FastMathFlagsAttr fm;
+  VectorType vec;
+
+  RowForm(OpBuilder &b, Location loc, int64_t n)
+      : b(b), loc(loc), n(n), fm(reductionFastMath(b)),
+        vec(VectorType::get({n}, b.getF32Type())) {}
+
+  static bool applies(WKVGradOp op) {
+    auto s = llvm::cast<RankedTensorType>(op.getState().getType());
+    auto r = llvm::cast<RankedTensorType>(op.getR().getType());
+    return s.hasStaticShape() && s.getDimSize(0) == 1 && s.getDimSize(1) == 1 &&
+           r.getDimSize(0) == 1 && r.getDimSize(2) == s.getDimSize(2) &&
+           r.getElementType().isF32();
+  }
+
+  Value cst(OpBuilder &nb, Location l, int64_t v) const {
+    return arith::ConstantIndexOp::create(nb, l, v);
+  }
+  /// `src[idx..., 0 : N]` (the innermost dimension).
+  Value read(OpBuilder &nb, Location l, Value src, ValueRange idx) const {
+    Value pad = f32Const(nb, l, 0.0);
+    return vector::TransferReadOp::create(nb, l, vec, src, idx, pad,
+                                          ArrayRef<bool>{true});
+  }
+  Value write(OpBuilder &nb, Location l, Value v, Value dst,
+              ValueRange idx) const {
+    return vector::TransferWriteOp::create(nb, l, v, dst, idx,
+                                           ArrayRef<bool>{true})
+        .getResult();
+  }
+  Value splat(OpBuilder &nb, Location l, Value s) const {
+    return vector::BroadcastOp::create(nb, l, vec, s);
+  }
+  Value dot(OpBuilder &nb, Location l, Value x, Value y) const {
+    Value p = arith::MulFOp::create(nb, l, x, y, fm);
+    return vector::ReductionOp::create(nb, l, vector::CombiningKind::ADD, p,
+                                       Value(), fm.getValue());
+  }
+  /// acc + x * y with reassociation and contraction allowed.
+  Value fma(OpBuilder &nb, Location l, Value x, Value y, Value acc) const {
+    return arith::AddFOp::create(nb, l, acc,
+                                 arith::MulFOp::create(nb, l, x, y, fm), fm);
+  }
+  Value zeroVec(OpBuilder &nb, Location l) const {
+    return arith::ConstantOp::create(
+        nb, l, DenseElementsAttr::get(vec, nb.getF32FloatAttr(0.0f)));
+  }
+
+  /// One forward token t on `state`: per row i, sa_i = S[i]·a and
+  /// S[i] = (S[i]·d + k v_i) + b sa_i, rounded as Sequence.cpp does. With
+  /// `bufs` (stBuf [L,1,1,N,N], saBuf [L,1,1,N], slot j) the rows of
+  /// S_{t-1} and sa are saved; with `dy` the vector dr = Σ_i S_t[i] dy_i
+  /// is returned as well. Returns {state, stBuf, saBuf, dr}.
+  SmallVector<Value> forwardToken(OpBuilder &nb, Location l, Value state,
+                                  ValueRange rows, Value vAct, Value t,
+                                  Value stBuf = {}, Value saBuf = {},
+                                  Value j = {}, Value dyAct = {}) const {
+    // rows: decay, k, a, b as vector<N>.
+    Value d = rows[0], k = rows[1], a = rows[2], bv = rows[3];
+    Value c0 = cst(nb, l, 0);
+    SmallVector<Value> init = {state};
+    if (stBuf)
+      init.append({stBuf, saBuf});
+    if (dyAct)
+      init.push_back(zeroVec(nb, l));
+    auto loop = scf::ForOp::create(
+        nb, l, c0, cst(nb, l, n), cst(nb, l, 1), init,
+        [&](OpBuilder &ib, Location il, Value i, ValueRange it) {
+          SmallVector<Value> next;
+          Value s = read(ib, il, it[0], {c0, c0, i, c0});
+          Value sa = dot(ib, il, s, a);
+          Value vi = tensor::ExtractOp::create(ib, il, vAct, {c0, t, i});
+          Value sd = arith::MulFOp::create(ib, il, s, d);
+          Value kv = arith::MulFOp::create(ib, il, k, splat(ib, il, vi));
+          Value sb = arith::MulFOp::create(ib, il, splat(ib, il, sa), bv);
+          Value s2 = arith::AddFOp::create(
+              ib, il, arith::AddFOp::create(ib, il, sd, kv), sb);
+          next.push_back(write(ib, il, s2, it[0], {c0, c0, i, c0}));
+          unsigned pos = 1;
+          if (stBuf) {
+            next.push_back(write(ib, il, s, it[1], {j, c0, c0, i, c0}));
+            next.push_back(
+                tensor::InsertOp::create(ib, il, sa, it[2], {j, c0, c0, i}));
+            pos = 3;
+          }
+          if (dyAct) {
+            Value dyi = tensor::ExtractOp::create(ib, il, dyAct, {c0, t, i});
+            next.push_back(fma(ib, il, s2, splat(ib, il, dyi), it[pos]));
+          }
+          scf::YieldOp::create(ib, il, next);
+        });
+    return SmallVector<Value>(loop.getResults());
+  }
+
+  /// The states at the start of every segment (buildCheckpoints, by rows).
+  Value checkpoints(Value s0, Value decayAll, ValueRange kab, Value vAct,
+                    int64_t len, Value nseg, const GradBuilder &g) const {
+    Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1), cL = cst(b, loc, len);
+    Value tStop = arith::MulIOp::create(
+        b, loc,
+        arith::SubIOp::create(b, loc, arith::MaxUIOp::create(b, loc, nseg, c1),
+                              c1)
+            .getResult(),
+        cL);
+    SmallVector<OpFoldResult> sizes = {nseg};
+    sizes.append(tensor::getMixedSizes(b, loc, s0));
+    Value init = tensor::EmptyOp::create(b, loc, sizes, b.getF32Type());
+    auto fwd = scf::ForOp::create(
+        b, loc, c0, nseg, c1, ValueRange{s0, init},
+        [&](OpBuilder &ob, Location l, Value seg, ValueRange iter) {
+          Value ckpt = g.storeSlot(ob, l, iter[0], iter[1], seg);
+          Value t0 = arith::MulIOp::create(ob, l, seg, cL);
+          Value tEnd = arith::MinUIOp::create(
+              ob, l, arith::AddIOp::create(ob, l, t0, cL).getResult(), tStop);
+          auto steps = scf::ForOp::create(
+              ob, l, t0, tEnd, c1, ValueRange{iter[0]},
+              [&](OpBuilder &ib, Location il, Value t, ValueRange state) {
+                SmallVector<Value> rows = {read(ib, il, decayAll, {c0, t, c0}),
+                                           read(ib, il, kab[0], {c0, t, c0}),
+                                           read(ib, il, kab[1], {c0, t, c0}),
+                                           read(ib, il, kab[2], {c0, t, c0})};
+                scf::YieldOp::create(
+                    ib, il, forwardToken(ib, il, state[0], rows, vAct, t)[0]);
+              });
+          scf::YieldOp::create(ob, l, ValueRange{steps.getResult(0), ckpt});
+        });
+    return fwd.getResult(1);
+  }
+};
+
+/// wkv_grad in the row form (RowForm): the same segments, checkpoints and
+/// reverse walk as WKVGradLowering, each token step one pass over the rows.
+/// Per row i of the backward step (G += dy rᵀ first):
+///   dv_i = G[i]·k, dsa_i = G[i]·b, dk += v_i G[i], db += sa_i G[i],
+///   dd += G[i] ⊙ S_{t-1}[i], da += dsa_i S_{t-1}[i],
+///   G[i] = G[i] ⊙ d + dsa_i a.
+LogicalResult lowerRowForm(WKVGradOp op, WKVGradOp::Adaptor adaptor,
+                           ConversionPatternRewriter &rewriter) {
+  Location loc = op.getLoc();
+  Value r = adaptor.getR(), w = adaptor.getW(), k = adaptor.getK();
+  Value v = adaptor.getV(), a = adaptor.getA(), bv = adaptor.getB();
+  Value dy = adaptor.getYGrad();
+  Value s0 = adaptor.getState();
+  auto stateType = llvm::cast<RankedTensorType>(s0.getType());
+  int64_t nDim = stateType.getDimSize(2);
+  GradBuilder g(rewriter, loc, 1);
+  RowForm rf(rewriter, loc, nDim);
+  int64_t len = op.getChunkLength();
+  auto cst = [&](int64_t c) -> Value { return rf.cst(rewriter, loc, c); };
+  Value c0 = cst(0), c1 = cst(1), cL = cst(len);
+  Value tLen = dimValue(rewriter, loc, r, 1);
+  Value nseg = arith::DivUIOp::create(
+      rewriter, loc,
+      arith::AddIOp::create(rewriter, loc, tLen, cst(len - 1)).getResult(), cL);
+  // d = exp(w) once for every token (it is needed three times).
+  Value decayAll = g.exp(rewriter, loc, w);
+  Value ckpt = rf.checkpoints(s0, decayAll, {k, a, bv}, v, len, nseg, g);
+
+  auto f32 = rewriter.getF32Type();
+  SmallVector<Value> init = {adaptor.getNewStateGrad()};
+  for (int i = 0; i < 6; ++i)
+    init.push_back(emptyLike(rewriter, loc, r));
+  SmallVector<OpFoldResult> bufSizes = {rewriter.getIndexAttr(len)};
+  bufSizes.append(tensor::getMixedSizes(rewriter, loc, s0));
+  init.push_back(tensor::EmptyOp::create(rewriter, loc, bufSizes, f32));
+  bufSizes.pop_back();
+  init.push_back(tensor::EmptyOp::create(rewriter, loc, bufSizes, f32));
+
+  auto bwd = scf::ForOp::create(
+      rewriter, loc, c0, nseg, c1, init,
+      [&](OpBuilder &b, Location l, Value iv, ValueRange iter) {
+        Value seg = arith::SubIOp::create(
+            b, l, arith::SubIOp::create(b, l, nseg, iv).getResult(), c1);
+        Value t0 = arith::MulIOp::create(b, l, seg, cL);
+        Value n = arith::MinUIOp::create(
+            b, l, cL, arith::SubIOp::create(b, l, tLen, t0).getResult());
+        auto tokRows = [&](OpBuilder &ib, Location il, Value t) {
+          return SmallVector<Value>{rf.read(ib, il, decayAll, {c0, t, c0}),
+                                    rf.read(ib, il, k, {c0, t, c0}),
+                                    rf.read(ib, il, a, {c0, t, c0}),
+                                    rf.read(ib, il, bv, {c0, t, c0})};
+        };
+        // Recompute S_{t-1} and sa of the segment; dr_t = S_tᵀ dy_t.
+        auto re = scf::ForOp::create(
+            b, l, c0, n, c1,
+            ValueRange{g.slot(b, l, ckpt, seg), iter[7], iter[8], iter[1]},
+            [&](OpBuilder &ib, Location il, Value j, ValueRange it) {
+              Value t = arith::AddIOp::create(ib, il, t0, j);
+              SmallVector<Value> res = rf.forwardToken(
+                  ib, il, it[0], tokRows(ib, il, t), v, t, it[1], it[2], j, dy);
+              Value drNext = rf.write(ib, il, res[3], it[3], {c0, t, c0});
+              scf::YieldOp::create(ib, il,
+                                   ValueRange{res[0], res[1], res[2], drNext});
+            });
+        Value stBuf = re.getResult(1), saBuf = re.getResult(2);
+
+        // Walk the segment's tokens backwards, row by row.
+        auto back = scf::ForOp::create(
+            b, l, c0, n, c1,
+            ValueRange{iter[0], iter[2], iter[3], iter[4], iter[5], iter[6]},
+            [&](OpBuilder &ib, Location il, Value jj, ValueRange it) {
+              Value j = arith::SubIOp::create(
+                  ib, il, arith::SubIOp::create(ib, il, n, jj).getResult(), c1);
+              Value t = arith::AddIOp::create(ib, il, t0, j);
+              SmallVector<Value> rows = tokRows(ib, il, t);
+              Value d = rows[0], kt = rows[1], at = rows[2], bt = rows[3];
+              Value rt = rf.read(ib, il, r, {c0, t, c0});
+              Value z = rf.zeroVec(ib, il);
+              // iter: G, dv, then the vectors dk, db, dd, da.
+              auto rowsLoop = scf::ForOp::create(
+                  ib, il, c0, rf.cst(ib, il, nDim), c1,
+                  ValueRange{it[0], it[3], z, z, z, z},
+                  [&](OpBuilder &rb, Location rl, Value i, ValueRange ri) {
+                    Value dyi =
+                        tensor::ExtractOp::create(rb, rl, dy, {c0, t, i});
+                    Value gRow = arith::AddFOp::create(
+                        rb, rl, rf.read(rb, rl, ri[0], {c0, c0, i, c0}),
+                        arith::MulFOp::create(rb, rl, rf.splat(rb, rl, dyi),
+                                              rt));
+                    Value dvi = rf.dot(rb, rl, gRow, kt);
+                    Value dsa = rf.dot(rb, rl, gRow, bt);
+                    Value dvAcc = tensor::InsertOp::create(rb, rl, dvi, ri[1],
+                                                           {c0, t, i});
+                    Value vi = tensor::ExtractOp::create(rb, rl, v, {c0, t, i});
+                    Value sai = tensor::ExtractOp::create(rb, rl, saBuf,
+                                                          {j, c0, c0, i});
+                    Value sPrev = rf.read(rb, rl, stBuf, {j, c0, c0, i, c0});
+                    Value dsaV = rf.splat(rb, rl, dsa);
+                    Value dk =
+                        rf.fma(rb, rl, gRow, rf.splat(rb, rl, vi), ri[2]);
+                    Value db =
+                        rf.fma(rb, rl, gRow, rf.splat(rb, rl, sai), ri[3]);
+                    Value dd = rf.fma(rb, rl, gRow, sPrev, ri[4]);
+                    Value da = rf.fma(rb, rl, sPrev, dsaV, ri[5]);
+                    Value gNext = arith::AddFOp::create(
+                        rb, rl, arith::MulFOp::create(rb, rl, gRow, d),
+                        arith::MulFOp::create(rb, rl, dsaV, at));
+                    Value gOut =
+                        rf.write(rb, rl, gNext, ri[0], {c0, c0, i, c0});
+                    scf::YieldOp::create(
+                        rb, rl, ValueRange{gOut, dvAcc, dk, db, dd, da});
+                  });
+              ValueRange res = rowsLoop.getResults();
+              Value dw = arith::MulFOp::create(ib, il, res[4], d);
+              // it: G, dw, dk, dv, da, db.
+              scf::YieldOp::create(
+                  ib, il,
+                  ValueRange{res[0], rf.write(ib, il, dw, it[1], {c0, t, c0}),
+                             rf.write(ib, il, res[2], it[2], {c0, t, c0}),
+                             res[1],
+                             rf.write(ib, il, res[5], it[4], {c0, t, c0}),
+                             rf.write(ib, il, res[3], it[5], {c0, t, c0})});
+            });
+        SmallVector<Value> results = {back.getResult(0), re.getResult(3)};
+        for (int i = 1; i < 6; ++i)
+          results.push_back(back.getResult(i));
+        results.push_back(stBuf);
+        results.push_back(saBuf);
+        scf::YieldOp::create(b, l, results);
+      });
+
+  SmallVector<Value> repl;
+  for (int i = 1; i <= 6; ++i)
+    repl.push_back(castTo(rewriter, loc, bwd.getResult(i),
+                          op->getResult(i - 1).getType()));
+  repl.push_back(
+      castTo(rewriter, loc, bwd.getResult(0), op.getStateGrad().getType()));
+  rewriter.replaceOp(op, repl);
+  return success();
+}
+
 struct WKVGradLowering final : OpConversionPattern<WKVGradOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -80,6 +363,8 @@ struct WKVGradLowering final : OpConversionPattern<WKVGradOp> {
                   ConversionPatternRewriter &rewriter) const override {
     // Every mode: `chunked` is taken first by ChunkedWKVGrad.cpp when the
     // chunked lowering is enabled.
+    if (RowForm::applies(op))
+      return lowerRowForm(op, adaptor, rewriter);
     Location loc = op.getLoc();
     Value r = adaptor.getR(), w = adaptor.getW(), k = adaptor.getK();
     Value v = adaptor.getV(), a = adaptor.getA(), bv = adaptor.getB();

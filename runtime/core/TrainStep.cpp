@@ -46,7 +46,12 @@ TrainArg parseArg(const nlohmann::json &j, const std::string &where) {
 
 void TrainLibrary::reuseFreedMemory() {
   mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+  // -1 disables trimming (mallopt(3)); INT_MAX would still give back all
+  // but 2 GiB of a step's freed heap, to be faulted in again next step.
+  mallopt(M_TRIM_THRESHOLD, -1);
+  // One arena: blocks freed by the worker threads serve the next step's
+  // allocations of any thread instead of sitting in per-thread heaps.
+  mallopt(M_ARENA_MAX, 1);
 }
 
 TrainLibrary::~TrainLibrary() {

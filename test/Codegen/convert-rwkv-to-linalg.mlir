@@ -672,6 +672,51 @@ func.func @wkv_grad(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?
 
 // -----
 
+// wkv_grad of one head (state [1, 1, N, N], what rwkv-parallelize-wkv
+// leaves): the row form. d = exp(w) once for all tokens; every token step is
+// an scf.for over the N state rows on vector<N> rows, in place: the
+// checkpoint forward and the recompute (sa_i = S[i]·a as a vector.reduction,
+// the update, dr accumulated in a vector), then per row of the backward step
+// dv_i and dsa_i as reductions and dk, db, dd, da carried as vectors.
+// CHECK-LABEL: func.func @wkv_grad_row
+// CHECK:         %[[D:.+]] = linalg.generic {{.+}} ins(%{{[^ ]+}} : tensor<1x?x4xf32>)
+// CHECK:           math.exp
+// Checkpoint forward: per token, per row.
+// CHECK:         scf.for {{.+}} -> (tensor<1x1x4x4xf32>, tensor<?x1x1x4x4xf32>)
+// CHECK:           scf.for {{.+}} -> (tensor<1x1x4x4xf32>)
+// CHECK:             vector.transfer_read %[[D]]
+// CHECK:             scf.for %[[I:.+]] = %c0{{.*}} to %c4 step %c1{{.*}} iter_args(%[[S:.+]] = %{{.+}}) -> (tensor<1x1x4x4xf32>)
+// CHECK:               vector.transfer_read %[[S]][%{{.+}}, %{{.+}}, %[[I]], %{{.+}}]{{.*}} : tensor<1x1x4x4xf32>, vector<4xf32>
+// CHECK:               vector.reduction <add>, %{{.+}} fastmath<reassoc,contract> : vector<4xf32> into f32
+// CHECK:               vector.transfer_write %{{.+}}, %[[S]][%{{.+}}, %{{.+}}, %[[I]], %{{.+}}]
+// Segments in reverse; the recompute saves S_{t-1} rows and sa, carries dr.
+// CHECK:         scf.for {{.+}} -> (tensor<1x1x4x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<3x1x1x4x4xf32>, tensor<3x1x1x4xf32>)
+// CHECK:           scf.for {{.+}} -> (tensor<1x1x4x4xf32>, tensor<3x1x1x4x4xf32>, tensor<3x1x1x4xf32>, tensor<1x?x4xf32>)
+// CHECK:             scf.for {{.+}} -> (tensor<1x1x4x4xf32>, tensor<3x1x1x4x4xf32>, tensor<3x1x1x4xf32>, vector<4xf32>)
+// CHECK:               vector.transfer_write {{.+}} : vector<4xf32>, tensor<3x1x1x4x4xf32>
+// CHECK:               tensor.insert {{.+}} : tensor<3x1x1x4xf32>
+// Backward tokens: G rows, dv by tensor.insert, dk/db/dd/da in vectors.
+// CHECK:           scf.for {{.+}} -> (tensor<1x1x4x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>)
+// CHECK:             scf.for {{.+}} -> (tensor<1x1x4x4xf32>, tensor<1x?x4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>)
+// CHECK-COUNT-2:       vector.reduction <add>
+// CHECK:               tensor.insert {{.+}} : tensor<1x?x4xf32>
+// CHECK:               vector.transfer_write {{.+}} : vector<4xf32>, tensor<1x1x4x4xf32>
+// CHECK-NOT:     linalg.generic
+// CHECK:         return
+func.func @wkv_grad_row(%r: tensor<1x?x4xf32>, %w: tensor<1x?x4xf32>, %k: tensor<1x?x4xf32>,
+                        %v: tensor<1x?x4xf32>, %a: tensor<1x?x4xf32>, %b: tensor<1x?x4xf32>,
+                        %s: tensor<1x1x4x4xf32>, %dy: tensor<1x?x4xf32>, %ds: tensor<1x1x4x4xf32>)
+    -> (tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>,
+        tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x1x4x4xf32>) {
+  %dr, %dw, %dk, %dv, %da, %db, %dstate = rwkv.wkv_grad %r, %w, %k, %v, %a, %b, %s, %dy, %ds
+      {chunk_length = 3 : i64} : tensor<1x?x4xf32>, tensor<1x1x4x4xf32>
+  return %dr, %dw, %dk, %dv, %da, %db, %dstate
+      : tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>,
+        tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<1x1x4x4xf32>
+}
+
+// -----
+
 // cross_entropy_grad (l2wrap): the count of counted targets and dloss / n
 // first; then the vocabulary statistics (as in cross_entropy, here with the
 // first argmax: z == tile max, minsi of the global index, taken over the

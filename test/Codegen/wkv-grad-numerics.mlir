@@ -26,6 +26,17 @@
 // RUN: | mlir-runner -e main -entry-point-result=void \
 // RUN:   -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils \
 // RUN: | FileCheck %s
+// The third RUN splits the heads first (rwkv-parallelize-wkv), so the
+// sequential ops take the single-head row form (vector<N> state rows).
+// RUN: rwkv-opt %s --rwkv-parallelize-wkv --convert-rwkv-to-linalg="chunked-wkv=0" \
+// RUN:   --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" \
+// RUN:   --buffer-deallocation-pipeline --convert-bufferization-to-memref \
+// RUN:   --convert-linalg-to-loops --expand-strided-metadata --lower-affine \
+// RUN:   --convert-scf-to-cf --convert-vector-to-llvm --convert-to-llvm \
+// RUN:   --reconcile-unrealized-casts \
+// RUN: | mlir-runner -e main -entry-point-result=void \
+// RUN:   -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils \
+// RUN: | FileCheck %s
 // RUN: rwkv-opt %s --rwkv-cpu-pipeline="threads=0 chunked-wkv=1" \
 // RUN: | mlir-runner -e main -entry-point-result=void \
 // RUN:   -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils \
