@@ -30,6 +30,9 @@ void populateRWKVSequenceToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVChunkedWKVToLinalgPatterns(RewritePatternSet &patterns);
 /// The training ops: cross_entropy and the adjoints (Gradients.cpp).
 void populateRWKVGradientToLinalgPatterns(RewritePatternSet &patterns);
+/// The loss and its gradient of the same logits, lowered together (one
+/// statistics pass for both); applied before the conversion.
+void populateRWKVCrossEntropyPairPatterns(RewritePatternSet &patterns);
 /// rwkv.wkv_grad: sequential (every mode) and chunked (mode = chunked).
 void populateRWKVWKVGradToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVChunkedWKVGradToLinalgPatterns(RewritePatternSet &patterns);

@@ -248,6 +248,35 @@ def RWKVParallelizeLinalgPass : Pass<"rwkv-parallelize-linalg"> {
                            "::mlir::affine::AffineDialect"];
 }
 
+def RWKVGuardParallelRegionsPass : Pass<"rwkv-guard-parallel-regions"> {
+  let summary = "Run single-iteration OpenMP parallel regions on the caller";
+  let description = [{
+    Gives every `omp.parallel` whose body is a work-shared `omp.loop_nest`
+    (what `convert-scf-to-openmp` builds from the tile foralls) an `if`
+    clause that is true only when the loop has more than one iteration (none
+    when some loop statically has several).
+    Tile counts that depend on a dynamic prompt length collapse to one tile
+    when a single token is decoded; with the clause that tile runs on the
+    calling thread instead of forking the thread team for it.
+
+    Before:
+    ```mlir
+    omp.parallel {
+      omp.wsloop {
+        omp.loop_nest (%i) : index = (%lb) to (%ub) step (%s) { ... }
+      }
+    }
+    ```
+    After:
+    ```mlir
+    %next = arith.addi %lb, %s : index
+    %more = arith.cmpi slt, %next, %ub : index
+    omp.parallel if(%more) { ... }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
   let summary = "Vectorise the projection tiles with register accumulators";
   let description = [{

@@ -76,7 +76,7 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
   tileOpts.tileTokens = opts.tileTokens;
   tileOpts.tileOutputs = opts.tileOutputs;
   pm.addPass(createRWKVTileAndFusePass(tileOpts));
-  if (opts.threads)
+  if (opts.threads && opts.parallelizeLinalg)
     pm.addPass(createRWKVParallelizeLinalgPass());
   pm.addPass(createCanonicalizerPass());
 }
@@ -113,8 +113,10 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
   addUpstream(pm, "func.func(convert-linalg-to-loops),"
                   "expand-strided-metadata,lower-affine,canonicalize,cse");
   // Projection tiles run on all cores through OpenMP (libomp).
-  if (opts.threads)
+  if (opts.threads) {
     addUpstream(pm, "convert-scf-to-openmp,canonicalize");
+    pm.addPass(createRWKVGuardParallelRegionsPass());
+  }
   addUpstream(pm, "convert-scf-to-cf,canonicalize,cse,"
                   "func.func(llvm-request-c-wrappers),"
                   "convert-vector-to-llvm{reassociate-fp-reductions},"

@@ -63,6 +63,11 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
       *this, "threads",
       llvm::cl::desc("Run projection tiles on all cores (OpenMP)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> parallelizeLinalg{
+      *this, "parallelize-linalg",
+      llvm::cl::desc("With threads: also run the other large linalg ops in "
+                     "parallel tiles (rwkv-parallelize-linalg)"),
+      llvm::cl::init(true)};
 };
 
 /// The CPU pipeline: rwkv -> primitive ops -> linalg -> buffers -> LLVM.

@@ -8,6 +8,7 @@
 
 #include "codegen/Passes.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
 #define DEBUG_TYPE "convert-rwkv-to-linalg"
 
@@ -35,6 +36,11 @@ struct ConvertRWKVToLinalgPass final
 
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
+    {
+      RewritePatternSet pairs(ctx);
+      populateRWKVCrossEntropyPairPatterns(pairs);
+      walkAndApplyPatterns(getOperation(), std::move(pairs));
+    }
     ConversionTarget target(*ctx);
     target.addIllegalDialect<RWKVDialect>();
     // Structure ops are dissolved by rwkv-inline-blocks, not here.

@@ -316,67 +316,74 @@ VocabStats buildVocabStats(OpBuilder &b, Location loc, Value x3, Value w,
   return stats;
 }
 
+/// The mean over the counted rows of max + log Σ - z[target] (0 when no row
+/// is counted), from the statistics of `targets` [N].
+Value buildMeanLoss(OpBuilder &rewriter, Location loc, const VocabStats &stats,
+                    Value t1, int64_t ignore) {
+  MLIRContext *ctx = rewriter.getContext();
+
+  // Σ over the counted rows of max + log Σ - z[target], and the count.
+  auto id1 = AffineMap::getMultiDimIdentityMap(1, ctx);
+  auto toScalar = AffineMap::get(1, 0, {}, ctx);
+  Value sumInit = zeros(rewriter, loc, {});
+  Value countInit = zeros(rewriter, loc, {});
+  auto acc = linalg::GenericOp::create(
+      rewriter, loc, TypeRange{sumInit.getType(), countInit.getType()},
+      ValueRange{stats.max, stats.sum, stats.target, t1},
+      ValueRange{sumInit, countInit},
+      ArrayRef<AffineMap>{id1, id1, id1, id1, toScalar, toScalar},
+      ArrayRef<IteratorType>{IteratorType::reduction},
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value lse = arith::AddFOp::create(nb, nl, args[0],
+                                          math::LogOp::create(nb, nl, args[1]));
+        Value loss = arith::SubFOp::create(nb, nl, lse, args[2]);
+        Value counted = isCounted(nb, nl, args[3], ignore);
+        Value zero = f32Const(nb, nl, 0.0);
+        Value one = f32Const(nb, nl, 1.0);
+        Value sl = arith::AddFOp::create(
+            nb, nl, args[4],
+            arith::SelectOp::create(nb, nl, counted, loss, zero));
+        Value sc = arith::AddFOp::create(
+            nb, nl, args[5],
+            arith::SelectOp::create(nb, nl, counted, one, zero));
+        linalg::YieldOp::create(nb, nl, ValueRange{sl, sc});
+      });
+
+  // mean = Σ / count, 0 when nothing was counted.
+  Value out = tensor::EmptyOp::create(rewriter, loc, ArrayRef<int64_t>{},
+                                      rewriter.getF32Type());
+  auto scalar = AffineMap::get(0, 0, {}, ctx);
+  Value loss =
+      linalg::GenericOp::create(
+          rewriter, loc, TypeRange{out.getType()},
+          ValueRange{acc.getResult(0), acc.getResult(1)}, ValueRange{out},
+          ArrayRef<AffineMap>{scalar, scalar, scalar}, ArrayRef<IteratorType>{},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value zero = f32Const(nb, nl, 0.0);
+            Value any = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT,
+                                              args[1], zero);
+            Value mean = arith::DivFOp::create(nb, nl, args[0], args[1]);
+            linalg::YieldOp::create(
+                nb, nl,
+                arith::SelectOp::create(nb, nl, any, mean, zero).getResult());
+          })
+          .getResult(0);
+  return loss;
+}
+
 struct CrossEntropyLowering final : OpConversionPattern<CrossEntropyOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
   matchAndRewrite(CrossEntropyOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    MLIRContext *ctx = rewriter.getContext();
     int64_t ignore = op.getIgnoreIndex();
     Value x2 = flattenTokens(rewriter, loc, adaptor.getInput());
     Value t1 = flattenTokens(rewriter, loc, adaptor.getTargets());
     Value w = adaptor.getWeight();
     VocabStats stats = buildVocabStats(
         rewriter, loc, asActivation(rewriter, loc, x2), w, t1, false);
-
-    // Σ over the counted rows of max + log Σ - z[target], and the count.
-    auto id1 = AffineMap::getMultiDimIdentityMap(1, ctx);
-    auto toScalar = AffineMap::get(1, 0, {}, ctx);
-    Value sumInit = zeros(rewriter, loc, {});
-    Value countInit = zeros(rewriter, loc, {});
-    auto acc = linalg::GenericOp::create(
-        rewriter, loc, TypeRange{sumInit.getType(), countInit.getType()},
-        ValueRange{stats.max, stats.sum, stats.target, t1},
-        ValueRange{sumInit, countInit},
-        ArrayRef<AffineMap>{id1, id1, id1, id1, toScalar, toScalar},
-        ArrayRef<IteratorType>{IteratorType::reduction},
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Value lse = arith::AddFOp::create(
-              nb, nl, args[0], math::LogOp::create(nb, nl, args[1]));
-          Value loss = arith::SubFOp::create(nb, nl, lse, args[2]);
-          Value counted = isCounted(nb, nl, args[3], ignore);
-          Value zero = f32Const(nb, nl, 0.0);
-          Value one = f32Const(nb, nl, 1.0);
-          Value sl = arith::AddFOp::create(
-              nb, nl, args[4],
-              arith::SelectOp::create(nb, nl, counted, loss, zero));
-          Value sc = arith::AddFOp::create(
-              nb, nl, args[5],
-              arith::SelectOp::create(nb, nl, counted, one, zero));
-          linalg::YieldOp::create(nb, nl, ValueRange{sl, sc});
-        });
-
-    // mean = Σ / count, 0 when nothing was counted.
-    Value out = tensor::EmptyOp::create(rewriter, loc, ArrayRef<int64_t>{},
-                                        rewriter.getF32Type());
-    auto scalar = AffineMap::get(0, 0, {}, ctx);
-    Value loss =
-        linalg::GenericOp::create(
-            rewriter, loc, TypeRange{out.getType()},
-            ValueRange{acc.getResult(0), acc.getResult(1)}, ValueRange{out},
-            ArrayRef<AffineMap>{scalar, scalar, scalar},
-            ArrayRef<IteratorType>{},
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              Value zero = f32Const(nb, nl, 0.0);
-              Value any = arith::CmpFOp::create(
-                  nb, nl, arith::CmpFPredicate::OGT, args[1], zero);
-              Value mean = arith::DivFOp::create(nb, nl, args[0], args[1]);
-              linalg::YieldOp::create(
-                  nb, nl,
-                  arith::SelectOp::create(nb, nl, any, mean, zero).getResult());
-            })
-            .getResult(0);
+    Value loss = buildMeanLoss(rewriter, loc, stats, t1, ignore);
     rewriter.replaceOp(op, loss);
     return success();
   }
@@ -387,136 +394,182 @@ struct CrossEntropyLowering final : OpConversionPattern<CrossEntropyOp> {
 /// gᵀ x (a complete reduction over the N tokens) and its share g W of dx
 /// (added to the running dx). Three projections per tile and one for the
 /// statistics: the logits are computed twice, never stored whole.
+/// {dx, dW} of `op`, plus the mean loss when `withLoss` (the statistics
+/// pass then also collects z[target]: the forward cross_entropy of the same
+/// operands needs no logits of its own).
+SmallVector<Value> buildCrossEntropyGrad(OpBuilder &rewriter,
+                                         CrossEntropyGradOp op, Value x,
+                                         Value w, Value targets, Value dloss,
+                                         bool withLoss) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = rewriter.getContext();
+  int64_t ignore = op.getIgnoreIndex();
+  float l2wrap = op.getL2wrap().convertToFloat();
+  Value x2 = flattenTokens(rewriter, loc, x);
+  Value t1 = flattenTokens(rewriter, loc, targets);
+  AffineExpr d0, d1;
+  bindDims(ctx, d0, d1);
+
+  // scale = dloss / count (0 when nothing is counted): the whole batch's
+  // count is needed before the first tile's gradient.
+  Value count = countTargets(rewriter, loc, t1, ignore);
+  Value scaleInit = tensor::EmptyOp::create(rewriter, loc, ArrayRef<int64_t>{},
+                                            rewriter.getF32Type());
+  auto scalar = AffineMap::get(0, 0, {}, ctx);
+  Value scale =
+      linalg::GenericOp::create(
+          rewriter, loc, TypeRange{scaleInit.getType()},
+          ValueRange{dloss, count}, ValueRange{scaleInit},
+          ArrayRef<AffineMap>{scalar, scalar, scalar}, ArrayRef<IteratorType>{},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value zero = f32Const(nb, nl, 0.0);
+            Value any = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT,
+                                              args[1], zero);
+            Value q = arith::DivFOp::create(nb, nl, args[0], args[1]);
+            linalg::YieldOp::create(
+                nb, nl,
+                arith::SelectOp::create(nb, nl, any, q, zero).getResult());
+          })
+          .getResult(0);
+
+  Value x3 = asActivation(rewriter, loc, x2);
+  VocabStats stats = buildVocabStats(rewriter, loc, x3, w,
+                                     withLoss ? t1 : Value(), l2wrap > 0.0f);
+  // xᵀ [C, N]: the dW rows reduce over the tokens along contiguous rows.
+  Value xT = buildTranspose(rewriter, loc, x2);
+  Value dxInit = zeros(rewriter, loc, tensor::getMixedSizes(rewriter, loc, x3));
+  Value dwInit = tensor::EmptyOp::create(
+      rewriter, loc, tensor::getMixedSizes(rewriter, loc, w),
+      rewriter.getF32Type());
+  auto loop = vocabTileLoop(
+      rewriter, loc, w, ValueRange{dxInit, dwInit},
+      [&](OpBuilder &b, Location l, Value v0, OpFoldResult size,
+          ValueRange iter) -> SmallVector<Value> {
+        Value ws = sliceRows(b, l, w, v0, size);
+        Value z = dropUnit(b, l, buildProjection(b, l, x3, ws, true));
+        auto rowsMap = AffineMap::get(2, 0, {d0}, ctx);
+        auto tileMap = AffineMap::get(2, 0, {d0, d1}, ctx);
+        // g = (softmax - onehot) * scale (+ L2Wrap), 0 on ignored rows,
+        // written both [N, tile] (for dx) and [tile, N] (for dW).
+        SmallVector<Value> gIns = {z, stats.max, stats.sum, t1, scale};
+        SmallVector<AffineMap> gMaps = {tileMap, rowsMap, rowsMap, rowsMap,
+                                        AffineMap::get(2, 0, {}, ctx)};
+        if (l2wrap > 0.0f) {
+          gIns.push_back(stats.argmax);
+          gMaps.push_back(rowsMap);
+        }
+        gMaps.push_back(tileMap);
+        gMaps.push_back(AffineMap::get(2, 0, {d1, d0}, ctx));
+        OpFoldResult nTok = tensor::getMixedSize(b, l, z, 0);
+        Value gInit = tensor::EmptyOp::create(
+            b, l, ArrayRef<OpFoldResult>{nTok, size}, b.getF32Type());
+        Value gTInit = tensor::EmptyOp::create(
+            b, l, ArrayRef<OpFoldResult>{size, nTok}, b.getF32Type());
+        SmallVector<IteratorType> par2(2, IteratorType::parallel);
+        auto gOp = linalg::GenericOp::create(
+            b, l, TypeRange{gInit.getType(), gTInit.getType()}, gIns,
+            ValueRange{gInit, gTInit}, gMaps, par2,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value zero = f32Const(nb, nl, 0.0);
+              Value one = f32Const(nb, nl, 1.0);
+              Value d = arith::SubFOp::create(nb, nl, args[0], args[1]);
+              Value e = math::ExpOp::create(nb, nl, d);
+              Value p = arith::DivFOp::create(nb, nl, e, args[2]);
+              Value v = arith::AddIOp::create(
+                  nb, nl, linalg::IndexOp::create(nb, nl, 1), v0);
+              Value hot = arith::SelectOp::create(
+                  nb, nl, isTarget(nb, nl, v, args[3]), one, zero);
+              Value gv = arith::MulFOp::create(
+                  nb, nl, arith::SubFOp::create(nb, nl, p, hot), args[4]);
+              if (l2wrap > 0.0f) {
+                Value vi =
+                    arith::IndexCastOp::create(nb, nl, nb.getI64Type(), v);
+                Value atMax = arith::CmpIOp::create(
+                    nb, nl, arith::CmpIPredicate::eq, vi, args[5]);
+                Value extra = arith::MulFOp::create(
+                    nb, nl,
+                    arith::MulFOp::create(nb, nl, f32Const(nb, nl, l2wrap),
+                                          args[4]),
+                    args[1]);
+                gv = arith::AddFOp::create(
+                    nb, nl, gv,
+                    arith::SelectOp::create(nb, nl, atMax, extra, zero));
+              }
+              Value counted = isCounted(nb, nl, args[3], ignore);
+              Value gc = arith::SelectOp::create(nb, nl, counted, gv, zero);
+              linalg::YieldOp::create(nb, nl, ValueRange{gc, gc});
+            });
+        // dx += g W[tile]: a projection of g with the tile's rows
+        // transposed to [C, tile].
+        Value dx = buildProjection(b, l, asActivation(b, l, gOp.getResult(0)),
+                                   buildTranspose(b, l, ws), true, iter[0]);
+        // dW[tile] = gᵀ x.
+        Value dwRows =
+            dropUnit(b, l,
+                     buildProjection(b, l, asActivation(b, l, gOp.getResult(1)),
+                                     xT, true));
+        Value dw = tensor::InsertSliceOp::create(
+            b, l, dwRows, iter[1],
+            ArrayRef<OpFoldResult>{v0, b.getIndexAttr(0)},
+            ArrayRef<OpFoldResult>{size, tensor::getMixedSize(b, l, w, 1)},
+            unitStrides(b, 2));
+        return {dx, dw};
+      });
+
+  Value dx = unflattenTokens(rewriter, loc,
+                             dropUnit(rewriter, loc, loop.getResult(0)), x);
+  SmallVector<Value> results = {
+      castTo(rewriter, loc, dx, op.getInputGrad().getType()),
+      castTo(rewriter, loc, loop.getResult(1), op.getWeightGrad().getType())};
+  if (withLoss)
+    results.push_back(buildMeanLoss(rewriter, loc, stats, t1, ignore));
+  return results;
+}
+
 struct CrossEntropyGradLowering final
     : OpConversionPattern<CrossEntropyGradOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
   matchAndRewrite(CrossEntropyGradOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
-    MLIRContext *ctx = rewriter.getContext();
-    int64_t ignore = op.getIgnoreIndex();
-    float l2wrap = op.getL2wrap().convertToFloat();
-    Value x = adaptor.getInput();
-    Value x2 = flattenTokens(rewriter, loc, x);
-    Value t1 = flattenTokens(rewriter, loc, adaptor.getTargets());
-    Value w = adaptor.getWeight();
-    AffineExpr d0, d1;
-    bindDims(ctx, d0, d1);
+    rewriter.replaceOp(
+        op, buildCrossEntropyGrad(rewriter, op, adaptor.getInput(),
+                                  adaptor.getWeight(), adaptor.getTargets(),
+                                  adaptor.getDloss(), /*withLoss=*/false));
+    return success();
+  }
+};
 
-    // scale = dloss / count (0 when nothing is counted): the whole batch's
-    // count is needed before the first tile's gradient.
-    Value count = countTargets(rewriter, loc, t1, ignore);
-    Value scaleInit = tensor::EmptyOp::create(
-        rewriter, loc, ArrayRef<int64_t>{}, rewriter.getF32Type());
-    auto scalar = AffineMap::get(0, 0, {}, ctx);
-    Value scale =
-        linalg::GenericOp::create(
-            rewriter, loc, TypeRange{scaleInit.getType()},
-            ValueRange{adaptor.getDloss(), count}, ValueRange{scaleInit},
-            ArrayRef<AffineMap>{scalar, scalar, scalar},
-            ArrayRef<IteratorType>{},
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              Value zero = f32Const(nb, nl, 0.0);
-              Value any = arith::CmpFOp::create(
-                  nb, nl, arith::CmpFPredicate::OGT, args[1], zero);
-              Value q = arith::DivFOp::create(nb, nl, args[0], args[1]);
-              linalg::YieldOp::create(
-                  nb, nl,
-                  arith::SelectOp::create(nb, nl, any, q, zero).getResult());
-            })
-            .getResult(0);
-
-    Value x3 = asActivation(rewriter, loc, x2);
-    VocabStats stats = buildVocabStats(rewriter, loc, x3, w, {}, l2wrap > 0.0f);
-    // xᵀ [C, N]: the dW rows reduce over the tokens along contiguous rows.
-    Value xT = buildTranspose(rewriter, loc, x2);
-    Value dxInit =
-        zeros(rewriter, loc, tensor::getMixedSizes(rewriter, loc, x3));
-    Value dwInit = tensor::EmptyOp::create(
-        rewriter, loc, tensor::getMixedSizes(rewriter, loc, w),
-        rewriter.getF32Type());
-    auto loop = vocabTileLoop(
-        rewriter, loc, w, ValueRange{dxInit, dwInit},
-        [&](OpBuilder &b, Location l, Value v0, OpFoldResult size,
-            ValueRange iter) -> SmallVector<Value> {
-          Value ws = sliceRows(b, l, w, v0, size);
-          Value z = dropUnit(b, l, buildProjection(b, l, x3, ws, true));
-          auto rowsMap = AffineMap::get(2, 0, {d0}, ctx);
-          auto tileMap = AffineMap::get(2, 0, {d0, d1}, ctx);
-          // g = (softmax - onehot) * scale (+ L2Wrap), 0 on ignored rows,
-          // written both [N, tile] (for dx) and [tile, N] (for dW).
-          SmallVector<Value> gIns = {z, stats.max, stats.sum, t1, scale};
-          SmallVector<AffineMap> gMaps = {tileMap, rowsMap, rowsMap, rowsMap,
-                                          AffineMap::get(2, 0, {}, ctx)};
-          if (l2wrap > 0.0f) {
-            gIns.push_back(stats.argmax);
-            gMaps.push_back(rowsMap);
-          }
-          gMaps.push_back(tileMap);
-          gMaps.push_back(AffineMap::get(2, 0, {d1, d0}, ctx));
-          OpFoldResult nTok = tensor::getMixedSize(b, l, z, 0);
-          Value gInit = tensor::EmptyOp::create(
-              b, l, ArrayRef<OpFoldResult>{nTok, size}, b.getF32Type());
-          Value gTInit = tensor::EmptyOp::create(
-              b, l, ArrayRef<OpFoldResult>{size, nTok}, b.getF32Type());
-          SmallVector<IteratorType> par2(2, IteratorType::parallel);
-          auto gOp = linalg::GenericOp::create(
-              b, l, TypeRange{gInit.getType(), gTInit.getType()}, gIns,
-              ValueRange{gInit, gTInit}, gMaps, par2,
-              [&](OpBuilder &nb, Location nl, ValueRange args) {
-                Value zero = f32Const(nb, nl, 0.0);
-                Value one = f32Const(nb, nl, 1.0);
-                Value d = arith::SubFOp::create(nb, nl, args[0], args[1]);
-                Value e = math::ExpOp::create(nb, nl, d);
-                Value p = arith::DivFOp::create(nb, nl, e, args[2]);
-                Value v = arith::AddIOp::create(
-                    nb, nl, linalg::IndexOp::create(nb, nl, 1), v0);
-                Value hot = arith::SelectOp::create(
-                    nb, nl, isTarget(nb, nl, v, args[3]), one, zero);
-                Value gv = arith::MulFOp::create(
-                    nb, nl, arith::SubFOp::create(nb, nl, p, hot), args[4]);
-                if (l2wrap > 0.0f) {
-                  Value vi =
-                      arith::IndexCastOp::create(nb, nl, nb.getI64Type(), v);
-                  Value atMax = arith::CmpIOp::create(
-                      nb, nl, arith::CmpIPredicate::eq, vi, args[5]);
-                  Value extra = arith::MulFOp::create(
-                      nb, nl,
-                      arith::MulFOp::create(nb, nl, f32Const(nb, nl, l2wrap),
-                                            args[4]),
-                      args[1]);
-                  gv = arith::AddFOp::create(
-                      nb, nl, gv,
-                      arith::SelectOp::create(nb, nl, atMax, extra, zero));
-                }
-                Value counted = isCounted(nb, nl, args[3], ignore);
-                Value gc = arith::SelectOp::create(nb, nl, counted, gv, zero);
-                linalg::YieldOp::create(nb, nl, ValueRange{gc, gc});
-              });
-          // dx += g W[tile]: a projection of g with the tile's rows
-          // transposed to [C, tile].
-          Value dx = buildProjection(b, l, asActivation(b, l, gOp.getResult(0)),
-                                     buildTranspose(b, l, ws), true, iter[0]);
-          // dW[tile] = gᵀ x.
-          Value dwRows = dropUnit(
-              b, l,
-              buildProjection(b, l, asActivation(b, l, gOp.getResult(1)), xT,
-                              true));
-          Value dw = tensor::InsertSliceOp::create(
-              b, l, dwRows, iter[1],
-              ArrayRef<OpFoldResult>{v0, b.getIndexAttr(0)},
-              ArrayRef<OpFoldResult>{size, tensor::getMixedSize(b, l, w, 1)},
-              unitStrides(b, 2));
-          return {dx, dw};
-        });
-
-    Value dx = unflattenTokens(rewriter, loc,
-                               dropUnit(rewriter, loc, loop.getResult(0)), x);
-    rewriter.replaceOp(op,
-                       {castTo(rewriter, loc, dx, op.getInputGrad().getType()),
-                        castTo(rewriter, loc, loop.getResult(1),
-                               op.getWeightGrad().getType())});
+/// A training step computes the loss (cross_entropy) and, later, its
+/// gradient (cross_entropy_grad) of the same logits: lowered separately that
+/// is three passes of [N, V] logits products (loss statistics, gradient
+/// statistics, gradient). Lowered together at the gradient, the one
+/// statistics pass also yields the loss: two. Applies when every use of the
+/// loss comes after the gradient op in its block (the step's return).
+struct CrossEntropyPairLowering final : OpRewritePattern<CrossEntropyGradOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(CrossEntropyGradOp op,
+                                PatternRewriter &rewriter) const override {
+    CrossEntropyOp fwd;
+    for (Operation *user : op.getInput().getUsers()) {
+      auto ce = dyn_cast<CrossEntropyOp>(user);
+      if (ce && ce->getBlock() == op->getBlock() && ce->isBeforeInBlock(op) &&
+          ce.getWeight() == op.getWeight() &&
+          ce.getTargets() == op.getTargets() &&
+          ce.getIgnoreIndex() == op.getIgnoreIndex())
+        fwd = ce;
+    }
+    if (!fwd)
+      return rewriter.notifyMatchFailure(op, "no loss of the same logits");
+    for (Operation *user : fwd.getLoss().getUsers())
+      if (user->getBlock() != op->getBlock() || !op->isBeforeInBlock(user))
+        return rewriter.notifyMatchFailure(op, "the loss is used earlier");
+    rewriter.setInsertionPoint(op);
+    SmallVector<Value> res =
+        buildCrossEntropyGrad(rewriter, op, op.getInput(), op.getWeight(),
+                              op.getTargets(), op.getDloss(), true);
+    rewriter.replaceOp(fwd, res[2]);
+    rewriter.replaceOp(op, ValueRange{res[0], res[1]});
     return success();
   }
 };
@@ -898,6 +951,10 @@ struct TokenShiftGradLowering final : OpConversionPattern<TokenShiftGradOp> {
 };
 
 } // namespace
+
+void rwkv::populateRWKVCrossEntropyPairPatterns(RewritePatternSet &patterns) {
+  patterns.add<CrossEntropyPairLowering>(patterns.getContext());
+}
 
 void rwkv::populateRWKVGradientToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<CrossEntropyLowering, CrossEntropyGradLowering,

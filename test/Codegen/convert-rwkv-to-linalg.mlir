@@ -805,6 +805,27 @@ func.func @cross_entropy_grad_plain(%x: tensor<1x4x8xf32>, %w: tensor<40x8xf32>,
 
 // -----
 
+// cross_entropy and cross_entropy_grad of the same logits (a training step)
+// are lowered together at the gradient: one statistics loop (max, Σ and
+// z[target]) gives both the loss and the softmax of the gradient loop, so
+// the logits are computed twice, not three times.
+// CHECK-LABEL: func.func @cross_entropy_pair
+// CHECK:         %[[STATS:.+]]:3 = scf.for {{.+}} -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+// CHECK-COUNT-1:   linalg.generic {{.+}}rwkv.projection
+// CHECK:         %[[GRAD:.+]]:2 = scf.for {{.+}} -> (tensor<1x4x8xf32>, tensor<40x8xf32>)
+// CHECK-COUNT-3:   linalg.generic {{.+}}rwkv.projection
+// CHECK:         %[[SUM:.+]]:2 = linalg.generic {{.+}} ins(%[[STATS]]#0, %[[STATS]]#1, %[[STATS]]#2,
+// CHECK:         %[[LOSS:.+]] = linalg.generic {{.+}} ins(%[[SUM]]#0, %[[SUM]]#1 : tensor<f32>, tensor<f32>)
+// CHECK-NOT:     scf.for
+// CHECK:         return %[[LOSS]], %{{.+}}, %[[GRAD]]#1
+func.func @cross_entropy_pair(%x: tensor<1x4x8xf32>, %w: tensor<40x8xf32>, %t: tensor<1x4xi32>, %d: tensor<f32>) -> (tensor<f32>, tensor<1x4x8xf32>, tensor<40x8xf32>) {
+  %l = rwkv.cross_entropy %x, %w, %t : tensor<1x4x8xf32>, tensor<40x8xf32>, tensor<1x4xi32> -> tensor<f32>
+  %0, %1 = rwkv.cross_entropy_grad %x, %w, %t, %d : tensor<1x4x8xf32>, tensor<40x8xf32>, tensor<1x4xi32> -> tensor<1x4x8xf32>, tensor<40x8xf32>
+  return %l, %0, %1 : tensor<f32>, tensor<1x4x8xf32>, tensor<40x8xf32>
+}
+
+// -----
+
 // embed_grad: a zero [V, C] table, then a loop over the B*T positions that
 // adds the dy row into row tokens[p] (clamped to row 0 and masked to +0 when
 // the id is out of range) by an extract_slice / generic / insert_slice of

@@ -4,21 +4,21 @@
 // the head's N columns, the state to its [N, N] block, and the results are
 // inserted back in parallel.
 // CHECK-LABEL: func.func @wkv
-// CHECK-SAME:    (%[[R:[^:]+]]: tensor<2x?x128xf32>, {{.*}}, %[[S:[^:]+]]: tensor<2x2x64x64xf32>)
-// CHECK:         %[[F:.+]]:2 = scf.forall (%[[I:.+]], %[[H:.+]]) in (2, 2) shared_outs(%[[OY:.+]] = %{{.+}}, %[[OS:.+]] = %{{.+}}) -> (tensor<2x?x128xf32>, tensor<2x2x64x64xf32>)
+// CHECK-SAME:    (%[[R:[^:]+]]: tensor<2x16x128xf32>, {{.*}}, %[[S:[^:]+]]: tensor<2x2x64x64xf32>)
+// CHECK:         %[[F:.+]]:2 = scf.forall (%[[I:.+]], %[[H:.+]]) in (2, 2) shared_outs(%[[OY:.+]] = %{{.+}}, %[[OS:.+]] = %{{.+}}) -> (tensor<2x16x128xf32>, tensor<2x2x64x64xf32>)
 // CHECK:           %[[COL:.+]] = arith.muli %[[H]], %c64
-// CHECK:           %[[RS:.+]] = tensor.extract_slice %[[R]][%[[I]], 0, %[[COL]]] [1, %{{.+}}, 64] [1, 1, 1] : tensor<2x?x128xf32> to tensor<1x?x64xf32>
+// CHECK:           %[[RS:.+]] = tensor.extract_slice %[[R]][%[[I]], 0, %[[COL]]] [1, 16, 64] [1, 1, 1] : tensor<2x16x128xf32> to tensor<1x16x64xf32>
 // CHECK:           %[[SS:.+]] = tensor.extract_slice %[[S]][%[[I]], %[[H]], 0, 0] [1, 1, 64, 64] [1, 1, 1, 1] : tensor<2x2x64x64xf32> to tensor<1x1x64x64xf32>
-// CHECK:           %[[Y:.+]], %[[NS:.+]] = rwkv.wkv %[[RS]], {{.*}}, %[[SS]] {chunk_length = 8 : i64, mode = #rwkv<wkv_mode chunked>} : tensor<1x?x64xf32>, tensor<1x1x64x64xf32>
+// CHECK:           %[[Y:.+]], %[[NS:.+]] = rwkv.wkv %[[RS]], {{.*}}, %[[SS]] {chunk_length = 8 : i64, mode = #rwkv<wkv_mode chunked>} : tensor<1x16x64xf32>, tensor<1x1x64x64xf32>
 // CHECK:           scf.forall.in_parallel
-// CHECK:             tensor.parallel_insert_slice %[[Y]] into %[[OY]][%[[I]], 0, %{{.+}}] [1, %{{.+}}, 64] [1, 1, 1]
+// CHECK:             tensor.parallel_insert_slice %[[Y]] into %[[OY]][%[[I]], 0, %{{.+}}] [1, 16, 64] [1, 1, 1]
 // CHECK:             tensor.parallel_insert_slice %[[NS]] into %[[OS]][%[[I]], %[[H]], 0, 0] [1, 1, 64, 64] [1, 1, 1, 1]
 // CHECK:         return %[[F]]#0, %[[F]]#1
-func.func @wkv(%r: tensor<2x?x128xf32>, %w: tensor<2x?x128xf32>, %k: tensor<2x?x128xf32>, %v: tensor<2x?x128xf32>,
-               %a: tensor<2x?x128xf32>, %b: tensor<2x?x128xf32>, %s: tensor<2x2x64x64xf32>)
-    -> (tensor<2x?x128xf32>, tensor<2x2x64x64xf32>) {
-  %y, %ns = rwkv.wkv %r, %w, %k, %v, %a, %b, %s {mode = #rwkv<wkv_mode chunked>, chunk_length = 8} : tensor<2x?x128xf32>, tensor<2x2x64x64xf32>
-  return %y, %ns : tensor<2x?x128xf32>, tensor<2x2x64x64xf32>
+func.func @wkv(%r: tensor<2x16x128xf32>, %w: tensor<2x16x128xf32>, %k: tensor<2x16x128xf32>, %v: tensor<2x16x128xf32>,
+               %a: tensor<2x16x128xf32>, %b: tensor<2x16x128xf32>, %s: tensor<2x2x64x64xf32>)
+    -> (tensor<2x16x128xf32>, tensor<2x2x64x64xf32>) {
+  %y, %ns = rwkv.wkv %r, %w, %k, %v, %a, %b, %s {mode = #rwkv<wkv_mode chunked>, chunk_length = 8} : tensor<2x16x128xf32>, tensor<2x2x64x64xf32>
+  return %y, %ns : tensor<2x16x128xf32>, tensor<2x2x64x64xf32>
 }
 
 // -----
@@ -36,15 +36,21 @@ func.func @wkv_grad(%r: tensor<1x16x128xf32>, %s: tensor<1x2x64x64xf32>, %dy: te
 
 // -----
 
-// One token (decode) and a single head are left alone.
+// One token (decode), a dynamic T (an inference function that also decodes
+// one token at a time) and a single head are left alone.
 // CHECK-LABEL: func.func @decode
 // CHECK-NOT:     scf.forall
 // CHECK:         rwkv.wkv {{.*}} : tensor<1x1x128xf32>, tensor<1x2x64x64xf32>
 // CHECK-NOT:     scf.forall
 // CHECK:         rwkv.wkv {{.*}} : tensor<1x8x64xf32>, tensor<1x1x64x64xf32>
-func.func @decode(%x: tensor<1x1x128xf32>, %s: tensor<1x2x64x64xf32>, %x1: tensor<1x8x64xf32>, %s1: tensor<1x1x64x64xf32>)
-    -> (tensor<1x1x128xf32>, tensor<1x8x64xf32>) {
+// CHECK-NOT:     scf.forall
+// CHECK:         rwkv.wkv {{.*}} : tensor<2x?x128xf32>, tensor<2x2x64x64xf32>
+// CHECK-NOT:     scf.forall
+func.func @decode(%x: tensor<1x1x128xf32>, %s: tensor<1x2x64x64xf32>, %x1: tensor<1x8x64xf32>, %s1: tensor<1x1x64x64xf32>,
+                  %xd: tensor<2x?x128xf32>, %sd: tensor<2x2x64x64xf32>)
+    -> (tensor<1x1x128xf32>, tensor<1x8x64xf32>, tensor<2x?x128xf32>) {
   %y, %ns = rwkv.wkv %x, %x, %x, %x, %x, %x, %s : tensor<1x1x128xf32>, tensor<1x2x64x64xf32>
   %y1, %ns1 = rwkv.wkv %x1, %x1, %x1, %x1, %x1, %x1, %s1 : tensor<1x8x64xf32>, tensor<1x1x64x64xf32>
-  return %y, %y1 : tensor<1x1x128xf32>, tensor<1x8x64xf32>
+  %y2, %ns2 = rwkv.wkv %xd, %xd, %xd, %xd, %xd, %xd, %sd : tensor<2x?x128xf32>, tensor<2x2x64x64xf32>
+  return %y, %y1, %y2 : tensor<1x1x128xf32>, tensor<1x8x64xf32>, tensor<2x?x128xf32>
 }
