@@ -90,6 +90,7 @@ def _declare(lib):
     h = c.c_void_p
     sigs = {
         "rwkvrt_last_error": (c.c_char_p, []),
+        "rwkvrt_train_reuse_freed_memory": (None, []),
         "rwkvrt_train_open": (c.c_int, [c.c_char_p, c.c_int, P(h)]),
         "rwkvrt_train_close": (c.c_int, [h]),
         "rwkvrt_train_config": (c.c_int, [h, P(TrainDesc)]),

@@ -53,8 +53,12 @@ class TrainLibrary:
     cross-entropy of a [B, T] batch and the f32 gradient of every weight and
     of each layer's initial WKV state. The caller owns the weights."""
 
-    def __init__(self, path, threads=0, runtime=None):
+    def __init__(self, path, threads=0, runtime=None, reuse_memory=True):
         self._lib = _capi.load_runtime(runtime)
+        if reuse_memory:
+            # Keep the step's freed buffers in malloc's heap (process-wide;
+            # rwkvrt_train_reuse_freed_memory in rwkv_runtime.h).
+            self._lib.rwkvrt_train_reuse_freed_memory()
         self.path = str(path)
         handle = ctypes.c_void_p()
         _capi.check(self._lib,

@@ -187,6 +187,10 @@ int rwkvrt_forward(const rwkvrt_model *model, rwkvrt_state *state,
   });
 }
 
+void rwkvrt_train_reuse_freed_memory(void) {
+  rwkv::TrainLibrary::reuseFreedMemory();
+}
+
 int rwkvrt_train_open(const char *libraryPath, int threads,
                       rwkvrt_train **outTrain) {
   if (!libraryPath || !outTrain)
