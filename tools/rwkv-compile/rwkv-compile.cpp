@@ -37,12 +37,14 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/xxhash.h"
 
 #include <boost/program_options.hpp>
 #include <fmt/core.h>
 
 #include <fstream>
 #include <iostream>
+#include <unistd.h>
 
 namespace po = boost::program_options;
 using namespace mlir;
@@ -51,7 +53,9 @@ namespace {
 
 struct Options {
   std::string input, output, emit = "so", target = "cpu", targetCpu,
-                             targetFeatures, pipelineOptions;
+                             targetFeatures, pipelineOptions, cacheDir;
+  /// Identity of this compiler build (executable size and time), for keys.
+  std::string compilerId;
   unsigned optLevel = 3;
   int64_t batch = 1, chunkLength = 16;
   bool printPipeline = false;
@@ -193,6 +197,33 @@ int run(const Options &opts,
     return 0;
   }
 
+  // A library is a function of the imported module (shapes, dtypes, config:
+  // never the weight values, which are loaded at run time), the options and
+  // the compiler build. With --cache-dir the same key never compiles twice.
+  std::string cached;
+  if (!opts.cacheDir.empty() && opts.emit == "so") {
+    std::string key;
+    llvm::raw_string_ostream ks(key);
+    module->print(ks);
+    ks << "\n"
+       << opts.targetCpu << "|" << opts.targetFeatures << "|" << opts.optLevel
+       << "|" << opts.compilerId << "|";
+    pipelineOpts.print(ks);
+    if (std::error_code ec = llvm::sys::fs::create_directories(opts.cacheDir))
+      throw std::runtime_error(
+          fmt::format("cannot create the cache folder {}: {}", opts.cacheDir,
+                      ec.message()));
+    cached = fmt::format("{}/rwkv-{:016x}.so", opts.cacheDir,
+                         llvm::xxh3_64bits(key));
+    if (llvm::sys::fs::exists(cached)) {
+      if (std::error_code ec = llvm::sys::fs::copy_file(cached, output))
+        throw std::runtime_error(fmt::format("{}: {}", output, ec.message()));
+      llvm::errs() << "rwkv-compile: " << output << " is the cached " << cached
+                   << " (same module, options and compiler)\n";
+      return 0;
+    }
+  }
+
   std::string error;
   mlir::rwkv::TargetOptions targetOpts;
   targetOpts.cpu = opts.targetCpu;
@@ -296,6 +327,20 @@ int run(const Options &opts,
   }
   if (failed(target->link({objPath.str().str()}, output)))
     return 1;
+  if (!cached.empty()) {
+    // Written aside, then renamed: a concurrent reader never sees half a file.
+    std::string tmp = fmt::format("{}.tmp{}", cached, ::getpid());
+    if (std::error_code ec = llvm::sys::fs::copy_file(output, tmp)) {
+      llvm::errs() << "rwkv-compile: warning: not cached (" << tmp << ": "
+                   << ec.message() << ")\n";
+      return 0;
+    }
+    if (std::error_code ec = llvm::sys::fs::rename(tmp, cached)) {
+      llvm::sys::fs::remove(tmp);
+      llvm::errs() << "rwkv-compile: warning: not cached (" << cached << ": "
+                   << ec.message() << ")\n";
+    }
+  }
   return 0;
 }
 
@@ -338,6 +383,10 @@ int main(int argc, char **argv) {
       "chunk-length", po::value(&opts.chunkLength)->default_value(16),
       "chunk length of the chunked WKV form (lowered as such with "
       "--pipeline-options chunked-wkv=1)")(
+      "cache-dir", po::value(&opts.cacheDir),
+      "keep every --emit=so library in DIR, keyed by the imported module, the "
+      "options and this compiler build, and copy it from there instead of "
+      "compiling the same key again")(
       "pipeline-options", po::value(&opts.pipelineOptions),
       "rwkv-cpu-pipeline options, e.g. 'tile-tokens=32 token-block=3'")(
       "print-pipeline", po::bool_switch(&opts.printPipeline),
@@ -384,6 +433,17 @@ int main(int argc, char **argv) {
     if (vm.count("help")) {
       std::cout << desc << "\n";
       return 0;
+    }
+    if (!opts.cacheDir.empty()) {
+      std::string exe = llvm::sys::fs::getMainExecutable(
+          argv[0], reinterpret_cast<void *>(&main));
+      llvm::sys::fs::file_status st;
+      if (!exe.empty() && !llvm::sys::fs::status(exe, st))
+        opts.compilerId = fmt::format(
+            "{}:{}:{}", exe, st.getSize(),
+            st.getLastModificationTime().time_since_epoch().count());
+      else
+        throw po::error("--cache-dir: cannot identify this compiler build");
     }
     // Unknown options go to MLIR/LLVM's own command line.
     std::vector<std::string> rest =
