@@ -316,6 +316,27 @@ VocabStats buildVocabStats(OpBuilder &b, Location loc, Value x3, Value w,
   return stats;
 }
 
+/// x / count as a 0-d tensor, 0 when count is 0 (no counted target).
+Value divideByCount(OpBuilder &b, Location loc, Value x, Value count) {
+  Value out =
+      tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{}, b.getF32Type());
+  auto scalar = AffineMap::get(0, 0, {}, b.getContext());
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{out.getType()}, ValueRange{x, count},
+             ValueRange{out}, ArrayRef<AffineMap>{scalar, scalar, scalar},
+             ArrayRef<IteratorType>{},
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value zero = f32Const(nb, nl, 0.0);
+               Value any = arith::CmpFOp::create(
+                   nb, nl, arith::CmpFPredicate::OGT, args[1], zero);
+               Value q = arith::DivFOp::create(nb, nl, args[0], args[1]);
+               linalg::YieldOp::create(
+                   nb, nl,
+                   arith::SelectOp::create(nb, nl, any, q, zero).getResult());
+             })
+      .getResult(0);
+}
+
 /// The mean over the counted rows of max + log Σ - z[target] (0 when no row
 /// is counted), from the statistics of `targets` [N].
 Value buildMeanLoss(OpBuilder &rewriter, Location loc, const VocabStats &stats,
@@ -350,24 +371,7 @@ Value buildMeanLoss(OpBuilder &rewriter, Location loc, const VocabStats &stats,
       });
 
   // mean = Σ / count, 0 when nothing was counted.
-  Value out = tensor::EmptyOp::create(rewriter, loc, ArrayRef<int64_t>{},
-                                      rewriter.getF32Type());
-  auto scalar = AffineMap::get(0, 0, {}, ctx);
-  Value loss =
-      linalg::GenericOp::create(
-          rewriter, loc, TypeRange{out.getType()},
-          ValueRange{acc.getResult(0), acc.getResult(1)}, ValueRange{out},
-          ArrayRef<AffineMap>{scalar, scalar, scalar}, ArrayRef<IteratorType>{},
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            Value zero = f32Const(nb, nl, 0.0);
-            Value any = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT,
-                                              args[1], zero);
-            Value mean = arith::DivFOp::create(nb, nl, args[0], args[1]);
-            linalg::YieldOp::create(
-                nb, nl,
-                arith::SelectOp::create(nb, nl, any, mean, zero).getResult());
-          })
-          .getResult(0);
+  Value loss = divideByCount(rewriter, loc, acc.getResult(0), acc.getResult(1));
   return loss;
 }
 
@@ -413,24 +417,7 @@ SmallVector<Value> buildCrossEntropyGrad(OpBuilder &rewriter,
   // scale = dloss / count (0 when nothing is counted): the whole batch's
   // count is needed before the first tile's gradient.
   Value count = countTargets(rewriter, loc, t1, ignore);
-  Value scaleInit = tensor::EmptyOp::create(rewriter, loc, ArrayRef<int64_t>{},
-                                            rewriter.getF32Type());
-  auto scalar = AffineMap::get(0, 0, {}, ctx);
-  Value scale =
-      linalg::GenericOp::create(
-          rewriter, loc, TypeRange{scaleInit.getType()},
-          ValueRange{dloss, count}, ValueRange{scaleInit},
-          ArrayRef<AffineMap>{scalar, scalar, scalar}, ArrayRef<IteratorType>{},
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            Value zero = f32Const(nb, nl, 0.0);
-            Value any = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT,
-                                              args[1], zero);
-            Value q = arith::DivFOp::create(nb, nl, args[0], args[1]);
-            linalg::YieldOp::create(
-                nb, nl,
-                arith::SelectOp::create(nb, nl, any, q, zero).getResult());
-          })
-          .getResult(0);
+  Value scale = divideByCount(rewriter, loc, dloss, count);
 
   Value x3 = asActivation(rewriter, loc, x2);
   VocabStats stats = buildVocabStats(rewriter, loc, x3, w,

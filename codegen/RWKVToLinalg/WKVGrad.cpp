@@ -27,14 +27,16 @@ using namespace mlir::rwkv;
 using utils::IteratorType;
 using namespace mlir::rwkv::wkvgrad;
 
+/// One forward token: the state after token t.
+using TokenStepFn =
+    llvm::function_ref<Value(OpBuilder &, Location, Value state, Value t)>;
+
 /// The states at the start of every `len`-token segment, [nseg, B, H, N, N],
-/// by the recurrence. The last segment's tokens are not run: its end state
-/// is never needed.
+/// by the recurrence `step`. The last segment's tokens are not run: its end
+/// state is never needed.
 static Value buildCheckpoints(OpBuilder &b, Location loc, const GradBuilder &g,
-                              ValueRange rwkvab, Value s0, int64_t len,
-                              Value nseg) {
-  Value w = rwkvab[1], k = rwkvab[2], v = rwkvab[3], a = rwkvab[4],
-        bv = rwkvab[5];
+                              Value s0, int64_t len, Value nseg,
+                              TokenStepFn step) {
   Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
   Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
   Value cL = arith::ConstantIndexOp::create(b, loc, len);
@@ -57,19 +59,53 @@ static Value buildCheckpoints(OpBuilder &b, Location loc, const GradBuilder &g,
         auto steps = scf::ForOp::create(
             ob, l, t0, tEnd, c1, ValueRange{iter[0]},
             [&](OpBuilder &ib, Location il, Value t, ValueRange state) {
-              Value at = g.tokenSlice(ib, il, a, t);
-              Value sa = g.stateTimes(
-                  ib, il, state[0], at,
-                  zeros(ib, il, tensor::getMixedSizes(ib, il, at)));
-              Value next = g.update(
-                  ib, il, state[0], g.exp(ib, il, g.tokenSlice(ib, il, w, t)),
-                  g.tokenSlice(ib, il, k, t), g.tokenSlice(ib, il, v, t), sa,
-                  g.tokenSlice(ib, il, bv, t));
-              scf::YieldOp::create(ib, il, next);
+              scf::YieldOp::create(ib, il, step(ib, il, state[0], t));
             });
         scf::YieldOp::create(ob, l, ValueRange{steps.getResult(0), ckpt});
       });
   return fwd.getResult(1);
+}
+
+/// The iter_args of the reverse segment loop: G (from the gradient of the
+/// final state), the six [B, T, C] gradients (every row written once, so
+/// empty) and the segment's state and sa buffers [L, B, H, N, N], [L, B, H, N].
+static SmallVector<Value> segmentLoopInits(OpBuilder &b, Location loc,
+                                           Value newStateGrad, Value r,
+                                           Value s0, int64_t len) {
+  SmallVector<Value> init = {newStateGrad};
+  for (int i = 0; i < 6; ++i)
+    init.push_back(emptyLike(b, loc, r));
+  SmallVector<OpFoldResult> bufSizes = {b.getIndexAttr(len)};
+  bufSizes.append(tensor::getMixedSizes(b, loc, s0));
+  init.push_back(tensor::EmptyOp::create(b, loc, bufSizes, b.getF32Type()));
+  bufSizes.pop_back();
+  init.push_back(tensor::EmptyOp::create(b, loc, bufSizes, b.getF32Type()));
+  return init;
+}
+
+/// Ends a segment: yields G and the gradients of the backward walk `back`,
+/// dr of the recompute `re`, and the reused buffers.
+static void yieldSegment(OpBuilder &b, Location l, scf::ForOp back,
+                         scf::ForOp re, Value stBuf, Value saBuf) {
+  SmallVector<Value> results = {back.getResult(0), re.getResult(3)};
+  for (int i = 1; i < 6; ++i)
+    results.push_back(back.getResult(i));
+  results.push_back(stBuf);
+  results.push_back(saBuf);
+  scf::YieldOp::create(b, l, results);
+}
+
+/// Replaces `op` by dr, dw, dk, dv, da, db and dstate0 from the segment loop.
+static void replaceByGradients(ConversionPatternRewriter &rewriter,
+                               WKVGradOp op, scf::ForOp bwd) {
+  Location loc = op.getLoc();
+  SmallVector<Value> repl;
+  for (int i = 1; i <= 6; ++i)
+    repl.push_back(castTo(rewriter, loc, bwd.getResult(i),
+                          op->getResult(i - 1).getType()));
+  repl.push_back(
+      castTo(rewriter, loc, bwd.getResult(0), op.getStateGrad().getType()));
+  rewriter.replaceOp(op, repl);
 }
 
 namespace {
@@ -178,39 +214,13 @@ struct RowForm {
     return SmallVector<Value>(loop.getResults());
   }
 
-  /// The states at the start of every segment (buildCheckpoints, by rows).
-  Value checkpoints(Value s0, Value decayAll, ValueRange kab, Value vAct,
-                    int64_t len, Value nseg, const GradBuilder &g) const {
-    Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1), cL = cst(b, loc, len);
-    Value tStop = arith::MulIOp::create(
-        b, loc,
-        arith::SubIOp::create(b, loc, arith::MaxUIOp::create(b, loc, nseg, c1),
-                              c1)
-            .getResult(),
-        cL);
-    SmallVector<OpFoldResult> sizes = {nseg};
-    sizes.append(tensor::getMixedSizes(b, loc, s0));
-    Value init = tensor::EmptyOp::create(b, loc, sizes, b.getF32Type());
-    auto fwd = scf::ForOp::create(
-        b, loc, c0, nseg, c1, ValueRange{s0, init},
-        [&](OpBuilder &ob, Location l, Value seg, ValueRange iter) {
-          Value ckpt = g.storeSlot(ob, l, iter[0], iter[1], seg);
-          Value t0 = arith::MulIOp::create(ob, l, seg, cL);
-          Value tEnd = arith::MinUIOp::create(
-              ob, l, arith::AddIOp::create(ob, l, t0, cL).getResult(), tStop);
-          auto steps = scf::ForOp::create(
-              ob, l, t0, tEnd, c1, ValueRange{iter[0]},
-              [&](OpBuilder &ib, Location il, Value t, ValueRange state) {
-                SmallVector<Value> rows = {read(ib, il, decayAll, {c0, t, c0}),
-                                           read(ib, il, kab[0], {c0, t, c0}),
-                                           read(ib, il, kab[1], {c0, t, c0}),
-                                           read(ib, il, kab[2], {c0, t, c0})};
-                scf::YieldOp::create(
-                    ib, il, forwardToken(ib, il, state[0], rows, vAct, t)[0]);
-              });
-          scf::YieldOp::create(ob, l, ValueRange{steps.getResult(0), ckpt});
-        });
-    return fwd.getResult(1);
+  /// The four token rows a forward step reads: d, k, a, b.
+  SmallVector<Value> tokenRows(OpBuilder &nb, Location l, Value decayAll,
+                               ValueRange kab, Value t) const {
+    Value c0 = cst(nb, l, 0);
+    return {read(nb, l, decayAll, {c0, t, c0}),
+            read(nb, l, kab[0], {c0, t, c0}), read(nb, l, kab[1], {c0, t, c0}),
+            read(nb, l, kab[2], {c0, t, c0})};
   }
 };
 
@@ -240,17 +250,16 @@ LogicalResult lowerRowForm(WKVGradOp op, WKVGradOp::Adaptor adaptor,
       arith::AddIOp::create(rewriter, loc, tLen, cst(len - 1)).getResult(), cL);
   // d = exp(w) once for every token (it is needed three times).
   Value decayAll = g.exp(rewriter, loc, w);
-  Value ckpt = rf.checkpoints(s0, decayAll, {k, a, bv}, v, len, nseg, g);
+  SmallVector<Value> kab = {k, a, bv};
+  Value ckpt = buildCheckpoints(
+      rewriter, loc, g, s0, len, nseg,
+      [&](OpBuilder &ib, Location il, Value state, Value t) {
+        return rf.forwardToken(ib, il, state,
+                               rf.tokenRows(ib, il, decayAll, kab, t), v, t)[0];
+      });
 
-  auto f32 = rewriter.getF32Type();
-  SmallVector<Value> init = {adaptor.getNewStateGrad()};
-  for (int i = 0; i < 6; ++i)
-    init.push_back(emptyLike(rewriter, loc, r));
-  SmallVector<OpFoldResult> bufSizes = {rewriter.getIndexAttr(len)};
-  bufSizes.append(tensor::getMixedSizes(rewriter, loc, s0));
-  init.push_back(tensor::EmptyOp::create(rewriter, loc, bufSizes, f32));
-  bufSizes.pop_back();
-  init.push_back(tensor::EmptyOp::create(rewriter, loc, bufSizes, f32));
+  SmallVector<Value> init =
+      segmentLoopInits(rewriter, loc, adaptor.getNewStateGrad(), r, s0, len);
 
   auto bwd = scf::ForOp::create(
       rewriter, loc, c0, nseg, c1, init,
@@ -261,10 +270,7 @@ LogicalResult lowerRowForm(WKVGradOp op, WKVGradOp::Adaptor adaptor,
         Value n = arith::MinUIOp::create(
             b, l, cL, arith::SubIOp::create(b, l, tLen, t0).getResult());
         auto tokRows = [&](OpBuilder &ib, Location il, Value t) {
-          return SmallVector<Value>{rf.read(ib, il, decayAll, {c0, t, c0}),
-                                    rf.read(ib, il, k, {c0, t, c0}),
-                                    rf.read(ib, il, a, {c0, t, c0}),
-                                    rf.read(ib, il, bv, {c0, t, c0})};
+          return rf.tokenRows(ib, il, decayAll, kab, t);
         };
         // Recompute S_{t-1} and sa of the segment; dr_t = S_tᵀ dy_t.
         auto re = scf::ForOp::create(
@@ -337,21 +343,10 @@ LogicalResult lowerRowForm(WKVGradOp op, WKVGradOp::Adaptor adaptor,
                              rf.write(ib, il, res[5], it[4], {c0, t, c0}),
                              rf.write(ib, il, res[3], it[5], {c0, t, c0})});
             });
-        SmallVector<Value> results = {back.getResult(0), re.getResult(3)};
-        for (int i = 1; i < 6; ++i)
-          results.push_back(back.getResult(i));
-        results.push_back(stBuf);
-        results.push_back(saBuf);
-        scf::YieldOp::create(b, l, results);
+        yieldSegment(b, l, back, re, stBuf, saBuf);
       });
 
-  SmallVector<Value> repl;
-  for (int i = 1; i <= 6; ++i)
-    repl.push_back(castTo(rewriter, loc, bwd.getResult(i),
-                          op->getResult(i - 1).getType()));
-  repl.push_back(
-      castTo(rewriter, loc, bwd.getResult(0), op.getStateGrad().getType()));
-  rewriter.replaceOp(op, repl);
+  replaceByGradients(rewriter, op, bwd);
   return success();
 }
 
@@ -385,22 +380,24 @@ struct WKVGradLowering final : OpConversionPattern<WKVGradOp> {
         arith::AddIOp::create(rewriter, loc, tLen, cst(len - 1)).getResult(),
         cL);
 
-    SmallVector<OpFoldResult> sSizes = tensor::getMixedSizes(rewriter, loc, s0);
-    auto f32 = rewriter.getF32Type();
     // 1. Forward over segments, saving each segment's start state.
-    Value ckpt =
-        buildCheckpoints(rewriter, loc, g, {r, w, k, v, a, bv}, s0, len, nseg);
+    Value ckpt = buildCheckpoints(
+        rewriter, loc, g, s0, len, nseg,
+        [&](OpBuilder &ib, Location il, Value state, Value t) {
+          Value at = g.tokenSlice(ib, il, a, t);
+          Value sa =
+              g.stateTimes(ib, il, state, at,
+                           zeros(ib, il, tensor::getMixedSizes(ib, il, at)));
+          return g.update(
+              ib, il, state, g.exp(ib, il, g.tokenSlice(ib, il, w, t)),
+              g.tokenSlice(ib, il, k, t), g.tokenSlice(ib, il, v, t), sa,
+              g.tokenSlice(ib, il, bv, t));
+        });
 
     // 2. Segments in reverse, carrying G and the gradients. Every row of the
     // [B, T, C] gradients is written exactly once, so they start empty.
-    SmallVector<Value> init = {adaptor.getNewStateGrad()};
-    for (int i = 0; i < 6; ++i)
-      init.push_back(emptyLike(rewriter, loc, r));
-    SmallVector<OpFoldResult> bufSizes = {rewriter.getIndexAttr(len)};
-    bufSizes.append(sSizes);
-    init.push_back(tensor::EmptyOp::create(rewriter, loc, bufSizes, f32));
-    bufSizes.pop_back();
-    init.push_back(tensor::EmptyOp::create(rewriter, loc, bufSizes, f32));
+    SmallVector<Value> init =
+        segmentLoopInits(rewriter, loc, adaptor.getNewStateGrad(), r, s0, len);
 
     auto bwd = scf::ForOp::create(
         rewriter, loc, c0, nseg, c1, init,
@@ -553,22 +550,10 @@ struct WKVGradLowering final : OpConversionPattern<WKVGradOp> {
                                g.insertRow(ib, il, ks[3], daAcc, t),
                                g.insertRow(ib, il, ks[1], dbAcc, t)});
               });
-          SmallVector<Value> results = {back.getResult(0), re.getResult(3)};
-          for (int i = 1; i < 6; ++i)
-            results.push_back(back.getResult(i));
-          results.push_back(stBuf);
-          results.push_back(saBuf);
-          scf::YieldOp::create(b, l, results);
+          yieldSegment(b, l, back, re, stBuf, saBuf);
         });
 
-    // Results: dr, dw, dk, dv, da, db, dstate0.
-    SmallVector<Value> repl;
-    for (int i = 1; i <= 6; ++i)
-      repl.push_back(castTo(rewriter, loc, bwd.getResult(i),
-                            op->getResult(i - 1).getType()));
-    repl.push_back(
-        castTo(rewriter, loc, bwd.getResult(0), op.getStateGrad().getType()));
-    rewriter.replaceOp(op, repl);
+    replaceByGradients(rewriter, op, bwd);
     return success();
   }
 };
