@@ -54,8 +54,12 @@ struct Projection {
   Value x, w, acc;
   /// W is [out, in] (`i` contiguous) rather than [in, out].
   bool outMajor;
-  /// Whether the body widens the weight (bf16 storage).
+  /// Whether the body widens the weight (bf16/f16 storage: extf; int8:
+  /// sitofp).
   bool extendsWeight;
+  /// Per-output-row scales of an int8 weight (null otherwise): applied to
+  /// each output's sum once, after the reduction.
+  Value scale;
   arith::FastMathFlags mulFlags, addFlags;
 };
 
@@ -63,8 +67,9 @@ struct Projection {
 /// (i, o), (b, t, o) and the body acc + x * extf(w). Anything else is left
 /// alone, so that a change of the contraction cannot be silently miscompiled.
 std::optional<Projection> matchProjection(linalg::GenericOp op) {
+  unsigned numInputs = op.getNumDpsInputs();
   if (!op->hasAttr(kProjectionAttr) || op.getNumLoops() != 4 ||
-      op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
+      (numInputs != 2 && numInputs != 3) || op.getNumDpsInits() != 1 ||
       !op.hasPureTensorSemantics())
     return std::nullopt;
   MLIRContext *ctx = op.getContext();
@@ -72,7 +77,7 @@ std::optional<Projection> matchProjection(linalg::GenericOp op) {
   bindDims(ctx, d0, d1, d2, d3);
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
   if (maps[0] != AffineMap::get(4, 0, {d0, d1, d3}, ctx) ||
-      maps[2] != AffineMap::get(4, 0, {d0, d1, d2}, ctx))
+      maps.back() != AffineMap::get(4, 0, {d0, d1, d2}, ctx))
     return std::nullopt;
   Projection p;
   if (maps[1] == AffineMap::get(4, 0, {d2, d3}, ctx))
@@ -81,13 +86,17 @@ std::optional<Projection> matchProjection(linalg::GenericOp op) {
     p.outMajor = false;
   else
     return std::nullopt;
+  // Row scales: only of W[o, i], indexed by the output.
+  bool scaled = numInputs == 3;
+  if (scaled && (!p.outMajor || maps[2] != AffineMap::get(4, 0, {d2}, ctx)))
+    return std::nullopt;
 
   Block &body = op.getRegion().front();
   auto yield = cast<linalg::YieldOp>(body.getTerminator());
   auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
   if (!add)
     return std::nullopt;
-  Value accArg = body.getArgument(2);
+  Value accArg = body.getArguments().back();
   Value prod = add.getLhs() == accArg ? add.getRhs() : add.getLhs();
   if ((add.getLhs() != accArg && add.getRhs() != accArg) || prod == accArg)
     return std::nullopt;
@@ -98,16 +107,26 @@ std::optional<Projection> matchProjection(linalg::GenericOp op) {
   Value other = mul.getLhs() == xArg ? mul.getRhs() : mul.getLhs();
   if (mul.getLhs() != xArg && mul.getRhs() != xArg)
     return std::nullopt;
+  if (scaled) {
+    // other = widen(w) * scale.
+    auto scaleMul = other.getDefiningOp<arith::MulFOp>();
+    Value sArg = body.getArgument(2);
+    if (!scaleMul || (scaleMul.getLhs() != sArg && scaleMul.getRhs() != sArg))
+      return std::nullopt;
+    other = scaleMul.getLhs() == sArg ? scaleMul.getRhs() : scaleMul.getLhs();
+  }
   if (other == wArg) {
     p.extendsWeight = false;
-  } else if (auto ext = other.getDefiningOp<arith::ExtFOp>();
-             ext && ext.getIn() == wArg) {
+  } else if (Operation *widen = other.getDefiningOp();
+             widen && isa<arith::ExtFOp, arith::SIToFPOp>(widen) &&
+             widen->getOperand(0) == wArg) {
     p.extendsWeight = true;
   } else {
     return std::nullopt;
   }
-  // Exactly yield(add(acc, mul(x, [extf] w))): nothing else in the body.
-  if (body.getOperations().size() != (p.extendsWeight ? 4u : 3u))
+  // Exactly yield(add(acc, mul(x, [[widen] w [* scale]]))): nothing else.
+  unsigned expected = 3 + (p.extendsWeight ? 1 : 0) + (scaled ? 1 : 0);
+  if (body.getOperations().size() != expected)
     return std::nullopt;
 
   Type f32 = Float32Type::get(ctx);
@@ -115,10 +134,21 @@ std::optional<Projection> matchProjection(linalg::GenericOp op) {
     return std::nullopt;
   p.x = op.getDpsInputOperand(0)->get();
   p.w = op.getDpsInputOperand(1)->get();
+  if (scaled)
+    p.scale = op.getDpsInputOperand(2)->get();
   p.acc = op.getDpsInitOperand(0)->get();
   p.mulFlags = mul.getFastmath();
   p.addFlags = add.getFastmath();
   return p;
+}
+
+/// Widens a weight vector to f32: sitofp for int8, extf for bf16/f16.
+Value widenToF32(OpBuilder &b, Location loc, Value w) {
+  auto vt = cast<VectorType>(w.getType());
+  auto f32Vec = vt.clone(b.getF32Type());
+  if (vt.getElementType().isSignlessInteger())
+    return arith::SIToFPOp::create(b, loc, f32Vec, w);
+  return arith::ExtFOp::create(b, loc, f32Vec, w);
 }
 
 struct RWKVVectorizeProjectionsPass final
@@ -148,10 +178,8 @@ private:
   /// include `contract`, so LLVM forms FMAs).
   Value mulAdd(OpBuilder &b, Location loc, const Projection &p, Value x,
                Value w, Value acc) const {
-    if (p.extendsWeight) {
-      auto vt = cast<VectorType>(w.getType()).clone(b.getF32Type());
-      w = arith::ExtFOp::create(b, loc, vt, w);
-    }
+    if (p.extendsWeight)
+      w = widenToF32(b, loc, w);
     Value m = arith::MulFOp::create(b, loc, x, w, p.mulFlags);
     return arith::AddFOp::create(b, loc, acc, m, p.addFlags);
   }
@@ -196,7 +224,8 @@ private:
     int64_t vl = vectorWidth;
     if (nI % (2 * vl))
       return {vl, 1, false};
-    return {2 * vl, 2, p.extendsWeight};
+    bool bf16 = cast<RankedTensorType>(p.w.getType()).getElementType().isBF16();
+    return {2 * vl, 2, bf16};
   }
 
   /// The f32 parts of `W[row, i : i + step.size]`.
@@ -232,7 +261,7 @@ private:
           b, loc, VectorType::get({vl}, wElt), p.w, ValueRange{row, ik}, pad,
           ArrayRef<bool>{true});
       if (p.extendsWeight)
-        w = arith::ExtFOp::create(b, loc, f32Vec, w);
+        w = widenToF32(b, loc, w);
       parts.push_back(w);
     }
     return parts;
@@ -321,8 +350,19 @@ private:
                                     p.addFlags);
         SmallVector<Value> idx = {ib, tokIdx[t], rowIdx[r]};
         Value init = tensor::ExtractOp::create(b, loc, acc, idx);
-        Value s = vector::ReductionOp::create(
-            b, loc, vector::CombiningKind::ADD, v, init, p.addFlags);
+        Value s;
+        if (p.scale) {
+          // sum_i x * (w * scale) = scale * sum_i x * w: one multiply per
+          // output instead of one per weight.
+          Value sum = vector::ReductionOp::create(
+              b, loc, vector::CombiningKind::ADD, v, Value(), p.addFlags);
+          Value sc = tensor::ExtractOp::create(b, loc, p.scale, rowIdx[r]);
+          Value m = arith::MulFOp::create(b, loc, sum, sc, p.mulFlags);
+          s = arith::AddFOp::create(b, loc, init, m, p.addFlags);
+        } else {
+          s = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, v,
+                                          init, p.addFlags);
+        }
         acc = tensor::InsertOp::create(b, loc, s, acc, idx);
       }
     return acc;

@@ -17,6 +17,8 @@ Value rwkv::f32Const(OpBuilder &b, Location loc, double v) {
 Value rwkv::toF32(OpBuilder &b, Location loc, Value v) {
   if (v.getType().isF32())
     return v;
+  if (v.getType().isSignlessInteger())
+    return arith::SIToFPOp::create(b, loc, b.getF32Type(), v);
   return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
 }
 
@@ -131,7 +133,8 @@ Value rwkv::buildContraction(OpBuilder &b, Location loc, Value lhs,
 }
 
 Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
-                            bool transposed, Value init) {
+                            bool transposed, Value init, Value rowScale) {
+  assert((!rowScale || transposed) && "row scales need an [out, in] weight");
   MLIRContext *ctx = b.getContext();
   int64_t outDim = transposed ? 0 : 1;
   Value acc = init;
@@ -151,13 +154,21 @@ Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
       utils::IteratorType::parallel, utils::IteratorType::parallel,
       utils::IteratorType::parallel, utils::IteratorType::reduction};
   auto fm = reductionFastMath(b);
+  SmallVector<Value> inputs = {x, w};
+  SmallVector<AffineMap> maps = {xMap, wMap};
+  if (rowScale) {
+    inputs.push_back(rowScale);
+    maps.push_back(AffineMap::get(4, 0, {d2}, ctx));
+  }
+  maps.push_back(outMap);
   auto generic = linalg::GenericOp::create(
-      b, loc, TypeRange{acc.getType()}, ValueRange{x, w}, ValueRange{acc},
-      ArrayRef<AffineMap>{xMap, wMap, outMap}, iters,
+      b, loc, TypeRange{acc.getType()}, inputs, ValueRange{acc}, maps, iters,
       [&](OpBuilder &nb, Location nl, ValueRange args) {
         Value wv = toF32(nb, nl, args[1]);
+        if (rowScale)
+          wv = arith::MulFOp::create(nb, nl, wv, args[2], fm);
         Value p = arith::MulFOp::create(nb, nl, args[0], wv, fm);
-        Value s = arith::AddFOp::create(nb, nl, args[2], p, fm);
+        Value s = arith::AddFOp::create(nb, nl, args.back(), p, fm);
         linalg::YieldOp::create(nb, nl, s);
       });
   generic->setAttr(kProjectionAttr, b.getUnitAttr());

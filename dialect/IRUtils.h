@@ -36,7 +36,7 @@ Value mergeHeads(OpBuilder &b, Location loc, Value v);
 /// The extent of dimension `dim` of a tensor as an index value.
 Value dimValue(OpBuilder &b, Location loc, Value v, int64_t dim);
 
-/// Widens a scalar to f32 (no-op for f32).
+/// Widens a scalar to f32 (no-op for f32; signed integers convert exactly).
 Value toF32(OpBuilder &b, Location loc, Value v);
 
 /// Element-wise helpers on scalars used by several lowerings.
@@ -75,9 +75,12 @@ inline arith::FastMathFlagsAttr reductionFastMath(OpBuilder &b) {
 /// `transposed` selects the `[out, in]` (nn.Linear) weight layout; otherwise
 /// the weight is `[in, out]` (the LoRA factors). The weight is widened to f32
 /// in the body, never materialised. With `init` (an f32 tensor of the
-/// result's shape) the products are added to it instead of to zeros.
+/// result's shape) the products are added to it instead of to zeros. With
+/// `rowScale` (`[out]` f32, an int8 `[out, in]` weight) each widened weight
+/// is multiplied by its row's scale in the body: the dequantisation happens
+/// in registers, and rwkv-vectorize-projections applies it once per output.
 Value buildProjection(OpBuilder &b, Location loc, Value x, Value w,
-                      bool transposed, Value init = {});
+                      bool transposed, Value init = {}, Value rowScale = {});
 
 /// `Σ_{b,t} a[b, t, p] * c[b, t, q]` as a `[P, Q]` f32 tensor (a weight
 /// gradient), built as the projection `[1, P, N] x [Q, N]` of the transposed

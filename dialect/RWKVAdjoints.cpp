@@ -64,6 +64,8 @@ std::pair<Value, Value> projectionGrads(OpBuilder &b, Location loc, Value x,
 
 LogicalResult EmbedOp::buildAdjoint(OpBuilder &b, ValueRange resultGrads,
                                     SmallVectorImpl<Value> &operandGrads) {
+  if (getScale())
+    return emitOpError("an int8 (quantized) table cannot be trained");
   Location loc = getLoc();
   Value dtable = EmbedGradOp::create(b, loc, f32Like(getTable()), getTokens(),
                                      resultGrads[0]);
@@ -141,6 +143,8 @@ LogicalResult MixOp::buildAdjoint(OpBuilder &b, ValueRange resultGrads,
 
 LogicalResult LinearOp::buildAdjoint(OpBuilder &b, ValueRange resultGrads,
                                      SmallVectorImpl<Value> &operandGrads) {
+  if (getScale())
+    return emitOpError("an int8 (quantized) weight cannot be trained");
   auto [dx, dw] = projectionGrads(b, getLoc(), getInput(), getWeight(),
                                   resultGrads[0], /*outIn=*/true);
   operandGrads.append({dx, dw});

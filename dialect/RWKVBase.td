@@ -52,5 +52,10 @@ def RWKV_Activation : RankedTensorOf<[F32]>;
 /// Weights stay in the checkpoint's dtype.
 def RWKV_Weight : RankedTensorOf<[F32, F16, BF16]>;
 def RWKV_TokenIds : RankedTensorOf<[I32, I64]>;
+/// Matrices that projections and the embedding read: a checkpoint dtype, or
+/// int8 with a `scale` operand (rwkv-quantize).
+def RWKV_MatrixWeight : RankedTensorOf<[F32, F16, BF16, I8]>;
+/// Per-row scales of an int8 matrix: `[rows]` f32.
+def RWKV_RowScales : 1DTensorOf<[F32]>;
 
 #endif // RWKV_DIALECT_RWKVBASE_TD

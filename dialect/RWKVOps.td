@@ -23,23 +23,55 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 // Primitive ops
 //===----------------------------------------------------------------------===//
 
+def RWKV_DequantizeOp : RWKV_Op<"dequantize", [Pure]> {
+  let summary = "Widen an int8 matrix with per-row scales to f32";
+  let description = [{
+    `result[r, c] = f32(input[r, c]) * scale[r]`: how an `rwkv-quantize`d
+    checkpoint binds a matrix. Projections and the embedding fold it into
+    their `scale` operand (canonicalization), so the kernels read the int8
+    matrix and widen it in registers; only other users materialise it.
+
+    ```mlir
+    %w = rwkv.dequantize %q, %s : tensor<64x128xi8>, tensor<64xf32> -> tensor<64x128xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[I8]>:$input, RWKV_RowScales:$scale);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $input `,` $scale attr-dict `:` type($input) `,` type($scale) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 def RWKV_EmbedOp : RWKV_Op<"embed", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>]> {
   let summary = "Look up token embeddings";
   let description = [{
     Gathers rows of the embedding table `[V, C]` for token ids `[B, T]` and
     widens them to `f32`. Ids are checked by the runtime before the call.
     ln0 is a separate `rwkv.layer_norm` (or folded into the table at load time).
+    An int8 table comes with per-row (per-token) `scale`s `[V]`.
 
     ```mlir
     %x = rwkv.embed %table, %ids : tensor<512x128xbf16>, tensor<1x?xi32> -> tensor<1x?x128xf32>
+    %y = rwkv.embed %q, %ids scale %s
+        : tensor<512x128xi8>, tensor<1x?xi32>, tensor<512xf32> -> tensor<1x?x128xf32>
     ```
   }];
-  let arguments = (ins RWKV_Weight:$table, RWKV_TokenIds:$tokens);
+  let arguments = (ins RWKV_MatrixWeight:$table, RWKV_TokenIds:$tokens,
+                       Optional<RWKV_RowScales>:$scale);
   let results = (outs RWKV_Activation:$result);
   let assemblyFormat = [{
-    $table `,` $tokens attr-dict `:` type($table) `,` type($tokens) `->` type($result)
+    $table `,` $tokens (`scale` $scale^)? attr-dict `:` type($table) `,` type($tokens)
+    (`,` type($scale)^)? `->` type($result)
   }];
+  let builders = [
+    OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$table,
+                   "::mlir::Value":$tokens), [{
+      build($_builder, $_state, result, table, tokens, ::mlir::Value());
+    }]>
+  ];
   let hasVerifier = 1;
+  let hasCanonicalizer = 1;
 }
 
 def RWKV_LayerNormOp : RWKV_Op<"layer_norm", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>,
@@ -112,19 +144,31 @@ def RWKV_LinearOp : RWKV_Op<"linear", [Pure, DeclareOpInterfaceMethods<RWKV_Diff
   let description = [{
     Applies a bias-free linear layer to the last dimension. The weight keeps
     the checkpoint layout `[out, in]` and dtype; accumulation is in `f32`.
+    An int8 weight comes with per-output-row `scale`s `[out]`:
+    `y[o] = scale[o] * sum_i x[i] * W[o, i]`.
 
     ```mlir
     %r = rwkv.linear %xr, %wr
         : tensor<1x?x128xf32>, tensor<128x128xbf16> -> tensor<1x?x128xf32>
+    %k = rwkv.linear %xk, %qk scale %sk
+        : tensor<1x?x128xf32>, tensor<128x128xi8>, tensor<128xf32> -> tensor<1x?x128xf32>
     ```
   }];
-  let arguments = (ins RWKV_Activation:$input, RWKV_Weight:$weight);
+  let arguments = (ins RWKV_Activation:$input, RWKV_MatrixWeight:$weight,
+                       Optional<RWKV_RowScales>:$scale);
   let results = (outs RWKV_Activation:$result);
   let assemblyFormat = [{
-    $input `,` $weight attr-dict `:` type($input) `,` type($weight)
-    `->` type($result)
+    $input `,` $weight (`scale` $scale^)? attr-dict `:` type($input) `,` type($weight)
+    (`,` type($scale)^)? `->` type($result)
   }];
+  let builders = [
+    OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$input,
+                   "::mlir::Value":$weight), [{
+      build($_builder, $_state, result, input, weight, ::mlir::Value());
+    }]>
+  ];
   let hasVerifier = 1;
+  let hasCanonicalizer = 1;
 }
 
 def RWKV_LoraOp : RWKV_Op<"lora", [Pure, DeclareOpInterfaceMethods<RWKV_DifferentiableOpInterface>]> {
@@ -241,22 +285,33 @@ def RWKV_HeadOp : RWKV_Op<"head", [Pure]> {
   let description = [{
     `logits = W x` with `W` the `[V, C]` head weight. With
     `positions = last` only the last token of each row is projected and the
-    result is `[B, 1, V]`; with `all` it is `[B, T, V]`.
+    result is `[B, 1, V]`; with `all` it is `[B, T, V]`. An int8 weight
+    comes with per-row `scale`s `[V]`, as for `rwkv.linear`.
 
     ```mlir
     %logits = rwkv.head %x, %w {positions = #rwkv<positions last>}
         : tensor<1x?x128xf32>, tensor<512x128xbf16> -> tensor<1x1x512xf32>
     ```
   }];
-  let arguments = (ins RWKV_Activation:$input, RWKV_Weight:$weight,
+  let arguments = (ins RWKV_Activation:$input, RWKV_MatrixWeight:$weight,
+                       Optional<RWKV_RowScales>:$scale,
                        DefaultValuedAttr<RWKV_HeadPositionsAttr,
                            "::mlir::rwkv::HeadPositions::all">:$positions);
   let results = (outs RWKV_Activation:$result);
   let assemblyFormat = [{
-    $input `,` $weight attr-dict `:` type($input) `,` type($weight)
-    `->` type($result)
+    $input `,` $weight (`scale` $scale^)? attr-dict `:` type($input) `,` type($weight)
+    (`,` type($scale)^)? `->` type($result)
   }];
+  let builders = [
+    OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$input,
+                   "::mlir::Value":$weight,
+                   "::mlir::rwkv::HeadPositions":$positions), [{
+      build($_builder, $_state, result, input, weight, ::mlir::Value(),
+            positions);
+    }]>
+  ];
   let hasVerifier = 1;
+  let hasCanonicalizer = 1;
 }
 
 //===----------------------------------------------------------------------===//

@@ -50,6 +50,20 @@ Type elementType(MLIRContext &ctx, ::rwkv::DType dtype) {
   }
 }
 
+/// The key suffix of the per-row scales of an int8 matrix (rwkv-quantize).
+constexpr llvm::StringLiteral kScaleSuffix = "_scale";
+
+/// The matrices that may be stored int8: the ones read by rwkv.embed,
+/// rwkv.linear and rwkv.head ([rows, cols] with one scale per row).
+bool isQuantizable(StringRef key) {
+  return key == "emb.weight" || key == "head.weight" ||
+         key.ends_with(".att.receptance.weight") ||
+         key.ends_with(".att.key.weight") ||
+         key.ends_with(".att.value.weight") ||
+         key.ends_with(".att.output.weight") ||
+         key.ends_with(".ffn.key.weight") || key.ends_with(".ffn.value.weight");
+}
+
 /// One weight argument: checkpoint key and squeezed type.
 struct WeightArg {
   std::string key;
@@ -288,11 +302,20 @@ private:
   }
 
   /// The argument bound to checkpoint key `key`; every key used here was
-  /// checked against the spec list before building.
+  /// checked against the spec list before building. An int8 matrix is bound
+  /// with its `<key>_scale` argument through `rwkv.dequantize`, created where
+  /// it is used (inside the layer's block, so outlining takes the int8
+  /// arguments with it); the projections fold it (canonicalization).
   Value weight(StringRef key) {
     auto it = weightIndex.find(key);
     assert(it != weightIndex.end() && "weight not in the spec list");
-    return func.getArgument(weightBase + it->second);
+    Value arg = func.getArgument(weightBase + it->second);
+    auto type = cast<RankedTensorType>(arg.getType());
+    if (!type.getElementType().isInteger(8))
+      return arg;
+    Value scale = weight((key + kScaleSuffix).str());
+    return DequantizeOp::create(b, arg.getLoc(),
+                                type.clone(Float32Type::get(&ctx)), arg, scale);
   }
 
   MLIRContext &ctx;
@@ -398,6 +421,42 @@ FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKV7Module(
       emitError("weight '" + llvm::Twine(spec.name) + "' has shape " +
                 shapeStr(w.shape) + ", expected " + shapeStr(spec.shape));
       return failure();
+    }
+    if (w.dtype == ::rwkv::DType::I8) {
+      if (!isQuantizable(spec.name)) {
+        emitError("weight '" + llvm::Twine(spec.name) +
+                  "' is int8, but only the embedding, head and linear-layer "
+                  "matrices may be quantized");
+        return failure();
+      }
+      if (opts.trainContext > 0) {
+        emitError("weight '" + llvm::Twine(spec.name) +
+                  "' is int8: a quantized checkpoint cannot be trained "
+                  "(train the float checkpoint, then rwkv-quantize it)");
+        return failure();
+      }
+      std::string scaleKey = spec.name + kScaleSuffix.str();
+      auto sit = byName.find(scaleKey);
+      std::vector<int64_t> scaleShape = {spec.shape[0]};
+      if (sit == byName.end()) {
+        emitError("int8 weight '" + llvm::Twine(spec.name) +
+                  "' has no per-row scales '" + scaleKey + "' (expected f32 " +
+                  shapeStr(scaleShape) + ")");
+        return failure();
+      }
+      if (sit->second->dtype != ::rwkv::DType::F32 ||
+          sit->second->shape != scaleShape) {
+        emitError("scales '" + llvm::Twine(scaleKey) + "' are " +
+                  detail::dtypeNameNoThrow(sit->second->dtype) + " " +
+                  shapeStr(sit->second->shape) + ", expected f32 " +
+                  shapeStr(scaleShape));
+        return failure();
+      }
+      auto i8 = IntegerType::get(&ctx, 8);
+      weightArgs.push_back({spec.name, RankedTensorType::get(spec.shape, i8)});
+      weightArgs.push_back({scaleKey, RankedTensorType::get(
+                                          scaleShape, Float32Type::get(&ctx))});
+      continue;
     }
     Type elemTy = elementType(ctx, w.dtype);
     if (!elemTy) {

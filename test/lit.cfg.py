@@ -1,5 +1,6 @@
 # -*- Python -*-
 import os
+import sys
 import shutil
 
 import lit.formats
@@ -19,13 +20,17 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [os.path.join(config.rwkv_obj_root, "bin"), config.llvm_tools_dir]
 tools = ["rwkv-opt", "mlir-translate", "mlir-runner", "llc", "opt"]
-for t in ["rwkv-compile", "rwkv-run", "rwkv-init", "rwkv-inspect"]:
+for t in ["rwkv-compile", "rwkv-run", "rwkv-init", "rwkv-inspect", "rwkv-quantize"]:
     if os.path.exists(os.path.join(config.rwkv_obj_root, "bin", t)):
         tools.append(t)
         config.available_features.add(t)
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 config.substitutions.append(("%shared", config.rwkv_shared_dir))
+# Debian's interpreter (helper scripts need only the standard library).
+config.substitutions.append(
+    ("%python", "/usr/bin/python3" if os.path.exists("/usr/bin/python3")
+     else sys.executable))
 
 config.substitutions.append(("%rwkv_src", config.rwkv_src_root))
 

@@ -50,9 +50,48 @@ struct EmbedLowering final : OpConversionPattern<EmbedOp> {
               Value row = arith::IndexCastOp::create(nb, nl, nb.getIndexType(),
                                                      args[0]);
               Value col = linalg::IndexOp::create(nb, nl, 2);
-              Value v = tensor::ExtractOp::create(nb, nl, table,
-                                                  ValueRange{row, col});
-              linalg::YieldOp::create(nb, nl, toF32(nb, nl, v));
+              Value v = toF32(nb, nl,
+                              tensor::ExtractOp::create(nb, nl, table,
+                                                        ValueRange{row, col}));
+              if (Value scale = adaptor.getScale())
+                v = arith::MulFOp::create(
+                    nb, nl, v,
+                    tensor::ExtractOp::create(nb, nl, scale, ValueRange{row}));
+              linalg::YieldOp::create(nb, nl, v);
+            })
+            .getResult(0);
+    rewriter.replaceOp(op, castTo(rewriter, loc, result, op.getType()));
+    return success();
+  }
+};
+
+/// What is left of a dequantize after the projections folded it: a
+/// materialised f32 matrix (correct for any user, but 4x the bytes).
+struct DequantizeLowering final : OpConversionPattern<DequantizeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(DequantizeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value q = adaptor.getInput();
+    Value init = tensor::EmptyOp::create(
+        rewriter, loc, tensor::getMixedSizes(rewriter, loc, q),
+        rewriter.getF32Type());
+    AffineExpr d0, d1;
+    bindDims(ctx, d0, d1);
+    auto id = AffineMap::getMultiDimIdentityMap(2, ctx);
+    Value result =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{init.getType()},
+            ValueRange{q, adaptor.getScale()}, ValueRange{init},
+            ArrayRef<AffineMap>{id, AffineMap::get(2, 0, {d0}, ctx), id},
+            SmallVector<IteratorType>(2, IteratorType::parallel),
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value v = toF32(nb, nl, args[0]);
+              linalg::YieldOp::create(
+                  nb, nl,
+                  arith::MulFOp::create(nb, nl, v, args[1]).getResult());
             })
             .getResult(0);
     rewriter.replaceOp(op, castTo(rewriter, loc, result, op.getType()));
@@ -83,8 +122,9 @@ struct LinearLowering final : OpConversionPattern<LinearOp> {
   LogicalResult
   matchAndRewrite(LinearOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    Value y = buildProjection(rewriter, op.getLoc(), adaptor.getInput(),
-                              adaptor.getWeight(), true);
+    Value y =
+        buildProjection(rewriter, op.getLoc(), adaptor.getInput(),
+                        adaptor.getWeight(), true, {}, adaptor.getScale());
     rewriter.replaceOp(op, castTo(rewriter, op.getLoc(), y, op.getType()));
     return success();
   }
@@ -133,7 +173,8 @@ struct HeadLowering final : OpConversionPattern<HeadOp> {
       x = tensor::ExtractSliceOp::create(rewriter, loc, x, offsets, sizes,
                                          strides);
     }
-    Value logits = buildProjection(rewriter, loc, x, adaptor.getWeight(), true);
+    Value logits = buildProjection(rewriter, loc, x, adaptor.getWeight(), true,
+                                   {}, adaptor.getScale());
     rewriter.replaceOp(op, castTo(rewriter, loc, logits, op.getType()));
     return success();
   }
@@ -142,6 +183,6 @@ struct HeadLowering final : OpConversionPattern<HeadOp> {
 } // namespace
 
 void rwkv::populateRWKVProjectionToLinalgPatterns(RewritePatternSet &patterns) {
-  patterns.add<EmbedLowering, MixLowering, LinearLowering, LoraLowering,
-               HeadLowering>(patterns.getContext());
+  patterns.add<EmbedLowering, DequantizeLowering, MixLowering, LinearLowering,
+               LoraLowering, HeadLowering>(patterns.getContext());
 }

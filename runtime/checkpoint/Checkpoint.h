@@ -115,6 +115,7 @@ struct ModelConfig {
   int64_t lora_w = 0, lora_a = 0, lora_v = 0, lora_g = 0;
   DType dtype = DType::BF16;
   bool layer0HasV = false; // v7: blocks.0.att.v0/v1/v2 present
+  bool quantized = false;  // some matrices are int8 (rwkv-quantize)
   std::string toJson() const;
 };
 
@@ -160,6 +161,32 @@ void writeSafetensors(const std::string &path,
                       const std::vector<OwnedTensor> &tensors);
 /// Copies a tensor (any strides) into a contiguous OwnedTensor.
 OwnedTensor toOwned(const Tensor &tensor);
+
+/// The matrices rwkv-quantize may store int8 (read by embed, linear, head).
+bool isQuantizableMatrix(const std::string &name);
+
+struct QuantizeOptions {
+  std::string type = "int8";
+  /// emb.weight: "bf16" (the default: f32 tables are rounded to bf16, a
+  /// bf16/f16 table is kept), "keep" (the checkpoint's dtype) or "int8".
+  /// Decode reads one row per token, so only the file size depends on it;
+  /// int8 costs accuracy (golden tiny2: 0.12 instead of 0.095).
+  std::string embedding = "bf16";
+  bool keepHead = false; // head.weight stays in the checkpoint's dtype
+};
+
+struct QuantizeReport {
+  int quantized = 0; // matrices written int8
+  size_t bytesIn = 0, bytesOut = 0;
+  float maxAbsError = 0; // max |dequantized - original| over all weights
+};
+
+/// Writes `in` (an RWKV-7 checkpoint) to `outPath` as safetensors with every
+/// quantizable matrix int8 plus its per-row f32 scales `<name>_scale`
+/// (docs/checkpoints.md); other tensors are copied unchanged.
+QuantizeReport quantizeCheckpoint(const Checkpoint &in,
+                                  const std::string &outPath,
+                                  const QuantizeOptions &options);
 
 struct SyntheticOptions {
   int64_t n_layer = 2, n_embd = 128, head_size = 64, vocab_size = 512;

@@ -113,15 +113,47 @@ ModelConfig detectConfig(const Checkpoint &c) {
   m.vocab_size = dim(c, "emb.weight", 2, 0);
   m.n_embd = dim(c, "emb.weight", 2, 1);
   m.dim_ffn = dim(c, "blocks.0.ffn.key.weight", 2, 0);
-  const Tensor &emb = c.get("emb.weight");
-  m.dtype = emb.dtype;
-  for (const Tensor &t : c.tensors())
+  // int8 matrices (rwkv-quantize) come with f32 per-row scales
+  // `<name>_scale`; the model's dtype is that of its float tensors.
+  m.dtype = DType::F32;
+  bool haveFloat = false;
+  for (const Tensor &t : c.tensors()) {
+    if (t.dtype == DType::I8) {
+      const Tensor *scale = c.find(t.name + "_scale");
+      if (!isQuantizableMatrix(t.name))
+        fail(file,
+             "tensor '{}' is int8, but only the embedding, head and "
+             "linear-layer matrices may be quantized",
+             t.name);
+      if (t.shape.size() != 2)
+        fail(file, "int8 tensor '{}' has shape {}; only matrices can be int8",
+             t.name, shapeStr(t.shape));
+      if (!scale || scale->dtype != DType::F32 ||
+          scale->shape != std::vector<int64_t>{t.shape[0]})
+        fail(file,
+             "int8 tensor '{}' needs per-row scales '{}_scale' (f32 [{}]){}",
+             t.name, t.name, t.shape[0],
+             scale ? fmt::format(", found {} {}", dtypeName(scale->dtype),
+                                 shapeStr(scale->shape))
+                   : std::string());
+      m.quantized = true;
+      continue;
+    }
     if (t.dtype != DType::F32 && t.dtype != DType::F16 &&
         t.dtype != DType::BF16)
       fail(file,
-           "tensor '{}' has unsupported dtype {} (expected f32, f16 or "
-           "bf16)",
+           "tensor '{}' has unsupported dtype {} (expected f32, f16, bf16, "
+           "or int8 with per-row scales)",
            t.name, dtypeName(t.dtype));
+    bool isScale = t.name.size() > 6 &&
+                   t.name.compare(t.name.size() - 6, 6, "_scale") == 0;
+    if (!haveFloat && !isScale) {
+      m.dtype = t.dtype;
+      haveFloat = true;
+    }
+  }
+  if (const Tensor *emb = c.find("emb.weight"); emb && emb->dtype != DType::I8)
+    m.dtype = emb->dtype;
 
   if (v7) {
     m.version = 7;
@@ -191,6 +223,8 @@ std::string ModelConfig::toJson() const {
   j["vocab_size"] = vocab_size;
   j["lora"] = {{"w", lora_w}, {"a", lora_a}, {"v", lora_v}, {"g", lora_g}};
   j["dtype"] = dtypeName(dtype);
+  if (quantized)
+    j["quantized"] = "int8";
   j["layer0_has_v"] = layer0HasV;
   return j.dump(2);
 }

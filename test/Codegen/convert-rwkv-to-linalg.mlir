@@ -171,6 +171,61 @@ func.func @linear(%x: tensor<2x?x8xf32>, %w: tensor<16x8xbf16>) -> tensor<2x?x16
 
 // -----
 
+// int8 linear: the row scale is a third input indexed by the output (d2) and
+// multiplies the widened weight in the body (never a materialised f32 copy).
+// CHECK-LABEL: func.func @linear_int8
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[Q:[^:]+]]: tensor<16x8xi8>, %[[SC:[^:]+]]: tensor<16xf32>)
+// CHECK:         %[[Y:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
+// CHECK-SAME:      ins(%[[X]], %[[Q]], %[[SC]] : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16xf32>)
+// CHECK-SAME:      attrs = {rwkv.projection}
+// CHECK-NEXT:    ^bb0(%[[IX:[^:]+]]: f32, %[[IQ:[^:]+]]: i8, %[[IS:[^:]+]]: f32, %[[IACC:[^:]+]]: f32):
+// CHECK-NEXT:      %[[WF:.+]] = arith.sitofp %[[IQ]] : i8 to f32
+// CHECK-NEXT:      %[[WS:.+]] = arith.mulf %[[WF]], %[[IS]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      %[[P:.+]] = arith.mulf %[[IX]], %[[WS]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      %[[S:.+]] = arith.addf %[[IACC]], %[[P]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      linalg.yield %[[S]] : f32
+// CHECK:         return %[[Y]]
+func.func @linear_int8(%x: tensor<2x?x8xf32>, %q: tensor<16x8xi8>, %s: tensor<16xf32>) -> tensor<2x?x16xf32> {
+  %0 = rwkv.linear %x, %q scale %s : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16xf32> -> tensor<2x?x16xf32>
+  return %0 : tensor<2x?x16xf32>
+}
+
+// -----
+
+// int8 embedding: the gathered element is widened and scaled by its row's
+// (token's) scale.
+// CHECK-LABEL: func.func @embed_int8
+// CHECK-SAME:    (%[[Q:[^:]+]]: tensor<32x8xi8>, %[[IDS:[^:]+]]: tensor<2x?xi32>, %[[SC:[^:]+]]: tensor<32xf32>)
+// CHECK:         linalg.generic
+// CHECK:           %[[ROW:.+]] = arith.index_cast
+// CHECK:           %[[E:.+]] = tensor.extract %[[Q]][%[[ROW]], %{{.+}}] : tensor<32x8xi8>
+// CHECK:           %[[EF:.+]] = arith.sitofp %[[E]] : i8 to f32
+// CHECK:           %[[ES:.+]] = tensor.extract %[[SC]][%[[ROW]]] : tensor<32xf32>
+// CHECK:           %[[V:.+]] = arith.mulf %[[EF]], %[[ES]] : f32
+// CHECK:           linalg.yield %[[V]] : f32
+func.func @embed_int8(%q: tensor<32x8xi8>, %ids: tensor<2x?xi32>, %s: tensor<32xf32>) -> tensor<2x?x8xf32> {
+  %0 = rwkv.embed %q, %ids scale %s : tensor<32x8xi8>, tensor<2x?xi32>, tensor<32xf32> -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// A dequantize that no projection folded is materialised element-wise.
+// CHECK-LABEL: func.func @dequantize
+// CHECK-SAME:    (%[[Q:[^:]+]]: tensor<16x8xi8>, %[[SC:[^:]+]]: tensor<16xf32>)
+// CHECK:         linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0, d1)>]
+// CHECK-SAME:      ins(%[[Q]], %[[SC]] : tensor<16x8xi8>, tensor<16xf32>)
+// CHECK:           arith.sitofp %{{.+}} : i8 to f32
+// CHECK:           arith.mulf
+func.func @dequantize(%q: tensor<16x8xi8>, %s: tensor<16xf32>) -> tensor<16x8xf32> {
+  %0 = rwkv.dequantize %q, %s : tensor<16x8xi8>, tensor<16xf32> -> tensor<16x8xf32>
+  return %0 : tensor<16x8xf32>
+}
+
+// -----
+
 // lora tanh: down projection ([I, R] weight: map (d3, d2)), tanh in its own
 // all-parallel generic, up projection ([R, O] weight).
 // CHECK-LABEL: func.func @lora_tanh

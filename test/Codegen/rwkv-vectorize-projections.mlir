@@ -92,6 +92,29 @@ func.func @linear_f32(%x: tensor<1x?x32xf32>, %w: tensor<16x32xf32>) -> tensor<1
 
 // -----
 
+// W[o, i] int8 with per-row scales: each i8 vector is widened with sitofp
+// (no bf16 pair trick), the reduction runs on the raw integers, and the scale
+// is applied once per output after the horizontal sum (never per weight).
+// CHECK-LABEL: func.func @linear_int8
+// CHECK:         scf.for %{{.+}} step %c2
+// CHECK:           scf.for %[[I:[^ ]+]] = {{.+}} step %c16
+// CHECK-NOT:         vector.deinterleave
+// CHECK:             %[[Q:.+]] = vector.transfer_read %{{.+}}[%{{.+}}, %[[I]]]{{.+}} : tensor<16x32xi8>, vector<8xi8>
+// CHECK:             %[[QF:.+]] = arith.sitofp %[[Q]] : vector<8xi8> to vector<8xf32>
+// CHECK:             arith.mulf %{{.+}}, %[[QF]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:             scf.yield
+// CHECK:           %[[SUM:.+]] = vector.reduction <add>, %{{[^,]+}} fastmath<reassoc,contract> : vector<8xf32> into f32
+// CHECK:           %[[SC:.+]] = tensor.extract %{{.+}}[%{{.+}}] : tensor<16xf32>
+// CHECK:           %[[M:.+]] = arith.mulf %[[SUM]], %[[SC]] fastmath<reassoc,contract> : f32
+// CHECK:           arith.addf %{{.+}}, %[[M]] fastmath<reassoc,contract> : f32
+// CHECK-NOT:     linalg.generic
+func.func @linear_int8(%x: tensor<1x?x32xf32>, %q: tensor<16x32xi8>, %s: tensor<16xf32>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %q scale %s : tensor<1x?x32xf32>, tensor<16x32xi8>, tensor<16xf32> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
+
+// -----
+
 // Long f32 rows: the 4 rows of a block would be 128 KiB, so the token blocks
 // walk the reduction in chunks of 1024 (16 KiB of weights, reused from L1 by
 // every token block) and accumulate partial sums in the tile; the single

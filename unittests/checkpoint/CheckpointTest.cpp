@@ -306,6 +306,90 @@ TEST(Checkpoint, RoundTripPthSafetensors) {
   EXPECT_EQ(a.dtype, DType::BF16);
 }
 
+// rwkv-quantize's core: every quantizable matrix becomes int8 with per-row
+// f32 scales, each weight within half a step of the original, the rest is
+// copied bit for bit, and the result detects as a quantized RWKV-7 model.
+TEST(Checkpoint, QuantizeInt8) {
+  TempDir tmp;
+  SyntheticOptions opts = smallOptions();
+  opts.dtype = DType::F32;
+  writeSafetensors(tmp.path("f.safetensors"), makeSyntheticRWKV7(opts));
+  auto in = Checkpoint::open(tmp.path("f.safetensors"));
+  QuantizeReport r =
+      quantizeCheckpoint(*in, tmp.path("q.safetensors"), QuantizeOptions());
+  auto q = Checkpoint::open(tmp.path("q.safetensors"));
+  // 2 layers x 6 matrices + head; the embedding is rounded to bf16.
+  EXPECT_EQ(r.quantized, 13);
+  EXPECT_LT(r.bytesOut, r.bytesIn / 2);
+  ModelConfig c = detectConfig(*q);
+  EXPECT_TRUE(c.quantized);
+  EXPECT_EQ(c.dtype, DType::BF16);
+  EXPECT_EQ(q->get("emb.weight").dtype, DType::BF16);
+  EXPECT_EQ(q->get("blocks.0.att.w1").dtype, DType::F32);
+  for (const Tensor &t : in->tensors()) {
+    const Tensor &o = q->get(t.name);
+    if (!isQuantizableMatrix(t.name) || t.name == "emb.weight") {
+      if (t.name != "emb.weight")
+        EXPECT_EQ(std::memcmp(o.data, t.data, t.nbytes), 0) << t.name;
+      continue;
+    }
+    ASSERT_EQ(o.dtype, DType::I8) << t.name;
+    const Tensor &sc = q->get(t.name + "_scale");
+    ASSERT_EQ(sc.shape, std::vector<int64_t>{t.shape[0]});
+    int64_t cols = t.shape[1];
+    for (int64_t row = 0; row < t.shape[0]; ++row) {
+      float s = sc.getAsFloat(row), amax = 0;
+      for (int64_t k = 0; k < cols; ++k)
+        amax = std::max(amax, std::fabs(t.getAsFloat(row * cols + k)));
+      // At most 20% below absmax / 127 (the squared-error search).
+      ASSERT_LE(s, amax / 127.0f * 1.0001f) << t.name << " row " << row;
+      ASSERT_GE(s, amax / 127.0f * 0.79f) << t.name << " row " << row;
+      for (int64_t k = 0; k < cols; ++k) {
+        float w = t.getAsFloat(row * cols + k);
+        float back = o.getAsFloat(row * cols + k) * s;
+        // Within half a step, or clipped at +-127 steps.
+        if (std::fabs(w) <= 127 * s)
+          ASSERT_LE(std::fabs(back - w), 0.5f * s * 1.0001f)
+              << t.name << "[" << row << ", " << k << "]";
+        else
+          ASSERT_EQ(std::fabs(back), 127 * s);
+      }
+    }
+  }
+  // Quantizing twice is refused, and so are types it does not know.
+  EXPECT_THROW(quantizeCheckpoint(*q, tmp.path("qq.safetensors"), {}),
+               CheckpointError);
+  QuantizeOptions bad;
+  bad.type = "int3";
+  EXPECT_THROW(quantizeCheckpoint(*in, tmp.path("b.safetensors"), bad),
+               CheckpointError);
+}
+
+TEST(CheckpointErrors, Int8WithoutScalesOrOutsideMatrices) {
+  TempDir tmp;
+  auto model = makeSyntheticRWKV7(smallOptions());
+  std::vector<OwnedTensor> noScale = model;
+  for (OwnedTensor &t : noScale)
+    if (t.name == "blocks.1.ffn.key.weight") {
+      t.dtype = DType::I8;
+      t.bytes.resize(t.bytes.size() / 2);
+    }
+  writeSafetensors(tmp.path("n.safetensors"), noScale);
+  expectError(tmp.path("n.safetensors"),
+              {"int8 tensor 'blocks.1.ffn.key.weight'",
+               "needs per-row scales 'blocks.1.ffn.key.weight_scale'"},
+              true);
+  std::vector<OwnedTensor> lora = model;
+  for (OwnedTensor &t : lora)
+    if (t.name == "blocks.0.att.a1") {
+      t.dtype = DType::I8;
+      t.bytes.resize(t.bytes.size() / 2);
+    }
+  writeSafetensors(tmp.path("l.safetensors"), lora);
+  expectError(tmp.path("l.safetensors"),
+              {"tensor 'blocks.0.att.a1' is int8", "may be quantized"}, true);
+}
+
 // The writer's zip must be a valid zip to an independent reader (minizip's
 // CRC checks) with torch.save's records and 64-byte aligned payloads.
 TEST(Checkpoint, PthWriterLayoutIsTorchLike) {

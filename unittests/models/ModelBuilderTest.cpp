@@ -281,11 +281,61 @@ TEST(ModelBuilder, UnsupportedDtype) {
   Golden g = loadGolden("tiny");
   for (WeightInfo &w : g.weights)
     if (w.name == "head.weight")
+      w.dtype = ::rwkv::DType::I16;
+  MLIRContext ctx;
+  BuildResult r = build(ctx, g.config, g.weights);
+  EXPECT_FALSE(r.module);
+  EXPECT_NE(r.errors.find("'head.weight' has dtype i16"), std::string::npos)
+      << r.errors;
+}
+
+// int8 matrices need their per-row scales, bind through rwkv.dequantize, and
+// are refused where no kernel reads int8 (LoRA factors) and for training.
+TEST(ModelBuilder, Int8Weights) {
+  Golden g = loadGolden("tiny");
+  for (WeightInfo &w : g.weights)
+    if (w.name == "head.weight")
+      w.dtype = ::rwkv::DType::I8;
+  {
+    MLIRContext ctx;
+    BuildResult r = build(ctx, g.config, g.weights);
+    EXPECT_FALSE(r.module);
+    EXPECT_NE(r.errors.find("int8 weight 'head.weight' has no per-row scales "
+                            "'head.weight_scale' (expected f32 [512])"),
+              std::string::npos)
+        << r.errors;
+  }
+  g.weights.push_back({"head.weight_scale", ::rwkv::DType::F32, {512}});
+  {
+    MLIRContext ctx;
+    BuildResult r = build(ctx, g.config, g.weights);
+    ASSERT_TRUE(r.module) << r.errors;
+    int dequantized = 0;
+    (*r.module)->walk([&](DequantizeOp op) {
+      ++dequantized;
+      EXPECT_EQ(op.getInput().getType(),
+                RankedTensorType::get({512, 128}, IntegerType::get(&ctx, 8)));
+    });
+    EXPECT_EQ(dequantized, 3); // one head per entry point
+  }
+  {
+    ModelBuildOptions train;
+    train.trainContext = 8;
+    MLIRContext ctx;
+    BuildResult r = build(ctx, g.config, g.weights, train);
+    EXPECT_FALSE(r.module);
+    EXPECT_NE(r.errors.find("a quantized checkpoint cannot be trained"),
+              std::string::npos)
+        << r.errors;
+  }
+  for (WeightInfo &w : g.weights)
+    if (w.name == "blocks.0.att.w1")
       w.dtype = ::rwkv::DType::I8;
   MLIRContext ctx;
   BuildResult r = build(ctx, g.config, g.weights);
   EXPECT_FALSE(r.module);
-  EXPECT_NE(r.errors.find("'head.weight' has dtype i8"), std::string::npos)
+  EXPECT_NE(r.errors.find("weight 'blocks.0.att.w1' is int8, but only"),
+            std::string::npos)
       << r.errors;
 }
 

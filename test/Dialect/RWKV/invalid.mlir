@@ -210,7 +210,7 @@ func.func @activation_unranked_custom(%x: tensor<*xf32>, %w: tensor<8x8xbf16>) {
 // -----
 
 func.func @weight_f64(%x: tensor<2x3x8xf32>, %w: tensor<8x8xf64>) {
-  // expected-error @+1 {{'rwkv.linear' op operand #1 must be ranked tensor of 32-bit float or 16-bit float or bfloat16 type values, but got 'tensor<8x8xf64>'}}
+  // expected-error @+1 {{'rwkv.linear' op operand #1 must be ranked tensor of 32-bit float or 16-bit float or bfloat16 type or 8-bit signless integer values, but got 'tensor<8x8xf64>'}}
   %y = rwkv.linear %x, %w : tensor<2x3x8xf32>, tensor<8x8xf64> -> tensor<2x3x8xf32>
   return
 }
@@ -1334,4 +1334,60 @@ rwkv.model @m config = #rwkv.config<version = 7, n_layer = 1, n_embd = 8, n_head
   func.func @f(%t: tensor<1x?xi32>, %s: tensor<1x8xbf16> {rwkv.state = "att_shift:0"}) {
     return
   }
+}
+
+// -----
+
+func.func @int8_without_scale(%x: tensor<2x3x8xf32>, %q: tensor<8x8xi8>) {
+  // expected-error @+1 {{'rwkv.linear' op int8 'weight' needs per-row scales (a 'scale' operand)}}
+  %y = rwkv.linear %x, %q : tensor<2x3x8xf32>, tensor<8x8xi8> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @scale_with_float(%x: tensor<2x3x8xf32>, %w: tensor<8x8xbf16>, %s: tensor<8xf32>) {
+  // expected-error @+1 {{'rwkv.linear' op 'scale' is only allowed with an int8 'weight', got 'bf16'}}
+  %y = rwkv.linear %x, %w scale %s : tensor<2x3x8xf32>, tensor<8x8xbf16>, tensor<8xf32> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @scale_shape(%x: tensor<2x3x8xf32>, %q: tensor<32x8xi8>, %s: tensor<8xf32>) {
+  // expected-error @+1 {{'rwkv.head' op 'scale' has shape [8] but expected [32]}}
+  %y = rwkv.head %x, %q scale %s : tensor<2x3x8xf32>, tensor<32x8xi8>, tensor<8xf32> -> tensor<2x3x32xf32>
+  return
+}
+
+// -----
+
+func.func @embed_int8_without_scale(%q: tensor<32x8xi8>, %ids: tensor<2x3xi32>) {
+  // expected-error @+1 {{'rwkv.embed' op int8 'table' needs per-row scales (a 'scale' operand)}}
+  %y = rwkv.embed %q, %ids : tensor<32x8xi8>, tensor<2x3xi32> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_scale_shape(%q: tensor<16x8xi8>, %s: tensor<8xf32>) {
+  // expected-error @+1 {{'rwkv.dequantize' op 'scale' has shape [8] but expected [16]}}
+  %w = rwkv.dequantize %q, %s : tensor<16x8xi8>, tensor<8xf32> -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_result_shape(%q: tensor<16x8xi8>, %s: tensor<16xf32>) {
+  // expected-error @+1 {{'rwkv.dequantize' op 'result' has shape [8, 16] but expected [16, 8]}}
+  %w = rwkv.dequantize %q, %s : tensor<16x8xi8>, tensor<16xf32> -> tensor<8x16xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_bf16(%q: tensor<16x8xbf16>, %s: tensor<16xf32>) {
+  // expected-error @+1 {{'rwkv.dequantize' op operand #0 must be ranked tensor of 8-bit signless integer values, but got 'tensor<16x8xbf16>'}}
+  %w = rwkv.dequantize %q, %s : tensor<16x8xbf16>, tensor<16xf32> -> tensor<16x8xf32>
+  return
 }

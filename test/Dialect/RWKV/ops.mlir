@@ -84,6 +84,23 @@ func.func @linear(%x: tensor<2x?x8xf32>, %w: tensor<16x8xbf16>,
   return %0, %1 : tensor<2x?x16xf32>, tensor<?x?x?xf32>
 }
 
+// int8 matrices: rwkv.dequantize, and the scale operand of linear, head and
+// embed.
+// CHECK-LABEL: func.func @quantized
+func.func @quantized(%x: tensor<2x?x8xf32>, %q: tensor<16x8xi8>, %s: tensor<16xf32>,
+                     %ids: tensor<2x?xi32>)
+    -> (tensor<16x8xf32>, tensor<2x?x16xf32>, tensor<2x1x16xf32>, tensor<2x?x8xf32>) {
+  // CHECK: rwkv.dequantize %{{.+}}, %{{.+}} : tensor<16x8xi8>, tensor<16xf32> -> tensor<16x8xf32>
+  %0 = rwkv.dequantize %q, %s : tensor<16x8xi8>, tensor<16xf32> -> tensor<16x8xf32>
+  // CHECK: rwkv.linear %{{.+}}, %{{.+}} scale %{{.+}} : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16xf32> -> tensor<2x?x16xf32>
+  %1 = rwkv.linear %x, %q scale %s : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16xf32> -> tensor<2x?x16xf32>
+  // CHECK: rwkv.head %{{.+}}, %{{.+}} scale %{{.+}} {positions = #rwkv<positions last>} : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16xf32> -> tensor<2x1x16xf32>
+  %2 = rwkv.head %x, %q scale %s {positions = #rwkv<positions last>} : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16xf32> -> tensor<2x1x16xf32>
+  // CHECK: rwkv.embed %{{.+}}, %{{.+}} scale %{{.+}} : tensor<16x8xi8>, tensor<2x?xi32>, tensor<16xf32> -> tensor<2x?x8xf32>
+  %3 = rwkv.embed %q, %ids scale %s : tensor<16x8xi8>, tensor<2x?xi32>, tensor<16xf32> -> tensor<2x?x8xf32>
+  return %0, %1, %2, %3 : tensor<16x8xf32>, tensor<2x?x16xf32>, tensor<2x1x16xf32>, tensor<2x?x8xf32>
+}
+
 // CHECK-LABEL: func.func @lora
 // CHECK-SAME:    (%[[X:.+]]: tensor<2x?x8xf32>, %[[D:.+]]: tensor<8x3xbf16>, %[[U:.+]]: tensor<3x8xbf16>, %[[D32:.+]]: tensor<8x3xf32>, %[[U16:.+]]: tensor<3x8xf16>)
 func.func @lora(%x: tensor<2x?x8xf32>, %d: tensor<8x3xbf16>, %u: tensor<3x8xbf16>,

@@ -1,0 +1,74 @@
+//===- rwkv-quantize.cpp - write an int8 RWKV-7 checkpoint ----------------===//
+//
+// rwkv-quantize IN.pth|IN.safetensors OUT.safetensors [--type int8]
+//               [--embedding bf16|keep|int8] [--keep-head]
+// The output is memory-mapped by the runtime like any other checkpoint and
+// compiled by rwkv-compile into kernels that read the int8 matrices.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/checkpoint/Checkpoint.h"
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+
+namespace po = boost::program_options;
+using namespace rwkv;
+
+int main(int argc, char **argv) {
+  try {
+    po::options_description desc(
+        "usage: rwkv-quantize IN OUT.safetensors [options]\noptions");
+    desc.add_options()("help,h", "show this help")(
+        "type", po::value<std::string>()->default_value("int8"),
+        "int8: symmetric, one f32 scale per matrix row")(
+        "embedding", po::value<std::string>()->default_value("bf16"),
+        "emb.weight: bf16 (f32 tables rounded), keep (checkpoint dtype) or "
+        "int8 (smallest file, less accurate)")(
+        "keep-head", "leave head.weight in the checkpoint's dtype")(
+        "input", po::value<std::string>(), "checkpoint to read")(
+        "output", po::value<std::string>(), "safetensors file to write");
+    po::positional_options_description pos;
+    pos.add("input", 1).add("output", 1);
+    po::variables_map vm;
+    po::store(
+        po::command_line_parser(argc, argv).options(desc).positional(pos).run(),
+        vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\n";
+      return 0;
+    }
+    if (!vm.count("input") || !vm.count("output"))
+      throw po::error("expected an input checkpoint and an output file");
+    const std::string out = vm["output"].as<std::string>();
+    if (out.size() < 12 ||
+        out.compare(out.size() - 12, 12, ".safetensors") != 0)
+      throw po::error(fmt::format(
+          "output '{}' must be a .safetensors file (int8 tensors have no "
+          "released .pth form)",
+          out));
+    QuantizeOptions opts;
+    opts.type = vm["type"].as<std::string>();
+    opts.embedding = vm["embedding"].as<std::string>();
+    opts.keepHead = vm.count("keep-head") > 0;
+    std::unique_ptr<Checkpoint> in =
+        Checkpoint::open(vm["input"].as<std::string>());
+    QuantizeReport r = quantizeCheckpoint(*in, out, opts);
+    fmt::print(stderr,
+               "wrote {}: {} matrices {}, {:.1f} MB -> {:.1f} MB, max |w - "
+               "dequantized w| = {:.3g}\n",
+               out, r.quantized, opts.type, r.bytesIn / 1e6, r.bytesOut / 1e6,
+               r.maxAbsError);
+    return 0;
+  } catch (const po::error &e) {
+    fmt::print(stderr, "rwkv-quantize: {}\n(see rwkv-quantize --help)\n",
+               e.what());
+    return 2;
+  } catch (const std::exception &e) {
+    fmt::print(stderr, "rwkv-quantize: error: {}\n", e.what());
+    return 1;
+  }
+}
