@@ -27,6 +27,7 @@ using Clock = std::chrono::steady_clock;
 int main(int argc, char **argv) {
   std::string library, weights;
   int threads = 2, prompt = 512, decode = 64;
+  std::string weightMemory = "huge-pages";
   po::options_description desc("rwkv-bench options");
   desc.add_options()("help,h", "show this help")("library", po::value(&library),
                                                  "compiled model (.so)")(
@@ -34,7 +35,9 @@ int main(int argc, char **argv) {
       "threads", po::value(&threads)->default_value(2), "threads")(
       "prompt", po::value(&prompt)->default_value(512),
       "prefill prompt length")("decode", po::value(&decode)->default_value(64),
-                               "decode steps");
+                               "decode steps")(
+      "weight-memory", po::value(&weightMemory)->default_value("huge-pages"),
+      "huge-pages (the runtime's default) or mapped (zero-copy mmap views)");
   po::positional_options_description pos;
   pos.add("library", 1);
   try {
@@ -54,8 +57,13 @@ int main(int argc, char **argv) {
     double bw = rwkv::bench::measureReadBandwidth(threads);
     double peak = rwkv::bench::measureFmaPeak(threads);
 
+    if (weightMemory != "huge-pages" && weightMemory != "mapped")
+      throw po::error("--weight-memory must be huge-pages or mapped");
     rwkv::ModelOptions opts;
     opts.threads = threads;
+    opts.weightMemory = weightMemory == "mapped"
+                            ? rwkv::ModelOptions::WeightMemory::Mapped
+                            : rwkv::ModelOptions::WeightMemory::HugePages;
     auto model = rwkv::Model::load(library, weights, opts);
     int64_t vocab = model->vocabSize();
     size_t weightBytes = model->weightBytes();
@@ -108,8 +116,9 @@ int main(int argc, char **argv) {
                "{:.1f} GFLOP/s ({})\n",
                threads, bw / 1e9, peak / 1e9, rwkv::bench::fmaIsa());
     fmt::print("model:   {} ({:.1f} MB of weights, {:.1f} MB read per "
-               "decoded token)\n",
-               weights, weightBytes / 1e6, bytesPerToken / 1e6);
+               "decoded token; weights {})\n",
+               weights, weightBytes / 1e6, bytesPerToken / 1e6,
+               model->weightsOnHugePages() ? "on huge pages" : "mmap-ed");
     fmt::print("decode:  {:.1f} tok/s, {:.1f} GB/s = {:.1f}% of the "
                "bandwidth limit ({:.1f} tok/s)\n",
                decodeTps, decodeBw / 1e9, 100.0 * decodeBw / bw,

@@ -323,6 +323,11 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::string &path) {
   return ckpt;
 }
 
+void Checkpoint::releaseResidentPages() const {
+  if (impl_->mapping)
+    ::madvise(impl_->mapping, impl_->mappingSize, MADV_DONTNEED);
+}
+
 std::unique_ptr<Checkpoint>
 Checkpoint::openFromMemory(const void *data, size_t size,
                            const std::string &name) {

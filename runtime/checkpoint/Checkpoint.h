@@ -87,6 +87,10 @@ public:
   const Tensor *find(std::string_view name) const;
   /// Throws CheckpointError naming the key and the file if absent.
   const Tensor &get(std::string_view name) const;
+  /// Drops this process's resident pages of the file mapping (clean page
+  /// cache, re-read on the next access): for callers that copied what they
+  /// need. Views stay valid.
+  void releaseResidentPages() const;
   /// Archive folder inside a `.pth` zip (e.g. "archive"); empty otherwise.
   const std::string &archiveName() const { return archiveName_; }
 

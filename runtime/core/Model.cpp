@@ -11,9 +11,11 @@
 #include <fmt/format.h>
 
 #include <dlfcn.h>
+#include <sys/mman.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 namespace rwkv {
@@ -108,6 +110,42 @@ void State::reset() {
 // Model
 //===----------------------------------------------------------------------===//
 
+/// Whether the kernel backs madvise(MADV_HUGEPAGE) regions with huge pages.
+static bool transparentHugePagesAvailable() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  return std::getline(f, line) && line.find("[never]") == std::string::npos;
+}
+
+void Model::moveWeightsToHugePages() {
+  constexpr size_t kHuge = size_t(2) << 20, kAlign = 64;
+  if (!transparentHugePagesAvailable())
+    return;
+  size_t total = 0;
+  for (const BoundWeight &w : weights_)
+    total += (w.nbytes + kAlign - 1) / kAlign * kAlign;
+  // One extra huge page to align the start.
+  size_t size = (total + kHuge - 1) / kHuge * kHuge + kHuge;
+  void *mem = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED)
+    return; // keep the mapped views: slower, not wrong
+  auto base = reinterpret_cast<uintptr_t>(mem);
+  char *p = reinterpret_cast<char *>((base + kHuge - 1) / kHuge * kHuge);
+  ::madvise(p, total, MADV_HUGEPAGE);
+  for (BoundWeight &w : weights_) {
+    std::memcpy(p, w.data, w.nbytes);
+    w.data = p;
+    w.copied = true;
+    p += (w.nbytes + kAlign - 1) / kAlign * kAlign;
+  }
+  weightArena_ = mem;
+  weightArenaSize_ = size;
+  ::mprotect(mem, size, PROT_READ);
+  copies_.clear();
+  checkpoint_->releaseResidentPages();
+}
+
 std::unique_ptr<Model> Model::load(const std::string &libraryPath,
                                    const std::string &checkpointPath,
                                    const ModelOptions &options) {
@@ -154,6 +192,8 @@ std::unique_ptr<Model> Model::load(const std::string &libraryPath,
   } catch (const CheckpointError &e) {
     throw RuntimeError(e.what());
   }
+  if (options.weightMemory == ModelOptions::WeightMemory::HugePages)
+    m->moveWeightsToHugePages();
   for (const BoundWeight &w : m->weights_)
     m->weightDescs_.emplace_back(w.data, w.shape);
 
@@ -179,6 +219,8 @@ Model::~Model() {
   // alive until the library is gone anyway.
   if (handle_)
     dlclose(handle_);
+  if (weightArena_)
+    ::munmap(weightArena_, weightArenaSize_);
 }
 
 size_t Model::weightBytes() const {

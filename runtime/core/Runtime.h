@@ -208,6 +208,19 @@ struct ModelOptions {
   /// OMP_NUM_THREADS before dlopen and calls the library's optional
   /// `rwkv_set_num_threads(int)`.
   int threads = 0;
+  /// Where the weights live while the model runs.
+  enum class WeightMemory {
+    /// Copied once into anonymous memory advised for transparent huge pages
+    /// (2 MiB), 64-byte aligned; the checkpoint's mapped pages are released.
+    /// Decode streams every weight per token, and with 4 KiB file pages it
+    /// loses ~15% to TLB misses and prefetchers stopping at page
+    /// boundaries (docs/PERFORMANCE.md). Falls back to `Mapped` where the
+    /// kernel has transparent huge pages disabled.
+    HugePages,
+    /// Zero-copy views into the checkpoint's mmap.
+    Mapped,
+  };
+  WeightMemory weightMemory = WeightMemory::HugePages;
 };
 
 class Model {
@@ -234,6 +247,8 @@ public:
   const std::vector<BoundWeight> &weights() const { return weights_; }
   /// Bytes of all bound weights.
   size_t weightBytes() const;
+  /// Whether the weights were copied to huge-page memory.
+  bool weightsOnHugePages() const { return weightArena_ != nullptr; }
   /// Bytes of `emb.weight` (0 if the library has none).
   size_t embeddingBytes() const;
 
@@ -263,6 +278,7 @@ public:
 private:
   Model() = default;
   using PackedFn = void (*)(void **);
+  void moveWeightsToHugePages();
 
   ModelOptions options_;
   std::string libraryPath_, checkpointPath_;
@@ -272,6 +288,9 @@ private:
   ModelConfig config_;
   int64_t vocabSize_ = 0;
   std::vector<std::vector<uint8_t>> copies_;
+  /// The huge-page copy of the weights (WeightMemory::HugePages).
+  void *weightArena_ = nullptr;
+  size_t weightArenaSize_ = 0;
   std::vector<BoundWeight> weights_;
   std::vector<MemRefDesc> weightDescs_;
   std::map<std::string, PackedFn, std::less<>> entries_;

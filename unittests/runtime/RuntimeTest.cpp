@@ -370,6 +370,38 @@ TEST_F(FakeModelTest, LoadsAndDescribes) {
   EXPECT_EQ(s.wkv(1).size, 2u * 32 * 32);
 }
 
+// Weights copied to huge-page memory (the default) hold the checkpoint's
+// bytes at 64-byte aligned addresses outside its mapping; `Mapped` keeps
+// zero-copy views; both give the same logits.
+TEST(ModelLoad, WeightMemory) {
+  auto ckpt = Checkpoint::open(fakeCheckpoint());
+  ModelOptions mapped;
+  mapped.weightMemory = ModelOptions::WeightMemory::Mapped;
+  auto a = Model::load(RWKV_FAKE_MODEL, fakeCheckpoint());
+  auto b = Model::load(RWKV_FAKE_MODEL, fakeCheckpoint(), mapped);
+  EXPECT_FALSE(b->weightsOnHugePages());
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  bool available =
+      std::getline(thp, line) && line.find("[never]") == std::string::npos;
+  EXPECT_EQ(a->weightsOnHugePages(), available);
+  ASSERT_EQ(a->weights().size(), b->weights().size());
+  for (size_t i = 0; i < a->weights().size(); ++i) {
+    const BoundWeight &wa = a->weights()[i], &wb = b->weights()[i];
+    ASSERT_EQ(wa.nbytes, wb.nbytes);
+    EXPECT_EQ(std::memcmp(wa.data, wb.data, wa.nbytes), 0) << wa.name;
+    if (a->weightsOnHugePages()) {
+      EXPECT_NE(wa.data, wb.data) << wa.name;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(wa.data) % 64, 0u) << wa.name;
+    }
+  }
+  std::vector<float> la, lb;
+  State sa = a->newState(), sb = b->newState();
+  a->forward({3, 0, 39, 7}, sa, la, true);
+  b->forward({3, 0, 39, 7}, sb, lb, true);
+  EXPECT_EQ(la, lb);
+}
+
 TEST_F(FakeModelTest, StepForwardAndForwardAllAgree) {
   auto ckpt = Checkpoint::open(fakeCheckpoint());
   std::vector<int32_t> toks = {3, 0, 39, 7, 7};
