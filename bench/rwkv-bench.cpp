@@ -75,18 +75,26 @@ int main(int argc, char **argv) {
     std::uniform_int_distribution<int32_t> pick(1, int32_t(vocab - 1));
     std::vector<float> logits;
 
-    // Decode: warm up, then `decode` single-token steps.
+    // Decode: warm up, then `decode` single-token steps of every row of the
+    // batch (a --batch N library steps N sequences per call).
+    const int64_t batch = model->batch();
+    std::vector<int32_t> next(size_t(batch), 0);
+    auto draw = [&] {
+      for (int32_t &t : next)
+        t = pick(rng);
+      return next;
+    };
     rwkv::State state = model->newState();
     for (int i = 0; i < 4; ++i)
-      model->step({pick(rng)}, state, logits);
+      model->step(draw(), state, logits);
     auto t0 = Clock::now();
     for (int i = 0; i < decode; ++i)
-      model->step({pick(rng)}, state, logits);
+      model->step(draw(), state, logits);
     double decodeSec =
         std::chrono::duration<double>(Clock::now() - t0).count() / decode;
 
-    // Prefill: one GPT call over `prompt` tokens (best of 3).
-    std::vector<int32_t> tokens(prompt);
+    // Prefill: one GPT call over `prompt` tokens per row (best of 3).
+    std::vector<int32_t> tokens(size_t(prompt * batch));
     for (int32_t &t : tokens)
       t = pick(rng);
     double prefillSec = 1e30;
@@ -106,11 +114,12 @@ int main(int argc, char **argv) {
     double lora = cfg("lora_w") + cfg("lora_a") + cfg("lora_v") + cfg("lora_g");
     double bodyParams = layers * (4 * c * c + 2 * c * f + 2 * c * lora);
     double headParams = double(vocab) * c;
-    double prefillFlops = 2.0 * (bodyParams * prompt + headParams);
+    double prefillFlops = 2.0 * batch * (bodyParams * prompt + headParams);
 
-    double decodeTps = 1.0 / decodeSec;
+    double decodeTps = double(batch) / decodeSec;
+    // Weights are read once per step, for every row of the batch.
     double decodeBw = bytesPerToken / decodeSec;
-    double prefillTps = prompt / prefillSec;
+    double prefillTps = double(prompt * batch) / prefillSec;
     double prefillFlopRate = prefillFlops / prefillSec;
     fmt::print("machine: {} thread(s), DRAM read {:.1f} GB/s, fp32 FMA peak "
                "{:.1f} GFLOP/s ({})\n",
@@ -119,10 +128,13 @@ int main(int argc, char **argv) {
                "decoded token; weights {})\n",
                weights, weightBytes / 1e6, bytesPerToken / 1e6,
                model->weightsOnHugePages() ? "on huge pages" : "mmap-ed");
-    fmt::print("decode:  {:.1f} tok/s, {:.1f} GB/s = {:.1f}% of the "
-               "bandwidth limit ({:.1f} tok/s)\n",
-               decodeTps, decodeBw / 1e9, 100.0 * decodeBw / bw,
-               bw / bytesPerToken);
+    fmt::print("decode:  {:.1f} tok/s{}, {:.1f} GB/s = {:.1f}% of the "
+               "bandwidth limit ({:.1f} steps/s)\n",
+               decodeTps,
+               batch > 1 ? fmt::format(" ({} sequences, {:.1f} steps/s)", batch,
+                                       1.0 / decodeSec)
+                         : std::string(),
+               decodeBw / 1e9, 100.0 * decodeBw / bw, bw / bytesPerToken);
     fmt::print("prefill: {:.1f} tok/s ({} tokens), {:.1f} GFLOP/s = {:.1f}% "
                "of fp32 FMA peak\n",
                prefillTps, prompt, prefillFlopRate / 1e9,

@@ -67,8 +67,17 @@ struct RWKVTileAndFusePass final
       // (b, t, o, i): one batch row, `tileTokens` tokens and `tileOutputs`
       // output channels per tile; the reduction stays whole so the fill of
       // the accumulator can be fused.
+      // Inference (a dynamic token count, or the head's last position)
+      // with a static batch of several rows keeps the batch whole in each
+      // tile (0: not tiled), so that a tile's weight rows serve every
+      // sequence of a batched decode step instead of being re-read per row.
+      // Training (a static T > 1) tiles rows.
+      SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+      bool wholeBatch = !ShapedType::isDynamic(ranges[0]) && ranges[0] > 1 &&
+                        (ShapedType::isDynamic(ranges[1]) || ranges[1] == 1);
+      int64_t batchTile = wholeBatch ? 0 : 1;
       SmallVector<OpFoldResult> sizes = getAsIndexOpFoldResult(
-          &getContext(), {1, tileTokens, tileOutputs, 0});
+          &getContext(), {batchTile, tileTokens, tileOutputs, 0});
       scf::SCFTilingOptions tiling;
       tiling.setTileSizes(sizes).setLoopType(
           scf::SCFTilingOptions::LoopType::ForallOp);

@@ -21,6 +21,10 @@
 //    acc[t, o] += x[t, i:i+VL] * W[o, i:i+VL]; one horizontal reduction per
 //    output at the end of the reduction loop. Each weight vector is loaded
 //    once per block, so prefill does 2 FMAs per weight load instead of 1.
+//    With a static batch of several rows in the tile (a --batch N library)
+//    the block is 4 output rows x one token of 2 or 4 batch rows instead:
+//    batched decode reads and widens each weight vector once for several
+//    sequences.
 //  * W[i, o] (LoRA factors: `o` contiguous): `o` is the vector dimension,
 //    the outer-product form acc[o:o+VL] += broadcast(x[i]) * W[i, o:o+VL].
 //
@@ -205,6 +209,11 @@ private:
     return forB.getResult(0);
   }
 
+  /// One row of x: batch row and token.
+  struct TokenPos {
+    Value b, t;
+  };
+
   /// How the reduction of a W[o, i] projection is stepped.
   struct ReductionStep {
     /// Reduction elements per iteration.
@@ -304,17 +313,30 @@ private:
                           const ReductionStep &step, Value i0, int64_t len,
                           int64_t rows, int64_t tokens, Value ib, Value t0,
                           Value o0, Value acc) const {
+    SmallVector<TokenPos> toks;
+    for (int64_t t = 0; t < tokens; ++t)
+      toks.push_back(
+          {ib,
+           t == 0 ? t0 : arith::AddIOp::create(b, loc, t0, cst(b, loc, t))});
+    return emitOutMajorBlock(b, loc, p, step, i0, len, rows, toks, o0, acc);
+  }
+
+  /// The same for any (batch row, token) positions, e.g. one token of each
+  /// of several batch rows (batched decode).
+  Value emitOutMajorBlock(OpBuilder &b, Location loc, const Projection &p,
+                          const ReductionStep &step, Value i0, int64_t len,
+                          int64_t rows, ArrayRef<TokenPos> toks, Value o0,
+                          Value acc) const {
+    int64_t tokens = toks.size();
     auto f32Vec = VectorType::get({vectorWidth}, b.getF32Type());
     int64_t perPair = tokens == 1 ? step.parts : 1;
     auto offset = [&](Value base, int64_t k) -> Value {
       return k == 0 ? base
                     : arith::AddIOp::create(b, loc, base, cst(b, loc, k));
     };
-    SmallVector<Value> rowIdx, tokIdx;
+    SmallVector<Value> rowIdx;
     for (int64_t r = 0; r < rows; ++r)
       rowIdx.push_back(offset(o0, r));
-    for (int64_t t = 0; t < tokens; ++t)
-      tokIdx.push_back(offset(t0, t));
     Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(f32Vec));
     SmallVector<Value> inits(tokens * rows * perPair, zero);
     // The reduction: accumulators are iter_args, i.e. registers.
@@ -325,7 +347,8 @@ private:
           SmallVector<Value> next(vacc.begin(), vacc.end());
           SmallVector<SmallVector<Value>> xs;
           for (int64_t t = 0; t < tokens; ++t)
-            xs.push_back(loadInputParts(ib2, il, p, step, ib, tokIdx[t], i));
+            xs.push_back(
+                loadInputParts(ib2, il, p, step, toks[t].b, toks[t].t, i));
           for (int64_t r = 0; r < rows; ++r) {
             SmallVector<Value> ws =
                 loadWeightParts(ib2, il, p, step, rowIdx[r], i);
@@ -348,7 +371,7 @@ private:
         for (int64_t k = 1; k < perPair; ++k)
           v = arith::AddFOp::create(b, loc, v, forI.getResult(base + k),
                                     p.addFlags);
-        SmallVector<Value> idx = {ib, tokIdx[t], rowIdx[r]};
+        SmallVector<Value> idx = {toks[t].b, toks[t].t, rowIdx[r]};
         Value init = tensor::ExtractOp::create(b, loc, acc, idx);
         Value s;
         if (p.scale) {
@@ -398,6 +421,10 @@ private:
     int64_t rows = ShapedType::isDynamic(nO) ? 1 : std::gcd(nO, int64_t(4));
     int64_t tb = tokenBlock > 0 ? tokenBlock : (vectorWidth >= 16 ? 4 : 2);
     ReductionStep step = chooseStep(p, nI);
+    int64_t nBStatic = accType.getDimSize(0);
+    if (!ShapedType::isDynamic(nBStatic) && nBStatic > 1)
+      return rewriteOutMajorBatched(b, loc, p, step, nI, rows,
+                                    std::gcd(nBStatic, tb));
     int64_t chunk = reductionChunk(p, step, nI, rows);
     Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1);
     Value nB = tensor::DimOp::create(b, loc, p.acc, 0);
@@ -448,6 +475,47 @@ private:
           scf::YieldOp::create(bb, l, forO.getResult(0));
         });
     return forB.getResult(0);
+  }
+
+  /// W[o, i] over a tile of several batch rows (a --batch N library):
+  /// register blocks of `rows` weight rows x one token of `bb` batch rows,
+  /// so batched decode (one token per row) reads and widens each weight
+  /// vector once for `bb` sequences instead of once per sequence. Longer
+  /// sequences walk their tokens one at a time under the same blocks.
+  Value rewriteOutMajorBatched(OpBuilder &b, Location loc, const Projection &p,
+                               const ReductionStep &step, int64_t nI,
+                               int64_t rows, int64_t bb) const {
+    Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1);
+    Value nB = tensor::DimOp::create(b, loc, p.acc, 0);
+    Value nT = tensor::DimOp::create(b, loc, p.acc, 1);
+    Value oEnd = tensor::DimOp::create(b, loc, p.acc, 2);
+    auto forO = scf::ForOp::create(
+        b, loc, c0, oEnd, cst(b, loc, rows), ValueRange{p.acc},
+        [&](OpBuilder &ob, Location ol, Value io, ValueRange accO) {
+          auto forB = scf::ForOp::create(
+              ob, ol, c0, nB, cst(ob, ol, bb), accO,
+              [&](OpBuilder &bb2, Location bl, Value ib, ValueRange accB) {
+                auto forT = scf::ForOp::create(
+                    bb2, bl, c0, nT, c1, accB,
+                    [&](OpBuilder &tb2, Location tl, Value it,
+                        ValueRange accT) {
+                      SmallVector<TokenPos> toks;
+                      for (int64_t k = 0; k < bb; ++k)
+                        toks.push_back(
+                            {k == 0 ? ib
+                                    : arith::AddIOp::create(tb2, tl, ib,
+                                                            cst(tb2, tl, k)),
+                             it});
+                      scf::YieldOp::create(tb2, tl,
+                                           emitOutMajorBlock(tb2, tl, p, step,
+                                                             c0, nI, rows, toks,
+                                                             io, accT[0]));
+                    });
+                scf::YieldOp::create(bb2, bl, forT.getResult(0));
+              });
+          scf::YieldOp::create(ob, ol, forB.getResult(0));
+        });
+    return forO.getResult(0);
   }
 
   /// W[i, o]: `chunks` output vectors per step, outer-product form.

@@ -11,7 +11,9 @@
 
 // rwkv-tile-and-fuse (codegen/TileAndFuse.cpp): every rwkv.projection
 // contraction (b, t, o, i) is tiled [1, tile-tokens, tile-outputs, 0] into an
-// scf.forall; all-parallel producers (lerps, activations, the accumulator
+// scf.forall (inference, i.e. a dynamic token count or one token, with a
+// static batch of several rows: [whole batch, tile-tokens, tile-outputs, 0],
+// so each tile's weight rows serve every sequence of a batched step); all-parallel producers (lerps, activations, the accumulator
 // fill) are fused into the tile, reductions and transposes stay outside, and
 // projections of more than 8 output tiles fuse only the fill.
 
@@ -24,38 +26,38 @@
 // CHECK-NOT:     linalg.generic
 // CHECK:         %[[OUT:.+]] = tensor.empty(%[[T]]) : tensor<2x?x256xf32>
 // CHECK-NOT:     linalg.generic
-// CHECK:         %[[Y:.+]] = scf.forall (%[[B:.+]], %[[TT:.+]], %[[O:.+]]) = (0, 0, 0) to (2, %[[T]], 256) step (1, 16, 64) shared_outs(%[[ACC:.+]] = %[[OUT]]) -> (tensor<2x?x256xf32>) {
+// CHECK:         %[[Y:.+]] = scf.forall (%[[TT:.+]], %[[O:.+]]) = (0, 0) to (%[[T]], 256) step (16, 64) shared_outs(%[[ACC:.+]] = %[[OUT]]) -> (tensor<2x?x256xf32>) {
 // CHECK-NEXT:      %[[NT:.+]] = affine.min affine_map<(d0)[s0] -> (-d0 + s0, 16)>(%[[TT]])[%[[T]]]
-// CHECK-NEXT:      %[[XS:.+]] = tensor.extract_slice %[[X]][%[[B]], %[[TT]], 0] [1, %[[NT]], 128] [1, 1, 1] : tensor<2x?x128xf32> to tensor<1x?x128xf32>
-// CHECK-NEXT:      %[[SHS:.+]] = tensor.extract_slice %[[SH]][%[[B]], %[[TT]], 0] [1, %[[NT]], 128] [1, 1, 1]
+// CHECK-NEXT:      %[[XS:.+]] = tensor.extract_slice %[[X]][0, %[[TT]], 0] [2, %[[NT]], 128] [1, 1, 1] : tensor<2x?x128xf32> to tensor<2x?x128xf32>
+// CHECK-NEXT:      %[[SHS:.+]] = tensor.extract_slice %[[SH]][0, %[[TT]], 0] [2, %[[NT]], 128] [1, 1, 1]
 // CHECK:           %[[LERP:.+]] = linalg.generic
 // CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel"]
-// CHECK-SAME:        ins(%[[XS]], %[[SHS]], %[[MU]] : tensor<1x?x128xf32>, tensor<1x?x128xf32>, tensor<128xbf16>)
+// CHECK-SAME:        ins(%[[XS]], %[[SHS]], %[[MU]] : tensor<2x?x128xf32>, tensor<2x?x128xf32>, tensor<128xbf16>)
 // CHECK:             arith.extf
 // CHECK-NEXT:        arith.subf
 // CHECK-NEXT:        arith.mulf
 // CHECK-NEXT:        arith.addf
 // CHECK:           %[[WS:.+]] = tensor.extract_slice %[[W]][%[[O]], 0] [64, 128] [1, 1] : tensor<256x128xbf16> to tensor<64x128xbf16>
-// CHECK-NEXT:      %[[ACCS:.+]] = tensor.extract_slice %[[ACC]][%[[B]], %[[TT]], %[[O]]] [1, %[[NT]], 64] [1, 1, 1] : tensor<2x?x256xf32> to tensor<1x?x64xf32>
-// CHECK-NEXT:      %[[FILL:.+]] = linalg.fill ins(%[[ZERO]] : f32) outs(%[[ACCS]] : tensor<1x?x64xf32>) -> tensor<1x?x64xf32>
+// CHECK-NEXT:      %[[ACCS:.+]] = tensor.extract_slice %[[ACC]][0, %[[TT]], %[[O]]] [2, %[[NT]], 64] [1, 1, 1] : tensor<2x?x256xf32> to tensor<2x?x64xf32>
+// CHECK-NEXT:      %[[FILL:.+]] = linalg.fill ins(%[[ZERO]] : f32) outs(%[[ACCS]] : tensor<2x?x64xf32>) -> tensor<2x?x64xf32>
 // CHECK-NEXT:      %[[DOT:.+]] = linalg.generic
 // CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction"]
-// CHECK-SAME:        ins(%[[LERP]], %[[WS]] : tensor<1x?x128xf32>, tensor<64x128xbf16>) outs(%[[FILL]] : tensor<1x?x64xf32>)
+// CHECK-SAME:        ins(%[[LERP]], %[[WS]] : tensor<2x?x128xf32>, tensor<64x128xbf16>) outs(%[[FILL]] : tensor<2x?x64xf32>)
 // CHECK-SAME:        attrs = {rwkv.projection}
 // CHECK:             arith.mulf {{.+}} fastmath<reassoc,contract>
 // CHECK:           scf.forall.in_parallel {
-// CHECK-NEXT:        tensor.parallel_insert_slice %[[DOT]] into %[[ACC]][%[[B]], %[[TT]], %[[O]]] [1, %[[NT]], 64] [1, 1, 1] : tensor<1x?x64xf32> into tensor<2x?x256xf32>
+// CHECK-NEXT:        tensor.parallel_insert_slice %[[DOT]] into %[[ACC]][0, %[[TT]], %[[O]]] [2, %[[NT]], 64] [1, 1, 1] : tensor<2x?x64xf32> into tensor<2x?x256xf32>
 // CHECK:         return %[[Y]]
 
 // With tile-tokens=4 tile-outputs=48 the steps change, and 48 does not divide
 // 256, so the output tile is clamped too.
 // OPT-LABEL: func.func @lerp_linear
-// OPT:         scf.forall (%{{.+}}, %[[TT:.+]], %[[O:.+]]) = (0, 0, 0) to (2, %[[T:.+]], 256) step (1, 4, 48)
+// OPT:         scf.forall (%[[TT:.+]], %[[O:.+]]) = (0, 0) to (%[[T:.+]], 256) step (4, 48)
 // OPT-NEXT:      %[[NT:.+]] = affine.min affine_map<(d0)[s0] -> (-d0 + s0, 4)>(%[[TT]])[%[[T]]]
 // OPT-NEXT:      %[[NO:.+]] = affine.min affine_map<(d0) -> (-d0 + 256, 48)>(%[[O]])
 // OPT:           linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel"]
 // OPT:           tensor.extract_slice %{{.+}}[%[[O]], 0] [%[[NO]], 128] [1, 1] : tensor<256x128xbf16> to tensor<?x128xbf16>
-// OPT:           linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<1x?x?xf32>)
+// OPT:           linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<2x?x?xf32>)
 // OPT-NEXT:      linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]
 func.func @lerp_linear(%x: tensor<2x?x128xf32>, %sh: tensor<2x?x128xf32>, %mu: tensor<128xbf16>, %w: tensor<256x128xbf16>) -> tensor<2x?x256xf32> {
   %xr = rwkv.mix %x, %sh, %mu : tensor<2x?x128xf32>, tensor<128xbf16> -> tensor<2x?x128xf32>
@@ -73,11 +75,11 @@ func.func @lerp_linear(%x: tensor<2x?x128xf32>, %sh: tensor<2x?x128xf32>, %mu: t
 // CHECK:         %[[LERP:.+]] = linalg.generic
 // CHECK-SAME:      iterator_types = ["parallel", "parallel", "parallel"]
 // CHECK-SAME:      ins(%[[X]], %[[SH]], %[[MU]] : tensor<2x?x128xf32>, tensor<2x?x128xf32>, tensor<128xbf16>)
-// CHECK:         scf.forall (%[[B:.+]], %[[TT:.+]], %[[O:.+]]) = (0, 0, 0) to (2, %{{.+}}, 1024) step (1, 16, 64)
+// CHECK:         scf.forall (%[[TT:.+]], %[[O:.+]]) = (0, 0) to (%{{.+}}, 1024) step (16, 64)
 // CHECK-NOT:       iterator_types = ["parallel", "parallel", "parallel"]
-// CHECK:           %[[XS:.+]] = tensor.extract_slice %[[LERP]][%[[B]], %[[TT]], 0]
+// CHECK:           %[[XS:.+]] = tensor.extract_slice %[[LERP]][0, %[[TT]], 0]
 // CHECK:           linalg.fill
-// CHECK-NEXT:      linalg.generic {{.+}} ins(%[[XS]], %{{.+}} : tensor<1x?x128xf32>, tensor<64x128xbf16>) {{.+}} attrs = {rwkv.projection}
+// CHECK-NEXT:      linalg.generic {{.+}} ins(%[[XS]], %{{.+}} : tensor<2x?x128xf32>, tensor<64x128xbf16>) {{.+}} attrs = {rwkv.projection}
 func.func @lerp_wide_linear(%x: tensor<2x?x128xf32>, %sh: tensor<2x?x128xf32>, %mu: tensor<128xbf16>, %w: tensor<1024x128xbf16>) -> tensor<2x?x1024xf32> {
   %xr = rwkv.mix %x, %sh, %mu : tensor<2x?x128xf32>, tensor<128xbf16> -> tensor<2x?x128xf32>
   %y = rwkv.linear %xr, %w : tensor<2x?x128xf32>, tensor<1024x128xbf16> -> tensor<2x?x1024xf32>

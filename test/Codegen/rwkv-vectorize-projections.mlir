@@ -115,6 +115,32 @@ func.func @linear_int8(%x: tensor<1x?x32xf32>, %q: tensor<16x32xi8>, %s: tensor<
 
 // -----
 
+// A static batch of 4 rows (rwkv-compile --batch 4; the tile holds the
+// whole batch): per block of 4 weight rows, the batch rows go in blocks of 2
+// (8-lane vectors) with one token each, so a batched decode step reads and
+// widens every weight vector once for 2 sequences: x is read at batch rows
+// %B and %B + 1 of the same token, the weight rows once.
+// CHECK-LABEL: func.func @linear_batched
+// CHECK:         scf.forall (%{{.+}}) = (0) to (%{{.+}}) step (16)
+// CHECK:           scf.for %[[O:[^ ]+]] = %c0 to %c16 step %c4
+// CHECK:             scf.for %[[B:[^ ]+]] = %c0 to %c4 step %c2
+// CHECK:               scf.for %[[T:[^ ]+]] = %c0 to %{{.+}} step %c1
+// CHECK:                 %[[B1:.+]] = arith.addi %[[B]], %c1
+// CHECK:                 scf.for %[[I:[^ ]+]] = %c0 to %c32 step %c16 iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:                   vector.transfer_read %{{.+}}[%[[B]], %[[T]], %[[I]]]{{.+}} : tensor<4x?x32xf32>, vector<8xf32>
+// CHECK:                   vector.transfer_read %{{.+}}[%[[B1]], %[[T]], %[[I]]]{{.+}} : tensor<4x?x32xf32>, vector<8xf32>
+// CHECK:                   %[[Q:.+]] = vector.transfer_read %{{.+}}[%[[O]], %[[I]]]{{.+}} : tensor<16x32xi8>, vector<8xi8>
+// CHECK-COUNT-7:           vector.transfer_read %{{.+}} : tensor<16x32xi8>, vector<8xi8>
+// CHECK-NOT:               vector.transfer_read
+// CHECK:                   scf.yield
+// CHECK-COUNT-8:         vector.reduction <add>
+func.func @linear_batched(%x: tensor<4x?x32xf32>, %q: tensor<16x32xi8>, %s: tensor<16xf32>) -> tensor<4x?x16xf32> {
+  %y = rwkv.linear %x, %q scale %s : tensor<4x?x32xf32>, tensor<16x32xi8>, tensor<16xf32> -> tensor<4x?x16xf32>
+  return %y : tensor<4x?x16xf32>
+}
+
+// -----
+
 // Long f32 rows: the 4 rows of a block would be 128 KiB, so the token blocks
 // walk the reduction in chunks of 1024 (16 KiB of weights, reused from L1 by
 // every token block) and accumulate partial sums in the tile; the single
