@@ -4,9 +4,12 @@
 #
 #   bash bench/run.sh [OUT_DIR]
 #
-# 1. decode / prefill of the 0.1B shape, bf16 and fp32 weights, 1 and 2
-#    threads, against the machine's bandwidth and FMA peak (rwkv-bench);
-# 2. peak RSS of opening (parsing, detecting, validating) a large synthetic
+# 1. decode / prefill of the 0.1B shape, bf16, fp32 and int8 (rwkv-quantize)
+#    weights, 1 and 2 threads, against the machine's bandwidth and FMA peak
+#    (rwkv-bench), with the cold compile time of each library;
+# 2. batched decode (rwkv-compile --batch N, N = 1, 2, 4, 8, 16), int8 and
+#    bf16: aggregate tok/s of N sequences;
+# 3. peak RSS of opening (parsing, detecting, validating) a large synthetic
 #    checkpoint, .pth and safetensors, against its file size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,14 +18,43 @@ OUT=${1:-build/bench}
 mkdir -p "$OUT"
 echo "load average: $(cat /proc/loadavg)"
 
+# compile WEIGHTS LIB [rwkv-compile options]: prints the cold compile time.
+compile() {
+  local w=$1 lib=$2
+  shift 2
+  [ -f "$lib" ] && return
+  local t0=$(date +%s%N)
+  "$BIN/rwkv-compile" "$w" -o "$lib" "$@"
+  local ms=$((($(date +%s%N) - t0) / 1000000))
+  echo "compile: $(basename "$lib") in $((ms / 1000)).$(printf %03d $((ms % 1000))) s"
+}
+
 for dtype in bf16 fp32; do
   m="$OUT/0.1b-$dtype"
   [ -f "$m.pth" ] || "$BIN/rwkv-init" --preset 0.1b --dtype "$dtype" -o "$m.pth"
-  [ -f "$m.so" ] || "$BIN/rwkv-compile" "$m.pth" -o "$m.so"
+done
+q="$OUT/0.1b-int8"
+[ -f "$q.safetensors" ] ||
+  "$BIN/rwkv-quantize" "$OUT/0.1b-bf16.pth" "$q.safetensors"
+ls -l "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors"
+
+for m in "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors"; do
+  lib="${m%.*}.so"
+  compile "$m" "$lib"
   for threads in 1 2; do
-    echo "== 0.1b $dtype, $threads thread(s)"
-    "$BIN/rwkv-bench" "$m.so" --weights "$m.pth" --threads "$threads" \
+    echo "== $(basename "$m"), $threads thread(s)"
+    "$BIN/rwkv-bench" "$lib" --weights "$m" --threads "$threads" \
       --prompt 512 --decode 32
+  done
+done
+
+for m in "$q.safetensors" "$OUT/0.1b-bf16.pth"; do
+  for n in 1 2 4 8 16; do
+    lib="${m%.*}-b$n.so"
+    compile "$m" "$lib" --batch "$n"
+    echo "== batched decode: $(basename "$m"), N = $n, 2 threads"
+    "$BIN/rwkv-bench" "$lib" --weights "$m" --threads 2 --prompt 16 \
+      --decode 32 | grep decode
   done
 done
 

@@ -4,6 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/core/Batch.h"
 #include "runtime/core/Kernel.h"
 #include "runtime/core/Runtime.h"
 #include "runtime/core/TrainStep.h"
@@ -20,6 +21,12 @@ struct rwkvrt_model {
 
 struct rwkvrt_state {
   rwkv::State state;
+};
+
+struct rwkvrt_batch {
+  const rwkv::Model *model;
+  rwkv::BatchDecoder decoder;
+  std::vector<float> logits;
 };
 
 struct rwkvrt_train {
@@ -184,6 +191,65 @@ int rwkvrt_forward(const rwkvrt_model *model, rwkvrt_state *state,
   return guarded(RWKVRT_ERR_INVALID_ARGUMENT, [&] {
     model->model->run(allLogits ? "rwkv_forward_all" : "rwkv_forward", tokens,
                       count, state->state, logits, logitsCapacity);
+  });
+}
+
+int rwkvrt_batch_open(const rwkvrt_model *model, rwkvrt_batch **out_batch) {
+  if (!model || !out_batch)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  return guarded(RWKVRT_ERR_INVALID_ARGUMENT, [&] {
+    *out_batch = new rwkvrt_batch{
+        model->model.get(), rwkv::BatchDecoder(*model->model), {}};
+  });
+}
+
+int rwkvrt_batch_close(rwkvrt_batch *batch) {
+  delete batch;
+  return RWKVRT_OK;
+}
+
+int rwkvrt_batch_add(rwkvrt_batch *batch, const rwkvrt_state *initial,
+                     int64_t *out_slot) {
+  if (!batch || !out_slot)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  return guarded(RWKVRT_ERR_INVALID_ARGUMENT, [&] {
+    *out_slot =
+        initial ? batch->decoder.add(initial->state) : batch->decoder.add();
+  });
+}
+
+int rwkvrt_batch_remove(rwkvrt_batch *batch, int64_t slot) {
+  if (!batch)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  return guarded(RWKVRT_ERR_INVALID_ARGUMENT,
+                 [&] { batch->decoder.remove(slot); });
+}
+
+int rwkvrt_batch_export_state(const rwkvrt_batch *batch, int64_t slot,
+                              rwkvrt_state *out) {
+  if (!batch || !out)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  return guarded(RWKVRT_ERR_INVALID_ARGUMENT,
+                 [&] { batch->decoder.exportState(slot, out->state); });
+}
+
+int rwkvrt_batch_step(rwkvrt_batch *batch, const int64_t *slots,
+                      const int32_t *tokens, size_t count, float *logits,
+                      size_t logitsCapacity) {
+  if (!batch || (count && (!slots || !tokens)) || !logits)
+    return fail(RWKVRT_ERR_INVALID_ARGUMENT, "null argument");
+  return guarded(RWKVRT_ERR_INVALID_ARGUMENT, [&] {
+    size_t need =
+        size_t(batch->decoder.capacity()) * size_t(batch->model->vocabSize());
+    if (logitsCapacity < need)
+      throw rwkv::RuntimeError(
+          fmt::format("logits buffer holds {} floats, the step writes {}",
+                      logitsCapacity, need));
+    std::vector<std::pair<int64_t, int32_t>> items;
+    for (size_t i = 0; i < count; ++i)
+      items.emplace_back(slots[i], tokens[i]);
+    batch->decoder.step(items, batch->logits);
+    std::copy(batch->logits.begin(), batch->logits.end(), logits);
   });
 }
 

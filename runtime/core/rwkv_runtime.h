@@ -69,6 +69,28 @@ int rwkvrt_state_tensor(rwkvrt_state *state, const char *name, int64_t layer,
 int rwkvrt_step(const rwkvrt_model *model, rwkvrt_state *state,
                 const int32_t *tokens, size_t count, float *logits,
                 size_t logits_capacity);
+/* Batched decode over a --batch N library (rwkv::BatchDecoder): N slots,
+ * each with its own state, filled and freed between steps. */
+typedef struct rwkvrt_batch rwkvrt_batch;
+/* The model must outlive the batch. */
+int rwkvrt_batch_open(const rwkvrt_model *model, rwkvrt_batch **out_batch);
+/* Accepts NULL. */
+int rwkvrt_batch_close(rwkvrt_batch *batch);
+/* Claims a free slot: zero state, or a copy of `initial` (a state of a
+ * batch-1 model of the same shape, e.g. after a prefill; may be NULL). */
+int rwkvrt_batch_add(rwkvrt_batch *batch, const rwkvrt_state *initial,
+                     int64_t *out_slot);
+int rwkvrt_batch_remove(rwkvrt_batch *batch, int64_t slot);
+/* Copies a slot's state into `out`, a state of a batch-1 model. */
+int rwkvrt_batch_export_state(const rwkvrt_batch *batch, int64_t slot,
+                              rwkvrt_state *out);
+/* One token for each of the `count` listed slots (active, distinct); the
+ * other slots keep their state. Writes [N, V] logits (row = slot) into
+ * `logits`, which holds `logits_capacity` floats. */
+int rwkvrt_batch_step(rwkvrt_batch *batch, const int64_t *slots,
+                      const int32_t *tokens, size_t count, float *logits,
+                      size_t logits_capacity);
+
 /* GPT mode: the same through the chunked form; with all_logits != 0 the
  * logits of every position ([batch, T, V]). */
 int rwkvrt_forward(const rwkvrt_model *model, rwkvrt_state *state,

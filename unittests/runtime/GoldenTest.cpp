@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/core/Batch.h"
 #include "runtime/core/Runtime.h"
 
 #include "unittests/runtime/GoldenTestUtil.h"
@@ -334,6 +335,94 @@ TEST(GoldenBatch, TwoRowsMatchOneRowEach) {
   EXPECT_LT(maxAbsDiff(rnn2.data(), ref.data.data(), t * v), kTol);
   EXPECT_LT(maxAbsDiff(logits.data() + v, alone1.data() + (t - 1) * v, v),
             kTol);
+}
+
+// BatchDecoder over the batch-2 library: sequences join, wait and leave
+// between steps, and every slot's logits equal those of the same sequence
+// run alone through the batch-1 library.
+TEST(GoldenBatch, DecoderSlotsJoinWaitAndLeave) {
+  std::string dir = goldenDir + "/tiny";
+  auto two = Model::load(libDir + "/tiny-b2.so", dir + "/model.pth");
+  auto one = Model::load(libDir + "/tiny.so", dir + "/model.pth");
+  const size_t v = size_t(one->vocabSize());
+  std::vector<int32_t> seqA = {5, 17, 200, 3, 99, 42, 7, 8, 311, 64};
+  std::vector<int32_t> seqB = {400, 1, 2, 250, 77, 13, 500, 9};
+  // References: each sequence alone, logits after every token.
+  auto alone = [&](const std::vector<int32_t> &seq) {
+    State s = one->newState();
+    std::vector<std::vector<float>> out;
+    std::vector<float> logits;
+    for (int32_t t : seq) {
+      one->step({t}, s, logits);
+      out.push_back(logits);
+    }
+    return out;
+  };
+  auto refA = alone(seqA), refB = alone(seqB);
+  auto rowOf = [&](const std::vector<float> &logits, int64_t slot) {
+    return std::vector<float>(logits.begin() + slot * v,
+                              logits.begin() + (slot + 1) * v);
+  };
+
+  BatchDecoder dec(*two);
+  ASSERT_EQ(dec.capacity(), 2);
+  std::vector<float> logits;
+  int64_t a = dec.add();
+  size_t ia = 0, ib = 0;
+  // A alone for 3 tokens.
+  for (; ia < 3; ++ia) {
+    dec.step({{a, seqA[ia]}}, logits);
+    EXPECT_LT(maxAbsDiff(rowOf(logits, a), refA[ia]), kTol) << "A " << ia;
+  }
+  // B joins; both step; then B steps while A waits.
+  int64_t b = dec.add();
+  EXPECT_NE(a, b);
+  EXPECT_THROW(dec.add(), RuntimeError); // full
+  for (; ib < 3; ++ib, ++ia) {
+    dec.step({{a, seqA[ia]}, {b, seqB[ib]}}, logits);
+    EXPECT_LT(maxAbsDiff(rowOf(logits, a), refA[ia]), kTol) << "A " << ia;
+    EXPECT_LT(maxAbsDiff(rowOf(logits, b), refB[ib]), kTol) << "B " << ib;
+  }
+  for (; ib < 5; ++ib) {
+    dec.step({{b, seqB[ib]}}, logits);
+    EXPECT_LT(maxAbsDiff(rowOf(logits, b), refB[ib]), kTol) << "B " << ib;
+  }
+  // A continues where it waited.
+  dec.step({{a, seqA[ia]}}, logits);
+  EXPECT_LT(maxAbsDiff(rowOf(logits, a), refA[ia]), kTol) << "A " << ia;
+  ++ia;
+  // A's state leaves the batch and continues in the batch-1 library.
+  State exported = one->newState();
+  dec.exportState(a, exported);
+  dec.remove(a);
+  EXPECT_FALSE(dec.isActive(a));
+  std::vector<float> single;
+  one->step({seqA[ia]}, exported, single);
+  EXPECT_LT(maxAbsDiff(single, refA[ia]), kTol);
+  // A new sequence joins from a prefilled batch-1 state: B's prompt so far.
+  State prefilled = one->newState();
+  one->forward(std::vector<int32_t>(seqB.begin(), seqB.begin() + ib), prefilled,
+               single);
+  int64_t c = dec.add(prefilled);
+  EXPECT_EQ(c, a); // the freed slot
+  dec.step({{b, seqB[ib]}, {c, seqB[ib]}}, logits);
+  EXPECT_LT(maxAbsDiff(rowOf(logits, b), refB[ib]), kTol);
+  EXPECT_LT(maxAbsDiff(rowOf(logits, c), refB[ib]), kTol);
+
+  // Misuse is refused with the slot named.
+  dec.remove(c);
+  try {
+    dec.step({{c, 1}}, logits);
+    FAIL() << "stepped an inactive slot";
+  } catch (const RuntimeError &e) {
+    EXPECT_EQ(std::string(e.what()),
+              "step: slot " + std::to_string(c) + " is not active");
+  }
+  EXPECT_THROW(dec.step({{b, 1}, {b, 2}}, logits), RuntimeError);
+  EXPECT_THROW(dec.step({{7, 1}}, logits), RuntimeError);
+  EXPECT_THROW(dec.remove(c), RuntimeError);
+  EXPECT_THROW(dec.step({{b, int32_t(v)}}, logits), RuntimeError);
+  EXPECT_THROW(dec.add(two->newState()), RuntimeError); // a batch-2 state
 }
 
 } // namespace

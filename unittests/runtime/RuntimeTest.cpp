@@ -579,6 +579,62 @@ TEST(CApi, RoundTripAndErrors) {
   EXPECT_EQ(rwkvrt_model_close(nullptr), RWKVRT_OK);
 }
 
+// The batch C API over the (batch-1) fake model: a slot steps like a plain
+// state, a full batch and short buffers are refused without stepping.
+TEST(CApi, BatchSlots) {
+  rwkvrt_model *m = nullptr;
+  ASSERT_EQ(rwkvrt_model_open(RWKV_FAKE_MODEL, fakeCheckpoint().c_str(), 1, &m),
+            RWKVRT_OK)
+      << rwkvrt_last_error();
+  rwkvrt_batch *b = nullptr;
+  ASSERT_EQ(rwkvrt_batch_open(m, &b), RWKVRT_OK) << rwkvrt_last_error();
+  int64_t slot = -1;
+  ASSERT_EQ(rwkvrt_batch_add(b, nullptr, &slot), RWKVRT_OK);
+  EXPECT_EQ(slot, 0);
+  int64_t other = -1;
+  EXPECT_EQ(rwkvrt_batch_add(b, nullptr, &other), RWKVRT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(rwkvrt_last_error()).find("all 1 slots"),
+            std::string::npos)
+      << rwkvrt_last_error();
+  rwkvrt_state *s = nullptr;
+  ASSERT_EQ(rwkvrt_state_new(m, &s), RWKVRT_OK);
+  std::vector<float> viaBatch(40), viaState(40), small(10);
+  int32_t toks[] = {3, 7, 39};
+  for (int32_t t : toks) {
+    ASSERT_EQ(rwkvrt_batch_step(b, &slot, &t, 1, viaBatch.data(), 40),
+              RWKVRT_OK)
+        << rwkvrt_last_error();
+    ASSERT_EQ(rwkvrt_step(m, s, &t, 1, viaState.data(), 40), RWKVRT_OK);
+    EXPECT_EQ(viaBatch, viaState);
+  }
+  // Too small a buffer: refused before the state moves on.
+  int32_t t = 5;
+  EXPECT_EQ(rwkvrt_batch_step(b, &slot, &t, 1, small.data(), small.size()),
+            RWKVRT_ERR_INVALID_ARGUMENT);
+  rwkvrt_state *out = nullptr;
+  ASSERT_EQ(rwkvrt_state_new(m, &out), RWKVRT_OK);
+  ASSERT_EQ(rwkvrt_batch_export_state(b, slot, out), RWKVRT_OK);
+  float *a = nullptr, *e = nullptr;
+  size_t na = 0, ne = 0;
+  ASSERT_EQ(rwkvrt_state_tensor(s, "wkv", 1, &a, &na), RWKVRT_OK);
+  ASSERT_EQ(rwkvrt_state_tensor(out, "wkv", 1, &e, &ne), RWKVRT_OK);
+  ASSERT_EQ(na, ne);
+  EXPECT_EQ(std::vector<float>(a, a + na), std::vector<float>(e, e + ne));
+  ASSERT_EQ(rwkvrt_batch_remove(b, slot), RWKVRT_OK);
+  EXPECT_EQ(rwkvrt_batch_step(b, &slot, &t, 1, viaBatch.data(), 40),
+            RWKVRT_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(rwkvrt_last_error(), "step: slot 0 is not active");
+  // Re-added from a state: continues that sequence.
+  ASSERT_EQ(rwkvrt_batch_add(b, out, &slot), RWKVRT_OK);
+  ASSERT_EQ(rwkvrt_batch_step(b, &slot, &t, 1, viaBatch.data(), 40), RWKVRT_OK);
+  ASSERT_EQ(rwkvrt_step(m, s, &t, 1, viaState.data(), 40), RWKVRT_OK);
+  EXPECT_EQ(viaBatch, viaState);
+  EXPECT_EQ(rwkvrt_batch_close(b), RWKVRT_OK);
+  rwkvrt_state_free(out);
+  rwkvrt_state_free(s);
+  rwkvrt_model_close(m);
+}
+
 TEST(CApi, TrainOpenErrors) {
   rwkvrt_train *t = nullptr;
   EXPECT_EQ(rwkvrt_train_open("/nonexistent/train.so", 0, &t), RWKVRT_ERR_LOAD);
