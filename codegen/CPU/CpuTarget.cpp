@@ -11,16 +11,23 @@
 
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/Triple.h"
+#include "llvm/Transforms/Utils/SplitModule.h"
+
+#include <functional>
+#include <thread>
 
 using namespace mlir;
 using namespace mlir::rwkv;
@@ -29,8 +36,9 @@ namespace {
 
 class CpuTarget final : public CompilationTarget {
 public:
-  CpuTarget(std::unique_ptr<llvm::TargetMachine> tm, unsigned optLevel)
-      : tm(std::move(tm)), optLevel(optLevel) {}
+  CpuTarget(std::unique_ptr<llvm::TargetMachine> tm, unsigned optLevel,
+            std::function<std::unique_ptr<llvm::TargetMachine>()> makeTM)
+      : tm(std::move(tm)), optLevel(optLevel), makeTM(std::move(makeTM)) {}
 
   llvm::StringRef getName() const override { return "cpu"; }
 
@@ -98,6 +106,67 @@ public:
     return success();
   }
 
+  LogicalResult emitObjects(llvm::Module &module,
+                            llvm::ArrayRef<std::string> paths) const override {
+    if (paths.size() <= 1)
+      return CompilationTarget::emitObjects(module, paths);
+    // Split into linkable parts (internal symbols become hidden externals),
+    // each carried as bitcode into its own context and target machine: an
+    // LLVMContext and a TargetMachine are not shared between threads.
+    std::vector<llvm::SmallVector<char, 0>> parts;
+    llvm::SplitModule(module, paths.size(),
+                      [&](std::unique_ptr<llvm::Module> part) {
+                        parts.emplace_back();
+                        llvm::raw_svector_ostream os(parts.back());
+                        llvm::WriteBitcodeToFile(*part, os);
+                      });
+    std::vector<std::string> errors(parts.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < parts.size(); ++i)
+      threads.emplace_back([&, i] {
+        llvm::LLVMContext ctx;
+        auto m = llvm::parseBitcodeFile(
+            llvm::MemoryBufferRef(
+                llvm::StringRef(parts[i].data(), parts[i].size()), "part"),
+            ctx);
+        if (!m) {
+          errors[i] = llvm::toString(m.takeError());
+          return;
+        }
+        std::unique_ptr<llvm::TargetMachine> partTM = makeTM();
+        std::error_code ec;
+        llvm::raw_fd_ostream os(paths[i], ec);
+        if (ec || !partTM) {
+          errors[i] = paths[i] + ": " + ec.message();
+          return;
+        }
+        llvm::legacy::PassManager pm;
+        if (partTM->addPassesToEmitFile(pm, os, nullptr,
+                                        llvm::CodeGenFileType::ObjectFile)) {
+          errors[i] = "cannot emit an object file";
+          return;
+        }
+        pm.run(**m);
+      });
+    for (std::thread &t : threads)
+      t.join();
+    for (const std::string &e : errors)
+      if (!e.empty()) {
+        llvm::errs() << "error: code generation: " << e << "\n";
+        return failure();
+      }
+    // SplitModule may make fewer parts than asked for: empty objects.
+    for (size_t i = parts.size(); i < paths.size(); ++i) {
+      llvm::LLVMContext ctx;
+      llvm::Module empty("empty", ctx);
+      empty.setTargetTriple(tm->getTargetTriple());
+      empty.setDataLayout(tm->createDataLayout());
+      if (failed(CompilationTarget::emitObjects(empty, {paths[i]})))
+        return failure();
+    }
+    return success();
+  }
+
   LogicalResult link(llvm::ArrayRef<std::string> objects,
                      const std::string &output) const override {
     auto driver = llvm::sys::findProgramByName("c++");
@@ -132,6 +201,7 @@ public:
 private:
   std::unique_ptr<llvm::TargetMachine> tm;
   unsigned optLevel;
+  std::function<std::unique_ptr<llvm::TargetMachine>()> makeTM;
 };
 
 } // namespace
@@ -162,16 +232,19 @@ mlir::rwkv::createCpuTarget(const TargetOptions &opts, std::string &error) {
     error = "unknown target CPU '" + cpu + "' for " + triple.str();
     return nullptr;
   }
-  llvm::TargetOptions to;
   auto level = opts.optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
                : opts.optLevel == 2 ? llvm::CodeGenOptLevel::Default
                : opts.optLevel == 1 ? llvm::CodeGenOptLevel::Less
                                     : llvm::CodeGenOptLevel::None;
-  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
-      triple, cpu, features, to, llvm::Reloc::PIC_, std::nullopt, level));
+  auto makeTM = [=]() {
+    return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(
+        triple, cpu, features, llvm::TargetOptions(), llvm::Reloc::PIC_,
+        std::nullopt, level));
+  };
+  std::unique_ptr<llvm::TargetMachine> tm = makeTM();
   if (!tm) {
     error = "cannot create a target machine for " + triple.str();
     return nullptr;
   }
-  return std::make_unique<CpuTarget>(std::move(tm), opts.optLevel);
+  return std::make_unique<CpuTarget>(std::move(tm), opts.optLevel, makeTM);
 }

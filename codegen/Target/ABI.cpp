@@ -15,11 +15,26 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
 using namespace mlir::rwkv;
 
 CompilationTarget::~CompilationTarget() = default;
+
+LogicalResult
+CompilationTarget::emitObjects(llvm::Module &module,
+                               llvm::ArrayRef<std::string> paths) const {
+  if (paths.size() != 1)
+    return failure();
+  std::error_code ec;
+  llvm::raw_fd_ostream os(paths[0], ec);
+  if (ec) {
+    llvm::errs() << "error: " << paths[0] << ": " << ec.message() << "\n";
+    return failure();
+  }
+  return emit(module, OutputKind::Object, os);
+}
 
 static std::string dtypeName(Type t) {
   if (t.isF32())

@@ -50,6 +50,11 @@ public:
   /// Writes assembly or an object file for `module`.
   virtual LogicalResult emit(llvm::Module &module, OutputKind kind,
                              llvm::raw_pwrite_stream &os) const = 0;
+  /// Writes object files for `module` into `paths`: with several paths the
+  /// module is split into that many linkable parts, compiled on as many
+  /// threads (code generation is most of a compile). One path: `emit`.
+  virtual LogicalResult emitObjects(llvm::Module &module,
+                                    llvm::ArrayRef<std::string> paths) const;
   /// Links object files into a shared library.
   virtual LogicalResult link(llvm::ArrayRef<std::string> objects,
                              const std::string &output) const = 0;

@@ -42,8 +42,10 @@
 #include <boost/program_options.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <thread>
 #include <unistd.h>
 
 namespace po = boost::program_options;
@@ -309,23 +311,23 @@ int run(const Options &opts,
     return 0;
   }
 
-  // --emit=so: object to a temporary file, then link.
-  llvm::SmallString<128> objPath;
-  if (std::error_code ec =
-          llvm::sys::fs::createTemporaryFile("rwkv-model", "o", objPath))
-    throw std::runtime_error("cannot create a temporary object file: " +
-                             ec.message());
-  llvm::FileRemover removeObj(objPath);
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(objPath, ec);
-    if (ec)
-      throw std::runtime_error(
-          fmt::format("{}: {}", objPath.str().str(), ec.message()));
-    if (failed(target->emit(*llvmModule, mlir::rwkv::OutputKind::Object, os)))
-      return 1;
+  // --emit=so: objects to temporary files (code generation split over the
+  // cores, at most 4 parts), then link.
+  unsigned numParts = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  std::vector<std::string> objPaths;
+  std::vector<std::unique_ptr<llvm::FileRemover>> removers;
+  for (unsigned i = 0; i < numParts; ++i) {
+    llvm::SmallString<128> objPath;
+    if (std::error_code ec =
+            llvm::sys::fs::createTemporaryFile("rwkv-model", "o", objPath))
+      throw std::runtime_error("cannot create a temporary object file: " +
+                               ec.message());
+    removers.push_back(std::make_unique<llvm::FileRemover>(objPath));
+    objPaths.push_back(objPath.str().str());
   }
-  if (failed(target->link({objPath.str().str()}, output)))
+  if (failed(target->emitObjects(*llvmModule, objPaths)))
+    return 1;
+  if (failed(target->link(objPaths, output)))
     return 1;
   if (!cached.empty()) {
     // Written aside, then renamed: a concurrent reader never sees half a file.
