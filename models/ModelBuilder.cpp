@@ -53,17 +53,6 @@ Type elementType(MLIRContext &ctx, ::rwkv::DType dtype) {
 /// The key suffix of the per-row scales of an int8 matrix (rwkv-quantize).
 constexpr llvm::StringLiteral kScaleSuffix = "_scale";
 
-/// The matrices that may be stored int8: the ones read by rwkv.embed,
-/// rwkv.linear and rwkv.head ([rows, cols] with one scale per row).
-bool isQuantizable(StringRef key) {
-  return key == "emb.weight" || key == "head.weight" ||
-         key.ends_with(".att.receptance.weight") ||
-         key.ends_with(".att.key.weight") ||
-         key.ends_with(".att.value.weight") ||
-         key.ends_with(".att.output.weight") ||
-         key.ends_with(".ffn.key.weight") || key.ends_with(".ffn.value.weight");
-}
-
 /// One weight argument: checkpoint key and squeezed type.
 struct WeightArg {
   std::string key;
@@ -423,7 +412,7 @@ FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKV7Module(
       return failure();
     }
     if (w.dtype == ::rwkv::DType::I8) {
-      if (!isQuantizable(spec.name)) {
+      if (!detail::isQuantizableMatrixNoThrow(spec.name)) {
         emitError("weight '" + llvm::Twine(spec.name) +
                   "' is int8, but only the embedding, head and linear-layer "
                   "matrices may be quantized");

@@ -33,4 +33,12 @@ const char *dtypeNameNoThrow(::rwkv::DType dtype) noexcept {
   }
 }
 
+bool isQuantizableMatrixNoThrow(const std::string &name) noexcept {
+  try {
+    return ::rwkv::isQuantizableMatrix(name);
+  } catch (...) {
+    return false;
+  }
+}
+
 } // namespace mlir::rwkv::detail

@@ -25,6 +25,9 @@ bool getRWKV7TensorSpecs(const ::rwkv::ModelConfig &config,
 /// `rwkv::dtypeName`, never throwing ("?" on failure).
 const char *dtypeNameNoThrow(::rwkv::DType dtype) noexcept;
 
+/// ::rwkv::isQuantizableMatrix: the matrices that may be stored int8.
+bool isQuantizableMatrixNoThrow(const std::string &name) noexcept;
+
 } // namespace mlir::rwkv::detail
 
 #endif // RWKV_MODELS_TENSORSPECS_H
