@@ -27,6 +27,8 @@ namespace mlir::rwkv {
 void populateRWKVNormToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVProjectionToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVSequenceToLinalgPatterns(RewritePatternSet &patterns);
+/// rwkv.wkv4 and rwkv.wkv5 (RWKV-4/5/6) as sequential loops.
+void populateRWKVWKV456ToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVChunkedWKVToLinalgPatterns(RewritePatternSet &patterns);
 /// The training ops: cross_entropy and the adjoints (Gradients.cpp).
 void populateRWKVGradientToLinalgPatterns(RewritePatternSet &patterns);

@@ -6,6 +6,8 @@
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <tuple>
+
 using namespace mlir;
 using namespace mlir::rwkv;
 
@@ -37,12 +39,24 @@ ModelConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        << " (expected 4..7)";
   for (auto [name, v] :
        {std::pair<const char *, int64_t>{"n_layer", nLayer},
-        {"n_embd", nEmbd}, {"n_head", nHead}, {"head_size", headSize},
-        {"dim_ffn", dimFfn}, {"vocab_size", vocabSize}, {"lora_w", loraW},
-        {"lora_a", loraA}, {"lora_v", loraV}, {"lora_g", loraG}})
+        {"n_embd", nEmbd}, {"dim_ffn", dimFfn}, {"vocab_size", vocabSize}})
     if (v <= 0)
       return emitError() << name << " must be positive, got " << v;
-  if (nHead * headSize != nEmbd)
+  // RWKV-4 has no heads; RWKV-5/6 have no LoRAs of these kinds (6 keeps
+  // its decay LoRA in lora_w).
+  bool heads = version >= 5, loras = version == 7;
+  for (auto [name, v, needed] :
+       {std::tuple<const char *, int64_t, bool>{"n_head", nHead, heads},
+        {"head_size", headSize, heads},
+        {"lora_w", loraW, loras || version == 6},
+        {"lora_a", loraA, loras},
+        {"lora_v", loraV, loras},
+        {"lora_g", loraG, loras}})
+    if (needed ? v <= 0 : v < 0)
+      return emitError() << name << " must be "
+                         << (needed ? "positive" : "non-negative") << ", got "
+                         << v;
+  if (heads && nHead * headSize != nEmbd)
     return emitError() << "n_head * head_size (" << nHead << " * "
                        << headSize << ") must equal n_embd (" << nEmbd << ")";
   return success();

@@ -311,6 +311,34 @@ LogicalResult WKVOp::verify() {
   return expectSameShape(op, getNewState(), "new_state", getState());
 }
 
+LogicalResult WKV4Op::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getK(), "k", 3, "[B, T, C]")))
+    return failure();
+  ArrayRef<int64_t> act = shapeOf(getK());
+  if (failed(expectShape(op, getW(), "w", {act[2]})) ||
+      failed(expectShape(op, getAa(), "aa", {act[0], act[2]})))
+    return failure();
+  return expectSameShape(op, getY(), "y", getK());
+}
+
+LogicalResult WKV5Op::verify() {
+  Operation *op = getOperation();
+  if (failed(expectRank(op, getR(), "r", 3, "[B, T, C]")))
+    return failure();
+  ArrayRef<int64_t> act = shapeOf(getR());
+  if (shapeOf(getW()).size() == 1) {
+    if (failed(expectShape(op, getW(), "w", {act[2]})))
+      return failure();
+  } else if (failed(expectSameShape(op, getW(), "w", getR()))) {
+    return failure();
+  }
+  if (failed(expectShape(op, getU(), "u", {act[2]})) ||
+      failed(verifyWkvState(op, getState(), "state", act)))
+    return failure();
+  return expectSameShape(op, getY(), "y", getR());
+}
+
 LogicalResult GroupNormOp::verify() {
   Operation *op = getOperation();
   if (failed(expectRank(op, getInput(), "input", 3, "[B, T, C]")))

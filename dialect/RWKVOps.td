@@ -708,4 +708,11 @@ def RWKV_YieldOp : RWKV_Op<"yield", [Pure, Terminator, HasParent<"BlockOp">,
   let builders = [OpBuilder<(ins), [{ build($_builder, $_state, {}); }]>];
 }
 
+//===----------------------------------------------------------------------===//
+// Version-specific ops: one file per RWKV version
+//===----------------------------------------------------------------------===//
+
+include "dialect/RWKV4Ops.td"
+include "dialect/RWKV5Ops.td"
+
 #endif // RWKV_DIALECT_RWKVOPS_TD

@@ -1,12 +1,14 @@
-//===- ModelBuilder.cpp - RWKV-7 model importer ---------------------------===//
+//===- ModelBuilder.cpp - RWKV model importer -----------------------------===//
 //
 // Mirrors scripts/gen_example_model.py for any shape: embed -> ln0 -> L x
 // rwkv.block {ln1, time_mix, residual, ln2, channel_mix, residual} -> ln_out
-// -> head, once per entry point of docs/ABI.md.
+// -> head, once per entry point of docs/ABI.md. The layer body of RWKV-4,
+// 5.2 and 6 comes from LayerBuilder.h (one file per version).
 //
 //===----------------------------------------------------------------------===//
 
 #include "models/ModelBuilder.h"
+#include "models/LayerBuilder.h"
 
 #include "dialect/RWKVDialect.h"
 #include "dialect/RWKVOps.h"
@@ -14,12 +16,16 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/raw_ostream.h"
+
+#include <tuple>
 
 using namespace mlir;
 using namespace mlir::rwkv;
@@ -66,9 +72,9 @@ struct EntryPoint {
   HeadPositions positions;
 };
 
-class RWKV7ModuleBuilder {
+class ModelModuleBuilder {
 public:
-  RWKV7ModuleBuilder(MLIRContext &ctx, const ::rwkv::ModelConfig &config,
+  ModelModuleBuilder(MLIRContext &ctx, const ::rwkv::ModelConfig &config,
                      ArrayRef<WeightArg> weightArgs,
                      const ModelBuildOptions &opts)
       : ctx(ctx), cfg(config), opts(opts), weightArgs(weightArgs), b(&ctx) {
@@ -82,10 +88,16 @@ public:
         {batch, cfg.n_head, cfg.head_size, cfg.head_size}, f32);
     tokensTy = RankedTensorType::get({batch, ShapedType::kDynamic},
                                      IntegerType::get(&ctx, 32));
+    if (cfg.version == 4)
+      slots = rwkv4StateSlots(shiftTy);
+    else
+      slots = {{"att_shift", shiftTy}, {"wkv", wkvTy}, {"ffn_shift", shiftTy}};
   }
 
   OwningOpRef<ModuleOp> build() {
-    Location loc = NameLoc::get(b.getStringAttr("rwkv7"));
+    Location loc = NameLoc::get(b.getStringAttr(
+        cfg.version == 7 ? std::string("rwkv7")
+                         : "rwkv" + std::to_string(cfg.version)));
     OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
     module->getOperation()->setAttr(
         "rwkv.config",
@@ -124,10 +136,12 @@ private:
   void buildEntry(Location loc, const EntryPoint &entry) {
     const int64_t numLayers = cfg.n_layer;
     // Arguments: tokens, per-layer state, weights (docs/ABI.md).
+    const int64_t numSlots = slots.size();
     SmallVector<Type> argTypes{tokensTy};
     SmallVector<Type> stateTypes;
     for (int64_t l = 0; l < numLayers; ++l)
-      stateTypes.append({shiftTy, wkvTy, shiftTy});
+      for (const StateSlot &slot : slots)
+        stateTypes.push_back(slot.type);
     argTypes.append(stateTypes);
     for (const WeightArg &w : weightArgs)
       argTypes.push_back(w.type);
@@ -141,13 +155,16 @@ private:
     OpBuilder::InsertionGuard guard(b);
     auto func = func::FuncOp::create(b, loc, entry.name,
                                      b.getFunctionType(argTypes, resultTypes));
-    static const char *const stateNames[] = {"att_shift", "wkv", "ffn_shift"};
-    for (int64_t l = 0; l < numLayers; ++l)
-      for (int64_t s = 0; s < 3; ++s)
-        func.setArgAttr(
-            1 + 3 * l + s, "rwkv.state",
-            b.getStringAttr(llvm::Twine(stateNames[s]) + ":" + llvm::Twine(l)));
-    weightBase = 1 + 3 * numLayers;
+    for (int64_t l = 0; l < numLayers; ++l) {
+      for (auto [s, slot] : llvm::enumerate(slots)) {
+        unsigned arg = 1 + numSlots * l + s;
+        func.setArgAttr(arg, "rwkv.state",
+                        b.getStringAttr(slot.name + ":" + llvm::Twine(l)));
+        if (slot.init != 0.0f)
+          func.setArgAttr(arg, "rwkv.state_init", b.getF32FloatAttr(slot.init));
+      }
+    }
+    weightBase = 1 + numSlots * numLayers;
     for (auto [i, w] : llvm::enumerate(weightArgs))
       func.setArgAttr(weightBase + i, "rwkv.weight", b.getStringAttr(w.key));
 
@@ -162,6 +179,13 @@ private:
     SmallVector<Value> newStates;
     Value vFirst;
     for (int64_t l = 0; l < numLayers; ++l) {
+      if (cfg.version != 7) {
+        BlockOp block = buildOlderLayer(
+            l, x, body->getArguments().slice(1 + numSlots * l, numSlots));
+        x = block.getResult(0);
+        llvm::append_range(newStates, block.getResults().drop_front());
+        continue;
+      }
       Value states[3] = {body->getArgument(1 + 3 * l),
                          body->getArgument(2 + 3 * l),
                          body->getArgument(3 + 3 * l)};
@@ -284,6 +308,31 @@ private:
     return block;
   }
 
+  /// One RWKV-4/5.2/6 `rwkv.block`; yields the residual stream and the new
+  /// states in slot order.
+  BlockOp buildOlderLayer(int64_t l, Value x, ValueRange states) {
+    Location loc = NameLoc::get(b.getStringAttr("blocks." + std::to_string(l)));
+    SmallVector<Type> types{actTy};
+    for (Value s : states)
+      types.push_back(s.getType());
+    auto block = BlockOp::create(b, loc, types, static_cast<uint64_t>(l));
+    OpBuilder::InsertionGuard guard(b);
+    b.createBlock(&block.getBody());
+    auto lookup = [&](const std::string &key) { return weight(key); };
+    LayerContext layer{b,
+                       loc,
+                       lookup,
+                       actTy,
+                       shiftTy,
+                       cfg.n_head,
+                       "blocks." + std::to_string(l) + "."};
+    SmallVector<Value> results =
+        cfg.version == 4 ? buildRWKV4Layer(layer, x, states)
+                         : buildRWKV5Layer(layer, cfg.version, x, states);
+    YieldOp::create(b, loc, results);
+    return block;
+  }
+
   Value layerNorm(Location loc, Value x, StringRef weightKey,
                   StringRef biasKey) {
     return LayerNormOp::create(b, loc, actTy, x, weight(weightKey),
@@ -314,6 +363,7 @@ private:
   llvm::StringMap<unsigned> weightIndex;
   OpBuilder b;
   RankedTensorType actTy, shiftTy, wkvTy, tokensTy;
+  SmallVector<StateSlot> slots;
   func::FuncOp func;
   unsigned weightBase = 0;
 };
@@ -323,7 +373,9 @@ private:
 SmallVector<int64_t> squeezedShape(StringRef key, ArrayRef<int64_t> shape) {
   if (shape.size() == 3 && shape[0] == 1 && shape[1] == 1)
     return {shape[2]};
-  if (key.ends_with(".att.r_k") && shape.size() == 2)
+  if ((key.ends_with(".att.r_k") || key.ends_with(".att.time_faaaa") ||
+       key.ends_with(".att.time_decay")) &&
+      shape.size() == 2)
     return {shape[0] * shape[1]};
   return SmallVector<int64_t>(shape);
 }
@@ -335,30 +387,46 @@ bool isLayer0ValueResidual(StringRef key) {
 
 } // namespace
 
-FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKV7Module(
+FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKVModule(
     MLIRContext &ctx, const ::rwkv::ModelConfig &config,
     ArrayRef<WeightInfo> weights, const ModelBuildOptions &opts,
     llvm::function_ref<void(const llvm::Twine &)> emitError) {
-  if (config.version != 7) {
-    emitError("unsupported RWKV version " + llvm::Twine(config.version) +
-              " ('" + config.versionString +
-              "'): the importer builds RWKV-7 (x070) models only");
+  const int version = config.version;
+  if (version != 4 && version != 6 && version != 7 &&
+      !(version == 5 && config.versionString == "5.2")) {
+    emitError("unsupported RWKV version " + llvm::Twine(version) + " ('" +
+              config.versionString +
+              "'): the importer builds RWKV-4, 5.2, 6 (x060) and 7 (x070)");
     return failure();
   }
-  const std::pair<const char *, int64_t> dims[] = {
-      {"n_layer", config.n_layer}, {"n_embd", config.n_embd},
-      {"n_head", config.n_head},   {"head_size", config.head_size},
-      {"dim_ffn", config.dim_ffn}, {"vocab_size", config.vocab_size},
-      {"lora_w", config.lora_w},   {"lora_a", config.lora_a},
-      {"lora_v", config.lora_v},   {"lora_g", config.lora_g}};
-  for (auto [name, value] : dims) {
-    if (value <= 0) {
+  if (version != 7 && opts.trainContext != 0) {
+    emitError("training is implemented for RWKV-7 (x070) only, not for "
+              "RWKV-" +
+              llvm::Twine(config.versionString));
+    return failure();
+  }
+  // Which hyper-parameters the version has (RWKV-4 has no heads; only 7
+  // and 6's decay have LoRAs).
+  bool heads = version >= 5, v7 = version == 7;
+  const std::tuple<const char *, int64_t, bool> dims[] = {
+      {"n_layer", config.n_layer, true},
+      {"n_embd", config.n_embd, true},
+      {"n_head", config.n_head, heads},
+      {"head_size", config.head_size, heads},
+      {"dim_ffn", config.dim_ffn, true},
+      {"vocab_size", config.vocab_size, true},
+      {"lora_w", config.lora_w, v7 || version == 6},
+      {"lora_a", config.lora_a, v7},
+      {"lora_v", config.lora_v, v7},
+      {"lora_g", config.lora_g, v7}};
+  for (auto [name, value, needed] : dims) {
+    if (needed && value <= 0) {
       emitError(llvm::Twine("config ") + name + " must be positive, got " +
                 llvm::Twine(value));
       return failure();
     }
   }
-  if (config.n_head * config.head_size != config.n_embd) {
+  if (heads && config.n_head * config.head_size != config.n_embd) {
     emitError("config n_head * head_size (" + llvm::Twine(config.n_head) +
               " * " + llvm::Twine(config.head_size) + ") must equal n_embd (" +
               llvm::Twine(config.n_embd) + ")");
@@ -381,8 +449,8 @@ FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKV7Module(
   specConfig.layer0HasV = false;
   std::vector<::rwkv::TensorSpec> specs;
   std::string specError;
-  if (!detail::getRWKV7TensorSpecs(specConfig, specs, specError)) {
-    emitError("cannot list the RWKV-7 tensors: " + llvm::Twine(specError));
+  if (!detail::getTensorSpecs(specConfig, specs, specError)) {
+    emitError("cannot list the model's tensors: " + llvm::Twine(specError));
     return failure();
   }
 
@@ -460,7 +528,8 @@ FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKV7Module(
   }
 
   ctx.loadDialect<RWKVDialect, func::FuncDialect, arith::ArithDialect,
-                  tensor::TensorDialect>();
+                  tensor::TensorDialect, linalg::LinalgDialect,
+                  math::MathDialect>();
   // Verifier diagnostics (e.g. a norm whose weight and bias dtypes differ)
   // go to the caller rather than to the context's default handler.
   ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &diag) {
@@ -469,7 +538,7 @@ FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKV7Module(
     return success();
   });
   OwningOpRef<ModuleOp> module =
-      RWKV7ModuleBuilder(ctx, config, weightArgs, opts).build();
+      ModelModuleBuilder(ctx, config, weightArgs, opts).build();
   if (failed(verify(*module)))
     return failure();
   return module;
@@ -480,7 +549,7 @@ mlir::rwkv::defaultWeightInfos(const ::rwkv::ModelConfig &config) {
   std::vector<::rwkv::TensorSpec> specs;
   std::string error;
   SmallVector<WeightInfo> infos;
-  if (!detail::getRWKV7TensorSpecs(config, specs, error))
+  if (!detail::getTensorSpecs(config, specs, error))
     return infos;
   for (::rwkv::TensorSpec &spec : specs)
     infos.push_back(

@@ -1,6 +1,6 @@
-//===- ModelBuilder.h - RWKV-7 model importer -------------------*- C++ -*-===//
+//===- ModelBuilder.h - RWKV model importer ---------------------*- C++ -*-===//
 //
-// Builds the rwkv-dialect module of a whole RWKV-7 model with the entry
+// Builds the rwkv-dialect module of a whole RWKV model with the entry
 // points, argument order and attributes of docs/ABI.md. Weights are function
 // arguments tagged with their checkpoint keys; the importer only needs their
 // names, dtypes and shapes, never their bytes.
@@ -54,7 +54,8 @@ struct ModelBuildOptions {
   bool recomputeLayers = false;
 };
 
-/// Builds the module of docs/ABI.md for an RWKV-7 model. With
+/// Builds the module of docs/ABI.md for an RWKV-4, 5.2, 6 or 7 model
+/// (training: RWKV-7 only). With
 /// `opts.trainContext > 0` it holds one function, `rwkv_train_loss` (tokens,
 /// targets `[B, T]`, the initial WKV state of each layer, the weights ->
 /// mean cross-entropy), tagged for rwkv-differentiate to add
@@ -67,9 +68,9 @@ struct ModelBuildOptions {
 /// a wrong shape or dtype, a verifier failure) through `emitError` and returns
 /// failure.
 FailureOr<OwningOpRef<ModuleOp>>
-buildRWKV7Module(MLIRContext &ctx, const ::rwkv::ModelConfig &config,
-                 ArrayRef<WeightInfo> weights, const ModelBuildOptions &opts,
-                 llvm::function_ref<void(const llvm::Twine &)> emitError);
+buildRWKVModule(MLIRContext &ctx, const ::rwkv::ModelConfig &config,
+                ArrayRef<WeightInfo> weights, const ModelBuildOptions &opts,
+                llvm::function_ref<void(const llvm::Twine &)> emitError);
 
 /// Shape and form of a standalone WKV7 kernel library
 /// (`rwkv-compile --kernel wkv7`).
@@ -94,7 +95,7 @@ FailureOr<OwningOpRef<ModuleOp>>
 buildWKV7KernelModule(MLIRContext &ctx, const WKV7KernelOptions &opts,
                       llvm::function_ref<void(const llvm::Twine &)> emitError);
 
-/// The weights of `rwkv7TensorSpecs(config)`, all with `config.dtype`.
+/// The weights of `tensorSpecs(config)`, all with `config.dtype`.
 /// Empty only if the spec list could not be made.
 SmallVector<WeightInfo> defaultWeightInfos(const ::rwkv::ModelConfig &config);
 

@@ -11,11 +11,11 @@
 
 namespace mlir::rwkv::detail {
 
-bool getRWKV7TensorSpecs(const ::rwkv::ModelConfig &config,
-                         std::vector<::rwkv::TensorSpec> &specs,
-                         std::string &error) noexcept {
+bool getTensorSpecs(const ::rwkv::ModelConfig &config,
+                    std::vector<::rwkv::TensorSpec> &specs,
+                    std::string &error) noexcept {
   try {
-    specs = ::rwkv::rwkv7TensorSpecs(config);
+    specs = ::rwkv::tensorSpecs(config);
     return true;
   } catch (const std::exception &e) {
     error = e.what();

@@ -16,11 +16,11 @@
 
 namespace mlir::rwkv::detail {
 
-/// Fills `specs` with `rwkv::rwkv7TensorSpecs(config)`. Returns false and
+/// Fills `specs` with `rwkv::tensorSpecs(config)`. Returns false and
 /// sets `error` if the checkpoint library threw.
-bool getRWKV7TensorSpecs(const ::rwkv::ModelConfig &config,
-                         std::vector<::rwkv::TensorSpec> &specs,
-                         std::string &error) noexcept;
+bool getTensorSpecs(const ::rwkv::ModelConfig &config,
+                    std::vector<::rwkv::TensorSpec> &specs,
+                    std::string &error) noexcept;
 
 /// `rwkv::dtypeName`, never throwing ("?" on failure).
 const char *dtypeNameNoThrow(::rwkv::DType dtype) noexcept;

@@ -1,7 +1,7 @@
 //===- ConvertRWKVToLinalg.cpp - primitive rwkv ops to linalg -------------===//
 //
 // Drives the per-area lowerings (Norms.cpp, Projections.cpp, Sequence.cpp,
-// ChunkedWKV.cpp, Gradients.cpp, WKVGrad.cpp, ChunkedWKVGrad.cpp).
+// WKV456.cpp, ChunkedWKV.cpp, Gradients.cpp, WKVGrad.cpp, ChunkedWKVGrad.cpp).
 // Composite ops are not legal input: run rwkv-decompose first.
 //
 //===----------------------------------------------------------------------===//
@@ -21,6 +21,7 @@ void populateRWKVToLinalgConversionPatterns(RewritePatternSet &patterns,
   populateRWKVNormToLinalgPatterns(patterns);
   populateRWKVProjectionToLinalgPatterns(patterns);
   populateRWKVSequenceToLinalgPatterns(patterns);
+  populateRWKVWKV456ToLinalgPatterns(patterns);
   populateRWKVGradientToLinalgPatterns(patterns);
   populateRWKVWKVGradToLinalgPatterns(patterns);
   if (chunkedWKV) {

@@ -97,6 +97,10 @@ static llvm::json::Object describeValue(Type type, DictionaryAttr attrs,
     auto [name, layer] = s.getValue().split(':');
     o["kind"] = "state";
     o["name"] = name.str();
+    // The value a fresh state starts from, where it is not zero (RWKV-4's
+    // pp starts at -1e30).
+    if (auto init = attrs.getAs<FloatAttr>("rwkv.state_init"))
+      o["init"] = init.getValueAsDouble();
     int64_t l = 0;
     (void)layer.getAsInteger(10, l);
     o["layer"] = l;

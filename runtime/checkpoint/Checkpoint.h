@@ -115,8 +115,9 @@ struct ModelConfig {
   std::string versionString; // "x070", "x060", "5.2", "5.1", "5.0", "4"
   int64_t n_layer = 0, n_embd = 0, n_head = 0, head_size = 0, dim_ffn = 0,
           vocab_size = 0;
-  // LoRA ranks (0 where the version has none).
-  int64_t lora_w = 0, lora_a = 0, lora_v = 0, lora_g = 0;
+  // LoRA ranks (0 where the version has none). RWKV-6 keeps its decay
+  // LoRA rank in lora_w and its token-shift LoRA rank in lora_mix.
+  int64_t lora_w = 0, lora_a = 0, lora_v = 0, lora_g = 0, lora_mix = 0;
   DType dtype = DType::BF16;
   bool layer0HasV = false; // v7: blocks.0.att.v0/v1/v2 present
   bool quantized = false;  // some matrices are int8 (rwkv-quantize)
@@ -138,6 +139,10 @@ struct TensorSpec {
   size_t nbytes() const { return size_t(numel()) * dtypeSize(dtype); }
 };
 std::vector<TensorSpec> rwkv7TensorSpecs(const ModelConfig &config);
+/// The same for any supported version (4, 5.2, 6, 7), in the released
+/// files' order. Throws CheckpointError for a version this project cannot run
+/// (RWKV-5.0/5.1 previews).
+std::vector<TensorSpec> tensorSpecs(const ModelConfig &config);
 
 struct OwnedTensor {
   std::string name;
@@ -193,9 +198,14 @@ QuantizeReport quantizeCheckpoint(const Checkpoint &in,
                                   const QuantizeOptions &options);
 
 struct SyntheticOptions {
+  /// RWKV version: 7 (x070), 6 (x060), 5 (5.2) or 4.
+  int version = 7;
   int64_t n_layer = 2, n_embd = 128, head_size = 64, vocab_size = 512;
-  int64_t dim_ffn = 0; // 0: 4 * n_embd
+  int64_t dim_ffn = 0; // 0: 4 * n_embd (RWKV-5/6: 3.5 * n_embd)
   int64_t lora_w = 32, lora_a = 32, lora_v = 32, lora_g = 64;
+  /// RWKV-6's token-shift LoRA rank below C = 4096 (doubled from there);
+  /// its decay LoRA follows RWKV-LM (64, or 128 from C = 4096).
+  int64_t lora_mix = 32;
   DType dtype = DType::BF16;
   uint64_t seed = 42;
   bool layer0HasV = false; // released files omit layer-0 v0/v1/v2
@@ -204,13 +214,12 @@ struct SyntheticOptions {
 };
 
 /// The spec list of the synthetic model (validates the options).
-std::vector<TensorSpec> syntheticRWKV7Specs(const SyntheticOptions &options);
+std::vector<TensorSpec> syntheticSpecs(const SyntheticOptions &options);
 /// Deterministically generates one tensor; depends only on options.seed and
 /// the tensor's name, so tensors can be produced in any order.
-void fillSyntheticRWKV7Tensor(const SyntheticOptions &options,
-                              const TensorSpec &spec,
-                              std::vector<uint8_t> &bytes);
-std::vector<OwnedTensor> makeSyntheticRWKV7(const SyntheticOptions &options);
+void fillSyntheticTensor(const SyntheticOptions &options,
+                         const TensorSpec &spec, std::vector<uint8_t> &bytes);
+std::vector<OwnedTensor> makeSyntheticModel(const SyntheticOptions &options);
 
 } // namespace rwkv
 

@@ -81,6 +81,86 @@ std::vector<TensorSpec> rwkv7TensorSpecs(const ModelConfig &m) {
   return s;
 }
 
+namespace {
+
+/// RWKV-4/5/6 files list, per block, ln1, ln2 (block 0: then ln0), the
+/// time-mix keys, then the channel-mix keys (golden manifests' order).
+std::vector<TensorSpec> olderTensorSpecs(const ModelConfig &m) {
+  const int64_t C = m.n_embd, F = m.dim_ffn, V = m.vocab_size;
+  const int64_t H = m.n_head, N = m.head_size;
+  std::vector<TensorSpec> s;
+  auto add = [&](std::string name, std::vector<int64_t> shape) {
+    s.push_back({std::move(name), m.dtype, std::move(shape)});
+  };
+  add("emb.weight", {V, C});
+  for (int64_t l = 0; l < m.n_layer; ++l) {
+    std::string b = fmt::format("blocks.{}.", l);
+    std::string a = b + "att.";
+    for (const char *n : {"ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias"})
+      add(b + n, {C});
+    if (l == 0) {
+      add(b + "ln0.weight", {C});
+      add(b + "ln0.bias", {C});
+    }
+    if (m.version == 4) {
+      add(a + "time_decay", {C});
+      add(a + "time_first", {C});
+      for (const char *n : {"time_mix_k", "time_mix_v", "time_mix_r"})
+        add(a + n, {1, 1, C});
+      for (const char *n : {"key", "value", "receptance", "output"})
+        add(a + n + ".weight", {C, C});
+    } else if (m.version == 5) {
+      for (const char *n :
+           {"time_mix_k", "time_mix_v", "time_mix_r", "time_mix_g"})
+        add(a + n, {1, 1, C});
+      add(a + "time_decay", {H, N});
+      add(a + "time_faaaa", {H, N});
+      for (const char *n : {"receptance", "key", "value", "output", "gate"})
+        add(a + n + ".weight", {C, C});
+    } else {
+      for (const char *n : {"time_maa_x", "time_maa_w", "time_maa_k",
+                            "time_maa_v", "time_maa_r", "time_maa_g"})
+        add(a + n, {1, 1, C});
+      add(a + "time_maa_w1", {C, 5 * m.lora_mix});
+      add(a + "time_maa_w2", {5, m.lora_mix, C});
+      add(a + "time_decay", {1, 1, C});
+      add(a + "time_decay_w1", {C, m.lora_w});
+      add(a + "time_decay_w2", {m.lora_w, C});
+      add(a + "time_faaaa", {H, N});
+      for (const char *n : {"receptance", "key", "value", "output", "gate"})
+        add(a + n + ".weight", {C, C});
+    }
+    if (m.version >= 5) {
+      add(a + "ln_x.weight", {C});
+      add(a + "ln_x.bias", {C});
+    }
+    const char *mix = m.version == 6 ? "time_maa_" : "time_mix_";
+    add(b + "ffn." + mix + "k", {1, 1, C});
+    add(b + "ffn." + mix + "r", {1, 1, C});
+    add(b + "ffn.key.weight", {F, C});
+    add(b + "ffn.receptance.weight", {C, C});
+    add(b + "ffn.value.weight", {C, F});
+  }
+  add("ln_out.weight", {C});
+  add("ln_out.bias", {C});
+  add("head.weight", {V, C});
+  return s;
+}
+
+} // namespace
+
+std::vector<TensorSpec> tensorSpecs(const ModelConfig &m) {
+  if (m.version == 7)
+    return rwkv7TensorSpecs(m);
+  if (m.version == 6 || m.version == 4 ||
+      (m.version == 5 && m.versionString == "5.2"))
+    return olderTensorSpecs(m);
+  throw CheckpointError(fmt::format(
+      "RWKV-{} ('{}') checkpoints are not supported (supported: RWKV-4, "
+      "5.2, 6 (x060) and 7 (x070))",
+      m.version, m.versionString));
+}
+
 ModelConfig detectConfig(const Checkpoint &c) {
   const std::string &file = c.path();
   ModelConfig m;
@@ -104,9 +184,24 @@ ModelConfig detectConfig(const Checkpoint &c) {
     fail(file, "checkpoint holds no tensors");
   bool v7 = c.find("blocks.0.att.r_k") || c.find("blocks.0.att.x_r") ||
             c.find("blocks.0.att.k_k");
-  if (!v7 && !v6 && !v5 && !v4)
-    fail(file, "not an RWKV checkpoint: none of blocks.0.att.r_k/x_r/k_k "
-               "(v7), time_maa (v6), ln_x (v5), time_mix_k (v4) found");
+  if (!v7 && !v6 && !v5 && !v4) {
+    // Say what the file holds, so a foreign layout is recognisable.
+    std::string found;
+    size_t shown = 0;
+    for (const Tensor &t : c.tensors()) {
+      if (shown == 6) {
+        found += fmt::format(", ... ({} tensors)", c.tensors().size());
+        break;
+      }
+      found += fmt::format("{}'{}' {}", shown ? ", " : "", t.name,
+                           shapeStr(t.shape));
+      ++shown;
+    }
+    fail(file,
+         "not an RWKV checkpoint: none of blocks.0.att.r_k/x_r/k_k (v7), "
+         "time_maa (v6), ln_x (v5), time_mix_k (v4) found; it holds {}",
+         found);
+  }
   m.n_layer = maxBlock + 1;
   if (m.n_layer <= 0)
     fail(file, "no blocks.<n>.* keys found");
@@ -183,12 +278,34 @@ ModelConfig detectConfig(const Checkpoint &c) {
                  "'blocks.0.att.v1')");
     return m;
   }
+  // Every key of a supported older version must be there with its shape.
+  auto checkSpecs = [&] {
+    for (const TensorSpec &s : tensorSpecs(m)) {
+      const Tensor &t = need(c, s.name);
+      if (t.shape != s.shape)
+        fail(file, "key '{}' has shape {}, expected {}", s.name,
+             shapeStr(t.shape), shapeStr(s.shape));
+    }
+  };
   if (v6) {
     m.version = 6;
     m.versionString = "x060";
     m.n_head = dim(c, "blocks.0.att.time_faaaa", 2, 0);
     m.head_size = dim(c, "blocks.0.att.time_faaaa", 2, 1);
     m.lora_w = dim(c, "blocks.0.att.time_decay_w1", 2, 1);
+    int64_t mix5 = dim(c, "blocks.0.att.time_maa_w1", 2, 1);
+    if (mix5 % 5 != 0)
+      fail(file,
+           "key 'blocks.0.att.time_maa_w1' has {} columns, expected "
+           "5 x the token-shift LoRA rank",
+           mix5);
+    m.lora_mix = mix5 / 5;
+    if (m.n_head * m.head_size != m.n_embd)
+      fail(file,
+           "blocks.0.att.time_faaaa shape [{}, {}] does not match "
+           "n_embd {}",
+           m.n_head, m.head_size, m.n_embd);
+    checkSpecs();
     return m;
   }
   if (v5) {
@@ -199,6 +316,12 @@ ModelConfig detectConfig(const Checkpoint &c) {
       m.versionString = "5.2";
       m.n_head = td.shape[0];
       m.head_size = td.shape[1];
+      if (m.n_head * m.head_size != m.n_embd)
+        fail(file,
+             "blocks.0.att.time_decay shape [{}, {}] does not match "
+             "n_embd {}",
+             m.n_head, m.head_size, m.n_embd);
+      checkSpecs();
     } else {
       m.versionString = gate ? "5.1" : "5.0";
       m.n_head = td.shape.empty() ? 0 : td.shape[0];
@@ -208,6 +331,7 @@ ModelConfig detectConfig(const Checkpoint &c) {
   }
   m.version = 4;
   m.versionString = "4";
+  checkSpecs();
   return m;
 }
 
@@ -222,6 +346,8 @@ std::string ModelConfig::toJson() const {
   j["dim_ffn"] = dim_ffn;
   j["vocab_size"] = vocab_size;
   j["lora"] = {{"w", lora_w}, {"a", lora_a}, {"v", lora_v}, {"g", lora_g}};
+  if (lora_mix)
+    j["lora"]["mix"] = lora_mix;
   j["dtype"] = dtypeName(dtype);
   if (quantized)
     j["quantized"] = "int8";

@@ -56,6 +56,73 @@ void encode(const std::vector<float> &v, DType dtype,
   }
 }
 
+/// Initialises the keys only RWKV-4/5/6 have; false for any other key.
+bool fillOlderVersionTensor(const std::string &name, std::vector<float> &v,
+                            SplitMix64 &rng, double C, double L, int64_t layer,
+                            int64_t N, int64_t in) {
+  const double r01 = L > 1 ? double(layer) / (L - 1) : 0.0;
+  const double r1a0 = 1.0 - double(layer) / L;
+  const int64_t n = int64_t(v.size());
+  auto perChannel = [&](auto f) {
+    for (int64_t i = 0; i < n; ++i)
+      v[size_t(i)] = float(f(i));
+  };
+  auto uniformStd = [&](double stddev) {
+    for (float &x : v)
+      x = float(stddev * std::sqrt(3.0) * rng.uniform());
+  };
+  auto ddd = [&](int64_t i) { return double(i) / C; };
+  auto mix = [&](double x) {
+    return std::clamp(x + 0.02 * rng.uniform(), 0.005, 0.995);
+  };
+  // Per-channel decay speeds spread over the channels (RWKV-LM).
+  auto speed = [&](int64_t i, double lo, double span) {
+    return lo + span * std::pow(double(i) / (C - 1), 0.7 + 1.3 * r01);
+  };
+  auto zig = [&](int64_t i) { return double((i + 1) % 3 - 1); };
+  if (endsWith(name, "att.time_decay") && name.find("_w") == std::string::npos)
+    // RWKV-4 keeps -exp(td) per channel, 5/6 exp(-exp(td)).
+    perChannel([&](int64_t i) {
+      return N > 0 ? speed(i, -6.0, 5.0) : speed(i, -5.0, 8.0);
+    });
+  else if (endsWith(name, "att.time_first"))
+    perChannel([&](int64_t i) { return std::log(0.3) + zig(i) * 0.5; });
+  else if (endsWith(name, "att.time_faaaa"))
+    perChannel([&](int64_t i) {
+      return r01 * (1.0 - double(i) / (C - 1)) + zig(i) * 0.1;
+    });
+  else if (endsWith(name, "time_mix_k") || endsWith(name, "time_mix_r") ||
+           endsWith(name, "time_mix_g"))
+    perChannel([&](int64_t i) {
+      double p = endsWith(name, "att.time_mix_k") ||
+                         name.find("ffn.") != std::string::npos
+                     ? r1a0
+                     : 0.5 * r1a0;
+      return mix(std::pow(ddd(i), p));
+    });
+  else if (endsWith(name, "time_mix_v"))
+    perChannel(
+        [&](int64_t i) { return mix(std::pow(ddd(i), r1a0) + 0.3 * r01); });
+  else if (name.find("time_maa_") != std::string::npos &&
+           !endsWith(name, "_w1") && !endsWith(name, "_w2"))
+    perChannel([&](int64_t i) {
+      double p =
+          (endsWith(name, "_r") || endsWith(name, "_g")) ? 0.5 * r1a0 : r1a0;
+      double extra = endsWith(name, "att.time_maa_v") ? 0.3 * r01 : 0.0;
+      return mix(1.0 - (std::pow(ddd(i), p) + extra));
+    });
+  else if (endsWith(name, "time_maa_w1") || endsWith(name, "time_decay_w1"))
+    uniformStd(0.5 / std::sqrt(C));
+  else if (endsWith(name, "time_maa_w2") || endsWith(name, "time_decay_w2"))
+    uniformStd(0.1 / std::sqrt(double(in > 1 ? in : 32)));
+  else if (endsWith(name, "att.gate.weight") ||
+           endsWith(name, "ffn.receptance.weight"))
+    uniformStd(0.5 / std::sqrt(double(in)));
+  else
+    return false;
+  return true;
+}
+
 } // namespace
 
 SyntheticOptions SyntheticOptions::preset(const std::string &name) {
@@ -79,7 +146,7 @@ SyntheticOptions SyntheticOptions::preset(const std::string &name) {
   return o;
 }
 
-std::vector<TensorSpec> syntheticRWKV7Specs(const SyntheticOptions &o) {
+std::vector<TensorSpec> syntheticSpecs(const SyntheticOptions &o) {
   if (o.n_layer <= 0 || o.n_embd <= 0 || o.head_size <= 0 ||
       o.vocab_size <= 0 || o.dim_ffn < 0 || o.lora_w <= 0 || o.lora_a <= 0 ||
       o.lora_v <= 0 || o.lora_g <= 0)
@@ -91,23 +158,46 @@ std::vector<TensorSpec> syntheticRWKV7Specs(const SyntheticOptions &o) {
   if (o.dtype != DType::F32 && o.dtype != DType::F16 && o.dtype != DType::BF16)
     throw CheckpointError(fmt::format("synthetic model: unsupported dtype {}",
                                       dtypeName(o.dtype)));
+  if (o.version < 4 || o.version > 7)
+    throw CheckpointError(fmt::format(
+        "synthetic model: unknown RWKV version {} (expected 4, 5, 6 or 7)",
+        o.version));
   ModelConfig m;
-  m.version = 7;
+  m.version = o.version;
+  m.versionString = o.version == 7   ? "x070"
+                    : o.version == 6 ? "x060"
+                    : o.version == 5 ? "5.2"
+                                     : "4";
   m.n_layer = o.n_layer;
   m.n_embd = o.n_embd;
   m.head_size = o.head_size;
   m.n_head = o.n_embd / o.head_size;
   m.vocab_size = o.vocab_size;
-  m.dim_ffn = o.dim_ffn ? o.dim_ffn : 4 * o.n_embd;
-  m.lora_w = o.lora_w, m.lora_a = o.lora_a, m.lora_v = o.lora_v,
-  m.lora_g = o.lora_g;
+  // RWKV-LM's defaults: 4C for RWKV-4 and 7, 3.5C (rounded to 32) for 5/6.
+  m.dim_ffn = o.dim_ffn ? o.dim_ffn
+              : (o.version == 5 || o.version == 6)
+                  ? (o.n_embd * 7 / 2) / 32 * 32
+                  : 4 * o.n_embd;
   m.dtype = o.dtype;
-  m.layer0HasV = o.layer0HasV;
-  return rwkv7TensorSpecs(m);
+  if (o.version == 7) {
+    m.lora_w = o.lora_w, m.lora_a = o.lora_a, m.lora_v = o.lora_v,
+    m.lora_g = o.lora_g;
+    m.layer0HasV = o.layer0HasV;
+  } else if (o.version == 6) {
+    // RWKV-LM x060's ranks: 64 / 32 below C = 4096, 128 / 64 from there.
+    m.lora_w = o.n_embd < 4096 ? 64 : 128;
+    m.lora_mix = o.n_embd < 4096 ? o.lora_mix : 2 * o.lora_mix;
+    if (m.lora_mix <= 0)
+      throw CheckpointError("synthetic model: every dimension must be "
+                            "positive");
+  }
+  if (o.version == 4)
+    m.n_head = m.head_size = 0;
+  return tensorSpecs(m);
 }
 
-void fillSyntheticRWKV7Tensor(const SyntheticOptions &o, const TensorSpec &spec,
-                              std::vector<uint8_t> &bytes) {
+void fillSyntheticTensor(const SyntheticOptions &o, const TensorSpec &spec,
+                         std::vector<uint8_t> &bytes) {
   const std::string &name = spec.name;
   const int64_t n = spec.numel();
   const double C = double(o.n_embd), L = double(o.n_layer);
@@ -144,6 +234,14 @@ void fillSyntheticRWKV7Tensor(const SyntheticOptions &o, const TensorSpec &spec,
     return std::clamp(x + 0.02 * rng.uniform(), 0.005, 0.995);
   };
   const int64_t in = spec.shape.size() == 2 ? spec.shape[1] : 1;
+
+  // RWKV-4/5/6 (RWKV-LM v4neo / v5 / v6 initialisation, with the
+  // near-zero LoRAs given enough weight that every path is live).
+  if (fillOlderVersionTensor(name, v, rng, C, L, layer,
+                             spec.shape.size() == 1 ? 0 : N, in)) {
+    encode(v, o.dtype, bytes);
+    return;
+  }
 
   struct MixExp {
     const char *suffix;
@@ -222,11 +320,11 @@ void fillSyntheticRWKV7Tensor(const SyntheticOptions &o, const TensorSpec &spec,
   encode(v, o.dtype, bytes);
 }
 
-std::vector<OwnedTensor> makeSyntheticRWKV7(const SyntheticOptions &o) {
+std::vector<OwnedTensor> makeSyntheticModel(const SyntheticOptions &o) {
   std::vector<OwnedTensor> out;
-  for (const TensorSpec &s : syntheticRWKV7Specs(o)) {
+  for (const TensorSpec &s : syntheticSpecs(o)) {
     OwnedTensor t{s.name, s.dtype, s.shape, {}};
-    fillSyntheticRWKV7Tensor(o, s, t.bytes);
+    fillSyntheticTensor(o, s, t.bytes);
     out.push_back(std::move(t));
   }
   return out;

@@ -48,7 +48,8 @@ int64_t BatchDecoder::add() {
   int64_t slot = it - active_.begin();
   for (size_t i = 0; i < state_.numTensors(); ++i) {
     size_t per = state_.info(i).numel / size_t(capacity());
-    std::fill_n(state_.tensor(i).data + size_t(slot) * per, per, 0.0f);
+    std::fill_n(state_.tensor(i).data + size_t(slot) * per, per,
+                state_.info(i).init);
   }
   *it = true;
   return slot;

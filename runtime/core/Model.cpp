@@ -43,6 +43,7 @@ State::State(std::shared_ptr<const Layout> layout)
   for (auto &bufs : bufs_)
     for (const TensorInfo &t : *layout_)
       bufs.push_back(allocate(t.numel));
+  reset();
 }
 
 State::State(const State &other) : State(other.layout_) {
@@ -102,8 +103,13 @@ void State::set(std::string_view name, int64_t layer,
 }
 
 void State::reset() {
-  for (size_t i = 0; i < numTensors(); ++i)
-    std::memset(bufs_[cur_][i].get(), 0, info(i).numel * sizeof(float));
+  for (size_t i = 0; i < numTensors(); ++i) {
+    float *p = bufs_[cur_][i].get();
+    if (info(i).init == 0.0f)
+      std::memset(p, 0, info(i).numel * sizeof(float));
+    else
+      std::fill(p, p + info(i).numel, info(i).init);
+  }
 }
 
 //===----------------------------------------------------------------------===//
@@ -204,7 +210,7 @@ std::unique_ptr<Model> Model::load(const std::string &libraryPath,
     size_t numel = 1;
     for (int64_t d : a.shape)
       numel *= size_t(d);
-    layout->push_back({a.name, a.layer, a.shape, numel});
+    layout->push_back({a.name, a.layer, a.shape, numel, a.init});
   }
   m->stateLayout_ = std::move(layout);
 

@@ -84,6 +84,12 @@ struct InfoParser {
           a.layer = std::atoll(a.name.c_str() + colon + 1);
         a.name.resize(colon);
       }
+      if (j.contains("init")) {
+        if (!j["init"].is_number())
+          fail(fmt::format("{} (state '{}') has a non-numeric init", where,
+                           a.name));
+        a.init = j["init"].get<float>();
+      }
       if (anonymous && !j.contains("name"))
         a.name.clear();
       else if (a.layer < 0)

@@ -58,6 +58,7 @@ struct ArgInfo {
   /// "ffn_shift") for state, "tokens" / "logits" otherwise.
   std::string name;
   int64_t layer = -1; // state only
+  float init = 0.0f;  // state only: every element of a fresh state
   DType dtype = DType::F32;
   std::vector<int64_t> shape; // -1 = dynamic
 };
@@ -145,7 +146,9 @@ std::vector<BoundWeight> bindWeights(const ModelInfo &info,
 
 /// The recurrent state of one model: per layer `att_shift` [B, C], `wkv`
 /// [B, H, N, N] and `ffn_shift` [B, C], all f32, in the library's argument
-/// order. Created zeroed by Model::newState(); copyable (deep copy).
+/// order (RWKV-4: att_shift, aa, bb, pp, ffn_shift). Created by
+/// Model::newState() at each tensor's initial value (zero, except RWKV-4's
+/// pp = -1e30); copyable (deep copy).
 class State {
 public:
   struct TensorInfo {
@@ -153,6 +156,7 @@ public:
     int64_t layer = 0;
     std::vector<int64_t> shape;
     size_t numel = 0;
+    float init = 0.0f; // the value of every element of a fresh state
   };
   using Layout = std::vector<TensorInfo>;
 
@@ -179,7 +183,7 @@ public:
   void set(std::string_view name, int64_t layer,
            const std::vector<float> &values);
 
-  /// Back to the zero state.
+  /// Back to the initial state.
   void reset();
 
 private:

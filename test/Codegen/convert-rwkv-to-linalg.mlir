@@ -1093,3 +1093,87 @@ func.func @wkv_grad_chunked(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: te
       : tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x?x8xf32>,
         tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
 }
+
+// -----
+
+// RWKV-4: one scf.for over tokens carrying (aa, bb, pp) and y; each step is a
+// single element-wise generic over [B, C] with four results, updating the
+// state in place (the state is its init) in the stable form of spec §4.2.
+// CHECK-LABEL: func.func @wkv4
+// CHECK-SAME:    (%[[W:.+]]: tensor<8xf32>, %[[U:.+]]: tensor<8xf32>, %[[K:.+]]: tensor<2x?x8xf32>, %[[V:.+]]: tensor<2x?x8xf32>, %[[AA:.+]]: tensor<2x8xf32>, %[[BB:.+]]: tensor<2x8xf32>, %[[PP:.+]]: tensor<2x8xf32>)
+// CHECK:         %[[LOOP:.+]]:4 = scf.for %[[T:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[A:.+]] = %[[AA]], %[[B:.+]] = %[[BB]], %[[P:.+]] = %[[PP]], %[[Y:.+]] = %{{.+}})
+// CHECK:           %[[KT:.+]] = tensor.extract_slice %[[K]][0, %[[T]], 0] [2, 1, 8] [1, 1, 1] : tensor<2x?x8xf32> to tensor<2x8xf32>
+// CHECK:           %[[VT:.+]] = tensor.extract_slice %[[V]][0, %[[T]], 0] [2, 1, 8] [1, 1, 1] : tensor<2x?x8xf32> to tensor<2x8xf32>
+// CHECK:           %[[STEP:.+]]:4 = linalg.generic
+// CHECK-SAME:        affine_map<(d0, d1) -> (d1)>, affine_map<(d0, d1) -> (d1)>
+// CHECK-SAME:        iterator_types = ["parallel", "parallel"]
+// CHECK-SAME:        ins(%[[KT]], %[[VT]], %[[W]], %[[U]] :
+// CHECK-SAME:        outs(%[[A]], %[[B]], %[[P]], %{{.+}} :
+// CHECK:           ^bb0(%[[k:.+]]: f32, %[[v:.+]]: f32, %[[w:.+]]: f32, %[[u:.+]]: f32, %[[a:.+]]: f32, %[[b:.+]]: f32, %[[p:.+]]: f32, %{{.+}}: f32):
+// CHECK:             %[[WW:.+]] = arith.addf %[[u]], %[[k]]
+// CHECK:             %[[M:.+]] = arith.maximumf %[[p]], %[[WW]]
+// CHECK:             math.exp
+// CHECK:             math.exp
+// CHECK:             %[[OUT:.+]] = arith.divf
+// CHECK:             %[[WW2:.+]] = arith.addf %[[w]], %[[p]]
+// CHECK:             %[[P2:.+]] = arith.maximumf %[[WW2]], %[[k]]
+// CHECK:             linalg.yield %{{.+}}, %{{.+}}, %[[P2]], %[[OUT]] : f32, f32, f32, f32
+// CHECK:           %[[INS:.+]] = tensor.insert_slice %[[STEP]]#3 into %[[Y]][0, %[[T]], 0] [2, 1, 8] [1, 1, 1]
+// CHECK:           scf.yield %[[STEP]]#0, %[[STEP]]#1, %[[STEP]]#2, %[[INS]]
+// CHECK:         return %[[LOOP]]#3, %[[LOOP]]#0, %[[LOOP]]#1, %[[LOOP]]#2
+// NOOPS-NOT:     rwkv.wkv4
+func.func @wkv4(%w: tensor<8xf32>, %u: tensor<8xf32>, %k: tensor<2x?x8xf32>, %v: tensor<2x?x8xf32>, %aa: tensor<2x8xf32>, %bb: tensor<2x8xf32>, %pp: tensor<2x8xf32>)
+    -> (tensor<2x?x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>) {
+  %y, %a, %b, %p = rwkv.wkv4 %w, %u, %k, %v, %aa, %bb, %pp : tensor<8xf32>, tensor<2x?x8xf32>, tensor<2x8xf32>
+  return %y, %a, %b, %p : tensor<2x?x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>
+}
+
+// -----
+
+// RWKV-5: the static decay exp(-exp(w)) is computed once, before the token
+// loop; per token y[j] = Σ_i r[i] (u[i] k[i] v[j] + S[i][j]) reduces over
+// the key index d2 with the value index d3 innermost, then S = k vᵀ + d S in
+// place.
+// CHECK-LABEL: func.func @wkv5_static
+// CHECK-SAME:    (%[[R:.+]]: tensor<2x?x8xf32>, %[[W:.+]]: tensor<8xf32>, %[[U:.+]]: tensor<8xf32>, %[[S:.+]]: tensor<2x2x4x4xf32>)
+// CHECK:         %[[D:.+]] = linalg.generic {{.*}} ins(%[[W]] : tensor<8xf32>)
+// CHECK:           math.exp
+// CHECK:           arith.negf
+// CHECK:           math.exp
+// CHECK:         %[[DH:.+]] = tensor.expand_shape %[[D]] {{\[\[}}0, 1]] output_shape [2, 4]
+// CHECK:         %[[UH:.+]] = tensor.expand_shape %[[U]] {{\[\[}}0, 1]] output_shape [2, 4]
+// CHECK:         scf.for %{{.+}} = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[ST:.+]] = %[[S]], %{{.+}} = %{{.+}}) -> (tensor<2x2x4x4xf32>, tensor<2x?x8xf32>)
+// CHECK-NOT:       math.exp
+// CHECK:           %[[YT:.+]] = linalg.generic
+// CHECK-SAME:        affine_map<(d0, d1, d2, d3) -> (d1, d2)>
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "reduction", "parallel"]
+// CHECK-SAME:        ins(%[[ST]], %{{.+}}, %[[UH]], %{{.+}}, %{{.+}} :
+// CHECK:           %[[NS:.+]] = linalg.generic
+// CHECK-SAME:        affine_map<(d0, d1, d2, d3) -> (d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "parallel"]
+// CHECK-SAME:        ins(%{{.+}}, %{{.+}}, %[[DH]] :
+// CHECK-SAME:        outs(%[[ST]] : tensor<2x2x4x4xf32>)
+// CHECK:           scf.yield %[[NS]], %{{.+}}
+func.func @wkv5_static(%r: tensor<2x?x8xf32>, %w: tensor<8xf32>, %u: tensor<8xf32>, %s: tensor<2x2x4x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {
+  %y, %ns = rwkv.wkv5 %r, %w, %r, %r, %u, %s : tensor<2x?x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<2x2x4x4xf32>
+  return %y, %ns : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+}
+
+// -----
+
+// RWKV-6: the decay is per token, so it is computed inside the loop.
+// CHECK-LABEL: func.func @wkv5_dynamic
+// CHECK-SAME:    (%[[R:.+]]: tensor<2x?x8xf32>, %[[W:.+]]: tensor<2x?x8xf32>,
+// CHECK:         scf.for
+// CHECK:           %[[WT:.+]] = tensor.extract_slice %[[W]]
+// CHECK:           %[[D:.+]] = linalg.generic {{.*}} ins(%[[WT]] : tensor<2x8xf32>)
+// CHECK:             math.exp
+// CHECK:             arith.negf
+// CHECK:             math.exp
+// CHECK:           %[[DH:.+]] = tensor.expand_shape %[[D]] {{\[\[}}0], [1, 2]] output_shape [2, 2, 4]
+// CHECK:           linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction", "parallel"]
+// CHECK:           linalg.generic {{.*}} ins(%{{.+}}, %{{.+}}, %[[DH]] :
+func.func @wkv5_dynamic(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %u: tensor<8xf32>, %s: tensor<2x2x4x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {
+  %y, %ns = rwkv.wkv5 %r, %w, %r, %r, %u, %s : tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<8xf32>, tensor<2x2x4x4xf32>
+  return %y, %ns : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+}

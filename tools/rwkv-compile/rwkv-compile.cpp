@@ -90,11 +90,6 @@ OwningOpRef<ModuleOp> importCheckpoint(MLIRContext &ctx, const Options &opts) {
   std::unique_ptr<::rwkv::Checkpoint> ckpt =
       ::rwkv::Checkpoint::open(opts.input);
   ::rwkv::ModelConfig config = ::rwkv::detectConfig(*ckpt);
-  if (config.version != 7)
-    throw std::runtime_error(fmt::format(
-        "{}: RWKV version {} is detected, but only RWKV-7 (x070) can be "
-        "compiled yet",
-        opts.input, config.versionString));
   SmallVector<mlir::rwkv::WeightInfo> weights;
   for (const ::rwkv::Tensor &t : ckpt->tensors())
     weights.push_back({t.name, t.dtype, t.shape});
@@ -115,7 +110,7 @@ OwningOpRef<ModuleOp> importCheckpoint(MLIRContext &ctx, const Options &opts) {
     buildOpts.recomputeLayers = opts.recompute;
   }
   std::string error;
-  auto module = mlir::rwkv::buildRWKV7Module(
+  auto module = mlir::rwkv::buildRWKVModule(
       ctx, config, weights, buildOpts,
       [&](const llvm::Twine &msg) { error = msg.str(); });
   if (failed(module))

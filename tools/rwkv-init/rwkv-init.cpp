@@ -1,6 +1,7 @@
-//===- rwkv-init.cpp - write a random-initialised RWKV-7 checkpoint -------===//
+//===- rwkv-init.cpp - write a random-initialised RWKV checkpoint ---------===//
 //
-// rwkv-init --preset tiny -o model.pth [--dtype bf16|fp16|fp32] [--seed N]
+// rwkv-init --preset tiny [--version 4|5|6|7] -o model.pth
+//           [--dtype bf16|fp16|fp32] [--seed N]
 //           [--n-layer ... --lora-g N] [--format pth|safetensors]
 // Tensors are generated and written one at a time, so even 1.5b needs only
 // one tensor's worth of memory.
@@ -22,8 +23,11 @@ int main(int argc, char **argv) {
     po::options_description desc("rwkv-init options");
     desc.add_options()("help,h", "show this help")(
         "preset", po::value<std::string>()->default_value("tiny"),
-        "tiny | 0.1b | 0.4b | 1.5b")("output,o", po::value<std::string>(),
-                                     "output file (.pth or .safetensors)")(
+        "tiny | 0.1b | 0.4b | 1.5b")(
+        "version", po::value<std::string>()->default_value("7"),
+        "RWKV version: 7 (x070) | 6 (x060) | 5 (5.2) | 4")(
+        "output,o", po::value<std::string>(),
+        "output file (.pth or .safetensors)")(
         "dtype", po::value<std::string>()->default_value("bf16"),
         "bf16 | fp16 | fp32")("seed", po::value<uint64_t>()->default_value(42),
                               "PRNG seed")(
@@ -52,6 +56,19 @@ int main(int argc, char **argv) {
 
     SyntheticOptions opt =
         SyntheticOptions::preset(vm["preset"].as<std::string>());
+    const std::string version = vm["version"].as<std::string>();
+    if (version == "7" || version == "x070")
+      opt.version = 7;
+    else if (version == "6" || version == "x060")
+      opt.version = 6;
+    else if (version == "5" || version == "5.2")
+      opt.version = 5;
+    else if (version == "4")
+      opt.version = 4;
+    else
+      throw std::runtime_error(fmt::format(
+          "--version: unknown RWKV version '{}' (expected 4, 5, 6 or 7)",
+          version));
     opt.dtype = parseDType(vm["dtype"].as<std::string>());
     opt.seed = vm["seed"].as<uint64_t>();
     auto override = [&](const char *key, int64_t &field) {
@@ -81,9 +98,9 @@ int main(int argc, char **argv) {
       throw std::runtime_error(
           fmt::format("unknown format '{}' (pth or safetensors)", format));
 
-    std::vector<TensorSpec> specs = syntheticRWKV7Specs(opt);
+    std::vector<TensorSpec> specs = syntheticSpecs(opt);
     TensorProducer produce = [&](size_t i, std::vector<uint8_t> &bytes) {
-      fillSyntheticRWKV7Tensor(opt, specs[i], bytes);
+      fillSyntheticTensor(opt, specs[i], bytes);
     };
     if (format == "pth")
       writePth(out, specs, produce);

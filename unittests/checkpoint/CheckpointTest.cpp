@@ -276,7 +276,7 @@ INSTANTIATE_TEST_SUITE_P(Golden, GoldenTest,
 
 TEST(Checkpoint, RoundTripPthSafetensors) {
   TempDir tmp;
-  std::vector<OwnedTensor> model = makeSyntheticRWKV7(smallOptions());
+  std::vector<OwnedTensor> model = makeSyntheticModel(smallOptions());
   writePth(tmp.path("rt.pth"), model);
   auto pth = Checkpoint::open(tmp.path("rt.pth"));
   EXPECT_EQ(pth->format(), Checkpoint::Format::Pth);
@@ -313,7 +313,7 @@ TEST(Checkpoint, QuantizeInt8) {
   TempDir tmp;
   SyntheticOptions opts = smallOptions();
   opts.dtype = DType::F32;
-  writeSafetensors(tmp.path("f.safetensors"), makeSyntheticRWKV7(opts));
+  writeSafetensors(tmp.path("f.safetensors"), makeSyntheticModel(opts));
   auto in = Checkpoint::open(tmp.path("f.safetensors"));
   QuantizeReport r =
       quantizeCheckpoint(*in, tmp.path("q.safetensors"), QuantizeOptions());
@@ -367,7 +367,7 @@ TEST(Checkpoint, QuantizeInt8) {
 
 TEST(CheckpointErrors, Int8WithoutScalesOrOutsideMatrices) {
   TempDir tmp;
-  auto model = makeSyntheticRWKV7(smallOptions());
+  auto model = makeSyntheticModel(smallOptions());
   std::vector<OwnedTensor> noScale = model;
   for (OwnedTensor &t : noScale)
     if (t.name == "blocks.1.ffn.key.weight") {
@@ -395,7 +395,7 @@ TEST(CheckpointErrors, Int8WithoutScalesOrOutsideMatrices) {
 TEST(Checkpoint, PthWriterLayoutIsTorchLike) {
   TempDir tmp;
   const std::string path = tmp.path("my-model.v1.pth");
-  writePth(path, makeSyntheticRWKV7(smallOptions()));
+  writePth(path, makeSyntheticModel(smallOptions()));
   auto entries = readZip(path);
   ASSERT_GE(entries.size(), 4u);
   EXPECT_EQ(entries[0].first, "my-model.v1/data.pkl");
@@ -420,9 +420,9 @@ TEST(Checkpoint, PthWriterLayoutIsTorchLike) {
 
 TEST(Checkpoint, SyntheticIsDeterministicAndRealistic) {
   SyntheticOptions o = smallOptions();
-  auto a = makeSyntheticRWKV7(o), b = makeSyntheticRWKV7(o);
+  auto a = makeSyntheticModel(o), b = makeSyntheticModel(o);
   o.seed = 7;
-  auto c = makeSyntheticRWKV7(o);
+  auto c = makeSyntheticModel(o);
   ASSERT_EQ(a.size(), b.size());
   bool anyDiff = false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -469,7 +469,7 @@ TEST(Checkpoint, SyntheticIsDeterministicAndRealistic) {
 }
 
 TEST(Checkpoint, PresetsHaveTheReleasedShapes) {
-  auto specs = syntheticRWKV7Specs(SyntheticOptions::preset("0.1b"));
+  auto specs = syntheticSpecs(SyntheticOptions::preset("0.1b"));
   int64_t params = 0;
   for (const TensorSpec &s : specs)
     params += s.numel();
@@ -660,7 +660,7 @@ TEST(CheckpointErrors, CompressedTensorData) {
 
 TEST(CheckpointErrors, MissingKeyAndWrongShape) {
   TempDir tmp;
-  auto model = makeSyntheticRWKV7(smallOptions());
+  auto model = makeSyntheticModel(smallOptions());
   auto dropped = model;
   dropped.erase(std::find_if(dropped.begin(), dropped.end(), [](auto &t) {
     return t.name == "blocks.1.att.w0";
@@ -682,7 +682,7 @@ TEST(CheckpointErrors, MissingKeyAndWrongShape) {
 
 TEST(CheckpointErrors, UnsupportedDType) {
   TempDir tmp;
-  auto model = makeSyntheticRWKV7(smallOptions());
+  auto model = makeSyntheticModel(smallOptions());
   for (OwnedTensor &t : model)
     if (t.name == "ln_out.bias") {
       t.dtype = DType::I16; // same byte size as bf16
@@ -768,6 +768,34 @@ TEST(CheckpointErrors, NonRWKVCheckpoint) {
 
 TEST(Checkpoint, DetectsOlderVersions) {
   TempDir tmp;
+  // Complete files in each version's released layout (rwkv-init --version).
+  struct Case {
+    int version;
+    const char *versionString;
+    int64_t heads, headSize, dimFfn, loraW, loraMix;
+  };
+  const Case cases[] = {{4, "4", 0, 0, 256, 0, 0},
+                        {5, "5.2", 1, 64, 224, 0, 0},
+                        {6, "x060", 1, 64, 224, 64, 32}};
+  for (const Case &k : cases) {
+    SyntheticOptions o;
+    o.version = k.version;
+    o.n_embd = 64;
+    o.vocab_size = 100;
+    std::string path = tmp.path("v" + std::to_string(k.version) + ".pth");
+    writePth(path, makeSyntheticModel(o));
+    ModelConfig c = detectConfig(*Checkpoint::open(path));
+    EXPECT_EQ(c.version, k.version);
+    EXPECT_EQ(c.versionString, k.versionString);
+    EXPECT_EQ(c.n_layer, 2);
+    EXPECT_EQ(c.n_head, k.heads);
+    EXPECT_EQ(c.head_size, k.headSize);
+    EXPECT_EQ(c.dim_ffn, k.dimFfn);
+    EXPECT_EQ(c.lora_w, k.loraW);
+    EXPECT_EQ(c.lora_mix, k.loraMix);
+    EXPECT_EQ(tensorSpecs(c).size(), Checkpoint::open(path)->tensors().size());
+  }
+
   auto t = [](std::string name, std::vector<int64_t> shape) {
     int64_t n = 1;
     for (int64_t d : shape)
@@ -778,34 +806,30 @@ TEST(Checkpoint, DetectsOlderVersions) {
   std::vector<OwnedTensor> common = {t("emb.weight", {100, 64}),
                                      t("blocks.0.ffn.key.weight", {224, 64}),
                                      t("blocks.1.ffn.key.weight", {224, 64})};
+  // A supported version with keys missing: the first missing key is named.
   auto v4 = common;
   v4.push_back(t("blocks.0.att.time_mix_k", {1, 1, 64}));
   v4.push_back(t("blocks.0.att.time_decay", {64}));
   writeSafetensors(tmp.path("v4.safetensors"), v4);
-  ModelConfig c4 = detectConfig(*Checkpoint::open(tmp.path("v4.safetensors")));
-  EXPECT_EQ(c4.version, 4);
-  EXPECT_EQ(c4.n_layer, 2);
-  EXPECT_EQ(c4.dim_ffn, 224);
+  expectError(tmp.path("v4.safetensors"), {"missing key 'blocks.0.ln1.weight'"},
+              true);
 
-  auto v52 = common;
-  v52.push_back(t("blocks.0.att.ln_x.weight", {64}));
-  v52.push_back(t("blocks.0.att.gate.weight", {64, 64}));
-  v52.push_back(t("blocks.0.att.time_decay", {2, 32}));
-  writePth(tmp.path("v5.pth"), v52);
-  ModelConfig c5 = detectConfig(*Checkpoint::open(tmp.path("v5.pth")));
-  EXPECT_EQ(c5.version, 5);
-  EXPECT_EQ(c5.versionString, "5.2");
-  EXPECT_EQ(c5.n_head, 2);
-
-  auto v6 = common;
-  v6.push_back(t("blocks.0.att.time_maa_x", {1, 1, 64}));
-  v6.push_back(t("blocks.0.att.ln_x.weight", {64}));
-  v6.push_back(t("blocks.0.att.time_faaaa", {1, 64}));
-  v6.push_back(t("blocks.0.att.time_decay_w1", {64, 64}));
-  writePth(tmp.path("v6.pth"), v6);
-  ModelConfig c6 = detectConfig(*Checkpoint::open(tmp.path("v6.pth")));
-  EXPECT_EQ(c6.version, 6);
-  EXPECT_EQ(c6.versionString, "x060");
-  EXPECT_EQ(c6.head_size, 64);
-  EXPECT_EQ(c6.lora_w, 64);
+  // RWKV-5.0/5.1 previews are detected (rwkv-inspect names them) but have
+  // no spec list: building them is refused.
+  auto v50 = common;
+  v50.push_back(t("blocks.0.att.ln_x.weight", {64}));
+  v50.push_back(t("blocks.0.att.time_decay", {2}));
+  writePth(tmp.path("v50.pth"), v50);
+  ModelConfig c50 = detectConfig(*Checkpoint::open(tmp.path("v50.pth")));
+  EXPECT_EQ(c50.version, 5);
+  EXPECT_EQ(c50.versionString, "5.0");
+  try {
+    tensorSpecs(c50);
+    FAIL() << "5.0 has a spec list";
+  } catch (const CheckpointError &e) {
+    EXPECT_NE(std::string(e.what()).find("RWKV-5 ('5.0') checkpoints are not "
+                                         "supported"),
+              std::string::npos)
+        << e.what();
+  }
 }

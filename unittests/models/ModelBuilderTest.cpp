@@ -59,7 +59,7 @@ BuildResult build(MLIRContext &ctx, const ::rwkv::ModelConfig &config,
                   const ModelBuildOptions &opts = {}) {
   BuildResult r;
   auto module =
-      buildRWKV7Module(ctx, config, weights, opts, [&](const llvm::Twine &msg) {
+      buildRWKVModule(ctx, config, weights, opts, [&](const llvm::Twine &msg) {
         r.errors += msg.str();
         r.errors += "\n";
       });
@@ -354,11 +354,24 @@ TEST(ModelBuilder, BadConfig) {
   MLIRContext ctx;
   {
     ::rwkv::ModelConfig c = g.config;
-    c.version = 6;
-    c.versionString = "x060";
+    c.version = 5;
+    c.versionString = "5.1";
     BuildResult r = build(ctx, c, g.weights);
     EXPECT_FALSE(r.module);
-    EXPECT_NE(r.errors.find("unsupported RWKV version 6"), std::string::npos)
+    EXPECT_NE(r.errors.find("unsupported RWKV version 5 ('5.1')"),
+              std::string::npos)
+        << r.errors;
+  }
+  {
+    // A supported older version whose weights are not there.
+    ::rwkv::ModelConfig c = g.config;
+    c.version = 6;
+    c.versionString = "x060";
+    c.lora_mix = 32;
+    BuildResult r = build(ctx, c, g.weights);
+    EXPECT_FALSE(r.module);
+    EXPECT_NE(r.errors.find("missing weight 'blocks.0.att.time_maa_x'"),
+              std::string::npos)
         << r.errors;
   }
   {

@@ -63,7 +63,7 @@ const std::string &infoJson() {
             {{"dtype", "f32"}, {"shape", shape}, {"kind", "unknown"}});
       }
     }
-    for (const TensorSpec &spec : syntheticRWKV7Specs(o))
+    for (const TensorSpec &spec : syntheticSpecs(o))
       args.push_back({{"dtype", dtypeName(spec.dtype)},
                       {"shape", argShape(spec, c)},
                       {"kind", "weight"},
@@ -108,7 +108,7 @@ void run(void **descs, bool allLogits) {
   SyntheticOptions o = fakeModelOptions();
   int64_t c = o.n_embd, v = o.vocab_size, nl = o.n_layer;
   size_t nState = size_t(3 * nl);
-  size_t nWeights = syntheticRWKV7Specs(o).size();
+  size_t nWeights = syntheticSpecs(o).size();
   auto *tokDesc = static_cast<Desc *>(descs[0]);
   auto *tokens = static_cast<const int32_t *>(tokDesc->aligned);
   int64_t t = tokDesc->sizes[1];

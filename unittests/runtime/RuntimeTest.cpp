@@ -49,7 +49,7 @@ std::string tempPath(const std::string &name) {
 std::string writeCheckpoint(const std::string &name,
                             const SyntheticOptions &o) {
   std::string path = tempPath(name);
-  writePth(path, makeSyntheticRWKV7(o));
+  writePth(path, makeSyntheticModel(o));
   return path;
 }
 
@@ -229,7 +229,7 @@ TEST(BindWeights, PointsIntoTheCheckpointAndFlattensRk) {
   std::vector<std::vector<uint8_t>> copies;
   std::vector<BoundWeight> w = bindWeights(info, *ckpt, copies);
   EXPECT_TRUE(copies.empty());
-  ASSERT_EQ(w.size(), syntheticRWKV7Specs(fakeModelOptions()).size());
+  ASSERT_EQ(w.size(), syntheticSpecs(fakeModelOptions()).size());
   for (const BoundWeight &b : w) {
     const Tensor &t = ckpt->get(b.name);
     EXPECT_EQ(b.data, t.data) << b.name; // zero copy

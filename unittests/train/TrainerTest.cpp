@@ -144,7 +144,7 @@ TEST(Params, LoadAndWritePthKeepsDtypesAndValues) {
   so.head_size = 64;
   so.vocab_size = 16;
   so.lora_w = so.lora_a = so.lora_v = so.lora_g = 32;
-  writePth(dir.file("base.pth"), makeSyntheticRWKV7(so));
+  writePth(dir.file("base.pth"), makeSyntheticModel(so));
   auto ckpt = Checkpoint::open(dir.file("base.pth"));
   std::vector<Param> params = loadParams(*ckpt);
   ASSERT_EQ(params.size(), ckpt->tensors().size());

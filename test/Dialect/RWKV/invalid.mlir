@@ -1391,3 +1391,57 @@ func.func @dequantize_bf16(%q: tensor<16x8xbf16>, %s: tensor<16xf32>) {
   %w = rwkv.dequantize %q, %s : tensor<16x8xbf16>, tensor<16xf32> -> tensor<16x8xf32>
   return
 }
+
+// -----
+
+func.func @wkv4_w_shape(%w: tensor<4xf32>, %k: tensor<2x3x8xf32>, %s: tensor<2x8xf32>) {
+  // expected-error @+1 {{'rwkv.wkv4' op 'w' has shape [4] but expected [8]}}
+  %y, %aa, %bb, %pp = rwkv.wkv4 %w, %w, %k, %k, %s, %s, %s : tensor<4xf32>, tensor<2x3x8xf32>, tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @wkv4_state_batch(%w: tensor<8xf32>, %k: tensor<2x3x8xf32>, %s: tensor<3x8xf32>) {
+  // expected-error @+1 {{'rwkv.wkv4' op 'aa' has shape [3, 8] but expected [2, 8]}}
+  %y, %aa, %bb, %pp = rwkv.wkv4 %w, %w, %k, %k, %s, %s, %s : tensor<8xf32>, tensor<2x3x8xf32>, tensor<3x8xf32>
+  return
+}
+
+// -----
+
+func.func @wkv5_decay_shape(%x: tensor<2x3x8xf32>, %d: tensor<2x8xf32>, %u: tensor<8xf32>, %s: tensor<2x2x4x4xf32>) {
+  // expected-error @+1 {{'rwkv.wkv5' op 'w' has shape [2, 8] but expected [2, 3, 8]}}
+  %y, %ns = rwkv.wkv5 %x, %d, %x, %x, %u, %s : tensor<2x3x8xf32>, tensor<2x8xf32>, tensor<8xf32>, tensor<2x2x4x4xf32>
+  return
+}
+
+// -----
+
+func.func @wkv5_state_heads(%x: tensor<2x3x8xf32>, %u: tensor<8xf32>, %s: tensor<2x3x4x4xf32>) {
+  // expected-error @+1 {{'rwkv.wkv5' op heads * head_size (3 * 4) must equal the channel count 8}}
+  %y, %ns = rwkv.wkv5 %x, %u, %x, %x, %u, %s : tensor<2x3x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<2x3x4x4xf32>
+  return
+}
+
+// -----
+
+func.func @wkv5_bonus_shape(%x: tensor<2x3x8xf32>, %u: tensor<4xf32>, %s: tensor<2x2x4x4xf32>) {
+  // expected-error @+1 {{'rwkv.wkv5' op 'u' has shape [4] but expected [8]}}
+  %y, %ns = "rwkv.wkv5"(%x, %x, %x, %x, %u, %s) : (tensor<2x3x8xf32>, tensor<2x3x8xf32>, tensor<2x3x8xf32>, tensor<2x3x8xf32>, tensor<4xf32>, tensor<2x2x4x4xf32>) -> (tensor<2x3x8xf32>, tensor<2x2x4x4xf32>)
+  return
+}
+
+// -----
+
+// expected-error @+1 {{lora_a must be positive, got 0}}
+func.func @config_v7_needs_loras() attributes {rwkv.config = #rwkv.config<version = 7, n_layer = 2, n_embd = 8, n_head = 2, head_size = 4, dim_ffn = 16, vocab_size = 32, lora_w = 2, lora_a = 0, lora_v = 2, lora_g = 2>} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{lora_g must be non-negative, got -1}}
+func.func @config_v5_lora_negative() attributes {rwkv.config = #rwkv.config<version = 5, n_layer = 2, n_embd = 8, n_head = 2, head_size = 4, dim_ffn = 16, vocab_size = 32, lora_w = 0, lora_a = 0, lora_v = 0, lora_g = -1>} {
+  return
+}

@@ -355,6 +355,40 @@ func.func @nested_block(%x: tensor<1x1x8xf32>) -> tensor<1x1x8xf32> {
 
 }
 
+// RWKV-4's WKV: per-channel w and u, the (aa, bb, pp) state per row.
+// CHECK-LABEL: func.func @wkv4
+// CHECK-SAME:    (%[[W:.+]]: tensor<8xf32>, %[[K:.+]]: tensor<2x?x8xf32>, %[[S:.+]]: tensor<2x8xf32>)
+func.func @wkv4(%w: tensor<8xf32>, %k: tensor<2x?x8xf32>, %s: tensor<2x8xf32>)
+    -> (tensor<2x?x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>) {
+  // CHECK: rwkv.wkv4 %[[W]], %[[W]], %[[K]], %[[K]], %[[S]], %[[S]], %[[S]] : tensor<8xf32>, tensor<2x?x8xf32>, tensor<2x8xf32>
+  %y, %aa, %bb, %pp = rwkv.wkv4 %w, %w, %k, %k, %s, %s, %s : tensor<8xf32>, tensor<2x?x8xf32>, tensor<2x8xf32>
+  return %y, %aa, %bb, %pp : tensor<2x?x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>
+}
+
+// RWKV-5 (static [C] decay) and RWKV-6 (per-token decay) share rwkv.wkv5.
+// CHECK-LABEL: func.func @wkv5
+// CHECK-SAME:    (%[[X:.+]]: tensor<2x?x8xf32>, %[[D:.+]]: tensor<8xf32>, %[[S:.+]]: tensor<2x2x4x4xf32>)
+func.func @wkv5(%x: tensor<2x?x8xf32>, %d: tensor<8xf32>, %s: tensor<2x2x4x4xf32>)
+    -> (tensor<2x?x8xf32>, tensor<2x2x4x4xf32>, tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {
+  // CHECK: rwkv.wkv5 %[[X]], %[[D]], %[[X]], %[[X]], %[[D]], %[[S]] : tensor<2x?x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<2x2x4x4xf32>
+  %y5, %s5 = rwkv.wkv5 %x, %d, %x, %x, %d, %s : tensor<2x?x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<2x2x4x4xf32>
+  // CHECK: rwkv.wkv5 %[[X]], %[[X]], %[[X]], %[[X]], %[[D]], %[[S]] : tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<8xf32>, tensor<2x2x4x4xf32>
+  %y6, %s6 = rwkv.wkv5 %x, %x, %x, %x, %d, %s : tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<8xf32>, tensor<2x2x4x4xf32>
+  return %y5, %s5, %y6, %s6 : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>, tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+}
+
+// Configs of RWKV-4 (no heads, no LoRAs) and RWKV-5 (no LoRAs).
+// CHECK-LABEL: func.func @config_v4
+// CHECK-SAME:    version = 4, n_layer = 2, n_embd = 8, n_head = 0, head_size = 0
+func.func @config_v4() attributes {rwkv.config = #rwkv.config<version = 4, n_layer = 2, n_embd = 8, n_head = 0, head_size = 0, dim_ffn = 32, vocab_size = 32, lora_w = 0, lora_a = 0, lora_v = 0, lora_g = 0>} {
+  return
+}
+// CHECK-LABEL: func.func @config_v5
+// CHECK-SAME:    version = 5, n_layer = 2, n_embd = 8, n_head = 2, head_size = 4
+func.func @config_v5() attributes {rwkv.config = #rwkv.config<version = 5, n_layer = 2, n_embd = 8, n_head = 2, head_size = 4, dim_ffn = 28, vocab_size = 32, lora_w = 0, lora_a = 0, lora_v = 0, lora_g = 0>} {
+  return
+}
+
 // -----
 
 // rwkv.model: a whole model, its config and entry points.
@@ -365,4 +399,5 @@ rwkv.model @tiny config = #rwkv.config<version = 7, n_layer = 1, n_embd = 8, n_h
   func.func @rwkv_step(%t: tensor<1x?xi32>, %a: tensor<1x8xf32> {rwkv.state = "att_shift:0"}, %s: tensor<1x2x4x4xf32> {rwkv.state = "wkv:0"}) -> tensor<1x2x4x4xf32> {
     return %s : tensor<1x2x4x4xf32>
   }
+
 }
