@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/core/Batch.h"
+#include "runtime/core/CApiError.h"
 #include "runtime/core/Kernel.h"
 #include "runtime/core/Runtime.h"
 #include "runtime/core/TrainStep.h"
@@ -83,6 +84,10 @@ TrainBuffers trainBuffers(const rwkv::TrainLibrary &lib,
   return b;
 }
 } // namespace
+
+// Entry points in other files (CApiTokenizer.cpp) report through the same
+// per-thread message.
+std::string &rwkv::capi::lastErrorMessage() { return lastError; }
 
 extern "C" {
 

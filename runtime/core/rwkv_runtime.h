@@ -191,6 +191,37 @@ int rwkvrt_wkv7_backward(const rwkvrt_kernel *kernel, const float *r,
                          float *dw, float *dk, float *dv, float *da, float *db,
                          float *dstate0);
 
+/*===------------------------------------------------------------------------===
+ * Tokenizers (runtime/text; docs/text.md). Encode and decode work on bytes:
+ * encode takes any byte string, decode returns the tokens' raw bytes (not
+ * necessarily valid UTF-8). Both write at most `capacity` elements and
+ * always report the full size, so a call with capacity 0 (or a NULL buffer)
+ * asks for the size. A handle may be used from several threads at once.
+ *===------------------------------------------------------------------------===*/
+
+typedef struct rwkvrt_tokenizer rwkvrt_tokenizer;
+
+/* Opens a vocabulary: World (rwkv_vocab_v20230424.txt) or a HF
+ * tokenizer.json (20B). */
+int rwkvrt_tokenizer_open(const char *vocab_path,
+                          rwkvrt_tokenizer **out_tokenizer);
+/* Accepts NULL. */
+int rwkvrt_tokenizer_close(rwkvrt_tokenizer *tokenizer);
+/* One past the largest id decode accepts. */
+int rwkvrt_tokenizer_vocab_size(const rwkvrt_tokenizer *tokenizer,
+                                size_t *out_size);
+/* Encodes `length` bytes. Writes min(count, capacity) ids to `ids` and the
+ * full count to *out_count (capacity 0 / ids NULL to query the size). */
+int rwkvrt_tokenizer_encode(const rwkvrt_tokenizer *tokenizer,
+                            const char *bytes, size_t length, int32_t *ids,
+                            size_t capacity, size_t *out_count);
+/* Decodes ids to raw bytes (not necessarily valid UTF-8), same sizing
+ * protocol; an id outside the vocabulary is RWKVRT_ERR_INVALID_ARGUMENT
+ * naming the id and its position. */
+int rwkvrt_tokenizer_decode(const rwkvrt_tokenizer *tokenizer,
+                            const int32_t *ids, size_t count, char *bytes,
+                            size_t capacity, size_t *out_length);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/text/Tokenizer.h"
+#include "runtime/text/BpeTokenizer.h"
 
 #include <algorithm>
 #include <fstream>
@@ -370,4 +371,21 @@ std::string_view WorldTokenizer::tokenBytes(int32_t id) const {
                             " is not in the vocabulary (vocab size " +
                             std::to_string(tokens.size()) + ")");
   return tokens[static_cast<size_t>(id)];
+}
+
+std::unique_ptr<Tokenizer> rwkv::openTokenizer(const std::string &path) {
+  // By content, not by name: a World vocabulary line starts with a digit, a
+  // tokenizer.json with '{' (after optional white space and a UTF-8 BOM).
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw std::runtime_error(path + ": cannot open vocabulary file");
+  char head[4096];
+  in.read(head, sizeof head);
+  std::string_view text(head, size_t(in.gcount()));
+  if (text.substr(0, 3) == "\xEF\xBB\xBF")
+    text.remove_prefix(3);
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && text[first] == '{')
+    return BpeTokenizer::fromFile(path);
+  return WorldTokenizer::fromFile(path);
 }

@@ -21,8 +21,8 @@
 namespace rwkv {
 
 /// Abstract tokenizer. Implementations: WorldTokenizer (RWKV World, greedy
-/// longest match). A GPT-NeoX BPE tokenizer can be added behind the same
-/// interface.
+/// longest match) and BpeTokenizer (BpeTokenizer.h: GPT-NeoX 20B byte-level
+/// BPE from a Hugging Face tokenizer.json).
 class Tokenizer {
 public:
   virtual ~Tokenizer();
@@ -92,6 +92,11 @@ private:
   std::vector<uint8_t> edgeBytes;
   std::vector<uint32_t> edgeChild;
 };
+
+/// Opens the tokenizer a vocabulary file describes: a Hugging Face
+/// `tokenizer.json` (GPT-NeoX 20B BPE) when the file is JSON, else the RWKV
+/// World vocabulary. Throws std::runtime_error naming the file.
+std::unique_ptr<Tokenizer> openTokenizer(const std::string &path);
 
 } // namespace rwkv
 

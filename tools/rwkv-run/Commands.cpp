@@ -46,11 +46,11 @@ po::variables_map parse(int argc, char **argv,
   return vm;
 }
 
-std::unique_ptr<WorldTokenizer> loadVocab(const po::variables_map &vm) {
+std::unique_ptr<Tokenizer> loadVocab(const po::variables_map &vm) {
   if (!vm.count("vocab"))
-    throw UsageError("missing --vocab (an RWKV World vocabulary file, e.g. "
-                     "rwkv_vocab_v20230424.txt)");
-  return WorldTokenizer::fromFile(vm["vocab"].as<std::string>());
+    throw UsageError("missing --vocab (a vocabulary file: RWKV World "
+                     "rwkv_vocab_v20230424.txt or 20B_tokenizer.json)");
+  return openTokenizer(vm["vocab"].as<std::string>());
 }
 
 std::string readAll(std::istream &in) {
@@ -71,7 +71,8 @@ void addModelOptions(po::options_description &desc) {
   desc.add_options()("library", po::value<std::string>(),
                      "compiled model (.so)")(
       "weights", po::value<std::string>(), "checkpoint (.pth or safetensors)")(
-      "vocab", po::value<std::string>(), "RWKV World vocabulary file")(
+      "vocab", po::value<std::string>(),
+      "vocabulary: RWKV World .txt or HF tokenizer.json (20B)")(
       "threads", po::value<int>()->default_value(0),
       "worker threads (0: default)")(
       "chunk", po::value<size_t>()->default_value(kDefaultPrefillChunk),
@@ -129,7 +130,7 @@ SamplerOptions samplerOptions(const po::variables_map &vm,
 }
 
 struct Session {
-  std::unique_ptr<WorldTokenizer> tokenizer;
+  std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Model> model;
   ModelFingerprint fingerprint;
   State initial{std::make_shared<State::Layout>()};
@@ -204,7 +205,8 @@ private:
 int tokenizeMain(int argc, char **argv) {
   po::options_description desc("rwkv-run tokenize options");
   desc.add_options()("help,h", "show this help")(
-      "vocab", po::value<std::string>(), "RWKV World vocabulary file");
+      "vocab", po::value<std::string>(),
+      "vocabulary: RWKV World .txt or HF tokenizer.json (20B)");
   po::variables_map vm = parse(argc, argv, desc, {});
   if (vm.count("help")) {
     std::cout << "usage: rwkv-run tokenize --vocab FILE < text\n"
@@ -223,7 +225,8 @@ int tokenizeMain(int argc, char **argv) {
 int detokenizeMain(int argc, char **argv) {
   po::options_description desc("rwkv-run detokenize options");
   desc.add_options()("help,h", "show this help")(
-      "vocab", po::value<std::string>(), "RWKV World vocabulary file");
+      "vocab", po::value<std::string>(),
+      "vocabulary: RWKV World .txt or HF tokenizer.json (20B)");
   po::variables_map vm = parse(argc, argv, desc, {});
   if (vm.count("help")) {
     std::cout << "usage: rwkv-run detokenize --vocab FILE < ids.json\n"

@@ -136,7 +136,7 @@ int run(int argc, char **argv) {
       "top-k", po::value<int>()->default_value(5),
       "how many of the last position's logits to print")(
       "vocab", po::value<std::string>(),
-      "RWKV World vocabulary, to print token text")(
+      "vocabulary (World .txt or HF tokenizer.json), to print token text")(
       "logits-out", po::value<std::string>(),
       "write every position's logits as a [T, V] float32 .npy")(
       "threads", po::value<int>()->default_value(0),
@@ -193,9 +193,9 @@ int run(int argc, char **argv) {
   if (!haveTokens && !vm.count("bench"))
     throw UsageError("give --tokens, --tokens-file or --bench");
 
-  std::unique_ptr<WorldTokenizer> tokenizer;
+  std::unique_ptr<Tokenizer> tokenizer;
   if (vm.count("vocab"))
-    tokenizer = WorldTokenizer::fromFile(vm["vocab"].as<std::string>());
+    tokenizer = openTokenizer(vm["vocab"].as<std::string>());
 
   ModelOptions options;
   options.threads = vm["threads"].as<int>();

@@ -297,7 +297,7 @@ int run(int argc, char **argv) {
       "tune", po::value<std::string>()->default_value("all"),
       "all (every weight) or state (the initial WKV state only)")(
       "vocab", po::value<std::string>(),
-      "RWKV World vocabulary (needed for .txt / .jsonl data)")(
+      "vocabulary, World .txt or HF tokenizer.json (for .txt / .jsonl data)")(
       "threads", po::value<int>()->default_value(0),
       "worker threads of the training step (0: default)")(
       "l2wrap", po::value<double>()->default_value(1e-4),
@@ -409,9 +409,9 @@ int run(int argc, char **argv) {
   }
 
   // The data.
-  std::unique_ptr<WorldTokenizer> tokenizer;
+  std::unique_ptr<Tokenizer> tokenizer;
   if (vm.count("vocab"))
-    tokenizer = WorldTokenizer::fromFile(get<std::string>(vm, "vocab"));
+    tokenizer = openTokenizer(get<std::string>(vm, "vocab"));
   auto data = Dataset::open(get<std::string>(vm, "data"), tokenizer.get());
   WindowSampler sampler(*data, setup.ctx,
                         sampling == "random" ? SamplingMode::Random
