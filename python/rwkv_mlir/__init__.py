@@ -7,6 +7,9 @@ of librwkvrt.so; see docs/python.md).
   float32 master weights, so torch optimizers and DDP train it.
 * wkv7 (needs torch): the WKV7 recurrence as an autograd op over a kernel
   library from `rwkv-compile --kernel wkv7` (WKV7Library).
+* rwkv_mlir.model.RWKV, rwkv_mlir.utils.PIPELINE / PIPELINE_ARGS: the `rwkv`
+  pip package's inference API (forward, sampling, generate) on libraries
+  rwkv-compile builds and caches on first use.
 
 The runtime library is found through $RWKV_MLIR_RUNTIME or load_runtime(path).
 """
@@ -17,7 +20,8 @@ from .train import (TrainLibrary, WeightSpec, bf16_bits_to_float,
 
 __all__ = [
     "RWKVError", "load_runtime", "TrainLibrary", "WeightSpec", "RWKV7",
-    "wkv7", "WKV7Library", "bf16_bits_to_float", "float_to_bf16_bits"
+    "wkv7", "WKV7Library", "bf16_bits_to_float", "float_to_bf16_bits",
+    "RWKV", "PIPELINE", "PIPELINE_ARGS"
 ]
 
 
@@ -29,4 +33,10 @@ def __getattr__(name):
     if name in ("wkv7", "WKV7Library"):
         from . import kernel
         return getattr(kernel, name)
+    if name == "RWKV":
+        from .model import RWKV
+        return RWKV
+    if name in ("PIPELINE", "PIPELINE_ARGS"):
+        from . import utils
+        return getattr(utils, name)
     raise AttributeError(f"module 'rwkv_mlir' has no attribute '{name}'")

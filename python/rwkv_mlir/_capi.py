@@ -37,6 +37,13 @@ class TrainDesc(ctypes.Structure):
     ]
 
 
+class Config(ctypes.Structure):
+    """rwkvrt_config."""
+    _fields_ = [(f, ctypes.c_int64) for f in (
+        "version", "n_layer", "n_embd", "n_head", "head_size", "dim_ffn",
+        "vocab_size", "batch")]
+
+
 _lib = None
 _lib_path = None
 
@@ -117,6 +124,51 @@ def _declare(lib):
         fn = getattr(lib, name)
         fn.restype = res
         fn.argtypes = args
+    # Inference (rwkv_mlir.model) and tokenizers (rwkv_mlir.utils). Declared
+    # where the library exports them, so that an older librwkvrt.so still
+    # serves the training modules; `require` names what is missing.
+    optional = {
+        "rwkvrt_model_open": (c.c_int, [c.c_char_p, c.c_char_p, c.c_int,
+                                        P(h)]),
+        "rwkvrt_model_close": (c.c_int, [h]),
+        "rwkvrt_model_config": (c.c_int, [h, P(Config)]),
+        "rwkvrt_model_info_json": (c.c_int, [h, P(c.c_char_p)]),
+        "rwkvrt_state_new": (c.c_int, [h, P(h)]),
+        "rwkvrt_state_copy": (c.c_int, [h, P(h)]),
+        "rwkvrt_state_assign": (c.c_int, [h, h]),
+        "rwkvrt_state_reset": (c.c_int, [h]),
+        "rwkvrt_state_free": (c.c_int, [h]),
+        "rwkvrt_state_tensor": (c.c_int, [h, c.c_char_p, i64,
+                                          P(P(c.c_float)), P(c.c_size_t)]),
+        "rwkvrt_step": (c.c_int, [h, h, P(i32), c.c_size_t, P(c.c_float),
+                                  c.c_size_t]),
+        "rwkvrt_forward": (c.c_int, [h, h, P(i32), c.c_size_t, c.c_int,
+                                     P(c.c_float), c.c_size_t]),
+        "rwkvrt_tokenizer_open": (c.c_int, [c.c_char_p, P(h)]),
+        "rwkvrt_tokenizer_close": (c.c_int, [h]),
+        "rwkvrt_tokenizer_vocab_size": (c.c_int, [h, P(c.c_size_t)]),
+        "rwkvrt_tokenizer_encode": (c.c_int, [h, c.c_char_p, c.c_size_t,
+                                              P(i32), c.c_size_t,
+                                              P(c.c_size_t)]),
+        "rwkvrt_tokenizer_decode": (c.c_int, [h, P(i32), c.c_size_t,
+                                              c.c_char_p, c.c_size_t,
+                                              P(c.c_size_t)]),
+    }
+    for name, (res, args) in optional.items():
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype = res
+            fn.argtypes = args
+
+
+def require(lib, *names):
+    """Raises RWKVError naming the C functions `lib` does not export (a
+    librwkvrt.so older than this package)."""
+    missing = [n for n in names if not hasattr(lib, n)]
+    if missing:
+        raise RWKVError(
+            2, f"the runtime '{_lib_path}' does not export "
+            f"{', '.join(missing)}; rebuild the CMake target rwkvrt")
 
 
 def check(lib, status, what=""):
@@ -125,4 +177,6 @@ def check(lib, status, what=""):
         return
     msg = lib.rwkvrt_last_error().decode("utf-8", "replace")
     kind = _STATUS_NAMES.get(status, f"status {status}")
+    if what and what in msg:
+        what = ""  # the runtime's message names it already
     raise RWKVError(status, f"{what}: {msg}" if what else f"{msg} ({kind})")
