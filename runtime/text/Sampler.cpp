@@ -137,6 +137,10 @@ void Sampler::reset(uint64_t seed) {
 int32_t Sampler::sample(const float *logits, size_t n) {
   work.assign(logits, logits + n);
   const float negInf = -std::numeric_limits<float>::infinity();
+  for (auto [t, bias] : opts.logitBias)
+    if (t >= 0 && static_cast<size_t>(t) < n)
+      work[static_cast<size_t>(t)] =
+          bias <= -100.0f ? negInf : work[static_cast<size_t>(t)] + bias;
   for (int32_t t : opts.tokenBan)
     if (t >= 0 && static_cast<size_t>(t) < n)
       work[static_cast<size_t>(t)] = negInf;

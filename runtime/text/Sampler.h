@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace rwkv {
@@ -53,7 +54,10 @@ struct SamplerOptions {
   double alphaFrequency = 0.2;
   double alphaPresence = 0.2;
   double alphaDecay = 0.996;
-  std::vector<int32_t> tokenBan;  // logits set to -inf
+  std::vector<int32_t> tokenBan; // logits set to -inf
+  /// Added to the logits before sampling (OpenAI's logit_bias); a bias of
+  /// -100 or less bans the token.
+  std::vector<std::pair<int32_t, float>> logitBias;
   std::vector<int32_t> tokenStop; // see Sampler::isStopToken
   std::vector<std::string> stopStrings;
 };

@@ -19,7 +19,10 @@ On golden/tiny (RWKV-7, vocab 512, bf16) with the World tokenizer:
   runtime's message;
 * the cache: compiled once, reused ($RWKV_MLIR_CACHE), 'cpu fp16' and
   'cpu bf16' (a converted fp32 checkpoint, golden/tiny2) run;
-* constant memory: bench/python-long-context.py on 64k tokens.
+* constant memory: bench/python-long-context.py on 64k tokens;
+* RWKV-4 (golden/tiny-v4) with the 20B tokenizer: the README snippet, the
+  streaming loop and a chat-style generate() with PIPELINE_ARGS; RWKV-4, 5.2
+  and 6 against their golden logits and states in pip's state layouts.
 
 The tiny model has 512 ids while the World vocabulary has 65536, so the
 prompts below are texts whose World tokens are all below 512 (asserted),
@@ -703,3 +706,63 @@ def test_tiny_v5():
 def test_tiny_v6():
     """golden/tiny-v6: RWKV-6 with the World tokenizer."""
     _older_version_checks("tiny-v6", 6, "rwkv_vocab_v20230424")
+
+
+# -- pip code on RWKV-4 with the 20B tokenizer -----------------------------------
+
+def test_tiny_v4_pip_code_with_20b_tokenizer(capsys):
+    """The README snippet, the streaming loop and a chat-style loop with
+    PIPELINE_ARGS, imports changed only, on golden/tiny-v4 (RWKV-4, 512 ids)
+    with 20B_tokenizer.json. Prompts use single letters so that every 20B
+    id is below 512 (asserted)."""
+    model = RWKV(model=TINY_V4[:-len(".pth")], strategy="cpu fp32")
+    pipeline = PIPELINE(model, "20B_tokenizer.json")
+    assert model.version == 4
+
+    # README: GPT mode in one call == RNN mode in split calls.
+    out, state = model.forward([187, 510, 1563 % 512, 310, 247], None)
+    gpt = out.clone()
+    out, state = model.forward([187, 510], None)
+    out, state = model.forward([1563 % 512], state)
+    out, state = model.forward([310, 247], state)
+    assert max_err(out, gpt) < TOL
+    assert len(state) == 5 * model.n_layer  # pip's RWKV-4 state list
+
+    # Streaming generation, seeded: the same tokens twice.
+    prompt = "Q: a b c d e f\nA:"
+    ids = pipeline.encode(prompt)
+    assert max(ids) < model.vocab_size, ids
+    runs = []
+    for _ in range(2):
+        np.random.seed(11)
+        out, state = pipeline.model.forward(ids, None)
+        tokens = []
+        for _ in range(40):
+            token = pipeline.sample_logits(out)
+            tokens.append(token)
+            print(pipeline.decode([token]), end="", flush=True)
+            out, state = pipeline.model.forward([token], state)
+        runs.append(tokens)
+    assert runs[0] == runs[1]
+    whole, _ = model.forward(ids + runs[0], None)
+    assert max_err(whole, out) < TOL
+
+    # Chat-style: generate() with PIPELINE_ARGS continues a saved state.
+    # Ban end-of-text and the lone bytes of multi-byte characters (the
+    # random tiny model emits them freely; generate() only returns text
+    # that decodes cleanly).
+    ban = [0] + [i for i in range(model.vocab_size)
+                 if "\ufffd" in pipeline.decode([i])]
+    args = PIPELINE_ARGS(temperature=1.0, top_p=0.3, alpha_frequency=0.5,
+                         alpha_presence=0.5, token_ban=ban, token_stop=[],
+                         chunk_len=4)
+    _, chat_state = model.forward(pipeline.encode("Q: a b c\nA: d e f\n"),
+                                  None)
+    replies = []
+    for _ in range(2):
+        st = copy.deepcopy(chat_state)
+        np.random.seed(5)
+        replies.append(pipeline.generate("Q: a b\nA:", token_count=24,
+                                         args=args, state=st))
+    assert replies[0] == replies[1] != ""
+    assert len(capsys.readouterr().out) > 0
