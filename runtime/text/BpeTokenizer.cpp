@@ -15,9 +15,15 @@
 #include <unicode/bytestream.h>
 #include <unicode/normalizer2.h>
 #include <unicode/stringpiece.h>
+#include <unicode/unistr.h>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -28,6 +34,14 @@
 
 using namespace rwkv;
 using json = nlohmann::json;
+
+// For the small helpers of the per-pre-token path, which GCC otherwise
+// leaves as calls.
+#if defined(__GNUC__)
+#define RWKV_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define RWKV_ALWAYS_INLINE inline
+#endif
 
 namespace {
 
@@ -40,10 +54,12 @@ constexpr const char kGpt2Pattern[] =
     R"(| ?(?:[^\s\p{L}\p{N}]|\x{180E})+)"
     R"(|[^\S\x{180E}]+(?![\S\x{180E}])|[^\S\x{180E}]+)";
 
-// The word cache holds this many distinct pre-tokens and starts over when
-// full; longer pre-tokens (rare) are not cached.
+// The word cache holds this many distinct pre-tokens and takes no more
+// once full; longer pre-tokens (rare) are not cached.
 constexpr size_t kCacheCapacity = 1 << 17;
 constexpr size_t kMaxCachedWord = 256;
+// Pre-tokens up to this many bytes are merged by scanning, not with a heap.
+constexpr size_t kShortWord = 32;
 
 std::string hexByte(unsigned b) {
   const char *digits = "0123456789ABCDEF";
@@ -109,11 +125,138 @@ uint32_t decodeUtf8(const uint8_t *p, size_t len) {
   }
 }
 
+uint64_t load64(const char *p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+uint32_t load32(const char *p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+/// Length of the ASCII prefix of [p, p + n), many bytes at a time.
+size_t asciiPrefix(const char *p, size_t n) {
+  size_t i = 0;
+#ifdef __SSE2__
+  for (; i + 16 <= n; i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + i));
+    if (_mm_movemask_epi8(v))
+      break;
+  }
+#endif
+  for (; i + 8 <= n; i += 8)
+    if (load64(p + i) & 0x8080808080808080ull)
+      break;
+  while (i < n && uint8_t(p[i]) < 0x80)
+    ++i;
+  return i;
+}
+
 bool isAscii(std::string_view s) {
-  for (char c : s)
-    if (uint8_t(c) >= 0x80)
+  return asciiPrefix(s.data(), s.size()) == s.size();
+}
+
+/// The first i >= from with uint8_t(s[i]) >= t (t >= 0x80), or s.size().
+size_t findByteAtLeast(std::string_view s, size_t from, uint8_t t) {
+  const char *p = s.data();
+  size_t n = s.size(), i = from;
+#ifdef __SSE2__
+  const __m128i ts = _mm_set1_epi8(char(t));
+  for (; i + 16 <= n; i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + i));
+    unsigned m =
+        unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, ts), v)));
+    if (m)
+      return i + size_t(__builtin_ctz(m));
+  }
+#endif
+  while (i < n && uint8_t(p[i]) < t)
+    ++i;
+  return i;
+}
+
+/// Utf8StreamDecoder::isValid (well-formed UTF-8), skipping ASCII runs a
+/// word at a time: most text is mostly ASCII.
+bool isValidUtf8(std::string_view s) {
+  const auto *p = reinterpret_cast<const uint8_t *>(s.data());
+  for (size_t i = 0; i < s.size();) {
+    i += asciiPrefix(s.data() + i, s.size() - i);
+    if (i == s.size())
+      break;
+    size_t len = utf8Length(p + i, s.size() - i);
+    if (len == 0)
       return false;
+    i += len;
+  }
   return true;
+}
+
+// ASCII character classes of the GPT-2 regex (PCRE2 with UCP): \p{L} is
+// A-Z a-z, \p{N} 0-9, \s tab, LF, VT, FF, CR and space; everything else
+// (other controls, punctuation, DEL) is "other". kHigh: a byte of a
+// non-ASCII character, which only PCRE2 classifies.
+enum CharClass : uint8_t { kOther, kLetter, kDigit, kSpace, kHigh };
+
+constexpr std::array<CharClass, 256> makeClasses() {
+  std::array<CharClass, 256> t{};
+  for (unsigned c = 0; c < 256; ++c)
+    t[c] = c >= 0x80                                ? kHigh
+           : (c | 0x20) >= 'a' && (c | 0x20) <= 'z' ? kLetter
+           : c >= '0' && c <= '9'                   ? kDigit
+           : c == ' ' || (c >= '\t' && c <= '\r')   ? kSpace
+                                                    : kOther;
+  return t;
+}
+constexpr std::array<CharClass, 256> kClass = makeClasses();
+
+/// The length of the GPT-2 regex's match at `pos` (which, as every
+/// character matches some alternative, starts at `pos`), decided on ASCII
+/// alone; 0 when the match depends on a non-ASCII character, for PCRE2 to
+/// decide. The alternatives, tried in order on ASCII:
+///   's 't 're 've 'm 'll 'd   contractions (lower case only)
+///   ` ?` + letters / digits / others      runs of one class, greedy
+///   \s+(?!\S)                            a space run not followed by a
+///                                         non-space, else all but the
+///                                         last space of the run
+///   \s+                                   a single space before a non-space
+/// A run is decided by the byte after it, so a run that reaches a non-ASCII
+/// byte is undecided. Checked against PCRE2 by BpeTokenizer.AsciiPreTokenizer.
+RWKV_ALWAYS_INLINE size_t asciiPreToken(const char *s, size_t n, size_t pos) {
+  auto cls = [&](size_t i) { return kClass[uint8_t(s[i])]; };
+  char c = s[pos];
+  if (c == '\'' && pos + 1 < n) {
+    char d = s[pos + 1];
+    if (d == 's' || d == 't' || d == 'm' || d == 'd')
+      return 2;
+    if (pos + 2 < n) {
+      char e = s[pos + 2];
+      if ((d == 'r' && e == 'e') || (d == 'v' && e == 'e') ||
+          (d == 'l' && e == 'l'))
+        return 3;
+    }
+  }
+  CharClass k = cls(pos);
+  size_t i = pos + 1;
+  if (c == ' ' && i < n && cls(i) != kSpace) {
+    k = cls(i); // ` ?` takes the space into a run of letters, digits or others
+    ++i;
+  }
+  if (k == kHigh)
+    return 0;
+  while (i < n && cls(i) == k)
+    ++i;
+  if (i == n)
+    return n - pos;
+  if (cls(i) == kHigh)
+    return 0;
+  if (k != kSpace)
+    return i - pos;
+  // A space run before a non-space: \s+(?!\S) backtracks one character,
+  // unless that leaves nothing; then \s+ takes the one character.
+  return i - pos >= 2 ? i - pos - 1 : 1;
 }
 
 /// Open-addressing map from a pair of token ids to (rank, merged id).
@@ -172,85 +315,183 @@ private:
   unsigned shift = 60;
 };
 
-/// Pre-token bytes -> BPE ids. Flat (open addressing, keys and ids in two
-/// arenas) because a text looks up every word: a node-based map costs a
-/// few cache misses per lookup. Not thread-safe; the owner locks.
+/// a[0, n) == b[0, n), with word loads for the short keys of the cache.
+RWKV_ALWAYS_INLINE bool sameBytes(const char *a, const char *b, size_t n) {
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8)
+      if (load64(a + i) != load64(b + i))
+        return false;
+    return load64(a + n - 8) == load64(b + n - 8);
+  }
+  if (n >= 4)
+    return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+  for (size_t i = 0; i < n; ++i)
+    if (a[i] != b[i])
+      return false;
+  return true;
+}
+
+/// 64x64 -> 128-bit multiply, folded: the mixing step of wyhash.
+uint64_t mix(uint64_t a, uint64_t b) {
+  unsigned __int128 r = (unsigned __int128)a * b;
+  return uint64_t(r) ^ uint64_t(r >> 64);
+}
+
+/// Hash of a pre-token, a few word loads and multiplies rather than a
+/// multiply per byte (most pre-tokens are 2..8 bytes).
+uint64_t hashWord(std::string_view word) {
+  const char *p = word.data();
+  size_t n = word.size();
+  constexpr uint64_t k0 = 0xA0761D6478BD642Full, k1 = 0xE7037ED1A0B428DBull;
+  uint64_t a = 0, b = 0, seed = k0 ^ n;
+  if (n > 16) {
+    const char *end = p + n;
+    for (; n > 16; p += 16, n -= 16)
+      seed = mix(load64(p) ^ k1, load64(p + 8) ^ seed);
+    // The last 16 bytes of the word (overlapping the last block when fewer
+    // remain): never past its end.
+    a = load64(end - 16);
+    b = load64(end - 8);
+  } else if (n >= 8) {
+    a = load64(p);
+    b = load64(p + n - 8); // overlaps: covers the last 8..16 bytes
+  } else if (n >= 4) {
+    a = load32(p);
+    b = load32(p + n - 4);
+  } else if (n > 0) {
+    a = uint64_t(uint8_t(p[0])) << 16 | uint64_t(uint8_t(p[n >> 1])) << 8 |
+        uint8_t(p[n - 1]);
+  }
+  return mix(mix(a ^ k1, b ^ seed), k0);
+}
+
+/// Pre-token bytes -> BPE ids, shared by the threads that encode. Lookups
+/// take no lock: a slot is published with a release store after its entry,
+/// key and ids are written, and nothing published ever changes or moves,
+/// because the cache is insert-only (like HF's, it takes no more words once
+/// full). Inserts, one per new word, take a mutex.
 class WordCache {
 public:
-  WordCache() { clear(); }
+  WordCache()
+      : slots(new std::atomic<uint64_t>[kSlots]()),
+        entries(new Entry[kCacheCapacity]), keys(new char[kKeyBytes]),
+        ids(new int32_t[kIds]) {}
 
   /// Appends the cached ids of `word` to `out`; false if absent.
   bool find(std::string_view word, uint64_t hash,
             std::vector<int32_t> &out) const {
-    const Slot *slot = lookup(word, hash);
-    if (!slot)
-      return false;
-    for (size_t k = 0; k < slot->idLen; ++k)
-      out.push_back(ids[slot->idOff + k]);
-    return true;
-  }
-
-  bool contains(std::string_view word, uint64_t hash) const {
-    return lookup(word, hash) != nullptr;
-  }
-
-  /// `word` must be absent, 1..kMaxCachedWord bytes, with at most as many
-  /// ids as bytes.
-  void insert(std::string_view word, uint64_t hash,
-              const std::vector<int32_t> &wordIds) {
-    if (count >= kCacheCapacity)
-      clear();
-    size_t i = hash >> shift;
-    while (slots[i].keyLen != 0)
-      i = (i + 1) & mask;
-    slots[i] = {uint32_t(hash), uint32_t(keys.size()), uint32_t(ids.size()),
-                uint16_t(word.size()), uint16_t(wordIds.size())};
-    keys.append(word);
-    ids.insert(ids.end(), wordIds.begin(), wordIds.end());
-    ++count;
-  }
-
-  static uint64_t hashOf(std::string_view word) {
-    uint64_t h = 0xCBF29CE484222325ull; // FNV-1a
-    for (char c : word)
-      h = (h ^ uint8_t(c)) * 0x100000001B3ull;
-    return h * 0x9E3779B97F4A7C15ull; // spread into the top bits
-  }
-
-private:
-  struct Slot {
-    uint32_t hash; // low bits (the top ones pick the slot)
-    uint32_t keyOff, idOff;
-    uint16_t keyLen, idLen; // keyLen 0: empty
-  };
-  static constexpr size_t kSlots = 2 * kCacheCapacity; // load <= 1/2
-  static constexpr unsigned shift = 64 - 18;
-  static_assert(kSlots == size_t(1) << 18, "shift must match kSlots");
-  static constexpr size_t mask = kSlots - 1;
-
-  const Slot *lookup(std::string_view word, uint64_t hash) const {
-    for (size_t i = hash >> shift;; i = (i + 1) & mask) {
-      const Slot &slot = slots[i];
-      if (slot.keyLen == 0)
-        return nullptr;
-      if (slot.hash == uint32_t(hash) && slot.keyLen == word.size() &&
-          std::memcmp(keys.data() + slot.keyOff, word.data(), word.size()) == 0)
-        return &slot;
+    for (size_t i = hash >> kShift;; i = (i + 1) & kMask) {
+      uint64_t slot = slots[i].load(std::memory_order_acquire);
+      if (slot == 0)
+        return false;
+      if (uint32_t(slot >> 32) != uint32_t(hash))
+        continue;
+      const Entry &e = entries[uint32_t(slot) - 1];
+      if (e.keyLen == word.size() &&
+          sameBytes(keys.get() + e.keyOff, word.data(), word.size())) {
+        for (const int32_t *id = ids.get() + e.idOff, *end = id + e.idLen;
+             id != end; ++id)
+          out.push_back(*id);
+        return true;
+      }
     }
   }
 
-  void clear() {
-    slots.assign(kSlots, Slot{0, 0, 0, 0, 0});
-    keys.clear();
-    ids.clear();
-    count = 0;
+  /// `word` is 1..kMaxCachedWord bytes, with at most as many ids as bytes.
+  /// Does nothing if another thread has added it or the cache is full.
+  void insert(std::string_view word, uint64_t hash,
+              const std::vector<int32_t> &wordIds) {
+    std::lock_guard<std::mutex> lock(writeMutex);
+    if (count == kCacheCapacity || keyTop + word.size() > kKeyBytes ||
+        idTop + wordIds.size() > kIds)
+      return;
+    size_t i = hash >> kShift;
+    for (;; i = (i + 1) & kMask) {
+      // Only writers store slots, and they hold the mutex.
+      uint64_t slot = slots[i].load(std::memory_order_relaxed);
+      if (slot == 0)
+        break;
+      const Entry &e = entries[uint32_t(slot) - 1];
+      if (uint32_t(slot >> 32) == uint32_t(hash) && e.keyLen == word.size() &&
+          sameBytes(keys.get() + e.keyOff, word.data(), word.size()))
+        return;
+    }
+    std::memcpy(keys.get() + keyTop, word.data(), word.size());
+    std::copy(wordIds.begin(), wordIds.end(), ids.get() + idTop);
+    entries[count] = {uint32_t(keyTop), uint32_t(idTop), uint16_t(word.size()),
+                      uint16_t(wordIds.size())};
+    keyTop += word.size();
+    idTop += wordIds.size();
+    ++count;
+    slots[i].store(uint64_t(uint32_t(hash)) << 32 | count,
+                   std::memory_order_release);
   }
 
-  std::vector<Slot> slots;
-  std::string keys;
-  std::vector<int32_t> ids;
-  size_t count = 0;
+private:
+  struct Entry {
+    uint32_t keyOff, idOff;
+    uint16_t keyLen, idLen;
+  };
+  // A slot is 0 (empty) or the low half of the hash (the top bits pick the
+  // slot) over 1 + the entry index. Load <= 1/2.
+  static constexpr size_t kSlots = 2 * kCacheCapacity;
+  static constexpr unsigned kShift = 64 - 18;
+  static_assert(kSlots == size_t(1) << 18, "kShift must match kSlots");
+  static constexpr size_t kMask = kSlots - 1;
+  // Fixed arenas, so that published bytes never move: 8 key bytes and 8 ids
+  // per word on average (the 97,000 distinct pre-tokens of 15.5 MB of text
+  // average 8 bytes).
+  static constexpr size_t kKeyBytes = 8 * kCacheCapacity;
+  static constexpr size_t kIds = 8 * kCacheCapacity;
+
+  std::unique_ptr<std::atomic<uint64_t>[]> slots;
+  std::unique_ptr<Entry[]> entries;
+  std::unique_ptr<char[]> keys;
+  std::unique_ptr<int32_t[]> ids;
+  std::mutex writeMutex;
+  size_t count = 0, keyTop = 0, idTop = 0; // under writeMutex
 };
+
+/// 0x80 in each byte of v that is zero, exactly (no carries between bytes).
+uint64_t zeroBytes(uint64_t v) {
+  constexpr uint64_t low7 = 0x7F7F7F7F7F7F7F7Full;
+  return ~(((v & low7) + low7) | v | low7);
+}
+
+/// The first i >= from with s[i] == x and s[i + 1] == y, or npos.
+size_t findPair(std::string_view s, size_t from, uint8_t x, uint8_t y) {
+  const char *p = s.data();
+  size_t n = s.size(), i = from;
+#ifdef __SSE2__
+  // Sixteen positions at a time: bit k of the mask flags s[i + k] == x and
+  // s[i + k + 1] == y.
+  const __m128i xs16 = _mm_set1_epi8(char(x)), ys16 = _mm_set1_epi8(char(y));
+  for (; i + 17 <= n; i += 16) {
+    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + i));
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + i + 1));
+    unsigned m = unsigned(_mm_movemask_epi8(
+        _mm_and_si128(_mm_cmpeq_epi8(a, xs16), _mm_cmpeq_epi8(b, ys16))));
+    if (m)
+      return i + size_t(__builtin_ctz(m));
+  }
+#endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  // Eight positions at a time: byte k of the mask flags s[i + k] == x and
+  // s[i + k + 1] == y.
+  const uint64_t xs = 0x0101010101010101ull * x;
+  const uint64_t ys = 0x0101010101010101ull * y;
+  for (; i + 9 <= n; i += 8) {
+    uint64_t m =
+        zeroBytes(load64(p + i) ^ xs) & zeroBytes(load64(p + i + 1) ^ ys);
+    if (m)
+      return i + size_t(__builtin_ctzll(m) >> 3);
+  }
+#endif
+  for (; i + 1 < n; ++i)
+    if (uint8_t(p[i]) == x && uint8_t(p[i + 1]) == y)
+      return i;
+  return std::string_view::npos;
+}
 
 /// Byte trie over the added tokens of one kind (normalized or not), for
 /// leftmost-longest matching.
@@ -281,6 +522,12 @@ public:
       ++numStarts;
       onlyStart = uint8_t(content[0]);
     }
+    // All tokens start with the same two bytes (and none is one byte long)?
+    const Node &first = nodes[nodes[0].kids[0].second];
+    onlyPair =
+        nodes[0].kids.size() == 1 && first.id < 0 && first.kids.size() == 1;
+    if (onlyPair)
+      onlySecond = first.kids[0].first;
   }
 
   /// The leftmost-longest match in s at or after `from`: its start, length
@@ -290,8 +537,13 @@ public:
     if (nodes.empty())
       return false;
     for (size_t i = from; i < s.size(); ++i) {
-      // The 20B tokens start with '<' or ' ': memchr skips to candidates.
-      if (numStarts == 1) {
+      // The 20B tokens start with "<|" or "  " (one set each): a word-wide
+      // scan skips to candidates, where memchr would stop at every space.
+      if (onlyPair) {
+        i = findPair(s, i, onlyStart, onlySecond);
+        if (i == std::string_view::npos)
+          return false;
+      } else if (numStarts == 1) {
         const void *hit = std::memchr(s.data() + i, onlyStart, s.size() - i);
         if (!hit)
           return false;
@@ -334,6 +586,8 @@ private:
   std::array<bool, 256> starts{};
   unsigned numStarts = 0;
   uint8_t onlyStart = 0;
+  bool onlyPair = false;
+  uint8_t onlySecond = 0;
 };
 
 /// A symbol of a word being merged, in a doubly linked list over the bytes.
@@ -368,6 +622,10 @@ struct BpeTokenizer::Impl {
 
   bool nfc = false;
   const icu::Normalizer2 *normalizer = nullptr;
+  // Bytes from this one up begin the characters that isNfc() leaves to ICU:
+  // 0xCC (U+0300 and up), or 0x80 if this ICU disagrees that the
+  // characters below U+0300 are NFC with a boundary before each.
+  uint8_t nfcHighByte = 0x80;
   pcre2_code *regex = nullptr;
   bool jit = false;
 
@@ -380,7 +638,6 @@ struct BpeTokenizer::Impl {
   size_t numModel = 0, numAdded = 0, numMergeEntries = 0;
   int32_t endOfText = 0;
 
-  mutable std::mutex cacheMutex;
   mutable WordCache cache;
 
   ~Impl() {
@@ -396,9 +653,11 @@ struct BpeTokenizer::Impl {
   void compileRegex();
 
   /// Per-call scratch of encode(): PCRE2 match data cannot be shared
-  /// between threads, and the BPE buffers are reused from word to word.
+  /// between threads (made on first use: ASCII text needs none), and the
+  /// BPE buffers are reused from word to word.
   struct Scratch {
     std::unique_ptr<pcre2_match_data, MatchDataDeleter> match;
+    bool ascii = false; // the whole input is ASCII
     std::vector<Symbol> symbols;
     std::vector<Candidate> heap;
     std::string normalized;
@@ -408,12 +667,47 @@ struct BpeTokenizer::Impl {
   /// Encodes valid UTF-8 between two raw added tokens.
   void encodeSegment(std::string_view text, std::vector<int32_t> &out,
                      Scratch &s) const;
+  /// Whether valid UTF-8 `text` is in NFC.
+  bool isNfc(std::string_view text) const;
   void normalize(std::string_view in, std::string &out) const;
   void preTokenize(std::string_view piece, std::vector<int32_t> &out,
                    Scratch &s) const;
+  /// The regex's next match at or after `pos`, [begin, end); begin is
+  /// piece.size() if there is none.
+  std::pair<size_t, size_t> regexMatch(std::string_view piece, size_t pos,
+                                       Scratch &s) const;
+
+  /// Calls emit(pre-token) for each pre-token of `piece`, in order. The
+  /// hand-written matcher decides those of ASCII text (with `ascii`); PCRE2
+  /// takes over, one match at a time, where a non-ASCII character matters.
+  template <typename Emit>
+  void split(std::string_view piece, Scratch &s, bool ascii,
+             Emit &&emit) const {
+    size_t pos = 0;
+    while (pos < piece.size()) {
+      if (size_t len =
+              ascii ? asciiPreToken(piece.data(), piece.size(), pos) : 0) {
+        emit(piece.substr(pos, len));
+        pos += len;
+        continue;
+      }
+      auto [begin, end] = regexMatch(piece, pos, s);
+      // Unmatched text is a piece of its own in HF's split (cannot happen:
+      // every character is \s, \p{L}, \p{N} or none of them).
+      if (begin > pos)
+        emit(piece.substr(pos, begin - pos));
+      if (begin == piece.size())
+        return;
+      if (end == begin) // no alternative matches empty; guard against a loop
+        end = begin + 1;
+      emit(piece.substr(begin, end - begin));
+      pos = end;
+    }
+  }
   void encodeWord(std::string_view word, std::vector<int32_t> &out,
                   Scratch &s) const;
   void mergeWord(std::string_view word, Scratch &s) const;
+  void mergeShortWord(std::string_view word, Scratch &s) const;
 };
 
 //===----------------------------------------------------------------------===//
@@ -494,6 +788,14 @@ void BpeTokenizer::Impl::load(const json &doc) {
     if (U_FAILURE(status) || !normalizer)
       fail("normalizer",
            std::string("ICU has no NFC data: ") + u_errorName(status));
+    nfcHighByte = 0xCC;
+    for (UChar32 c = 0; c < 0x300; ++c)
+      if (!normalizer->hasBoundaryBefore(c) ||
+          !normalizer->isNormalized(icu::UnicodeString(c), status) ||
+          U_FAILURE(status)) {
+        nfcHighByte = 0x80;
+        break;
+      }
   }
 
   // pre_tokenizer: ByteLevel with the GPT-2 regex, no prefix space.
@@ -739,21 +1041,56 @@ void BpeTokenizer::Impl::normalize(std::string_view in,
   }
 }
 
+bool BpeTokenizer::Impl::isNfc(std::string_view text) const {
+  // Text made of characters below U+0300 is NFC, and it may be cut before
+  // any such character (verified at load, see nfcHighByte). So ICU checks
+  // only spans that hold characters from U+0300 up (lead bytes >= 0xCC; the
+  // bytes of other characters are all below), from the character before
+  // the first to the first character below U+0300 that no other follows
+  // closely (fewer ICU calls on text such as Cyrillic words and spaces).
+  const auto *p = reinterpret_cast<const uint8_t *>(text.data());
+  const size_t n = text.size();
+  const uint8_t high = nfcHighByte;
+  auto leadLength = [](uint8_t b) -> size_t {
+    return b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+  };
+  constexpr size_t kGap = 32;
+  for (size_t i = findByteAtLeast(text, 0, high); i < n;) {
+    size_t begin = i;
+    if (begin > 0) // back to the start of the preceding character
+      for (--begin; begin > 0 && (p[begin] & 0xC0) == 0x80;)
+        --begin;
+    size_t end = i;
+    while (end < n) {
+      if (p[end] >= high) {
+        end += leadLength(p[end]);
+        continue;
+      }
+      size_t next = std::min(findByteAtLeast(text, end, high), n);
+      if (next - end >= kGap || next == n)
+        break;
+      end = next;
+    }
+    if (end - begin > size_t(std::numeric_limits<int32_t>::max()))
+      return false; // normalize() copes with it
+    UErrorCode status = U_ZERO_ERROR;
+    if (!normalizer->isNormalizedUTF8(
+            icu::StringPiece(text.data() + begin, int32_t(end - begin)),
+            status) ||
+        U_FAILURE(status))
+      return false;
+    i = end < n ? findByteAtLeast(text, end, high) : n;
+  }
+  return true;
+}
+
 void BpeTokenizer::Impl::encodeSegment(std::string_view text,
                                        std::vector<int32_t> &out,
                                        Scratch &s) const {
   std::string_view normal = text;
-  if (nfc && !isAscii(text)) {
-    UErrorCode status = U_ZERO_ERROR;
-    bool done =
-        text.size() <= size_t(std::numeric_limits<int32_t>::max()) &&
-        normalizer->isNormalizedUTF8(
-            icu::StringPiece(text.data(), int32_t(text.size())), status) &&
-        U_SUCCESS(status);
-    if (!done) {
-      normalize(text, s.normalized);
-      normal = s.normalized;
-    }
+  if (nfc && !s.ascii && !isNfc(text)) {
+    normalize(text, s.normalized);
+    normal = s.normalized;
   }
   // Added tokens with `normalized: true` are matched after NFC.
   size_t pos = 0, start = 0, len = 0;
@@ -769,36 +1106,37 @@ void BpeTokenizer::Impl::encodeSegment(std::string_view text,
 void BpeTokenizer::Impl::preTokenize(std::string_view piece,
                                      std::vector<int32_t> &out,
                                      Scratch &s) const {
-  const auto *subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
-  size_t pos = 0;
-  while (pos < piece.size()) {
-    int rc = pcre2_match(regex, subject, piece.size(), pos, PCRE2_NO_UTF_CHECK,
-                         s.match.get(), nullptr);
-    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
-      rc = pcre2_match(regex, subject, piece.size(), pos,
-                       PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, s.match.get(),
-                       nullptr);
-    if (rc == PCRE2_ERROR_NOMATCH) {
-      // Unmatched text is a piece of its own in HF's split (cannot happen:
-      // every character is \s, \p{L}, \p{N} or none of them).
-      encodeWord(piece.substr(pos), out, s);
-      return;
-    }
-    if (rc < 0) {
-      PCRE2_UCHAR msg[256];
-      pcre2_get_error_message(rc, msg, sizeof msg);
-      throw std::runtime_error(name + ": pre-tokenizer regex failed: " +
-                               reinterpret_cast<char *>(msg));
-    }
-    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s.match.get());
-    size_t begin = ov[0], end = ov[1];
-    if (begin > pos)
-      encodeWord(piece.substr(pos, begin - pos), out, s);
-    if (end == begin) // no alternative matches empty; guard against a loop
-      end = begin + 1;
-    encodeWord(piece.substr(begin, end - begin), out, s);
-    pos = end;
+  split(piece, s, /*ascii=*/true,
+        [&](std::string_view word) { encodeWord(word, out, s); });
+}
+
+std::pair<size_t, size_t> BpeTokenizer::Impl::regexMatch(std::string_view piece,
+                                                         size_t pos,
+                                                         Scratch &s) const {
+  if (!s.match) {
+    s.match.reset(pcre2_match_data_create_from_pattern(regex, nullptr));
+    if (!s.match)
+      throw std::bad_alloc();
   }
+  const auto *subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
+  // pcre2_jit_match skips pcre2_match's option checks: same result.
+  int rc = jit ? pcre2_jit_match(regex, subject, piece.size(), pos,
+                                 PCRE2_NO_UTF_CHECK, s.match.get(), nullptr)
+               : pcre2_match(regex, subject, piece.size(), pos,
+                             PCRE2_NO_UTF_CHECK, s.match.get(), nullptr);
+  if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+    rc = pcre2_match(regex, subject, piece.size(), pos,
+                     PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, s.match.get(), nullptr);
+  if (rc == PCRE2_ERROR_NOMATCH)
+    return {piece.size(), piece.size()};
+  if (rc < 0) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(rc, msg, sizeof msg);
+    throw std::runtime_error(name + ": pre-tokenizer regex failed: " +
+                             reinterpret_cast<char *>(msg));
+  }
+  const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s.match.get());
+  return {ov[0], ov[1]};
 }
 
 void BpeTokenizer::Impl::encodeWord(std::string_view word,
@@ -816,21 +1154,72 @@ void BpeTokenizer::Impl::encodeWord(std::string_view word,
     out.insert(out.end(), s.word.begin(), s.word.end());
     return;
   }
-  uint64_t hash = WordCache::hashOf(word);
-  {
-    std::lock_guard<std::mutex> lock(cacheMutex);
-    if (cache.find(word, hash, out))
-      return;
-  }
+  uint64_t hash = hashWord(word);
+  if (cache.find(word, hash, out))
+    return;
   mergeWord(word, s);
   out.insert(out.end(), s.word.begin(), s.word.end());
-  std::lock_guard<std::mutex> lock(cacheMutex);
-  // Another thread may have added it meanwhile.
-  if (!cache.contains(word, hash))
-    cache.insert(word, hash, s.word);
+  cache.insert(word, hash, s.word);
+}
+
+void BpeTokenizer::Impl::mergeShortWord(std::string_view word,
+                                        Scratch &s) const {
+  // HF's heap (mergeWord) pops the candidate of lowest (rank, position)
+  // among the pairs now adjacent: a rank belongs to one pair, and an entry
+  // whose pair has changed always fails the check (its merged token would
+  // span other bytes). So merging the leftmost lowest-ranked adjacent pair,
+  // found by a scan, makes the same merges; for a few symbols it is cheaper
+  // than a heap.
+  //
+  // sym[i].pair is the merge of symbol i with symbol i + 1 as rank << 32 |
+  // merged id (the lowest value is the lowest rank), kNone if there is none.
+  constexpr uint64_t kNone = std::numeric_limits<uint64_t>::max();
+  struct Sym {
+    uint64_t pair;
+    int32_t id;
+  } sym[kShortWord];
+  size_t n = std::min(word.size(), kShortWord);
+  auto pair = [&](size_t i) {
+    uint32_t rank = 0;
+    int32_t merged = 0;
+    sym[i].pair = merges.find(sym[i].id, sym[i + 1].id, rank, merged)
+                      ? uint64_t(rank) << 32 | uint32_t(merged)
+                      : kNone;
+  };
+  for (size_t i = 0; i < n; ++i)
+    sym[i].id = byteId[uint8_t(word[i])];
+  sym[n - 1].pair = kNone;
+  for (size_t i = 0; i + 1 < n; ++i)
+    pair(i);
+  while (n > 1) {
+    size_t best = 0;
+    uint64_t low = sym[0].pair;
+    for (size_t i = 1; i + 1 < n; ++i)
+      if (sym[i].pair < low) {
+        low = sym[i].pair;
+        best = i;
+      }
+    if (low == kNone)
+      break;
+    // Symbol best + 1 is merged into best: one move closes the gap.
+    sym[best].id = int32_t(uint32_t(low));
+    --n;
+    for (size_t i = best + 1; i < n; ++i)
+      sym[i] = sym[i + 1];
+    sym[n - 1].pair = kNone;
+    if (best > 0)
+      pair(best - 1);
+    if (best + 1 < n)
+      pair(best);
+  }
+  s.word.clear();
+  for (size_t i = 0; i < n; ++i)
+    s.word.push_back(sym[i].id);
 }
 
 void BpeTokenizer::Impl::mergeWord(std::string_view word, Scratch &s) const {
+  if (word.size() <= kShortWord)
+    return mergeShortWord(word, s);
   // HF's Word::merge_all: a min-heap of candidate merges ordered by (rank,
   // position); stale entries are skipped when popped.
   if (word.size() > size_t(std::numeric_limits<int32_t>::max()))
@@ -921,17 +1310,15 @@ BpeTokenizer::fromString(std::string_view text, const std::string &name) {
 std::vector<int32_t> BpeTokenizer::encode(std::string_view bytes) const {
   // HF takes strings: bytes that are not UTF-8 are first decoded lossily,
   // one U+FFFD per maximal invalid subpart, as Python's errors="replace".
+  Impl::Scratch s;
   std::string sanitized;
-  if (!Utf8StreamDecoder::isValid(bytes)) {
+  s.ascii = isAscii(bytes);
+  if (!s.ascii && !isValidUtf8(bytes)) {
     sanitized = Utf8StreamDecoder::sanitize(bytes);
     bytes = sanitized;
   }
   std::vector<int32_t> out;
-  out.reserve(bytes.size() / 3 + 16);
-  Impl::Scratch s;
-  s.match.reset(pcre2_match_data_create_from_pattern(impl->regex, nullptr));
-  if (!s.match)
-    throw std::bad_alloc();
+  out.reserve(bytes.size() / 2 + 16);
   // Added tokens with `normalized: false` are split out of the raw text.
   size_t pos = 0, start = 0, len = 0;
   int32_t id = 0;
@@ -959,3 +1346,12 @@ size_t BpeTokenizer::numModelTokens() const { return impl->numModel; }
 size_t BpeTokenizer::numMerges() const { return impl->numMergeEntries; }
 size_t BpeTokenizer::numAddedTokens() const { return impl->numAdded; }
 bool BpeTokenizer::regexJit() const { return impl->jit; }
+
+std::vector<std::string_view>
+BpeTokenizer::preTokensForTesting(std::string_view text, bool regexOnly) const {
+  std::vector<std::string_view> words;
+  Impl::Scratch s;
+  impl->split(text, s, !regexOnly,
+              [&](std::string_view word) { words.push_back(word); });
+  return words;
+}

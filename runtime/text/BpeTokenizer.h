@@ -59,6 +59,12 @@ public:
   /// Whether the PCRE2 pre-tokenizer regex runs JIT-compiled.
   bool regexJit() const;
 
+  /// For tests: the pre-tokens of `text` (valid UTF-8, taken as already
+  /// normalised and free of added tokens) as encode() splits it, or, with
+  /// `regexOnly`, with PCRE2 alone (no hand-written ASCII matcher).
+  std::vector<std::string_view> preTokensForTesting(std::string_view text,
+                                                    bool regexOnly) const;
+
   struct Impl;
 
 private:

@@ -173,6 +173,99 @@ TEST(BpeTokenizer, MongolianVowelSeparatorIsNotSpace) {
   EXPECT_EQ(tok.encode("'s"), std::vector<int32_t>{434});
 }
 
+TEST(BpeTokenizer, AsciiPreTokenizer) {
+  // encode() splits ASCII text with a hand-written matcher and leaves any
+  // match that depends on a non-ASCII character to PCRE2: both must give
+  // the regex's pre-tokens. Whitespace before a non-space is the tricky
+  // part (\s+(?!\S) gives back one character), and contractions.
+  const BpeTokenizer &tok = bpe();
+  auto check = [&](const std::string &text) {
+    std::vector<std::string_view> fast = tok.preTokensForTesting(text, false);
+    std::vector<std::string_view> regex = tok.preTokensForTesting(text, true);
+    ASSERT_EQ(fast, regex) << "text \"" << text << "\"";
+    std::string joined;
+    for (std::string_view w : fast)
+      joined += w;
+    ASSERT_EQ(joined, text);
+  };
+  EXPECT_EQ(tok.preTokensForTesting("a  b\t\n c's 're'X", false),
+            (std::vector<std::string_view>{"a", " ", " b", "\t\n", " c", "'s",
+                                           " '", "re", "'", "X"}));
+
+  // Every string of up to 3 characters over the classes that matter.
+  const std::string small =
+      std::string("aZ0' \t\n\r\v\f.-_\x1c\x7fsrelvmdt") + std::string(1, '\0');
+  for (char a : small) {
+    check(std::string(1, a));
+    for (char b : small) {
+      check(std::string{a, b});
+      for (char c : small)
+        check(std::string{a, b, c});
+    }
+  }
+
+  // Random strings: all of ASCII, weighted towards spaces, contractions and
+  // class changes, and some non-ASCII characters (letters, digits, spaces
+  // such as U+00A0 and U+3000, U+180E) that hand the match to PCRE2.
+  const std::vector<std::string> pieces = {" ",
+                                           "  ",
+                                           "\t",
+                                           "\n",
+                                           "\r\n",
+                                           "\v",
+                                           "\f",
+                                           "'",
+                                           "'s",
+                                           "'t",
+                                           "'re",
+                                           "'ve",
+                                           "'m",
+                                           "'ll",
+                                           "'d",
+                                           "'S",
+                                           "'r",
+                                           "a",
+                                           "Zz",
+                                           "word",
+                                           "42",
+                                           "7",
+                                           ".",
+                                           "!?",
+                                           "-",
+                                           "_",
+                                           "\x1c",
+                                           "\x1f",
+                                           "\x7f",
+                                           "\x01",
+                                           "\xC3\xA9",
+                                           "\xC2\xA0",
+                                           "\xE3\x80\x80",
+                                           "\xE1\xA0\x8E",
+                                           "\xD9\xA3",
+                                           "\xE2\x80\xA8",
+                                           "\xC2\x85",
+                                           "\xC2\xB2"};
+  std::mt19937 rng(10);
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::string text;
+    int n = int(rng() % 24);
+    bool asciiOnly = iter % 2 == 0;
+    for (int i = 0; i < n; ++i) {
+      if (rng() % 4 == 0) {
+        text += char(rng() % 128);
+        continue;
+      }
+      const std::string &p = pieces[rng() % pieces.size()];
+      if (asciiOnly && uint8_t(p[0]) >= 0x80)
+        continue;
+      text += p;
+    }
+    check(text);
+    if (testing::Test::HasFatalFailure())
+      return;
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // Bytes, robustness, threads
 //===----------------------------------------------------------------------===//
