@@ -64,23 +64,6 @@ struct Engine::Sequence {
   }
 };
 
-namespace {
-/// Length of the prefix of `text` that can no longer become part of a stop
-/// string (a suffix that is a proper prefix of one is held back).
-size_t safeLength(const std::string &text,
-                  const std::vector<std::string> &stops) {
-  size_t hold = 0;
-  for (const std::string &stop : stops)
-    for (size_t k = std::min(stop.size() - (stop.empty() ? 0 : 1), text.size());
-         k > hold; --k)
-      if (text.compare(text.size() - k, k, stop, 0, k) == 0) {
-        hold = k;
-        break;
-      }
-  return text.size() - hold;
-}
-} // namespace
-
 Engine::Engine(const EngineOptions &options, Metrics &metrics)
     : options_(options), metrics_(metrics), cache_(options.cacheBytes) {
   tokenizer_ = openTokenizer(options.vocab);
@@ -473,7 +456,7 @@ void Engine::sampleAll() {
         emit(seq, seq.sampler.text().size());
         finish(seq, "length");
       } else {
-        emit(seq, safeLength(seq.sampler.text(), stops));
+        emit(seq, stopSafeLength(seq.sampler.text(), stops));
         seq.pending = token;
       }
     } catch (const std::exception &e) {

@@ -279,3 +279,16 @@ int32_t Sampler::sampleLogits(const float *logits, size_t n) {
   }
   return lastNonZero;
 }
+
+size_t rwkv::stopSafeLength(const std::string &text,
+                            const std::vector<std::string> &stops) {
+  size_t hold = 0;
+  for (const std::string &stop : stops)
+    for (size_t k = std::min(stop.size() - (stop.empty() ? 0 : 1), text.size());
+         k > hold; --k)
+      if (text.compare(text.size() - k, k, stop, 0, k) == 0) {
+        hold = k;
+        break;
+      }
+  return text.size() - hold;
+}

@@ -68,6 +68,11 @@ struct StopMatch {
   size_t offset; // byte offset in the text where it starts: cut here
 };
 
+/// Length of the prefix of `text` that can no longer become part of a stop
+/// string: a suffix that is a proper prefix of some stop string is held back.
+size_t stopSafeLength(const std::string &text,
+                      const std::vector<std::string> &stops);
+
 /// Detects stop strings in a text stream that arrives in arbitrary pieces
 /// (so a stop string split across tokens is still found).
 class StopStringDetector {

@@ -32,23 +32,6 @@ void prefill(const Model &model, const std::vector<int32_t> &tokens,
   }
 }
 
-namespace {
-/// Length of the prefix of `text` that can no longer become part of a stop
-/// string: a suffix that is a proper prefix of some stop string is held back.
-size_t safeLength(const std::string &text,
-                  const std::vector<std::string> &stops) {
-  size_t hold = 0;
-  for (const std::string &stop : stops)
-    for (size_t k = std::min(stop.size() - (stop.empty() ? 0 : 1), text.size());
-         k > hold; --k)
-      if (text.compare(text.size() - k, k, stop, 0, k) == 0) {
-        hold = k;
-        break;
-      }
-  return text.size() - hold;
-}
-} // namespace
-
 DecodeResult
 decode(const Model &model, const Tokenizer &tokenizer, Sampler &sampler,
        State &state, std::vector<float> &logits, size_t maxTokens,
@@ -91,7 +74,7 @@ decode(const Model &model, const Tokenizer &tokenizer, Sampler &sampler,
       result.reason = DecodeResult::Stop::StopString;
       break;
     }
-    show(std::max(safeLength(sampler.text(), sampler.options().stopStrings),
+    show(std::max(stopSafeLength(sampler.text(), sampler.options().stopStrings),
                   base));
   }
   if (result.reason == DecodeResult::Stop::MaxTokens ||
