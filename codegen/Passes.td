@@ -298,6 +298,14 @@ def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
     packed pairs: one `vector<2·VL x bf16>` load, bit-cast to i32, gives the
     even elements (`shl 16`) and the odd ones (`and 0xffff0000`) as two f32
     vectors, and `x` is split likewise with `vector.deinterleave`.
+    Packed int4 `W[o, i / 2]` (`rwkv.linear ... group G`) is read as VL
+    bytes per step (2·VL weights, inside one group when G is a multiple of
+    2·VL, otherwise the tile stays scalar): the bytes are sign-extended to
+    i32, the low nibbles become f32 through `xor 8` into the mantissa of
+    2^23 and one subtraction, the high ones through `shrsi 4` and `sitofp`;
+    `x` is deinterleaved as for bf16 pairs, and the group's bf16 scale
+    multiplies the two weight vectors (token blocks) or the step's sum (one
+    token).
     For `W[i, o]` (LoRA factors) the output dimension is the vector
     dimension (outer-product form). The multiply-adds keep the
     contraction's fastmath flags (`reassoc,contract`), so LLVM emits FMAs.

@@ -25,6 +25,13 @@
 //    the block is 4 output rows x one token of 2 or 4 batch rows instead:
 //    batched decode reads and widens each weight vector once for several
 //    sequences.
+//  * Packed int4 W[o, i / 2] with scales per group of inputs: as W[o, i],
+//    stepping over the bytes. A vector of VL bytes holds 2·VL weights; the
+//    low nibbles (even i) and the high nibbles (odd i) are sign-extended
+//    with shifts and converted to two f32 vectors, each multiplied by the
+//    group's scale, and x is split into its even and odd elements with
+//    vector.deinterleave (as for the bf16 pairs). The weights stay 4 bits
+//    in memory: decode streams half the bytes of int8.
 //  * W[i, o] (LoRA factors: `o` contiguous): `o` is the vector dimension,
 //    the outer-product form acc[o:o+VL] += broadcast(x[i]) * W[i, o:o+VL].
 //
@@ -64,12 +71,55 @@ struct Projection {
   /// Per-output-row scales of an int8 weight (null otherwise): applied to
   /// each output's sum once, after the reduction.
   Value scale;
+  /// Packed int4 weight (W is [out, in / 2] bytes): the inputs per scale
+  /// group, 0 otherwise. `groupScale` is then [out, in / group].
+  int64_t group = 0;
+  Value groupScale;
   arith::FastMathFlags mulFlags, addFlags;
 };
 
+/// Whether `v` is the integer constant `c`.
+bool isConstant(Value v, int64_t c) {
+  APInt value;
+  return matchPattern(v, m_ConstantInt(&value)) && value.getSExtValue() == c;
+}
+
+/// Whether `v` is `buildInt4Nibble(wArg, linalg.index 3)`:
+///   shrsi(shli(wArg, subi(4, shli(andi(index_cast(index 3), 1), 2))), 4)
+/// i.e. the low nibble for even columns and the high one for odd columns,
+/// the layout the vector code assumes. Adds the ops it matched to `seen`.
+bool isInt4Nibble(Value v, Value wArg, unsigned &seen) {
+  auto shr = v.getDefiningOp<arith::ShRSIOp>();
+  if (!shr || !isConstant(shr.getRhs(), 4))
+    return false;
+  auto shl = shr.getLhs().getDefiningOp<arith::ShLIOp>();
+  if (!shl || shl.getLhs() != wArg)
+    return false;
+  auto left = shl.getRhs().getDefiningOp<arith::SubIOp>();
+  if (!left || !isConstant(left.getLhs(), 4))
+    return false;
+  auto times4 = left.getRhs().getDefiningOp<arith::ShLIOp>();
+  if (!times4 || !isConstant(times4.getRhs(), 2))
+    return false;
+  auto odd = times4.getLhs().getDefiningOp<arith::AndIOp>();
+  if (!odd || !isConstant(odd.getRhs(), 1))
+    return false;
+  auto cast = odd.getLhs().getDefiningOp<arith::IndexCastOp>();
+  if (!cast)
+    return false;
+  auto index = cast.getIn().getDefiningOp<linalg::IndexOp>();
+  if (!index || index.getDim() != 3)
+    return false;
+  seen += 7;
+  return true;
+}
+
 /// Matches the generic built by `buildProjection`: maps (b, t, i), (o, i) or
-/// (i, o), (b, t, o) and the body acc + x * extf(w). Anything else is left
-/// alone, so that a change of the contraction cannot be silently miscompiled.
+/// (i, o), (b, t, o) and the body acc + x * extf(w); int8: (o) row scales and
+/// acc + x * (sitofp(w) * s); packed int4: (o, i floordiv 2) bytes,
+/// (o, i floordiv G) group scales and acc + x * (sitofp(nibble(w, i)) *
+/// widen(s)). Anything else is left alone, so that a change of the
+/// contraction cannot be silently miscompiled.
 std::optional<Projection> matchProjection(linalg::GenericOp op) {
   unsigned numInputs = op.getNumDpsInputs();
   if (!op->hasAttr(kProjectionAttr) || op.getNumLoops() != 4 ||
@@ -84,15 +134,28 @@ std::optional<Projection> matchProjection(linalg::GenericOp op) {
       maps.back() != AffineMap::get(4, 0, {d0, d1, d2}, ctx))
     return std::nullopt;
   Projection p;
-  if (maps[1] == AffineMap::get(4, 0, {d2, d3}, ctx))
-    p.outMajor = true;
-  else if (maps[1] == AffineMap::get(4, 0, {d3, d2}, ctx))
-    p.outMajor = false;
-  else
-    return std::nullopt;
-  // Row scales: only of W[o, i], indexed by the output.
   bool scaled = numInputs == 3;
-  if (scaled && (!p.outMajor || maps[2] != AffineMap::get(4, 0, {d2}, ctx)))
+  if (maps[1] == AffineMap::get(4, 0, {d2, d3}, ctx)) {
+    p.outMajor = true;
+  } else if (maps[1] == AffineMap::get(4, 0, {d3, d2}, ctx)) {
+    p.outMajor = false;
+  } else if (scaled &&
+             maps[1] == AffineMap::get(4, 0, {d2, d3.floorDiv(2)}, ctx)) {
+    // Packed int4: the group size is the divisor of the scales' map.
+    p.outMajor = true;
+    auto g = dyn_cast<AffineBinaryOpExpr>(
+        maps[2].getNumResults() == 2 ? maps[2].getResult(1) : AffineExpr());
+    auto gc = g ? dyn_cast<AffineConstantExpr>(g.getRHS()) : nullptr;
+    if (!g || g.getKind() != AffineExprKind::FloorDiv || g.getLHS() != d3 ||
+        !gc || gc.getValue() <= 0 || maps[2].getResult(0) != d2)
+      return std::nullopt;
+    p.group = gc.getValue();
+  } else {
+    return std::nullopt;
+  }
+  // int8 row scales: only of W[o, i], indexed by the output.
+  if (scaled && !p.group &&
+      (!p.outMajor || maps[2] != AffineMap::get(4, 0, {d2}, ctx)))
     return std::nullopt;
 
   Block &body = op.getRegion().front();
@@ -111,26 +174,55 @@ std::optional<Projection> matchProjection(linalg::GenericOp op) {
   Value other = mul.getLhs() == xArg ? mul.getRhs() : mul.getLhs();
   if (mul.getLhs() != xArg && mul.getRhs() != xArg)
     return std::nullopt;
+  unsigned matched = 3; // yield, add, mul
   if (scaled) {
-    // other = widen(w) * scale.
+    // other = widen(w) * scale (int4: * widen(scale)).
     auto scaleMul = other.getDefiningOp<arith::MulFOp>();
-    Value sArg = body.getArgument(2);
-    if (!scaleMul || (scaleMul.getLhs() != sArg && scaleMul.getRhs() != sArg))
+    if (!scaleMul)
       return std::nullopt;
-    other = scaleMul.getLhs() == sArg ? scaleMul.getRhs() : scaleMul.getLhs();
+    Value sArg = body.getArgument(2), sVal = sArg;
+    if (p.group && sArg.getType() != Float32Type::get(ctx)) {
+      auto ext = [&](Value v) {
+        auto e = v.getDefiningOp<arith::ExtFOp>();
+        return e && e.getIn() == sArg;
+      };
+      if (ext(scaleMul.getLhs()))
+        sVal = scaleMul.getLhs();
+      else if (ext(scaleMul.getRhs()))
+        sVal = scaleMul.getRhs();
+      else
+        return std::nullopt;
+      ++matched;
+    }
+    if (scaleMul.getLhs() != sVal && scaleMul.getRhs() != sVal)
+      return std::nullopt;
+    other = scaleMul.getLhs() == sVal ? scaleMul.getRhs() : scaleMul.getLhs();
+    ++matched;
   }
-  if (other == wArg) {
+  if (p.group) {
+    auto widen = other.getDefiningOp<arith::SIToFPOp>();
+    if (!widen || !isInt4Nibble(widen.getIn(), wArg, matched))
+      return std::nullopt;
+    p.extendsWeight = true;
+    ++matched;
+  } else if (other == wArg) {
     p.extendsWeight = false;
   } else if (Operation *widen = other.getDefiningOp();
              widen && isa<arith::ExtFOp, arith::SIToFPOp>(widen) &&
              widen->getOperand(0) == wArg) {
     p.extendsWeight = true;
+    ++matched;
   } else {
     return std::nullopt;
   }
-  // Exactly yield(add(acc, mul(x, [[widen] w [* scale]]))): nothing else.
-  unsigned expected = 3 + (p.extendsWeight ? 1 : 0) + (scaled ? 1 : 0);
-  if (body.getOperations().size() != expected)
+  // Exactly yield(add(acc, mul(x, [[widen] w [* scale]]))) and, for int4,
+  // the nibble's ops: nothing else (the int4 constants may have been
+  // hoisted out of the body by canonicalization).
+  unsigned ops = 0;
+  for (Operation &o : body.getOperations())
+    if (!p.group || !isa<arith::ConstantOp>(o))
+      ++ops;
+  if (ops != matched)
     return std::nullopt;
 
   Type f32 = Float32Type::get(ctx);
@@ -138,7 +230,9 @@ std::optional<Projection> matchProjection(linalg::GenericOp op) {
     return std::nullopt;
   p.x = op.getDpsInputOperand(0)->get();
   p.w = op.getDpsInputOperand(1)->get();
-  if (scaled)
+  if (scaled && p.group)
+    p.groupScale = op.getDpsInputOperand(2)->get();
+  else if (scaled)
     p.scale = op.getDpsInputOperand(2)->get();
   p.acc = op.getDpsInitOperand(0)->get();
   p.mulFlags = mul.getFastmath();
@@ -227,14 +321,74 @@ private:
     /// vector costs one load and one ALU op instead of a widening load, a
     /// shuffle and a shift; in decode that keeps more weight loads in flight.
     bool pairedBf16;
+    /// Packed int4: one vector<vl x i8> load gives the even (low nibbles)
+    /// and odd (high nibbles) elements; x is deinterleaved as for bf16
+    /// pairs, and the reduction loop steps over bytes (vl per step).
+    bool int4 = false;
+    bool deinterleavesX() const { return pairedBf16 || int4; }
   };
 
   ReductionStep chooseStep(const Projection &p, int64_t nI) const {
     int64_t vl = vectorWidth;
+    if (p.group)
+      return {2 * vl, 2, false, true};
     if (nI % (2 * vl))
       return {vl, 1, false};
     bool bf16 = cast<RankedTensorType>(p.w.getType()).getElementType().isBF16();
     return {2 * vl, 2, bf16};
+  }
+
+  /// The scale of group `g` of weight row `row` of a packed int4
+  /// projection, widened to f32 and broadcast to a vector.
+  Value loadGroupScale(OpBuilder &b, Location loc, const Projection &p,
+                       Value row, Value g) const {
+    Value s =
+        tensor::ExtractOp::create(b, loc, p.groupScale, ValueRange{row, g});
+    if (!s.getType().isF32())
+      s = arith::ExtFOp::create(b, loc, b.getF32Type(), s);
+    return vector::BroadcastOp::create(
+        b, loc, VectorType::get({vectorWidth}, b.getF32Type()), s);
+  }
+
+  /// The even and odd weights of packed int4 bytes `W[row, j : j + vl]`
+  /// (columns 2j ...) as f32 vectors, multiplied by `scale` unless it is
+  /// null (the caller then scales the sum). The bytes are sign-extended to
+  /// i32 first (x86 has no 8-bit shifts). The high nibble is then one
+  /// arithmetic shift and a conversion; the low one is converted without
+  /// shifts: flipping its sign bit (xor 8) gives q + 8 in [0, 15], which as
+  /// the mantissa of 2^23 is the float 2^23 + q + 8, and subtracting
+  /// 2^23 + 8 leaves q exactly (two ops instead of three, in a loop that is
+  /// bound by these ops rather than by memory).
+  SmallVector<Value> loadInt4Parts(OpBuilder &b, Location loc,
+                                   const Projection &p, Value row, Value j,
+                                   Value scale) const {
+    int64_t vl = vectorWidth;
+    Value pad = arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(0));
+    Value bytes = vector::TransferReadOp::create(
+        b, loc, VectorType::get({vl}, b.getI8Type()), p.w, ValueRange{row, j},
+        pad, ArrayRef<bool>{true});
+    auto i32Vec = VectorType::get({vl}, b.getI32Type());
+    auto f32Vec = VectorType::get({vl}, b.getF32Type());
+    auto splat = [&](int32_t v) {
+      return arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(i32Vec, b.getI32IntegerAttr(v)));
+    };
+    Value wide = arith::ExtSIOp::create(b, loc, i32Vec, bytes);
+    Value loBits = arith::XOrIOp::create(
+        b, loc, arith::AndIOp::create(b, loc, wide, splat(0xf)),
+        splat(0x4b000008));
+    Value even = arith::SubFOp::create(
+        b, loc, vector::BitCastOp::create(b, loc, f32Vec, loBits),
+        arith::ConstantOp::create(
+            b, loc,
+            DenseElementsAttr::get(f32Vec, b.getF32FloatAttr(8388616.0f))));
+    Value odd = arith::SIToFPOp::create(
+        b, loc, f32Vec, arith::ShRSIOp::create(b, loc, wide, splat(4)));
+    SmallVector<Value> parts = {even, odd};
+    if (scale)
+      for (Value &v : parts)
+        v = arith::MulFOp::create(b, loc, v, scale, p.mulFlags);
+    return parts;
   }
 
   /// The f32 parts of `W[row, i : i + step.size]`.
@@ -284,7 +438,7 @@ private:
     int64_t vl = vectorWidth;
     Value pad =
         arith::ConstantOp::create(b, loc, b.getZeroAttr(b.getF32Type()));
-    if (step.pairedBf16) {
+    if (step.deinterleavesX()) {
       Value x = vector::TransferReadOp::create(
           b, loc, VectorType::get({2 * vl}, b.getF32Type()), p.x,
           ValueRange{ib, it, i}, pad, ArrayRef<bool>{true});
@@ -329,7 +483,11 @@ private:
                           Value acc) const {
     int64_t tokens = toks.size();
     auto f32Vec = VectorType::get({vectorWidth}, b.getF32Type());
-    int64_t perPair = tokens == 1 ? step.parts : 1;
+    // Packed int4 with one token keeps one accumulator per row: the parts
+    // of a step are summed first and scaled by their group's scale once
+    // (one FMA) instead of scaling each weight vector (two multiplies).
+    bool scaleSums = step.int4 && tokens == 1;
+    int64_t perPair = tokens == 1 && !scaleSums ? step.parts : 1;
     auto offset = [&](Value base, int64_t k) -> Value {
       return k == 0 ? base
                     : arith::AddIOp::create(b, loc, base, cst(b, loc, k));
@@ -339,19 +497,57 @@ private:
       rowIdx.push_back(offset(o0, r));
     Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(f32Vec));
     SmallVector<Value> inits(tokens * rows * perPair, zero);
-    // The reduction: accumulators are iter_args, i.e. registers.
+    // The reduction: accumulators are iter_args, i.e. registers. Packed
+    // int4 steps over the bytes (two weights each), so that the weight
+    // reads are indexed by the induction variable (rwkv-prefetch-weight-rows
+    // looks for that) and x by twice it.
+    Value lb = i0, ub = arith::AddIOp::create(b, loc, i0, cst(b, loc, len));
+    int64_t stride = step.size;
+    if (step.int4) {
+      lb = arith::DivUIOp::create(b, loc, lb, cst(b, loc, 2));
+      ub = arith::DivUIOp::create(b, loc, ub, cst(b, loc, 2));
+      stride /= 2;
+    }
     auto forI = scf::ForOp::create(
-        b, loc, i0, arith::AddIOp::create(b, loc, i0, cst(b, loc, len)),
-        cst(b, loc, step.size), inits,
-        [&](OpBuilder &ib2, Location il, Value i, ValueRange vacc) {
+        b, loc, lb, ub, cst(b, loc, stride), inits,
+        [&](OpBuilder &ib2, Location il, Value iv, ValueRange vacc) {
           SmallVector<Value> next(vacc.begin(), vacc.end());
+          Value i = step.int4
+                        ? arith::MulIOp::create(ib2, il, iv, cst(ib2, il, 2))
+                              .getResult()
+                        : iv;
+          // A step never straddles two int4 groups (group % step == 0).
+          Value g = step.int4 ? arith::DivUIOp::create(ib2, il, i,
+                                                       cst(ib2, il, p.group))
+                                    .getResult()
+                              : Value();
           SmallVector<SmallVector<Value>> xs;
           for (int64_t t = 0; t < tokens; ++t)
             xs.push_back(
                 loadInputParts(ib2, il, p, step, toks[t].b, toks[t].t, i));
           for (int64_t r = 0; r < rows; ++r) {
+            if (scaleSums) {
+              Value scale = loadGroupScale(ib2, il, p, rowIdx[r], g);
+              SmallVector<Value> ws =
+                  loadInt4Parts(ib2, il, p, rowIdx[r], iv, Value());
+              Value sum;
+              for (int64_t k = 0; k < step.parts; ++k) {
+                Value m =
+                    arith::MulFOp::create(ib2, il, xs[0][k], ws[k], p.mulFlags);
+                sum = k == 0
+                          ? m
+                          : arith::AddFOp::create(ib2, il, sum, m, p.addFlags);
+              }
+              Value &a = next[r];
+              Value m = arith::MulFOp::create(ib2, il, sum, scale, p.mulFlags);
+              a = arith::AddFOp::create(ib2, il, a, m, p.addFlags);
+              continue;
+            }
             SmallVector<Value> ws =
-                loadWeightParts(ib2, il, p, step, rowIdx[r], i);
+                step.int4
+                    ? loadInt4Parts(ib2, il, p, rowIdx[r], iv,
+                                    loadGroupScale(ib2, il, p, rowIdx[r], g))
+                    : loadWeightParts(ib2, il, p, step, rowIdx[r], i);
             for (int64_t t = 0; t < tokens; ++t)
               for (int64_t k = 0; k < step.parts; ++k) {
                 Value &a = next[(t * rows + r) * perPair + k % perPair];
@@ -398,9 +594,11 @@ private:
   int64_t reductionChunk(const Projection &p, const ReductionStep &step,
                          int64_t nI, int64_t rows) const {
     constexpr int64_t kWeightBytesInL1 = 16 * 1024;
-    int64_t eltBytes =
-        cast<RankedTensorType>(p.w.getType()).getElementTypeBitWidth() / 8;
-    int64_t limit = kWeightBytesInL1 / (rows * eltBytes);
+    int64_t eltBits =
+        p.group
+            ? 4
+            : cast<RankedTensorType>(p.w.getType()).getElementTypeBitWidth();
+    int64_t limit = kWeightBytesInL1 * 8 / (rows * eltBits);
     if (nI <= limit)
       return nI;
     for (int64_t c = limit - limit % step.size; c >= step.size; c -= step.size)
@@ -582,6 +780,11 @@ private:
     int64_t vl = vectorWidth;
     if (vl <= 0 || ShapedType::isDynamic(nI))
       return {};
+    // Packed int4: steps of 2·vl weights, each inside one scale group.
+    if (p.group)
+      return nI % (2 * vl) || p.group % (2 * vl)
+                 ? Value()
+                 : rewriteOutMajor(b, loc, p, nI);
     if (p.outMajor)
       return nI % vl ? Value() : rewriteOutMajor(b, loc, p, nI);
     int64_t nO = accType.getDimSize(2);

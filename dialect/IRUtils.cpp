@@ -132,9 +132,29 @@ Value rwkv::buildContraction(OpBuilder &b, Location loc, Value lhs,
       .getResult(0);
 }
 
+Value rwkv::buildInt4Nibble(OpBuilder &b, Location loc, Value byte,
+                            Value column) {
+  Type i8 = b.getI8Type();
+  auto c = [&](int64_t v) {
+    return arith::ConstantOp::create(b, loc, b.getIntegerAttr(i8, v));
+  };
+  // Only the parity of the column matters, so truncating it to i8 is exact.
+  Value col = arith::IndexCastOp::create(b, loc, i8, column);
+  Value odd = arith::AndIOp::create(b, loc, col, c(1));
+  Value four = c(4);
+  Value left = arith::SubIOp::create(b, loc, four,
+                                     arith::ShLIOp::create(b, loc, odd, c(2)));
+  // The wanted nibble to the top, then an arithmetic shift back: the sign
+  // of the nibble fills the upper bits.
+  Value top = arith::ShLIOp::create(b, loc, byte, left);
+  return arith::ShRSIOp::create(b, loc, top, four);
+}
+
 Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
-                            bool transposed, Value init, Value rowScale) {
+                            bool transposed, Value init, Value rowScale,
+                            int64_t group) {
   assert((!rowScale || transposed) && "row scales need an [out, in] weight");
+  assert((!group || rowScale) && "int4 weights need their group scales");
   MLIRContext *ctx = b.getContext();
   int64_t outDim = transposed ? 0 : 1;
   Value acc = init;
@@ -147,8 +167,10 @@ Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
   bindDims(ctx, d0, d1, d2, d3);
   // (b, t, o, i): x[b, t, i] * w[o, i] (or w[i, o]).
   auto xMap = AffineMap::get(4, 0, {d0, d1, d3}, ctx);
-  auto wMap = transposed ? AffineMap::get(4, 0, {d2, d3}, ctx)
-                         : AffineMap::get(4, 0, {d3, d2}, ctx);
+  // A packed int4 row holds column i in byte i / 2.
+  auto wMap = group        ? AffineMap::get(4, 0, {d2, d3.floorDiv(2)}, ctx)
+              : transposed ? AffineMap::get(4, 0, {d2, d3}, ctx)
+                           : AffineMap::get(4, 0, {d3, d2}, ctx);
   auto outMap = AffineMap::get(4, 0, {d0, d1, d2}, ctx);
   SmallVector<utils::IteratorType> iters = {
       utils::IteratorType::parallel, utils::IteratorType::parallel,
@@ -158,15 +180,19 @@ Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
   SmallVector<AffineMap> maps = {xMap, wMap};
   if (rowScale) {
     inputs.push_back(rowScale);
-    maps.push_back(AffineMap::get(4, 0, {d2}, ctx));
+    maps.push_back(group ? AffineMap::get(4, 0, {d2, d3.floorDiv(group)}, ctx)
+                         : AffineMap::get(4, 0, {d2}, ctx));
   }
   maps.push_back(outMap);
   auto generic = linalg::GenericOp::create(
       b, loc, TypeRange{acc.getType()}, inputs, ValueRange{acc}, maps, iters,
       [&](OpBuilder &nb, Location nl, ValueRange args) {
-        Value wv = toF32(nb, nl, args[1]);
+        Value wv = args[1];
+        if (group)
+          wv = buildInt4Nibble(nb, nl, wv, linalg::IndexOp::create(nb, nl, 3));
+        wv = toF32(nb, nl, wv);
         if (rowScale)
-          wv = arith::MulFOp::create(nb, nl, wv, args[2], fm);
+          wv = arith::MulFOp::create(nb, nl, wv, toF32(nb, nl, args[2]), fm);
         Value p = arith::MulFOp::create(nb, nl, args[0], wv, fm);
         Value s = arith::AddFOp::create(nb, nl, args.back(), p, fm);
         linalg::YieldOp::create(nb, nl, s);

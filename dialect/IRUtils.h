@@ -79,8 +79,21 @@ inline arith::FastMathFlagsAttr reductionFastMath(OpBuilder &b) {
 /// `rowScale` (`[out]` f32, an int8 `[out, in]` weight) each widened weight
 /// is multiplied by its row's scale in the body: the dequantisation happens
 /// in registers, and rwkv-vectorize-projections applies it once per output.
+/// With `group` > 0, `w` is a packed int4 `[out, in / 2]` i8 matrix (see
+/// `buildInt4Weight`) and `rowScale` its `[out, in / group]` scales: the body
+/// takes the byte of column i, unpacks the nibble of i and multiplies it by
+/// the scale of i's group.
 Value buildProjection(OpBuilder &b, Location loc, Value x, Value w,
-                      bool transposed, Value init = {}, Value rowScale = {});
+                      bool transposed, Value init = {}, Value rowScale = {},
+                      int64_t group = 0);
+
+/// The signed 4-bit weight of column `column` (an index) of a packed int4
+/// row, given the byte that holds it (i8): two's complement nibbles, the
+/// even column in the low nibble, the odd one in the high nibble. Returns
+/// it as an i8 in [-8, 7]:
+///   shrsi(shli(byte, 4 - 4 * (column % 2)), 4)
+/// rwkv-vectorize-projections matches exactly this sequence.
+Value buildInt4Nibble(OpBuilder &b, Location loc, Value byte, Value column);
 
 /// `Σ_{b,t} a[b, t, p] * c[b, t, q]` as a `[P, Q]` f32 tensor (a weight
 /// gradient), built as the projection `[1, P, N] x [Q, N]` of the transposed

@@ -53,9 +53,14 @@ def RWKV_Activation : RankedTensorOf<[F32]>;
 def RWKV_Weight : RankedTensorOf<[F32, F16, BF16]>;
 def RWKV_TokenIds : RankedTensorOf<[I32, I64]>;
 /// Matrices that projections and the embedding read: a checkpoint dtype, or
-/// int8 with a `scale` operand (rwkv-quantize).
+/// int8 with a `scale` operand (rwkv-quantize): one weight per byte, or two
+/// int4 weights per byte with a `group_size` (see rwkv.dequantize).
 def RWKV_MatrixWeight : RankedTensorOf<[F32, F16, BF16, I8]>;
-/// Per-row scales of an int8 matrix: `[rows]` f32.
-def RWKV_RowScales : 1DTensorOf<[F32]>;
+/// Scales of a quantized matrix: per row `[rows]` f32 (int8), or per row and
+/// group of `group_size` inputs `[rows, cols / group_size]` bf16 or f32
+/// (int4). The ops' verifiers check which.
+def RWKV_QuantScales : RankedTensorOf<[F32, BF16]>;
+/// Inputs per int4 scale group; its presence marks a packed int4 matrix.
+def RWKV_GroupSizeAttr : ConfinedAttr<I64Attr, [IntPositive]>;
 
 #endif // RWKV_DIALECT_RWKVBASE_TD

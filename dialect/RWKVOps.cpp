@@ -99,34 +99,72 @@ static LogicalResult expectDivisible(Operation *op, int64_t c, int64_t heads,
 // Primitive ops
 //===----------------------------------------------------------------------===//
 
-/// An int8 matrix needs per-row scales `[rows]`; a float one takes none.
-static LogicalResult verifyRowScales(Operation *op, Value matrix, Value scale,
-                                     StringRef name) {
+/// The column count a stored matrix stands for: two per byte when it is
+/// packed int4 (`group` set).
+static int64_t logicalCols(int64_t stored, std::optional<uint64_t> group) {
+  return group && !ShapedType::isDynamic(stored) ? 2 * stored : stored;
+}
+
+/// A quantized matrix needs its scales: int8 per row, `[rows]` f32; packed
+/// int4 (`group` set) per row and group of `group` columns,
+/// `[rows, cols / group]` bf16 or f32. A float matrix takes neither.
+static LogicalResult verifyQuantScales(Operation *op, Value matrix, Value scale,
+                                       std::optional<uint64_t> group,
+                                       StringRef name) {
   auto type = cast<RankedTensorType>(matrix.getType());
   bool quantized = type.getElementType().isInteger(8);
+  if (group && !quantized)
+    return op->emitOpError() << "'group' is only allowed with a packed int4 "
+                                "(i8) '"
+                             << name << "', got " << type.getElementType();
   if (quantized && !scale)
-    return op->emitOpError()
-           << "int8 '" << name << "' needs per-row scales (a 'scale' operand)";
+    return op->emitOpError() << (group ? "int4 '" : "int8 '") << name
+                             << "' needs " << (group ? "per-group" : "per-row")
+                             << " scales (a 'scale' operand)";
   if (!quantized && scale)
     return op->emitOpError() << "'scale' is only allowed with an int8 '" << name
                              << "', got " << type.getElementType();
-  if (scale && type.getRank() >= 1)
+  if (!scale || type.getRank() != 2)
+    return success(); // a wrong matrix rank is reported by the caller
+  Type scaleElt = cast<RankedTensorType>(scale.getType()).getElementType();
+  if (!group) {
+    if (!scaleElt.isF32())
+      return op->emitOpError()
+             << "int8 scales must be f32, got " << scaleElt
+             << " (bf16 scales are per group of a packed int4 matrix)";
     return expectShape(op, scale, "scale", {type.getDimSize(0)});
-  return success();
+  }
+  int64_t g = static_cast<int64_t>(*group);
+  if (g % 2)
+    return op->emitOpError()
+           << "group size " << g << " must be even (two int4 weights per byte)";
+  int64_t cols = logicalCols(type.getDimSize(1), group);
+  if (ShapedType::isDynamic(cols))
+    return expectShape(op, scale, "scale", {type.getDimSize(0), kAny});
+  if (cols % g)
+    return op->emitOpError() << "group size " << g << " does not divide the "
+                             << cols << " columns of int4 '" << name << "'";
+  return expectShape(op, scale, "scale", {type.getDimSize(0), cols / g});
 }
 
 LogicalResult DequantizeOp::verify() {
   Operation *op = getOperation();
-  if (failed(expectRank(op, getInput(), "input", 2, "[rows, cols]")) ||
-      failed(expectShape(op, getScale(), "scale", {shapeOf(getInput())[0]})))
+  if (failed(
+          expectRank(op, getInput(), "input", 2,
+                     getGroupSize() ? "[rows, cols / 2]" : "[rows, cols]")) ||
+      failed(verifyQuantScales(op, getInput(), getScale(), getGroupSize(),
+                               "input")))
     return failure();
-  return expectSameShape(op, getResult(), "result", getInput());
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  return expectShape(op, getResult(), "result",
+                     {in[0], logicalCols(in[1], getGroupSize())});
 }
 
 namespace {
-/// `op(dequantize(q, s))` -> `op(q) scale(s)`: the kernel then reads the int8
-/// matrix and applies the scales in registers instead of reading a
-/// materialised f32 copy (4x the bytes).
+/// `op(dequantize(q, s))` -> `op(q) scale(s)` (with the int4 group): the
+/// kernel then reads the int8 or packed int4 matrix and applies the scales
+/// in registers instead of reading a materialised f32 copy (4x or 8x the
+/// bytes).
 template <typename OpTy, unsigned MatrixOperand>
 struct FoldDequantize final : OpRewritePattern<OpTy> {
   using OpRewritePattern<OpTy>::OpRewritePattern;
@@ -141,6 +179,7 @@ struct FoldDequantize final : OpRewritePattern<OpTy> {
     rewriter.modifyOpInPlace(op, [&] {
       op->setOperand(MatrixOperand, deq.getInput());
       op.getScaleMutable().assign(deq.getScale());
+      op.setGroupSizeAttr(deq.getGroupSizeAttr());
     });
     return success();
   }
@@ -166,11 +205,13 @@ LogicalResult EmbedOp::verify() {
   Operation *op = getOperation();
   if (failed(expectRank(op, getTable(), "table", 2, "[V, C]")) ||
       failed(expectRank(op, getTokens(), "tokens", 2, "[B, T]")) ||
-      failed(verifyRowScales(op, getTable(), getScale(), "table")))
+      failed(verifyQuantScales(op, getTable(), getScale(), getGroupSize(),
+                               "table")))
     return failure();
   ArrayRef<int64_t> tok = shapeOf(getTokens());
-  return expectShape(op, getResult(), "result",
-                     {tok[0], tok[1], shapeOf(getTable())[1]});
+  return expectShape(
+      op, getResult(), "result",
+      {tok[0], tok[1], logicalCols(shapeOf(getTable())[1], getGroupSize())});
 }
 
 LogicalResult LayerNormOp::verify() {
@@ -215,27 +256,30 @@ static LogicalResult verifyOutInProjection(Operation *op, Value input,
                                            Value weight, Value result,
                                            StringRef what, StringRef note,
                                            StringRef layout,
-                                           std::optional<int64_t> tokens) {
+                                           std::optional<int64_t> tokens,
+                                           std::optional<uint64_t> group) {
   if (failed(expectRank(op, input, "input", 3, "[B, T, C]")) ||
       failed(expectRank(op, weight, "weight", 2, layout)))
     return failure();
   ArrayRef<int64_t> in = shapeOf(input);
   ArrayRef<int64_t> w = shapeOf(weight);
-  if (!compatible(w[1], in[2]))
+  if (!compatible(logicalCols(w[1], group), in[2]))
     return op->emitOpError()
-           << what << " " << shapeStr(w) << " does not take inputs of width "
-           << in[2] << note;
+           << what << " " << shapeStr(w)
+           << (group ? " (packed int4, two columns per byte)" : "")
+           << " does not take inputs of width " << in[2] << note;
   return expectShape(op, result, "result",
                      {in[0], tokens.value_or(in[1]), w[0]});
 }
 
 LogicalResult LinearOp::verify() {
-  if (failed(
-          verifyRowScales(getOperation(), getWeight(), getScale(), "weight")))
+  if (failed(verifyQuantScales(getOperation(), getWeight(), getScale(),
+                               getGroupSize(), "weight")))
     return failure();
-  return verifyOutInProjection(
-      getOperation(), getInput(), getWeight(), getResult(), "weight",
-      " (weights are stored [out, in])", "[out, in]", std::nullopt);
+  return verifyOutInProjection(getOperation(), getInput(), getWeight(),
+                               getResult(), "weight",
+                               " (weights are stored [out, in])", "[out, in]",
+                               std::nullopt, getGroupSize());
 }
 
 LogicalResult LoraOp::verify() {
@@ -357,12 +401,12 @@ LogicalResult HeadOp::verify() {
   std::optional<int64_t> tokens;
   if (getPositions() == HeadPositions::last)
     tokens = 1;
-  if (failed(verifyRowScales(getOperation(), getWeight(), getScale(),
-                             "head weight")))
+  if (failed(verifyQuantScales(getOperation(), getWeight(), getScale(),
+                               getGroupSize(), "head weight")))
     return failure();
   return verifyOutInProjection(getOperation(), getInput(), getWeight(),
-                               getResult(), "head weight", "", "[V, C]",
-                               tokens);
+                               getResult(), "head weight", "", "[V, C]", tokens,
+                               getGroupSize());
 }
 
 //===----------------------------------------------------------------------===//

@@ -24,21 +24,34 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 //===----------------------------------------------------------------------===//
 
 def RWKV_DequantizeOp : RWKV_Op<"dequantize", [Pure]> {
-  let summary = "Widen an int8 matrix with per-row scales to f32";
+  let summary = "Widen an int8 or packed int4 matrix with its scales to f32";
   let description = [{
-    `result[r, c] = f32(input[r, c]) * scale[r]`: how an `rwkv-quantize`d
-    checkpoint binds a matrix. Projections and the embedding fold it into
-    their `scale` operand (canonicalization), so the kernels read the int8
-    matrix and widen it in registers; only other users materialise it.
+    How an `rwkv-quantize`d checkpoint binds a matrix. Projections and the
+    embedding fold it into their `scale` operand (and `group`)
+    (canonicalization), so the kernels read the quantized matrix and widen
+    it in registers; only other users materialise it.
+
+    int8 (no `group`): `input` is `[R, C]`, `scale` `[R]` f32, and
+    `result[r, c] = f32(input[r, c]) * scale[r]`.
+
+    int4 (`group G`): `input` is `[R, C / 2]` bytes holding two signed
+    (two's complement) 4-bit weights each, column `2j` in the low nibble and
+    `2j + 1` in the high one; `scale` is `[R, C / G]` (bf16 or f32), one per
+    row and group of `G` consecutive columns:
+    `result[r, c] = nibble(input[r, c / 2], c % 2) * scale[r, c / G]`.
 
     ```mlir
     %w = rwkv.dequantize %q, %s : tensor<64x128xi8>, tensor<64xf32> -> tensor<64x128xf32>
+    %v = rwkv.dequantize %p, %g group 32
+        : tensor<64x64xi8>, tensor<64x4xbf16> -> tensor<64x128xf32>
     ```
   }];
-  let arguments = (ins RankedTensorOf<[I8]>:$input, RWKV_RowScales:$scale);
+  let arguments = (ins RankedTensorOf<[I8]>:$input, RWKV_QuantScales:$scale,
+                       OptionalAttr<RWKV_GroupSizeAttr>:$group_size);
   let results = (outs RankedTensorOf<[F32]>:$result);
   let assemblyFormat = [{
-    $input `,` $scale attr-dict `:` type($input) `,` type($scale) `->` type($result)
+    $input `,` $scale (`group` $group_size^)? attr-dict `:` type($input) `,`
+    type($scale) `->` type($result)
   }];
   let hasVerifier = 1;
 }
@@ -49,7 +62,9 @@ def RWKV_EmbedOp : RWKV_Op<"embed", [Pure, DeclareOpInterfaceMethods<RWKV_Differ
     Gathers rows of the embedding table `[V, C]` for token ids `[B, T]` and
     widens them to `f32`. Ids are checked by the runtime before the call.
     ln0 is a separate `rwkv.layer_norm` (or folded into the table at load time).
-    An int8 table comes with per-row (per-token) `scale`s `[V]`.
+    An int8 table comes with per-row (per-token) `scale`s `[V]`; a packed
+    int4 one (`group G`, layout as in `rwkv.dequantize`) is `[V, C / 2]` with
+    `scale`s `[V, C / G]`.
 
     ```mlir
     %x = rwkv.embed %table, %ids : tensor<512x128xbf16>, tensor<1x?xi32> -> tensor<1x?x128xf32>
@@ -58,16 +73,18 @@ def RWKV_EmbedOp : RWKV_Op<"embed", [Pure, DeclareOpInterfaceMethods<RWKV_Differ
     ```
   }];
   let arguments = (ins RWKV_MatrixWeight:$table, RWKV_TokenIds:$tokens,
-                       Optional<RWKV_RowScales>:$scale);
+                       Optional<RWKV_QuantScales>:$scale,
+                       OptionalAttr<RWKV_GroupSizeAttr>:$group_size);
   let results = (outs RWKV_Activation:$result);
   let assemblyFormat = [{
-    $table `,` $tokens (`scale` $scale^)? attr-dict `:` type($table) `,` type($tokens)
-    (`,` type($scale)^)? `->` type($result)
+    $table `,` $tokens (`scale` $scale^)? (`group` $group_size^)? attr-dict `:`
+    type($table) `,` type($tokens) (`,` type($scale)^)? `->` type($result)
   }];
   let builders = [
     OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$table,
                    "::mlir::Value":$tokens), [{
-      build($_builder, $_state, result, table, tokens, ::mlir::Value());
+      build($_builder, $_state, result, table, tokens, ::mlir::Value(),
+            ::mlir::IntegerAttr());
     }]>
   ];
   let hasVerifier = 1;
@@ -145,26 +162,33 @@ def RWKV_LinearOp : RWKV_Op<"linear", [Pure, DeclareOpInterfaceMethods<RWKV_Diff
     Applies a bias-free linear layer to the last dimension. The weight keeps
     the checkpoint layout `[out, in]` and dtype; accumulation is in `f32`.
     An int8 weight comes with per-output-row `scale`s `[out]`:
-    `y[o] = scale[o] * sum_i x[i] * W[o, i]`.
+    `y[o] = scale[o] * sum_i x[i] * W[o, i]`. A packed int4 weight
+    (`group G`, layout as in `rwkv.dequantize`) is `[out, in / 2]` with
+    `scale`s `[out, in / G]`:
+    `y[o] = sum_g scale[o, g] * sum_{i in group g} x[i] * W[o, i]`.
 
     ```mlir
     %r = rwkv.linear %xr, %wr
         : tensor<1x?x128xf32>, tensor<128x128xbf16> -> tensor<1x?x128xf32>
     %k = rwkv.linear %xk, %qk scale %sk
         : tensor<1x?x128xf32>, tensor<128x128xi8>, tensor<128xf32> -> tensor<1x?x128xf32>
+    %v = rwkv.linear %xv, %pv scale %gv group 32
+        : tensor<1x?x128xf32>, tensor<128x64xi8>, tensor<128x4xbf16> -> tensor<1x?x128xf32>
     ```
   }];
   let arguments = (ins RWKV_Activation:$input, RWKV_MatrixWeight:$weight,
-                       Optional<RWKV_RowScales>:$scale);
+                       Optional<RWKV_QuantScales>:$scale,
+                       OptionalAttr<RWKV_GroupSizeAttr>:$group_size);
   let results = (outs RWKV_Activation:$result);
   let assemblyFormat = [{
-    $input `,` $weight (`scale` $scale^)? attr-dict `:` type($input) `,` type($weight)
-    (`,` type($scale)^)? `->` type($result)
+    $input `,` $weight (`scale` $scale^)? (`group` $group_size^)? attr-dict `:`
+    type($input) `,` type($weight) (`,` type($scale)^)? `->` type($result)
   }];
   let builders = [
     OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$input,
                    "::mlir::Value":$weight), [{
-      build($_builder, $_state, result, input, weight, ::mlir::Value());
+      build($_builder, $_state, result, input, weight, ::mlir::Value(),
+            ::mlir::IntegerAttr());
     }]>
   ];
   let hasVerifier = 1;
@@ -286,7 +310,8 @@ def RWKV_HeadOp : RWKV_Op<"head", [Pure]> {
     `logits = W x` with `W` the `[V, C]` head weight. With
     `positions = last` only the last token of each row is projected and the
     result is `[B, 1, V]`; with `all` it is `[B, T, V]`. An int8 weight
-    comes with per-row `scale`s `[V]`, as for `rwkv.linear`.
+    comes with per-row `scale`s `[V]`, a packed int4 one with `group` and
+    per-group `scale`s, as for `rwkv.linear`.
 
     ```mlir
     %logits = rwkv.head %x, %w {positions = #rwkv<positions last>}
@@ -294,20 +319,21 @@ def RWKV_HeadOp : RWKV_Op<"head", [Pure]> {
     ```
   }];
   let arguments = (ins RWKV_Activation:$input, RWKV_MatrixWeight:$weight,
-                       Optional<RWKV_RowScales>:$scale,
+                       Optional<RWKV_QuantScales>:$scale,
+                       OptionalAttr<RWKV_GroupSizeAttr>:$group_size,
                        DefaultValuedAttr<RWKV_HeadPositionsAttr,
                            "::mlir::rwkv::HeadPositions::all">:$positions);
   let results = (outs RWKV_Activation:$result);
   let assemblyFormat = [{
-    $input `,` $weight (`scale` $scale^)? attr-dict `:` type($input) `,` type($weight)
-    (`,` type($scale)^)? `->` type($result)
+    $input `,` $weight (`scale` $scale^)? (`group` $group_size^)? attr-dict `:`
+    type($input) `,` type($weight) (`,` type($scale)^)? `->` type($result)
   }];
   let builders = [
     OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$input,
                    "::mlir::Value":$weight,
                    "::mlir::rwkv::HeadPositions":$positions), [{
       build($_builder, $_state, result, input, weight, ::mlir::Value(),
-            positions);
+            ::mlir::IntegerAttr(), positions);
     }]>
   ];
   let hasVerifier = 1;

@@ -3,7 +3,7 @@
 // ModelBuilder.cpp builds what every RWKV version shares (embedding, ln0,
 // the rwkv.block per layer, ln_out, head, the entry points of docs/ABI.md).
 // The body of a layer is version-specific: one file per version
-// (rwkv4/RWKV4Layer.cpp, rwkv5/RWKV5Layer.cpp for 5.2 and 6) composes the
+// (rwkv4/RWKV4Layer.cpp, rwkv5/RWKV5Layer.cpp for 5.x and 6) composes the
 // shared rwkv ops and its own WKV op. RWKV-7's body is its composite
 // rwkv.time_mix / rwkv.channel_mix (ModelBuilder.cpp).
 //
@@ -53,9 +53,21 @@ SmallVector<StateSlot> rwkv4StateSlots(RankedTensorType shiftTy);
 SmallVector<Value> buildRWKV4Layer(LayerContext &ctx, Value x,
                                    ValueRange states);
 
-/// One RWKV-5.2 (`version` 5) or RWKV-6 (`version` 6) layer; state slots
-/// att_shift, wkv ([B, H, N, N], `S[key][value]`), ffn_shift.
-SmallVector<Value> buildRWKV5Layer(LayerContext &ctx, int version, Value x,
+/// What differs between the RWKV-5 variants and RWKV-6 in a layer body.
+struct RWKV5Variant {
+  bool v6 = false;
+  /// 5.0/5.1: one decay and one bonus per head ([H]), not per channel.
+  bool perHead = false;
+  /// 5.0/5.1 `att.time_first` holds log(u) (else `att.time_faaaa`, u).
+  bool logBonus = false;
+  /// Everything but 5.0 has the SiLU output gate.
+  bool gate = true;
+};
+
+/// One RWKV-5 (5.0, 5.1, 5.2) or RWKV-6 layer; state slots att_shift, wkv
+/// ([B, H, N, N], `S[key][value]`), ffn_shift.
+SmallVector<Value> buildRWKV5Layer(LayerContext &ctx,
+                                   const RWKV5Variant &variant, Value x,
                                    ValueRange states);
 
 /// LayerNorm (eps 1e-5) with the weights `<key>.weight` / `<key>.bias`.

@@ -56,13 +56,17 @@ Type elementType(MLIRContext &ctx, ::rwkv::DType dtype) {
   }
 }
 
-/// The key suffix of the per-row scales of an int8 matrix (rwkv-quantize).
+/// The key suffix of the scales of an int8 or int4 matrix (rwkv-quantize).
 constexpr llvm::StringLiteral kScaleSuffix = "_scale";
 
 /// One weight argument: checkpoint key and squeezed type.
 struct WeightArg {
   std::string key;
   RankedTensorType type;
+  /// A packed int4 matrix: u8 `[out, in / 2]` in the checkpoint, bound as
+  /// i8 bytes (arith has no unsigned types); the argument says "u8" to the
+  /// runtime through `rwkv.dtype` (docs/ABI.md).
+  bool packedInt4 = false;
 };
 
 /// The entry points of docs/ABI.md.
@@ -165,8 +169,11 @@ private:
       }
     }
     weightBase = 1 + numSlots * numLayers;
-    for (auto [i, w] : llvm::enumerate(weightArgs))
+    for (auto [i, w] : llvm::enumerate(weightArgs)) {
       func.setArgAttr(weightBase + i, "rwkv.weight", b.getStringAttr(w.key));
+      if (w.packedInt4)
+        func.setArgAttr(weightBase + i, "rwkv.dtype", b.getStringAttr("u8"));
+    }
 
     Block *body = func.addEntryBlock();
     b.setInsertionPointToStart(body);
@@ -326,9 +333,14 @@ private:
                        shiftTy,
                        cfg.n_head,
                        "blocks." + std::to_string(l) + "."};
+    RWKV5Variant variant;
+    variant.v6 = cfg.version == 6;
+    variant.perHead = cfg.version == 5 && cfg.versionString != "5.2";
+    variant.logBonus = cfg.logBonus;
+    variant.gate = cfg.versionString != "5.0";
     SmallVector<Value> results =
         cfg.version == 4 ? buildRWKV4Layer(layer, x, states)
-                         : buildRWKV5Layer(layer, cfg.version, x, states);
+                         : buildRWKV5Layer(layer, variant, x, states);
     YieldOp::create(b, loc, results);
     return block;
   }
@@ -340,10 +352,12 @@ private:
   }
 
   /// The argument bound to checkpoint key `key`; every key used here was
-  /// checked against the spec list before building. An int8 matrix is bound
-  /// with its `<key>_scale` argument through `rwkv.dequantize`, created where
-  /// it is used (inside the layer's block, so outlining takes the int8
-  /// arguments with it); the projections fold it (canonicalization).
+  /// checked against the spec list before building. An int8 or packed int4
+  /// matrix is bound with its `<key>_scale` argument through
+  /// `rwkv.dequantize` (int4: with the group size the scales' shape
+  /// implies), created where it is used (inside the layer's block, so
+  /// outlining takes the quantized arguments with it); the projections fold
+  /// it (canonicalization).
   Value weight(StringRef key) {
     auto it = weightIndex.find(key);
     assert(it != weightIndex.end() && "weight not in the spec list");
@@ -352,8 +366,15 @@ private:
     if (!type.getElementType().isInteger(8))
       return arg;
     Value scale = weight((key + kScaleSuffix).str());
+    Type f32 = Float32Type::get(&ctx);
+    if (!weightArgs[it->second].packedInt4)
+      return DequantizeOp::create(b, arg.getLoc(), type.clone(f32), arg, scale,
+                                  IntegerAttr());
+    int64_t rows = type.getDimSize(0), cols = 2 * type.getDimSize(1);
+    int64_t groups = cast<RankedTensorType>(scale.getType()).getDimSize(1);
     return DequantizeOp::create(b, arg.getLoc(),
-                                type.clone(Float32Type::get(&ctx)), arg, scale);
+                                RankedTensorType::get({rows, cols}, f32), arg,
+                                scale, b.getI64IntegerAttr(cols / groups));
   }
 
   MLIRContext &ctx;
@@ -392,11 +413,13 @@ FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKVModule(
     ArrayRef<WeightInfo> weights, const ModelBuildOptions &opts,
     llvm::function_ref<void(const llvm::Twine &)> emitError) {
   const int version = config.version;
+  const StringRef v5 = config.versionString;
   if (version != 4 && version != 6 && version != 7 &&
-      !(version == 5 && config.versionString == "5.2")) {
+      !(version == 5 && (v5 == "5.0" || v5 == "5.1" || v5 == "5.2"))) {
     emitError("unsupported RWKV version " + llvm::Twine(version) + " ('" +
               config.versionString +
-              "'): the importer builds RWKV-4, 5.2, 6 (x060) and 7 (x070)");
+              "'): the importer builds RWKV-4, 5.0, 5.1, 5.2, 6 (x060) and "
+              "7 (x070)");
     return failure();
   }
   if (version != 7 && opts.trainContext != 0) {
@@ -474,26 +497,68 @@ FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKVModule(
       return failure();
     }
     const WeightInfo &w = *it->second;
-    if (w.shape != spec.shape) {
-      emitError("weight '" + llvm::Twine(spec.name) + "' has shape " +
-                shapeStr(w.shape) + ", expected " + shapeStr(spec.shape));
+    // A packed int4 matrix (u8) holds two columns per byte.
+    const bool int4 = w.dtype == ::rwkv::DType::U8;
+    if ((int4 || w.dtype == ::rwkv::DType::I8) &&
+        !detail::isQuantizableMatrixNoThrow(spec.name)) {
+      emitError("weight '" + llvm::Twine(spec.name) + "' is " +
+                (int4 ? "int4" : "int8") +
+                ", but only the embedding, head and linear-layer "
+                "matrices may be quantized");
       return failure();
     }
-    if (w.dtype == ::rwkv::DType::I8) {
-      if (!detail::isQuantizableMatrixNoThrow(spec.name)) {
-        emitError("weight '" + llvm::Twine(spec.name) +
-                  "' is int8, but only the embedding, head and linear-layer "
-                  "matrices may be quantized");
-        return failure();
-      }
+    std::vector<int64_t> logical = w.shape;
+    if (int4 && logical.size() == 2)
+      logical[1] *= 2;
+    if (logical != spec.shape) {
+      emitError(
+          "weight '" + llvm::Twine(spec.name) + "' has shape " +
+          shapeStr(w.shape) +
+          (int4 ? " (packed int4: two columns per byte)" : "") + ", expected " +
+          shapeStr(int4 && spec.shape.size() == 2
+                       ? std::vector<int64_t>{spec.shape[0], spec.shape[1] / 2}
+                       : spec.shape));
+      return failure();
+    }
+    if (w.dtype == ::rwkv::DType::I8 || int4) {
+      const char *kind = int4 ? "int4" : "int8";
       if (opts.trainContext > 0) {
-        emitError("weight '" + llvm::Twine(spec.name) +
-                  "' is int8: a quantized checkpoint cannot be trained "
+        emitError("weight '" + llvm::Twine(spec.name) + "' is " + kind +
+                  ": a quantized checkpoint cannot be trained "
                   "(train the float checkpoint, then rwkv-quantize it)");
         return failure();
       }
       std::string scaleKey = spec.name + kScaleSuffix.str();
       auto sit = byName.find(scaleKey);
+      auto i8 = IntegerType::get(&ctx, 8);
+      if (int4) {
+        // bf16 scales [out, in / G], G even and dividing `in`.
+        const WeightInfo *sc = sit == byName.end() ? nullptr : sit->second;
+        int64_t in = spec.shape[1];
+        bool ok = sc && sc->dtype == ::rwkv::DType::BF16 &&
+                  sc->shape.size() == 2 && sc->shape[0] == spec.shape[0] &&
+                  sc->shape[1] > 0 && in % sc->shape[1] == 0 &&
+                  (in / sc->shape[1]) % 2 == 0;
+        if (!ok) {
+          emitError("int4 weight '" + llvm::Twine(spec.name) +
+                    "' needs per-group scales '" + scaleKey + "' (bf16 [" +
+                    llvm::Twine(spec.shape[0]) + ", " + llvm::Twine(in) +
+                    " / G], G even)" +
+                    (sc ? std::string(", found ") +
+                              detail::dtypeNameNoThrow(sc->dtype) + " " +
+                              shapeStr(sc->shape)
+                        : std::string()));
+          return failure();
+        }
+        WeightArg q{spec.name,
+                    RankedTensorType::get({spec.shape[0], in / 2}, i8)};
+        q.packedInt4 = true;
+        weightArgs.push_back(q);
+        weightArgs.push_back(
+            {scaleKey,
+             RankedTensorType::get(sc->shape, BFloat16Type::get(&ctx))});
+        continue;
+      }
       std::vector<int64_t> scaleShape = {spec.shape[0]};
       if (sit == byName.end()) {
         emitError("int8 weight '" + llvm::Twine(spec.name) +
@@ -509,7 +574,6 @@ FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKVModule(
                   shapeStr(scaleShape));
         return failure();
       }
-      auto i8 = IntegerType::get(&ctx, 8);
       weightArgs.push_back({spec.name, RankedTensorType::get(spec.shape, i8)});
       weightArgs.push_back({scaleKey, RankedTensorType::get(
                                           scaleShape, Float32Type::get(&ctx))});

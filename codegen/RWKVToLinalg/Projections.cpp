@@ -19,6 +19,21 @@ Value rwkv::zeros(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes) {
       .getResult(0);
 }
 
+/// Element (row, col) of a packed int4 matrix as f32: the nibble of `col`
+/// in byte col / 2, times the scale of col's group.
+static Value buildInt4Weight(OpBuilder &b, Location loc, Value packed,
+                             Value scale, int64_t group, Value row, Value col) {
+  Value two = arith::ConstantIndexOp::create(b, loc, 2);
+  Value g = arith::ConstantIndexOp::create(b, loc, group);
+  Value byte = tensor::ExtractOp::create(
+      b, loc, packed,
+      ValueRange{row, arith::DivUIOp::create(b, loc, col, two)});
+  Value w = toF32(b, loc, buildInt4Nibble(b, loc, byte, col));
+  Value s = tensor::ExtractOp::create(
+      b, loc, scale, ValueRange{row, arith::DivUIOp::create(b, loc, col, g)});
+  return arith::MulFOp::create(b, loc, w, toF32(b, loc, s));
+}
+
 namespace {
 
 struct EmbedLowering final : OpConversionPattern<EmbedOp> {
@@ -32,7 +47,12 @@ struct EmbedLowering final : OpConversionPattern<EmbedOp> {
     Value tokens = adaptor.getTokens();
     SmallVector<OpFoldResult> sizes =
         tensor::getMixedSizes(rewriter, loc, tokens);
-    sizes.push_back(tensor::getMixedSize(rewriter, loc, table, 1));
+    auto resultType = cast<RankedTensorType>(op.getType());
+    int64_t group = static_cast<int64_t>(op.getGroupSize().value_or(0));
+    // A packed int4 table has half as many bytes as channels per row.
+    sizes.push_back(
+        group ? OpFoldResult(rewriter.getIndexAttr(resultType.getDimSize(2)))
+              : tensor::getMixedSize(rewriter, loc, table, 1));
     Value init =
         tensor::EmptyOp::create(rewriter, loc, sizes, rewriter.getF32Type());
     AffineExpr d0, d1, d2;
@@ -50,13 +70,20 @@ struct EmbedLowering final : OpConversionPattern<EmbedOp> {
               Value row = arith::IndexCastOp::create(nb, nl, nb.getIndexType(),
                                                      args[0]);
               Value col = linalg::IndexOp::create(nb, nl, 2);
-              Value v = toF32(nb, nl,
-                              tensor::ExtractOp::create(nb, nl, table,
-                                                        ValueRange{row, col}));
-              if (Value scale = adaptor.getScale())
-                v = arith::MulFOp::create(
-                    nb, nl, v,
-                    tensor::ExtractOp::create(nb, nl, scale, ValueRange{row}));
+              Value v;
+              Value scale = adaptor.getScale();
+              if (group) {
+                v = buildInt4Weight(nb, nl, table, scale, group, row, col);
+              } else {
+                v = toF32(nb, nl,
+                          tensor::ExtractOp::create(nb, nl, table,
+                                                    ValueRange{row, col}));
+                if (scale)
+                  v = arith::MulFOp::create(
+                      nb, nl, v,
+                      tensor::ExtractOp::create(nb, nl, scale,
+                                                ValueRange{row}));
+              }
               linalg::YieldOp::create(nb, nl, v);
             })
             .getResult(0);
@@ -66,7 +93,7 @@ struct EmbedLowering final : OpConversionPattern<EmbedOp> {
 };
 
 /// What is left of a dequantize after the projections folded it: a
-/// materialised f32 matrix (correct for any user, but 4x the bytes).
+/// materialised f32 matrix (correct for any user, but 4x or 8x the bytes).
 struct DequantizeLowering final : OpConversionPattern<DequantizeOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
@@ -75,6 +102,30 @@ struct DequantizeLowering final : OpConversionPattern<DequantizeOp> {
     Location loc = op.getLoc();
     MLIRContext *ctx = rewriter.getContext();
     Value q = adaptor.getInput();
+    if (std::optional<uint64_t> group = op.getGroupSize()) {
+      auto type = cast<RankedTensorType>(op.getType());
+      if (!type.hasStaticShape())
+        return rewriter.notifyMatchFailure(op, "int4 matrices are static");
+      Value init = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
+                                           rewriter.getF32Type());
+      Value result =
+          linalg::GenericOp::create(
+              rewriter, loc, TypeRange{init.getType()}, ValueRange{},
+              ValueRange{init},
+              ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(2, ctx)},
+              SmallVector<IteratorType>(2, IteratorType::parallel),
+              [&](OpBuilder &nb, Location nl, ValueRange) {
+                Value r = linalg::IndexOp::create(nb, nl, 0);
+                Value c = linalg::IndexOp::create(nb, nl, 1);
+                linalg::YieldOp::create(
+                    nb, nl,
+                    buildInt4Weight(nb, nl, q, adaptor.getScale(),
+                                    static_cast<int64_t>(*group), r, c));
+              })
+              .getResult(0);
+      rewriter.replaceOp(op, result);
+      return success();
+    }
     Value init = tensor::EmptyOp::create(
         rewriter, loc, tensor::getMixedSizes(rewriter, loc, q),
         rewriter.getF32Type());
@@ -124,7 +175,8 @@ struct LinearLowering final : OpConversionPattern<LinearOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Value y =
         buildProjection(rewriter, op.getLoc(), adaptor.getInput(),
-                        adaptor.getWeight(), true, {}, adaptor.getScale());
+                        adaptor.getWeight(), true, {}, adaptor.getScale(),
+                        static_cast<int64_t>(op.getGroupSize().value_or(0)));
     rewriter.replaceOp(op, castTo(rewriter, op.getLoc(), y, op.getType()));
     return success();
   }
@@ -173,8 +225,9 @@ struct HeadLowering final : OpConversionPattern<HeadOp> {
       x = tensor::ExtractSliceOp::create(rewriter, loc, x, offsets, sizes,
                                          strides);
     }
-    Value logits = buildProjection(rewriter, loc, x, adaptor.getWeight(), true,
-                                   {}, adaptor.getScale());
+    Value logits = buildProjection(
+        rewriter, loc, x, adaptor.getWeight(), true, {}, adaptor.getScale(),
+        static_cast<int64_t>(op.getGroupSize().value_or(0)));
     rewriter.replaceOp(op, castTo(rewriter, loc, logits, op.getType()));
     return success();
   }

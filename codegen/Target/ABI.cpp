@@ -89,6 +89,10 @@ static llvm::json::Object describeValue(Type type, DictionaryAttr attrs,
   auto tensor = llvm::cast<RankedTensorType>(type);
   llvm::json::Object o;
   o["dtype"] = dtypeName(tensor.getElementType());
+  // The checkpoint's dtype where the kernel binds its bytes as another type
+  // (packed int4: u8 in the file, i8 in the kernel).
+  if (auto d = attrs ? attrs.getAs<StringAttr>("rwkv.dtype") : nullptr)
+    o["dtype"] = d.getValue().str();
   o["shape"] = shapeJson(tensor);
   if (auto w = attrs ? attrs.getAs<StringAttr>("rwkv.weight") : nullptr) {
     o["kind"] = "weight";

@@ -15,6 +15,7 @@ _STATUS_NAMES = {
     2: "load error",
     3: "runtime error",
     4: "out of memory",
+    5: "busy",
 }
 
 

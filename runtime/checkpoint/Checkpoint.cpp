@@ -2,7 +2,7 @@
 //
 // Format-independent parts: dtype helpers, half-precision conversions, the
 // Tensor view accessors, and Checkpoint::open, which maps the file and
-// dispatches on its magic bytes.
+// dispatches on its magic bytes (zip, safetensors, GGUF).
 //
 //===----------------------------------------------------------------------===//
 
@@ -257,6 +257,23 @@ const Tensor *Checkpoint::find(std::string_view name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
+const char *Checkpoint::formatName(Format format) {
+  switch (format) {
+  case Format::Pth:
+    return "pth";
+  case Format::Safetensors:
+    return "safetensors";
+  case Format::Gguf:
+    return "gguf";
+  }
+  return "?";
+}
+
+std::string_view Checkpoint::tensorSource(std::string_view name) const {
+  auto it = tensorSources_.find(std::string(name));
+  return it == tensorSources_.end() ? std::string_view() : it->second;
+}
+
 const Tensor &Checkpoint::get(std::string_view name) const {
   if (const Tensor *t = find(name))
     return *t;
@@ -265,8 +282,8 @@ const Tensor &Checkpoint::get(std::string_view name) const {
 }
 
 namespace {
-// Dispatches on the first bytes: zip local header, safetensors (u64 header
-// length then '{'), or a legacy torch pickle stream.
+// Dispatches on the first bytes: zip local header, GGUF magic, safetensors
+// (u64 header length then '{'), or a legacy torch pickle stream.
 void loadByMagic(Checkpoint &ckpt, const std::string &path) {
   Checkpoint::Impl &impl = CheckpointLoader::impl(ckpt);
   const uint8_t *d = impl.data;
@@ -277,6 +294,10 @@ void loadByMagic(Checkpoint &ckpt, const std::string &path) {
   }
   if (n >= 4 && std::memcmp(d, "PK\x05\x06", 4) == 0)
     fail(path, "empty zip archive (no data.pkl): not a torch checkpoint");
+  if (n >= 4 && std::memcmp(d, "GGUF", 4) == 0) {
+    CheckpointLoader::loadGguf(ckpt);
+    return;
+  }
   if (n >= 9 && d[8] == '{') {
     CheckpointLoader::loadSafetensors(ckpt);
     return;
@@ -287,8 +308,8 @@ void loadByMagic(Checkpoint &ckpt, const std::string &path) {
   if (n >= 262 && std::memcmp(d + 257, "ustar", 5) == 0)
     fail(path, "legacy tar-based torch.save format is not supported");
   fail(path,
-       "not a checkpoint: neither a zip-based .pth nor a safetensors "
-       "file ({} bytes)",
+       "not a checkpoint: neither a zip-based .pth, a safetensors nor a "
+       "GGUF file ({} bytes)",
        n);
 }
 } // namespace

@@ -1,9 +1,10 @@
 //===- Checkpoint.h - RWKV checkpoint reading, writing, detection -*- C++
 //-*-===//
 //
-// MLIR-free library that reads PyTorch `.pth` (zip + pickle) and safetensors
-// checkpoints zero-copy from an mmap, writes both formats, detects the RWKV
-// architecture from key names and shapes, and makes synthetic RWKV-7 weights.
+// MLIR-free library that reads PyTorch `.pth` (zip + pickle), safetensors and
+// llama.cpp GGUF (RWKV-7) checkpoints from an mmap, writes .pth and
+// safetensors, detects the RWKV architecture from key names and shapes, and
+// makes synthetic RWKV-7 weights.
 // Every failure throws CheckpointError naming the file and the offending
 // key/opcode/shape. See docs/checkpoints.md.
 //
@@ -20,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace rwkv {
@@ -66,10 +68,13 @@ struct Tensor {
 
 class Checkpoint {
 public:
-  enum class Format { Pth, Safetensors };
+  enum class Format { Pth, Safetensors, Gguf };
+  /// "pth", "safetensors" or "gguf".
+  static const char *formatName(Format format);
 
-  /// Opens a `.pth` or safetensors file (detected by magic, not extension)
-  /// and maps it into memory.
+  /// Opens a `.pth`, safetensors or GGUF file (detected by magic, not
+  /// extension) and maps it into memory. A GGUF file's tensors are presented
+  /// under the released `.pth` names and layouts (docs/checkpoints.md).
   static std::unique_ptr<Checkpoint> open(const std::string &path);
   /// Same, from a byte buffer (copied). `name` is used in error messages.
   static std::unique_ptr<Checkpoint>
@@ -93,6 +98,18 @@ public:
   void releaseResidentPages() const;
   /// Archive folder inside a `.pth` zip (e.g. "archive"); empty otherwise.
   const std::string &archiveName() const { return archiveName_; }
+  /// Container version: 2 or 3 for GGUF, 0 for .pth and safetensors.
+  uint32_t formatVersion() const { return formatVersion_; }
+  /// What a converted file says about its source, as (key, text) pairs:
+  /// GGUF gives its architecture, llama.cpp file type, tensor types and
+  /// which tensors were dequantized. Empty for .pth and safetensors.
+  const std::vector<std::pair<std::string, std::string>> &sourceInfo() const {
+    return sourceInfo_;
+  }
+  /// Where tensor `name` comes from when it is not stored under that name
+  /// (GGUF: "blk.0.time_mix_w1.weight F32 ne [128, 32], transposed"); empty
+  /// otherwise.
+  std::string_view tensorSource(std::string_view name) const;
 
   struct Impl; // backing storage (mapping, owned buffers)
 
@@ -103,6 +120,9 @@ private:
   std::string path_;
   Format format_ = Format::Pth;
   std::string archiveName_;
+  uint32_t formatVersion_ = 0;
+  std::vector<std::pair<std::string, std::string>> sourceInfo_;
+  std::unordered_map<std::string, std::string> tensorSources_;
   std::vector<Tensor> tensors_;
   std::unordered_map<std::string, size_t> index_;
   std::unique_ptr<Impl> impl_;
@@ -120,7 +140,14 @@ struct ModelConfig {
   int64_t lora_w = 0, lora_a = 0, lora_v = 0, lora_g = 0, lora_mix = 0;
   DType dtype = DType::BF16;
   bool layer0HasV = false; // v7: blocks.0.att.v0/v1/v2 present
-  bool quantized = false;  // some matrices are int8 (rwkv-quantize)
+  bool quantized = false;  // some matrices are int8 or int4 (rwkv-quantize)
+  bool hasInt8 = false;    // some matrices are int8 (per-row f32 scales)
+  // Some matrices are packed int4 (u8, bf16 scales per group of this many
+  // inputs); 0: none.
+  int64_t int4Group = 0;
+  // RWKV-5.0/5.1: the per-head bonus is `att.time_first` holding log(u)
+  // rather than `att.time_faaaa` holding u.
+  bool logBonus = false;
   std::string toJson() const;
 };
 
@@ -139,7 +166,7 @@ struct TensorSpec {
   size_t nbytes() const { return size_t(numel()) * dtypeSize(dtype); }
 };
 std::vector<TensorSpec> rwkv7TensorSpecs(const ModelConfig &config);
-/// The same for any supported version (4, 5.2, 6, 7), in the released
+/// The same for any supported version (4, 5.0-5.2, 6, 7), in the released
 /// files' order. Throws CheckpointError for a version this project cannot run
 /// (RWKV-5.0/5.1 previews).
 std::vector<TensorSpec> tensorSpecs(const ModelConfig &config);
@@ -171,35 +198,55 @@ void writeSafetensors(const std::string &path,
 /// Copies a tensor (any strides) into a contiguous OwnedTensor.
 OwnedTensor toOwned(const Tensor &tensor);
 
-/// The matrices rwkv-quantize may store int8 (read by embed, linear, head).
+/// The matrices rwkv-quantize may store int8 or int4 (read by embed, linear,
+/// head).
 bool isQuantizableMatrix(const std::string &name);
 
+/// The int4 group size rwkv-quantize uses unless told otherwise.
+constexpr int64_t kDefaultInt4Group = 32;
+
 struct QuantizeOptions {
+  /// "int8" (symmetric, one f32 scale per row) or "int4" (symmetric, two
+  /// weights per byte, one bf16 scale per row and group of `group` inputs).
   std::string type = "int8";
+  /// int4 only: inputs per scale group (0: kDefaultInt4Group). Must be even
+  /// and divide the input width of every int4 matrix.
+  int64_t group = 0;
   /// emb.weight: "bf16" (the default: f32 tables are rounded to bf16, a
-  /// bf16/f16 table is kept), "keep" (the checkpoint's dtype) or "int8".
-  /// Decode reads one row per token, so only the file size depends on it;
-  /// int8 costs accuracy (golden tiny2: 0.12 instead of 0.095).
+  /// bf16/f16 table is kept), "keep" (the checkpoint's dtype), "int8" or
+  /// "int4". Decode reads one row per token, so only the file size depends
+  /// on it; int8 costs accuracy (golden tiny2: 0.12 instead of 0.095).
   std::string embedding = "bf16";
-  bool keepHead = false; // head.weight stays in the checkpoint's dtype
+  /// head.weight: "" (as `type`), "keep" (the checkpoint's dtype), "int8"
+  /// or "int4".
+  std::string head;
+  bool keepHead = false; // the same as head = "keep"
 };
 
 struct QuantizeReport {
-  int quantized = 0; // matrices written int8
+  int quantized = 0; // matrices written int8 or int4
+  int int4 = 0;      // of which int4
+  int64_t group = 0; // the int4 group size (0: no int4 matrix)
   size_t bytesIn = 0, bytesOut = 0;
   float maxAbsError = 0; // max |dequantized - original| over all weights
 };
 
 /// Writes `in` (an RWKV-7 checkpoint) to `outPath` as safetensors with every
-/// quantizable matrix int8 plus its per-row f32 scales `<name>_scale`
-/// (docs/checkpoints.md); other tensors are copied unchanged.
+/// quantizable matrix int8 plus its per-row f32 scales `<name>_scale`, or
+/// packed int4 (u8 `[out, in / 2]`) plus its per-group bf16 scales
+/// `<name>_scale` `[out, in / group]` (docs/checkpoints.md); other tensors
+/// are copied unchanged.
 QuantizeReport quantizeCheckpoint(const Checkpoint &in,
                                   const std::string &outPath,
                                   const QuantizeOptions &options);
 
 struct SyntheticOptions {
-  /// RWKV version: 7 (x070), 6 (x060), 5 (5.2) or 4.
+  /// RWKV version: 7 (x070), 6 (x060), 5 or 4.
   int version = 7;
+  /// RWKV-5 only: 2 (5.2), or the previews 1 (5.1: per-head decay and bonus
+  /// `time_faaaa`) and 0 (5.0: per-head, bonus `time_first` as log u, no
+  /// gate).
+  int v5Minor = 2;
   int64_t n_layer = 2, n_embd = 128, head_size = 64, vocab_size = 512;
   int64_t dim_ffn = 0; // 0: 4 * n_embd (RWKV-5/6: 3.5 * n_embd)
   int64_t lora_w = 32, lora_a = 32, lora_v = 32, lora_g = 64;

@@ -110,13 +110,21 @@ std::vector<TensorSpec> olderTensorSpecs(const ModelConfig &m) {
       for (const char *n : {"key", "value", "receptance", "output"})
         add(a + n + ".weight", {C, C});
     } else if (m.version == 5) {
-      for (const char *n :
-           {"time_mix_k", "time_mix_v", "time_mix_r", "time_mix_g"})
+      // 5.2 has a decay and bonus per channel, the 5.0/5.1 previews one per
+      // head; 5.0 has no gate.
+      bool v52 = m.versionString == "5.2", gate = m.versionString != "5.0";
+      for (const char *n : {"time_mix_k", "time_mix_v", "time_mix_r"})
         add(a + n, {1, 1, C});
-      add(a + "time_decay", {H, N});
-      add(a + "time_faaaa", {H, N});
-      for (const char *n : {"receptance", "key", "value", "output", "gate"})
+      if (gate)
+        add(a + "time_mix_g", {1, 1, C});
+      std::vector<int64_t> perHead = v52 ? std::vector<int64_t>{H, N}
+                                         : std::vector<int64_t>{H};
+      add(a + "time_decay", perHead);
+      add(a + (m.logBonus ? "time_first" : "time_faaaa"), perHead);
+      for (const char *n : {"receptance", "key", "value", "output"})
         add(a + n + ".weight", {C, C});
+      if (gate)
+        add(a + "gate.weight", {C, C});
     } else {
       for (const char *n : {"time_maa_x", "time_maa_w", "time_maa_k",
                             "time_maa_v", "time_maa_r", "time_maa_g"})
@@ -153,11 +161,13 @@ std::vector<TensorSpec> tensorSpecs(const ModelConfig &m) {
   if (m.version == 7)
     return rwkv7TensorSpecs(m);
   if (m.version == 6 || m.version == 4 ||
-      (m.version == 5 && m.versionString == "5.2"))
+      (m.version == 5 && (m.versionString == "5.0" ||
+                          m.versionString == "5.1" ||
+                          m.versionString == "5.2")))
     return olderTensorSpecs(m);
   throw CheckpointError(fmt::format(
       "RWKV-{} ('{}') checkpoints are not supported (supported: RWKV-4, "
-      "5.2, 6 (x060) and 7 (x070))",
+      "5.0, 5.1, 5.2, 6 (x060) and 7 (x070))",
       m.version, m.versionString));
 }
 
@@ -207,12 +217,54 @@ ModelConfig detectConfig(const Checkpoint &c) {
     fail(file, "no blocks.<n>.* keys found");
   m.vocab_size = dim(c, "emb.weight", 2, 0);
   m.n_embd = dim(c, "emb.weight", 2, 1);
+  // A packed int4 table (rwkv-quantize --embedding int4) holds two
+  // channels per byte.
+  if (c.find("emb.weight")->dtype == DType::U8)
+    m.n_embd *= 2;
   m.dim_ffn = dim(c, "blocks.0.ffn.key.weight", 2, 0);
   // int8 matrices (rwkv-quantize) come with f32 per-row scales
-  // `<name>_scale`; the model's dtype is that of its float tensors.
+  // `<name>_scale`, packed int4 ones (u8 [out, in / 2]) with bf16 scales per
+  // row and group of G inputs `<name>_scale` [out, in / G], one G per file;
+  // the model's dtype is that of its float tensors.
   m.dtype = DType::F32;
   bool haveFloat = false;
+  std::string firstInt4;
   for (const Tensor &t : c.tensors()) {
+    if (t.dtype == DType::U8) {
+      if (!isQuantizableMatrix(t.name))
+        fail(file,
+             "tensor '{}' is int4 (u8), but only the embedding, head and "
+             "linear-layer matrices may be quantized",
+             t.name);
+      if (t.shape.size() != 2 || t.shape[1] <= 0)
+        fail(file,
+             "int4 tensor '{}' has shape {}; only matrices can be int4 (u8 "
+             "[out, in / 2], two weights per byte)",
+             t.name, shapeStr(t.shape));
+      const Tensor *scale = c.find(t.name + "_scale");
+      const int64_t in = 2 * t.shape[1];
+      if (!scale || scale->dtype != DType::BF16 || scale->shape.size() != 2 ||
+          scale->shape[0] != t.shape[0] || scale->shape[1] <= 0 ||
+          in % scale->shape[1] != 0 || (in / scale->shape[1]) % 2 != 0)
+        fail(file,
+             "int4 tensor '{}' needs per-group scales '{}_scale' (bf16 [{}, "
+             "{} / G], G even){}",
+             t.name, t.name, t.shape[0], in,
+             scale ? fmt::format(", found {} {}", dtypeName(scale->dtype),
+                                 shapeStr(scale->shape))
+                   : std::string());
+      const int64_t group = in / scale->shape[1];
+      if (m.int4Group && group != m.int4Group)
+        fail(file,
+             "int4 tensor '{}' has groups of {} inputs, but '{}' has groups "
+             "of {} (one group size per file)",
+             t.name, group, firstInt4, m.int4Group);
+      if (!m.int4Group)
+        firstInt4 = t.name;
+      m.int4Group = group;
+      m.quantized = true;
+      continue;
+    }
     if (t.dtype == DType::I8) {
       const Tensor *scale = c.find(t.name + "_scale");
       if (!isQuantizableMatrix(t.name))
@@ -231,14 +283,14 @@ ModelConfig detectConfig(const Checkpoint &c) {
              scale ? fmt::format(", found {} {}", dtypeName(scale->dtype),
                                  shapeStr(scale->shape))
                    : std::string());
-      m.quantized = true;
+      m.quantized = m.hasInt8 = true;
       continue;
     }
     if (t.dtype != DType::F32 && t.dtype != DType::F16 &&
         t.dtype != DType::BF16)
       fail(file,
            "tensor '{}' has unsupported dtype {} (expected f32, f16, bf16, "
-           "or int8 with per-row scales)",
+           "int8 with per-row scales or int4 (u8) with per-group scales)",
            t.name, dtypeName(t.dtype));
     bool isScale = t.name.size() > 6 &&
                    t.name.compare(t.name.size() - 6, 6, "_scale") == 0;
@@ -247,7 +299,8 @@ ModelConfig detectConfig(const Checkpoint &c) {
       haveFloat = true;
     }
   }
-  if (const Tensor *emb = c.find("emb.weight"); emb && emb->dtype != DType::I8)
+  if (const Tensor *emb = c.find("emb.weight");
+      emb && emb->dtype != DType::I8 && emb->dtype != DType::U8)
     m.dtype = emb->dtype;
 
   if (v7) {
@@ -268,9 +321,15 @@ ModelConfig detectConfig(const Checkpoint &c) {
            m.n_head, m.head_size, m.n_embd);
     for (const TensorSpec &s : rwkv7TensorSpecs(m)) {
       const Tensor &t = need(c, s.name);
-      if (t.shape != s.shape)
-        fail(file, "key '{}' has shape {}, expected {}", s.name,
-             shapeStr(t.shape), shapeStr(s.shape));
+      // Packed int4 (checked above to be a matrix): two columns per byte.
+      std::vector<int64_t> logical = t.shape;
+      if (t.dtype == DType::U8)
+        logical[1] *= 2;
+      if (logical != s.shape)
+        fail(file, "key '{}' has shape {}{}, expected {}", s.name,
+             shapeStr(t.shape),
+             t.dtype == DType::U8 ? " (packed int4, two columns per byte)" : "",
+             shapeStr(s.shape));
     }
     if (!m.layer0HasV &&
         (c.find("blocks.0.att.v0") || c.find("blocks.0.att.v2")))
@@ -324,8 +383,19 @@ ModelConfig detectConfig(const Checkpoint &c) {
       checkSpecs();
     } else {
       m.versionString = gate ? "5.1" : "5.0";
-      m.n_head = td.shape.empty() ? 0 : td.shape[0];
-      m.head_size = m.n_head ? m.n_embd / m.n_head : 0;
+      if (td.shape.size() != 1 || td.shape[0] <= 0 ||
+          m.n_embd % td.shape[0] != 0)
+        fail(file,
+             "key 'blocks.0.att.time_decay' has shape {}, expected [H] "
+             "(RWKV-5.0/5.1: one decay per head, H dividing n_embd {}) or "
+             "[H, N] (5.2)",
+             shapeStr(td.shape), m.n_embd);
+      m.n_head = td.shape[0];
+      m.head_size = m.n_embd / m.n_head;
+      // The previews store the bonus as log(u) (time_first) or as u
+      // (time_faaaa), spec §4.3.
+      m.logBonus = c.find("blocks.0.att.time_faaaa") == nullptr;
+      checkSpecs();
     }
     return m;
   }
@@ -350,7 +420,9 @@ std::string ModelConfig::toJson() const {
     j["lora"]["mix"] = lora_mix;
   j["dtype"] = dtypeName(dtype);
   if (quantized)
-    j["quantized"] = "int8";
+    j["quantized"] = int4Group ? (hasInt8 ? "int4+int8" : "int4") : "int8";
+  if (int4Group)
+    j["group_size"] = int4Group;
   j["layer0_has_v"] = layer0HasV;
   return j.dump(2);
 }

@@ -28,12 +28,23 @@ struct Checkpoint::Impl {
 struct CheckpointLoader {
   static void loadPth(Checkpoint &ckpt);
   static void loadSafetensors(Checkpoint &ckpt);
+  static void loadGguf(Checkpoint &ckpt);
   static Checkpoint::Impl &impl(Checkpoint &c) { return *c.impl_; }
   static void setFormat(Checkpoint &c, Checkpoint::Format f) { c.format_ = f; }
   static void setArchive(Checkpoint &c, std::string a) {
     c.archiveName_ = std::move(a);
   }
   static void addTensor(Checkpoint &c, Tensor t) { c.addTensor(std::move(t)); }
+  static void setFormatVersion(Checkpoint &c, uint32_t v) {
+    c.formatVersion_ = v;
+  }
+  static void addSourceInfo(Checkpoint &c, std::string key, std::string text) {
+    c.sourceInfo_.emplace_back(std::move(key), std::move(text));
+  }
+  static void setTensorSource(Checkpoint &c, const std::string &name,
+                              std::string text) {
+    c.tensorSources_[name] = std::move(text);
+  }
 };
 
 template <typename... Args>

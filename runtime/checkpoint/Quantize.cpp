@@ -1,9 +1,11 @@
-//===- Quantize.cpp - int8 weight quantization of RWKV-7 checkpoints ------===//
+//===- Quantize.cpp - int8 and int4 weight quantization of RWKV-7 ---------===//
 //
-// Symmetric int8 with one f32 scale per row (per output of a projection, per
-// token of the embedding): scale = max|w| / 127, q = round(w / scale). The
-// compiled kernels read q and apply the scale once per output, so the file
-// holds exactly what decode streams from memory.
+// int8: symmetric, one f32 scale per row (per output of a projection, per
+// token of the embedding): scale = max|w| / 127, q = round(w / scale).
+// int4: symmetric, q in [-8, 7], two per byte along the row (column 2j in
+// the low nibble of byte j), one bf16 scale per row and group of G inputs.
+// The compiled kernels read q and apply the scales in registers, so the
+// file holds exactly what decode streams from memory.
 //
 //===----------------------------------------------------------------------===//
 
@@ -50,12 +52,90 @@ static float bestScale(const float *w, int64_t n, float amax) {
   return best;
 }
 
+/// The bf16 value nearest to `v`, as f32.
+static float roundToBf16(float v) { return bf16ToF32(f32ToBf16(v)); }
+
+static float quantizeInt4(float w, float scale) {
+  return scale > 0 ? std::clamp(std::nearbyint(w / scale), -8.0f, 7.0f) : 0.0f;
+}
+
+/// The scale of one int4 group: amax / d for the d in [6, 8] (steps of 0.1)
+/// whose bf16-rounded scale gives the lowest squared rounding error. d = 7
+/// never clips; d up to 8 uses the -8 level (and clips a positive maximum
+/// to 7 steps) where that pays. The scale is chosen after rounding to bf16,
+/// so storing it in bf16 adds no error.
+static float bestInt4Scale(const float *w, int64_t n) {
+  float amax = 0;
+  for (int64_t i = 0; i < n; ++i)
+    amax = std::max(amax, std::fabs(w[i]));
+  if (!(amax > 0))
+    return 0;
+  float best = 0;
+  double bestErr = -1;
+  for (int k = 0; k <= 20; ++k) {
+    float scale = roundToBf16(amax / (6.0f + 0.1f * k));
+    if (!(scale > 0))
+      continue;
+    double err = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      double d = double(quantizeInt4(w[i], scale) * scale) - w[i];
+      err += d * d;
+    }
+    if (bestErr < 0 || err < bestErr) {
+      bestErr = err;
+      best = scale;
+    }
+  }
+  return best;
+}
+
+namespace {
+/// How one tensor of the input is written.
+enum class Kind { Copy, Bf16, Int8, Int4 };
+} // namespace
+
+static Kind parseKind(const std::string &type, const char *what,
+                      const char *allowed) {
+  if (type == "int8")
+    return Kind::Int8;
+  if (type == "int4")
+    return Kind::Int4;
+  if (type == "keep")
+    return Kind::Copy;
+  if (type == "bf16" && std::string(what) == "embedding")
+    return Kind::Bf16;
+  throw CheckpointError(
+      fmt::format("unknown {} type '{}' ({})", what, type, allowed));
+}
+
 QuantizeReport quantizeCheckpoint(const Checkpoint &in,
                                   const std::string &outPath,
                                   const QuantizeOptions &options) {
-  if (options.type != "int8")
+  if (options.type != "int8" && options.type != "int4")
+    throw CheckpointError(
+        fmt::format("unknown quantization type '{}' (supported: int8, int4)",
+                    options.type));
+  const Kind matrixKind = options.type == "int4" ? Kind::Int4 : Kind::Int8;
+  const Kind embKind =
+      parseKind(options.embedding, "embedding", "bf16, keep, int8 or int4");
+  const Kind headKind =
+      options.keepHead ? Kind::Copy
+      : options.head.empty()
+          ? matrixKind
+          : parseKind(options.head, "head", "keep, int8 or int4");
+  const bool anyInt4 = matrixKind == Kind::Int4 || embKind == Kind::Int4 ||
+                       headKind == Kind::Int4;
+  if (options.group != 0 && !anyInt4)
     throw CheckpointError(fmt::format(
-        "unknown quantization type '{}' (supported: int8)", options.type));
+        "a group size ({}) applies to int4 only (int8 has one scale per row)",
+        options.group));
+  const int64_t group = options.group ? options.group : kDefaultInt4Group;
+  if (group <= 0 || group % 2 != 0)
+    throw CheckpointError(fmt::format(
+        "int4 group size {} must be a positive even number (two weights per "
+        "byte)",
+        group));
+
   ModelConfig config = detectConfig(in);
   if (config.version != 7)
     fail(in.path(),
@@ -64,41 +144,57 @@ QuantizeReport quantizeCheckpoint(const Checkpoint &in,
          config.version);
   if (config.quantized)
     fail(in.path(), "the checkpoint is already quantized");
-  if (options.embedding != "bf16" && options.embedding != "keep" &&
-      options.embedding != "int8")
-    throw CheckpointError(fmt::format(
-        "unknown embedding type '{}' (bf16, keep or int8)", options.embedding));
 
   struct Entry {
     const Tensor *source;
-    bool quantize, scales, toBf16;
+    Kind kind;
+    bool scales; // the `_scale` tensor of an Int8/Int4 source
   };
   std::vector<Entry> entries;
   std::vector<TensorSpec> specs;
+  QuantizeReport report;
   for (const Tensor &t : in.tensors()) {
-    bool emb = t.name == "emb.weight";
-    bool q = isQuantizableMatrix(t.name) &&
-             !(emb && options.embedding != "int8") &&
-             !(t.name == "head.weight" && options.keepHead);
-    bool toBf16 = emb && options.embedding == "bf16" && t.dtype == DType::F32;
-    entries.push_back({&t, q, false, toBf16});
-    specs.push_back({t.name,
-                     q        ? DType::I8
-                     : toBf16 ? DType::BF16
-                              : t.dtype,
-                     t.shape});
-    if (q) {
-      entries.push_back({&t, false, true, false});
+    Kind kind = Kind::Copy;
+    if (t.name == "emb.weight")
+      kind =
+          embKind == Kind::Bf16 && t.dtype != DType::F32 ? Kind::Copy : embKind;
+    else if (t.name == "head.weight")
+      kind = headKind;
+    else if (isQuantizableMatrix(t.name))
+      kind = matrixKind;
+    entries.push_back({&t, kind, false});
+    switch (kind) {
+    case Kind::Copy:
+      specs.push_back({t.name, t.dtype, t.shape});
+      break;
+    case Kind::Bf16:
+      specs.push_back({t.name, DType::BF16, t.shape});
+      break;
+    case Kind::Int8:
+      specs.push_back({t.name, DType::I8, t.shape});
       specs.push_back({t.name + "_scale", DType::F32, {t.shape[0]}});
+      entries.push_back({&t, kind, true});
+      break;
+    case Kind::Int4:
+      if (t.shape[1] % group != 0)
+        throw CheckpointError(fmt::format(
+            "int4 group size {} does not divide the {} inputs of '{}' (shape "
+            "{}); choose a --group that divides every matrix's width",
+            group, t.shape[1], t.name, shapeStr(t.shape)));
+      specs.push_back({t.name, DType::U8, {t.shape[0], t.shape[1] / 2}});
+      specs.push_back(
+          {t.name + "_scale", DType::BF16, {t.shape[0], t.shape[1] / group}});
+      entries.push_back({&t, kind, true});
+      report.group = group;
+      break;
     }
   }
 
-  QuantizeReport report;
   std::vector<float> row;
   TensorProducer produce = [&](size_t i, std::vector<uint8_t> &bytes) {
     const Entry &e = entries[i];
     const Tensor &t = *e.source;
-    if (e.toBf16) {
+    if (e.kind == Kind::Bf16) {
       bytes.resize(size_t(t.numel()) * 2);
       auto *out = reinterpret_cast<uint16_t *>(bytes.data());
       for (int64_t k = 0; k < t.numel(); ++k)
@@ -106,14 +202,19 @@ QuantizeReport quantizeCheckpoint(const Checkpoint &in,
       report.bytesOut += bytes.size();
       return;
     }
-    if (!e.quantize && !e.scales) {
+    if (e.kind == Kind::Copy) {
       OwnedTensor owned = toOwned(t);
       bytes = std::move(owned.bytes);
       report.bytesOut += bytes.size();
       return;
     }
     const int64_t rows = t.shape[0], cols = t.shape[1];
-    bytes.resize(size_t(e.quantize ? rows * cols : rows * 4));
+    const bool int4 = e.kind == Kind::Int4;
+    const int64_t groups = int4 ? cols / group : 1;
+    if (e.scales)
+      bytes.resize(size_t(rows * groups) * (int4 ? 2 : 4));
+    else
+      bytes.resize(size_t(int4 ? rows * cols / 2 : rows * cols));
     row.resize(size_t(cols));
     for (int64_t r = 0; r < rows; ++r) {
       float amax = 0;
@@ -123,6 +224,27 @@ QuantizeReport quantizeCheckpoint(const Checkpoint &in,
           fail(in.path(), "tensor '{}' has a non-finite value at [{}, {}]",
                t.name, r, c);
         amax = std::max(amax, std::fabs(row[c]));
+      }
+      if (int4) {
+        for (int64_t g = 0; g < groups; ++g) {
+          const float *w = row.data() + g * group;
+          float scale = bestInt4Scale(w, group);
+          if (e.scales) {
+            uint16_t bits = f32ToBf16(scale);
+            std::memcpy(bytes.data() + 2 * (r * groups + g), &bits, 2);
+            continue;
+          }
+          uint8_t *q = bytes.data() + r * cols / 2 + g * group / 2;
+          for (int64_t c = 0; c < group; c += 2) {
+            float lo = quantizeInt4(w[c], scale);
+            float hi = quantizeInt4(w[c + 1], scale);
+            q[c / 2] = uint8_t((int(lo) & 0xf) | ((int(hi) & 0xf) << 4));
+            report.maxAbsError =
+                std::max({report.maxAbsError, std::fabs(lo * scale - w[c]),
+                          std::fabs(hi * scale - w[c + 1])});
+          }
+        }
+        continue;
       }
       float scale = bestScale(row.data(), cols, amax);
       if (e.scales) {
@@ -137,8 +259,10 @@ QuantizeReport quantizeCheckpoint(const Checkpoint &in,
                                       std::fabs(float(q[c]) * scale - row[c]));
       }
     }
-    if (e.quantize)
+    if (!e.scales) {
       ++report.quantized;
+      report.int4 += int4;
+    }
     report.bytesOut += bytes.size();
   };
   writeSafetensors(outPath, specs, produce);

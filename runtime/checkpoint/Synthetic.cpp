@@ -81,8 +81,11 @@ bool fillOlderVersionTensor(const std::string &name, std::vector<float> &v,
   };
   auto zig = [&](int64_t i) { return double((i + 1) % 3 - 1); };
   if (endsWith(name, "att.time_decay") && name.find("_w") == std::string::npos)
-    // RWKV-4 keeps -exp(td) per channel, 5/6 exp(-exp(td)).
+    // RWKV-4 keeps -exp(td) per channel, 5/6 exp(-exp(td)); the 5.0/5.1
+    // previews one per head ([H]), spread like the heads' middle channels.
     perChannel([&](int64_t i) {
+      if (n < int64_t(C))
+        return speed((2 * i + 1) * int64_t(C) / (2 * n), -6.0, 5.0);
       return N > 0 ? speed(i, -6.0, 5.0) : speed(i, -5.0, 8.0);
     });
   else if (endsWith(name, "att.time_first"))
@@ -164,10 +167,16 @@ std::vector<TensorSpec> syntheticSpecs(const SyntheticOptions &o) {
         o.version));
   ModelConfig m;
   m.version = o.version;
+  if (o.version == 5 && (o.v5Minor < 0 || o.v5Minor > 2))
+    throw CheckpointError(fmt::format(
+        "synthetic model: unknown RWKV-5 variant 5.{} (expected 5.0, 5.1 or "
+        "5.2)",
+        o.v5Minor));
   m.versionString = o.version == 7   ? "x070"
                     : o.version == 6 ? "x060"
-                    : o.version == 5 ? "5.2"
+                    : o.version == 5 ? fmt::format("5.{}", o.v5Minor)
                                      : "4";
+  m.logBonus = o.version == 5 && o.v5Minor == 0;
   m.n_layer = o.n_layer;
   m.n_embd = o.n_embd;
   m.head_size = o.head_size;

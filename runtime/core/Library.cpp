@@ -12,6 +12,11 @@
 namespace rwkv {
 
 CompiledLibrary CompiledLibrary::open(const std::string &path, int threads) {
+  if (path.empty())
+    throw RuntimeError("the library path is empty");
+  if (threads > ModelOptions::kMaxThreads)
+    throw RuntimeError(fmt::format("{} threads asked for '{}'; at most {}",
+                                   threads, path, ModelOptions::kMaxThreads));
   if (threads > 0)
     setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
   std::string dlPath = path.find('/') == std::string::npos ? "./" + path : path;

@@ -149,7 +149,10 @@ void Model::moveWeightsToHugePages() {
   weightArenaSize_ = size;
   ::mprotect(mem, size, PROT_READ);
   copies_.clear();
-  checkpoint_->releaseResidentPages();
+  // Nothing points into the checkpoint any more: unmap it and free what its
+  // reader owns too (a quantized GGUF's dequantized tensors), which
+  // releaseResidentPages() would keep.
+  checkpoint_.reset();
 }
 
 std::unique_ptr<Model> Model::load(const std::string &libraryPath,

@@ -212,6 +212,9 @@ struct ModelOptions {
   /// OMP_NUM_THREADS before dlopen and calls the library's optional
   /// `rwkv_set_num_threads(int)`.
   int threads = 0;
+  /// The most `threads` accepted: far beyond any host, and low enough that
+  /// a typo does not make OpenMP create a team it cannot allocate.
+  static constexpr int kMaxThreads = 1024;
   /// Where the weights live while the model runs.
   enum class WeightMemory {
     /// Copied once into anonymous memory advised for transparent huge pages

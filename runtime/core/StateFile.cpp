@@ -79,7 +79,7 @@ public:
 /// Bounds-checked reads; running off the end means the file is truncated.
 class Reader {
 public:
-  Reader(const std::string &bytes, size_t end, const std::string &path)
+  Reader(std::string_view bytes, size_t end, const std::string &path)
       : bytes(bytes), end(end), path(path) {}
   template <typename T> T get() {
     need(sizeof(T));
@@ -91,12 +91,13 @@ public:
   std::string getString() {
     uint32_t n = get<uint32_t>();
     need(n);
-    std::string s = bytes.substr(pos, n);
+    std::string s(bytes.substr(pos, n));
     pos += n;
     return s;
   }
   void need(size_t n) const {
-    if (n > end - pos)
+    // pos > end when the file is shorter than magic + checksum (16 bytes).
+    if (pos > end || n > end - pos)
       throw StateFileError(
           fmt::format("state file '{}' is truncated or corrupted ({} bytes; "
                       "the header runs past the end)",
@@ -105,7 +106,7 @@ public:
   size_t pos = 0;
 
 private:
-  const std::string &bytes;
+  std::string_view bytes;
   size_t end;
   const std::string &path;
 };
@@ -167,6 +168,11 @@ void loadStateFile(const std::string &path, State &state,
                                      std::strerror(errno)));
   std::string bytes((std::istreambuf_iterator<char>(in)),
                     std::istreambuf_iterator<char>());
+  loadStateFromMemory(bytes, path, state, model);
+}
+
+void loadStateFromMemory(std::string_view bytes, const std::string &path,
+                         State &state, const ModelFingerprint &model) {
   if (bytes.size() < sizeof(kStateFileMagic) ||
       std::memcmp(bytes.data(), kStateFileMagic, sizeof(kStateFileMagic)))
     throw StateFileError(fmt::format(

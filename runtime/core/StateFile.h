@@ -59,6 +59,12 @@ void saveStateFile(const std::string &path, const State &state,
 void loadStateFile(const std::string &path, State &state,
                    const ModelFingerprint &model);
 
+/// loadStateFile on the bytes of a file already in memory; `name` stands for
+/// the path in error messages. The parser behind loadStateFile (fuzzed by
+/// unittests/fuzz/FuzzStateFile.cpp).
+void loadStateFromMemory(std::string_view bytes, const std::string &name,
+                         State &state, const ModelFingerprint &model);
+
 /// Loads a state-tuned initial state: the `blocks.<l>.att.time_state`
 /// tensors ([H, N, N], any float dtype) of a .pth/safetensors file into the
 /// wkv tensors of `state` (which is reset first; shifts stay zero). By

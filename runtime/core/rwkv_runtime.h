@@ -3,7 +3,19 @@
 |* A C wrapper over rwkv::Model (runtime/core/Runtime.h) and, for training,   *|
 |* rwkv::TrainLibrary (runtime/core/TrainStep.h). Every function returns an   *|
 |* rwkvrt_status (0 = success) and never throws or aborts; the message of the *|
-|* last failure on this thread is rwkvrt_last_error().                        *|
+|* last failure on this thread is rwkvrt_last_error(), which names the        *|
+|* function and the argument, file, key or value at fault.                    *|
+|*                                                                            *|
+|* Lifetimes and threads: a model may be used from any number of threads at   *|
+|* once; a state or a batch by one thread at a time (a second, concurrent     *|
+|* call on it is refused with RWKVRT_ERR_BUSY rather than racing). A model    *|
+|* cannot be closed while states made from it, batches opened on it or calls  *|
+|* on it (from any thread) exist: rwkvrt_model_close then returns             *|
+|* RWKVRT_ERR_BUSY, names what holds it, and leaves the model open and usable *|
+|* (as sqlite3_close does with unfinalized statements). The same holds for    *|
+|* training, kernel and tokenizer handles and calls in progress on them, and  *|
+|* for freeing a state or closing a batch while a call uses it. Using a       *|
+|* handle after it was closed or freed is undefined.                          *|
 |*                                                                            *|
 |* Names use the `rwkvrt_` prefix: the compiled `.so` exports `rwkv_step`,    *|
 |* `rwkv_forward`, `rwkv_model_info`, ... and a same-named symbol here would  *|
@@ -27,6 +39,7 @@ typedef enum rwkvrt_status {
   RWKVRT_ERR_LOAD = 2,             /* library/checkpoint mismatch or I/O */
   RWKVRT_ERR_RUNTIME = 3,          /* any other failure */
   RWKVRT_ERR_OUT_OF_MEMORY = 4,
+  RWKVRT_ERR_BUSY = 5, /* close/free of a handle still in use (see above) */
 } rwkvrt_status;
 
 typedef struct rwkvrt_model rwkvrt_model;
@@ -42,10 +55,12 @@ typedef struct rwkvrt_config {
 const char *rwkvrt_last_error(void);
 
 /* Loads `library_path` (from rwkv-compile) and binds the weights of
- * `checkpoint_path`. threads <= 0 keeps the default. */
+ * `checkpoint_path`. threads <= 0 keeps the default; more than 1024 is
+ * RWKVRT_ERR_INVALID_ARGUMENT. */
 int rwkvrt_model_open(const char *library_path, const char *checkpoint_path,
                       int threads, rwkvrt_model **out_model);
-/* Accepts NULL. States of the model must be freed first. */
+/* Accepts NULL. RWKVRT_ERR_BUSY (the model stays open) while states of the
+ * model, batches on it or calls on it from other threads exist. */
 int rwkvrt_model_close(rwkvrt_model *model);
 int rwkvrt_model_config(const rwkvrt_model *model, rwkvrt_config *out_config);
 /* The library's rwkv_model_info() JSON, owned by the model. */
@@ -56,7 +71,7 @@ int rwkvrt_state_copy(const rwkvrt_state *src, rwkvrt_state **out_state);
 /* Copies the contents of `src` into `dst` (same model). */
 int rwkvrt_state_assign(rwkvrt_state *dst, const rwkvrt_state *src);
 int rwkvrt_state_reset(rwkvrt_state *state);
-/* Accepts NULL. */
+/* Accepts NULL. RWKVRT_ERR_BUSY while another thread's call uses it. */
 int rwkvrt_state_free(rwkvrt_state *state);
 /* Pointer to one state tensor ("att_shift", "wkv", "ffn_shift") of a layer
  * and its element count; valid until the next call that uses the state. */
@@ -65,16 +80,19 @@ int rwkvrt_state_tensor(rwkvrt_state *state, const char *name, int64_t layer,
 
 /* RNN mode: runs the tokens ([batch, T] row-major) sequentially from
  * `state` (updated) and writes the last position's logits ([batch, V]) to
- * `logits`, which holds `logits_capacity` floats. */
+ * `logits`, which holds `logits_capacity` floats. `count` is at most
+ * INT32_MAX (larger is RWKVRT_ERR_INVALID_ARGUMENT before any token is
+ * read); bad ids, a count that is not a multiple of the batch, a state of
+ * another model or a short logits buffer are RWKVRT_ERR_INVALID_ARGUMENT. */
 int rwkvrt_step(const rwkvrt_model *model, rwkvrt_state *state,
                 const int32_t *tokens, size_t count, float *logits,
                 size_t logits_capacity);
 /* Batched decode over a --batch N library (rwkv::BatchDecoder): N slots,
  * each with its own state, filled and freed between steps. */
 typedef struct rwkvrt_batch rwkvrt_batch;
-/* The model must outlive the batch. */
+/* The batch keeps the model from being closed until it is closed. */
 int rwkvrt_batch_open(const rwkvrt_model *model, rwkvrt_batch **out_batch);
-/* Accepts NULL. */
+/* Accepts NULL. RWKVRT_ERR_BUSY while another thread's call uses it. */
 int rwkvrt_batch_close(rwkvrt_batch *batch);
 /* Claims a free slot: zero state, or a copy of `initial` (a state of a
  * batch-1 model of the same shape, e.g. after a prefill; may be NULL). */
@@ -122,7 +140,7 @@ void rwkvrt_train_reuse_freed_memory(void);
 /* Loads a training library. threads <= 0 keeps the default. */
 int rwkvrt_train_open(const char *library_path, int threads,
                       rwkvrt_train **out_train);
-/* Accepts NULL. */
+/* Accepts NULL. RWKVRT_ERR_BUSY while a call on it is in progress. */
 int rwkvrt_train_close(rwkvrt_train *train);
 int rwkvrt_train_config(const rwkvrt_train *train, rwkvrt_train_desc *out_desc);
 /* The library's rwkv_model_info() JSON, owned by the handle. */
@@ -168,7 +186,7 @@ typedef struct rwkvrt_kernel rwkvrt_kernel;
 /* Loads a kernel library. threads <= 0 keeps the default. */
 int rwkvrt_kernel_open(const char *library_path, int threads,
                        rwkvrt_kernel **out_kernel);
-/* Accepts NULL. */
+/* Accepts NULL. RWKVRT_ERR_BUSY while a call on it is in progress. */
 int rwkvrt_kernel_close(rwkvrt_kernel *kernel);
 /* The static shape the library was compiled for. Any out pointer may be
  * NULL. */
@@ -205,7 +223,7 @@ typedef struct rwkvrt_tokenizer rwkvrt_tokenizer;
  * tokenizer.json (20B). */
 int rwkvrt_tokenizer_open(const char *vocab_path,
                           rwkvrt_tokenizer **out_tokenizer);
-/* Accepts NULL. */
+/* Accepts NULL. RWKVRT_ERR_BUSY while a call on it is in progress. */
 int rwkvrt_tokenizer_close(rwkvrt_tokenizer *tokenizer);
 /* One past the largest id decode accepts. */
 int rwkvrt_tokenizer_vocab_size(const rwkvrt_tokenizer *tokenizer,

@@ -2,6 +2,7 @@
 
 #include "runtime/serve/Api.h"
 #include "runtime/text/Prompt.h"
+#include "runtime/text/Utf8StreamDecoder.h"
 
 #include <fmt/format.h>
 
@@ -20,7 +21,10 @@ ApiError::ApiError(int status, const std::string &message, std::string type,
       param(std::move(param)), code(std::move(code)) {}
 
 json errorJson(const ApiError &e) {
-  json err = {{"message", e.what()}, {"type", e.type}};
+  // Messages can quote the request (a JSON parse error quotes the bytes it
+  // stopped at), and dump() throws on invalid UTF-8.
+  json err = {{"message", Utf8StreamDecoder::sanitize(e.what())},
+              {"type", e.type}};
   err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
   err["code"] = e.code.empty() ? json(nullptr) : json(e.code);
   return {{"error", err}};
@@ -93,8 +97,11 @@ std::string messageText(const json &content, const std::string &param) {
     // [{"type": "text", "text": "..."}, ...]: text parts only.
     std::string text;
     for (const json &part : content) {
-      if (!part.is_object() || part.value("type", "") != "text" ||
-          !part.contains("text") || !part["text"].is_string())
+      // Not part.value("type", ""): that throws json's type_error (a 500)
+      // when "type" is not a string.
+      if (!part.is_object() || !part.contains("type") ||
+          part["type"] != "text" || !part.contains("text") ||
+          !part["text"].is_string())
         throw badParam(param, "only text content parts "
                               "({\"type\": \"text\", \"text\": ...}) are "
                               "supported");

@@ -211,6 +211,100 @@ func.func @embed_int8(%q: tensor<32x8xi8>, %ids: tensor<2x?xi32>, %s: tensor<32x
 
 // -----
 
+// int4 linear (group 4): the packed bytes are read at column floordiv 2 and
+// the bf16 group scales at column floordiv 4. In the body the nibble of
+// the column is unpacked in registers (shift it to the top of the byte:
+// by 4 for an even column, by 0 for an odd one, then an arithmetic shift
+// right by 4 restores its sign), widened, and multiplied by the widened
+// group scale; accumulation stays f32.
+// CHECK-LABEL: func.func @linear_int4
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[Q:[^:]+]]: tensor<16x4xi8>, %[[SC:[^:]+]]: tensor<16x2xbf16>)
+// CHECK:         %[[Y:.+]] = linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3 floordiv 2)>, affine_map<(d0, d1, d2, d3) -> (d2, d3 floordiv 4)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
+// CHECK-SAME:      ins(%[[X]], %[[Q]], %[[SC]] : tensor<2x?x8xf32>, tensor<16x4xi8>, tensor<16x2xbf16>)
+// CHECK-SAME:      attrs = {rwkv.projection}
+// CHECK-NEXT:    ^bb0(%[[IX:[^:]+]]: f32, %[[IQ:[^:]+]]: i8, %[[IS:[^:]+]]: bf16, %[[IACC:[^:]+]]: f32):
+// CHECK-NEXT:      %[[COL:.+]] = linalg.index 3 : index
+// CHECK-NEXT:      %[[COL8:.+]] = arith.index_cast %[[COL]] : index to i8
+// CHECK-NEXT:      %[[C1:.+]] = arith.constant 1 : i8
+// CHECK-NEXT:      %[[ODD:.+]] = arith.andi %[[COL8]], %[[C1]] : i8
+// CHECK-NEXT:      %[[C4:.+]] = arith.constant 4 : i8
+// CHECK-NEXT:      %[[C2:.+]] = arith.constant 2 : i8
+// CHECK-NEXT:      %[[ODD4:.+]] = arith.shli %[[ODD]], %[[C2]] : i8
+// CHECK-NEXT:      %[[LEFT:.+]] = arith.subi %[[C4]], %[[ODD4]] : i8
+// CHECK-NEXT:      %[[TOP:.+]] = arith.shli %[[IQ]], %[[LEFT]] : i8
+// CHECK-NEXT:      %[[NIB:.+]] = arith.shrsi %[[TOP]], %[[C4]] : i8
+// CHECK-NEXT:      %[[WF:.+]] = arith.sitofp %[[NIB]] : i8 to f32
+// CHECK-NEXT:      %[[SF:.+]] = arith.extf %[[IS]] : bf16 to f32
+// CHECK-NEXT:      %[[WS:.+]] = arith.mulf %[[WF]], %[[SF]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      %[[P:.+]] = arith.mulf %[[IX]], %[[WS]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      %[[S:.+]] = arith.addf %[[IACC]], %[[P]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      linalg.yield %[[S]] : f32
+// CHECK:         return %[[Y]]
+func.func @linear_int4(%x: tensor<2x?x8xf32>, %q: tensor<16x4xi8>, %s: tensor<16x2xbf16>) -> tensor<2x?x16xf32> {
+  %0 = rwkv.linear %x, %q scale %s group 4 : tensor<2x?x8xf32>, tensor<16x4xi8>, tensor<16x2xbf16> -> tensor<2x?x16xf32>
+  return %0 : tensor<2x?x16xf32>
+}
+
+// -----
+
+// The int4 head reads its matrix the same way.
+// CHECK-LABEL: func.func @head_int4
+// CHECK:         linalg.generic
+// CHECK-SAME:      affine_map<(d0, d1, d2, d3) -> (d2, d3 floordiv 2)>, affine_map<(d0, d1, d2, d3) -> (d2, d3 floordiv 8)>
+// CHECK-SAME:      tensor<32x4xi8>, tensor<32x1xbf16>
+// CHECK:           arith.shrsi
+func.func @head_int4(%x: tensor<2x?x8xf32>, %q: tensor<32x4xi8>, %s: tensor<32x1xbf16>) -> tensor<2x1x32xf32> {
+  %0 = rwkv.head %x, %q scale %s group 8 {positions = #rwkv<positions last>} : tensor<2x?x8xf32>, tensor<32x4xi8>, tensor<32x1xbf16> -> tensor<2x1x32xf32>
+  return %0 : tensor<2x1x32xf32>
+}
+
+// -----
+
+// int4 embedding: the gathered byte is column / 2 of the token's row, its
+// nibble is unpacked as in the projections, and the scale is that of the
+// token's row and the column's group.
+// CHECK-LABEL: func.func @embed_int4
+// CHECK-SAME:    (%[[Q:[^:]+]]: tensor<32x4xi8>, %[[IDS:[^:]+]]: tensor<2x?xi32>, %[[SC:[^:]+]]: tensor<32x2xbf16>)
+// CHECK:         linalg.generic
+// CHECK:           %[[ROW:.+]] = arith.index_cast %{{.+}} : i32 to index
+// CHECK:           %[[COL:.+]] = linalg.index 2 : index
+// CHECK:           %[[BYTE:.+]] = arith.divui %[[COL]], %c2
+// CHECK:           %[[E:.+]] = tensor.extract %[[Q]][%[[ROW]], %[[BYTE]]] : tensor<32x4xi8>
+// CHECK:           %[[TOP:.+]] = arith.shli %[[E]], %{{.+}} : i8
+// CHECK:           %[[NIB:.+]] = arith.shrsi %[[TOP]], %{{.+}} : i8
+// CHECK:           %[[EF:.+]] = arith.sitofp %[[NIB]] : i8 to f32
+// CHECK:           %[[G:.+]] = arith.divui %[[COL]], %c4
+// CHECK:           %[[ES:.+]] = tensor.extract %[[SC]][%[[ROW]], %[[G]]] : tensor<32x2xbf16>
+// CHECK:           %[[ESF:.+]] = arith.extf %[[ES]] : bf16 to f32
+// CHECK:           %[[V:.+]] = arith.mulf %[[EF]], %[[ESF]] : f32
+// CHECK:           linalg.yield %[[V]] : f32
+func.func @embed_int4(%q: tensor<32x4xi8>, %ids: tensor<2x?xi32>, %s: tensor<32x2xbf16>) -> tensor<2x?x8xf32> {
+  %0 = rwkv.embed %q, %ids scale %s group 4 : tensor<32x4xi8>, tensor<2x?xi32>, tensor<32x2xbf16> -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// An int4 dequantize that no projection folded: every element of the
+// [16, 8] f32 result from byte column / 2 and scale column / 4.
+// CHECK-LABEL: func.func @dequantize_int4
+// CHECK:         %[[INIT:.+]] = tensor.empty() : tensor<16x8xf32>
+// CHECK:         linalg.generic {{.+}} outs(%[[INIT]] : tensor<16x8xf32>)
+// CHECK:           %[[R:.+]] = linalg.index 0 : index
+// CHECK:           %[[C:.+]] = linalg.index 1 : index
+// CHECK:           %[[B:.+]] = arith.divui %[[C]], %c2
+// CHECK:           tensor.extract %{{.+}}[%[[R]], %[[B]]] : tensor<16x4xi8>
+// CHECK:           arith.shrsi
+// CHECK:           %[[G:.+]] = arith.divui %[[C]], %c4
+// CHECK:           tensor.extract %{{.+}}[%[[R]], %[[G]]] : tensor<16x2xbf16>
+func.func @dequantize_int4(%q: tensor<16x4xi8>, %s: tensor<16x2xbf16>) -> tensor<16x8xf32> {
+  %0 = rwkv.dequantize %q, %s group 4 : tensor<16x4xi8>, tensor<16x2xbf16> -> tensor<16x8xf32>
+  return %0 : tensor<16x8xf32>
+}
+
+// -----
+
 // A dequantize that no projection folded is materialised element-wise.
 // CHECK-LABEL: func.func @dequantize
 // CHECK-SAME:    (%[[Q:[^:]+]]: tensor<16x8xi8>, %[[SC:[^:]+]]: tensor<16xf32>)

@@ -115,6 +115,83 @@ func.func @linear_int8(%x: tensor<1x?x32xf32>, %q: tensor<16x32xi8>, %s: tensor<
 
 // -----
 
+// W[o, i / 2] packed int4 with bf16 scales per group of 32 inputs: the
+// reduction loop steps over the bytes (8 per step = 16 weights, so a step
+// never leaves its group) and reads x at twice the byte index, split into
+// even and odd elements. Each vector<8xi8> of bytes is sign-extended to i32
+// and unpacked in registers: the low nibbles (even columns) via the float
+// 2^23 + (n xor 8) - (2^23 + 8), the high nibbles (odd columns) via an
+// arithmetic shift by 4 and sitofp. The group scale is read per row and
+// step (bf16, widened and broadcast). In the 2-token blocks it scales the
+// two weight vectors once for both tokens; with one token (decode) the step's
+// two products are summed first and scaled by one multiply-add.
+// CHECK-LABEL: func.func @linear_int4
+// CHECK-DAG:     %[[FOUR:.+]] = arith.constant dense<4> : vector<8xi32>
+// CHECK-DAG:     %[[MAGIC:.+]] = arith.constant dense<0x4B000008> : vector<8xf32>
+// CHECK-DAG:     %[[LOW:.+]] = arith.constant dense<15> : vector<8xi32>
+// CHECK-DAG:     %[[BITS:.+]] = arith.constant dense<1258291208> : vector<8xi32>
+// CHECK:         scf.for %[[O:[^ ]+]] = {{.+}} step %c4
+// CHECK:           scf.for %[[T:[^ ]+]] = {{.+}} step %c2
+// CHECK:             %{{.+}}:8 = scf.for %[[J:[^ ]+]] = %c0 to %c32 step %c8 iter_args
+// CHECK:               %[[I:.+]] = arith.muli %[[J]], %c2 : index
+// CHECK:               %[[G:.+]] = arith.divui %[[I]], %c32 : index
+// CHECK:               %[[X0:.+]] = vector.transfer_read %{{.+}}[%{{.+}}, %[[T]], %[[I]]]{{.+}} : tensor<1x?x64xf32>, vector<16xf32>
+// CHECK:               %[[X0E:.+]], %[[X0O:.+]] = vector.deinterleave %[[X0]] : vector<16xf32> -> vector<8xf32>
+// CHECK:               vector.deinterleave
+// CHECK:               %[[S:.+]] = tensor.extract %{{.+}}[%[[O]], %[[G]]] : tensor<16x2xbf16>
+// CHECK:               %[[SF:.+]] = arith.extf %[[S]] : bf16 to f32
+// CHECK:               %[[SV:.+]] = vector.broadcast %[[SF]] : f32 to vector<8xf32>
+// CHECK:               %[[Q:.+]] = vector.transfer_read %{{.+}}[%[[O]], %[[J]]], %{{.+}} {in_bounds = [true]} : tensor<16x32xi8>, vector<8xi8>
+// CHECK:               %[[QW:.+]] = arith.extsi %[[Q]] : vector<8xi8> to vector<8xi32>
+// CHECK:               %[[LO:.+]] = arith.andi %[[QW]], %[[LOW]] : vector<8xi32>
+// CHECK:               %[[LOB:.+]] = arith.xori %[[LO]], %[[BITS]] : vector<8xi32>
+// CHECK:               %[[LOF:.+]] = vector.bitcast %[[LOB]] : vector<8xi32> to vector<8xf32>
+// CHECK:               %[[EVEN:.+]] = arith.subf %[[LOF]], %[[MAGIC]] : vector<8xf32>
+// CHECK:               %[[HI:.+]] = arith.shrsi %[[QW]], %[[FOUR]] : vector<8xi32>
+// CHECK:               %[[ODD:.+]] = arith.sitofp %[[HI]] : vector<8xi32> to vector<8xf32>
+// CHECK:               %[[WE:.+]] = arith.mulf %[[EVEN]], %[[SV]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               %[[WO:.+]] = arith.mulf %[[ODD]], %[[SV]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               arith.mulf %[[X0E]], %[[WE]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               arith.mulf %[[X0O]], %[[WO]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK-COUNT-3:       vector.transfer_read %{{.+}} : tensor<16x32xi8>, vector<8xi8>
+// CHECK:               scf.yield
+// No row scale after the reduction: the scales were applied per group.
+// CHECK-NOT:         tensor<16xf32>
+// CHECK-COUNT-8:     vector.reduction <add>
+// The remaining tokens, one at a time: one accumulator per row.
+// CHECK:           scf.for %{{.+}} step %c1
+// CHECK:             %{{.+}}:4 = scf.for %[[J1:[^ ]+]] = %c0 to %c32 step %c8 iter_args(%[[A:[^ ]+]] = %{{[^,]+}}, {{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:               %[[XE:.+]], %[[XO:.+]] = vector.deinterleave
+// CHECK:               %[[S1:.+]] = vector.broadcast %{{.+}} : f32 to vector<8xf32>
+// CHECK:               %[[E1:.+]] = arith.subf
+// CHECK:               %[[O1:.+]] = arith.sitofp
+// CHECK:               %[[PE:.+]] = arith.mulf %[[XE]], %[[E1]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               %[[PO:.+]] = arith.mulf %[[XO]], %[[O1]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               %[[SUM:.+]] = arith.addf %[[PE]], %[[PO]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               %[[SC:.+]] = arith.mulf %[[SUM]], %[[S1]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               arith.addf %[[A]], %[[SC]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               scf.yield
+// CHECK-COUNT-4:     vector.reduction <add>
+// CHECK-NOT:     linalg.generic
+func.func @linear_int4(%x: tensor<1x?x64xf32>, %q: tensor<16x32xi8>, %s: tensor<16x2xbf16>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %q scale %s group 32 : tensor<1x?x64xf32>, tensor<16x32xi8>, tensor<16x2xbf16> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
+
+// -----
+
+// int4 groups smaller than a step (16 weights with 8 lanes) are left to the
+// scalar path: correct, only slower.
+// CHECK-LABEL: func.func @linear_int4_small_group
+// CHECK:         linalg.generic
+// CHECK-NOT:     vector.transfer_read
+func.func @linear_int4_small_group(%x: tensor<1x?x64xf32>, %q: tensor<16x32xi8>, %s: tensor<16x8xbf16>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %q scale %s group 8 : tensor<1x?x64xf32>, tensor<16x32xi8>, tensor<16x8xbf16> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
+
+// -----
+
 // A static batch of 4 rows (rwkv-compile --batch 4; the tile holds the
 // whole batch): per block of 4 weight rows, the batch rows go in blocks of 2
 // (8-lane vectors) with one token each, so a batched decode step reads and

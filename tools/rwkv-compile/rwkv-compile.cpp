@@ -3,6 +3,7 @@
 //
 //   rwkv-compile model.pth -o model.so            checkpoint -> shared library
 //   rwkv-compile model.pth --emit=mlir            the imported rwkv module
+//   (model.safetensors and llama.cpp's RWKV-7 model.gguf work the same way)
 //   rwkv-compile model.mlir --emit=lowered|llvm|asm|obj|so
 //
 // The passes are exactly those of `rwkv-opt --rwkv-cpu-pipeline`
@@ -18,6 +19,7 @@
 #include "models/ModelBuilder.h"
 #include "passes/Passes.h"
 #include "runtime/checkpoint/Checkpoint.h"
+#include "tools/ToolOptions.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/MLIRContext.h"
@@ -43,6 +45,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -78,8 +81,11 @@ bool isCheckpoint(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
   char magic[8] = {};
   f.read(magic, sizeof(magic));
-  // A zip (.pth) or a safetensors header (8-byte length, then '{').
+  // A zip (.pth), a GGUF file or a safetensors header (8-byte length, then
+  // '{').
   if (f.gcount() >= 2 && magic[0] == 'P' && magic[1] == 'K')
+    return true;
+  if (f.gcount() >= 4 && std::memcmp(magic, "GGUF", 4) == 0)
     return true;
   char brace = 0;
   return f.gcount() == 8 && f.get(brace) && brace == '{';
@@ -356,8 +362,8 @@ int main(int argc, char **argv) {
 
   Options opts;
   po::options_description desc(
-      "rwkv-compile: compile an RWKV checkpoint (.pth / safetensors) or an "
-      "rwkv MLIR module ahead of time\n\nUsage: rwkv-compile INPUT [options]"
+      "rwkv-compile: compile an RWKV checkpoint (.pth / safetensors / GGUF) or "
+      "an rwkv MLIR module ahead of time\n\nUsage: rwkv-compile INPUT [options]"
       "\n       rwkv-compile --kernel wkv7 --batch B --ctx T --heads H "
       "--head-size N [--train-wkv sequential|chunked] -o wkv.so"
       "\n\nOptions");
@@ -427,10 +433,16 @@ int main(int argc, char **argv) {
                                     .run();
     po::store(parsed, vm);
     po::notify(vm);
+    ::rwkv::tools::checkParsedValues(parsed, vm);
     if (vm.count("help")) {
       std::cout << desc << "\n";
       return 0;
     }
+    // (LLVM's create_directories succeeds on an existing file.)
+    if (!opts.cacheDir.empty() && llvm::sys::fs::exists(opts.cacheDir) &&
+        !llvm::sys::fs::is_directory(opts.cacheDir))
+      throw po::error("--cache-dir '" + opts.cacheDir +
+                      "' exists and is not a directory");
     if (!opts.cacheDir.empty()) {
       std::string exe = llvm::sys::fs::getMainExecutable(
           argv[0], reinterpret_cast<void *>(&main));
@@ -485,11 +497,30 @@ int main(int argc, char **argv) {
       throw po::error("--target '" + opts.target +
                       "' is not supported yet (only 'cpu')");
     if (opts.optLevel > 3)
-      throw po::error("--opt-level must be 0..3");
+      throw po::error(
+          fmt::format("--opt-level must be 0..3, not {}", opts.optLevel));
     if (opts.batch < 1)
       throw po::error("--batch must be at least 1");
     if (opts.chunkLength < 1)
       throw po::error("--chunk-length must be at least 1");
+    // Static shapes far past any real use would overflow the element
+    // counts of the compiled tensors (B * T * H * N ...) or allocate
+    // terabytes at run time; they are refused here, naming the option.
+    using ::rwkv::tools::checkRange;
+    checkRange("batch", opts.batch, int64_t(1), int64_t(1) << 16);
+    checkRange("chunk-length", opts.chunkLength, int64_t(1), int64_t(1) << 12);
+    checkRange("ctx", opts.ctx, int64_t(0), int64_t(1) << 20);
+    checkRange("heads", opts.heads, int64_t(0), int64_t(1) << 12);
+    checkRange("head-size", opts.headSize, int64_t(0), int64_t(1) << 12);
+    if ((opts.train || !opts.kernel.empty()) &&
+        opts.batch * opts.ctx > int64_t(1) << 24)
+      throw po::error(fmt::format("--batch {} x --ctx {} is more than 2^24 "
+                                  "tokens per call",
+                                  opts.batch, opts.ctx));
+    if (opts.heads * opts.headSize > int64_t(1) << 16)
+      throw po::error(fmt::format("--heads {} x --head-size {} is more than "
+                                  "2^16 channels",
+                                  opts.heads, opts.headSize));
     if (opts.train && opts.ctx < 1)
       throw po::error("--train needs --ctx N (tokens per sequence, N >= 1)");
     if (!opts.train && opts.recompute)
@@ -503,7 +534,8 @@ int main(int argc, char **argv) {
       throw po::error("--train-weights must be checkpoint or f32, got '" +
                       opts.trainWeights + "'");
     if (!(opts.l2wrap >= 0.0))
-      throw po::error("--l2wrap must be >= 0");
+      throw po::error(
+          fmt::format("--l2wrap must be >= 0, not {}", opts.l2wrap));
     mlir::rwkv::RWKVPipelineOptions pipelineOpts;
     if (failed(pipelineOpts.parseFromString(opts.pipelineOptions)))
       throw po::error("invalid --pipeline-options '" + opts.pipelineOptions +
@@ -513,6 +545,11 @@ int main(int argc, char **argv) {
       pipelineOpts.chunkedWKV = true;
     if (opts.kernel.empty() && !llvm::sys::fs::exists(opts.input))
       throw std::runtime_error(opts.input + ": no such file");
+    if (opts.kernel.empty() && llvm::sys::fs::is_directory(opts.input))
+      throw std::runtime_error(opts.input + ": is a directory, not a file");
+    // Writing the output over the input would destroy the checkpoint.
+    if (!opts.output.empty() && opts.output != "-")
+      ::rwkv::tools::checkNotAnInput("output", opts.output, {opts.input});
     return run(opts, pipelineOpts);
   } catch (const po::error &e) {
     fmt::print(stderr, "rwkv-compile: error: {}\n", e.what());

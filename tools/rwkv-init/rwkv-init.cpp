@@ -9,11 +9,13 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/checkpoint/Checkpoint.h"
+#include "tools/ToolOptions.h"
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
 #include <iostream>
+#include <string_view>
 
 namespace po = boost::program_options;
 using namespace rwkv;
@@ -25,7 +27,7 @@ int main(int argc, char **argv) {
         "preset", po::value<std::string>()->default_value("tiny"),
         "tiny | 0.1b | 0.4b | 1.5b")(
         "version", po::value<std::string>()->default_value("7"),
-        "RWKV version: 7 (x070) | 6 (x060) | 5 (5.2) | 4")(
+        "RWKV version: 7 (x070) | 6 (x060) | 5 (5.2) | 5.1 | 5.0 | 4")(
         "output,o", po::value<std::string>(),
         "output file (.pth or .safetensors)")(
         "dtype", po::value<std::string>()->default_value("bf16"),
@@ -33,10 +35,10 @@ int main(int argc, char **argv) {
                               "PRNG seed")(
         "format", po::value<std::string>(),
         "pth | safetensors (default: from the extension)")(
-        "n-layer", po::value<int64_t>(),
-        "override n_layer")("n-embd", po::value<int64_t>(), "override n_embd")(
-        "head-size", po::value<int64_t>(), "override head size")(
-        "vocab", po::value<int64_t>(), "override vocab size")(
+        "n-layer", po::value<int64_t>(), "override n_layer (1..4096)")(
+        "n-embd", po::value<int64_t>(), "override n_embd (1..2^20)")(
+        "head-size", po::value<int64_t>(), "override head size (1..2^20)")(
+        "vocab", po::value<int64_t>(), "override vocab size (1..2^24)")(
         "dim-ffn", po::value<int64_t>(), "override FFN width (default 4*C)")(
         "lora-w", po::value<int64_t>(), "decay LoRA rank")(
         "lora-a", po::value<int64_t>(), "ICL-rate LoRA rank")(
@@ -44,8 +46,10 @@ int main(int argc, char **argv) {
         "lora-g", po::value<int64_t>(),
         "gate LoRA rank")("with-layer0-v", "also write blocks.0.att.v0/v1/v2");
     po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::parsed_options parsed = po::parse_command_line(argc, argv, desc);
+    po::store(parsed, vm);
     po::notify(vm);
+    tools::checkParsedValues(parsed, vm);
     if (vm.count("help")) {
       std::cout << desc << "\n";
       return 0;
@@ -53,27 +57,49 @@ int main(int argc, char **argv) {
     if (!vm.count("output"))
       throw std::runtime_error("missing -o/--output");
     const std::string out = vm["output"].as<std::string>();
+    if (out.empty())
+      throw std::runtime_error("-o/--output: the path is empty");
 
-    SyntheticOptions opt =
-        SyntheticOptions::preset(vm["preset"].as<std::string>());
+    // The library's messages name the value; these name the option too.
+    auto named = [](const char *option, auto &&parse) {
+      try {
+        return parse();
+      } catch (const std::exception &e) {
+        throw std::runtime_error(fmt::format("--{}: {}", option, e.what()));
+      }
+    };
+    SyntheticOptions opt = named("preset", [&] {
+      return SyntheticOptions::preset(vm["preset"].as<std::string>());
+    });
     const std::string version = vm["version"].as<std::string>();
     if (version == "7" || version == "x070")
       opt.version = 7;
     else if (version == "6" || version == "x060")
       opt.version = 6;
-    else if (version == "5" || version == "5.2")
-      opt.version = 5;
+    else if (version == "5" || version == "5.2" || version == "5.1" ||
+             version == "5.0")
+      opt.version = 5, opt.v5Minor = version.size() == 3 ? version[2] - '0' : 2;
     else if (version == "4")
       opt.version = 4;
     else
       throw std::runtime_error(fmt::format(
-          "--version: unknown RWKV version '{}' (expected 4, 5, 6 or 7)",
+          "--version: unknown RWKV version '{}' (expected 4, 5.0, 5.1, 5 "
+          "(5.2), 6 or 7)",
           version));
-    opt.dtype = parseDType(vm["dtype"].as<std::string>());
+    opt.dtype = named(
+        "dtype", [&] { return parseDType(vm["dtype"].as<std::string>()); });
     opt.seed = vm["seed"].as<uint64_t>();
+    // Each dimension is checked here, naming the option; the bounds are far
+    // past any released model and keep every tensor's element count within
+    // int64 (the total size is checked below).
     auto override = [&](const char *key, int64_t &field) {
-      if (vm.count(key))
-        field = vm[key].as<int64_t>();
+      if (!vm.count(key))
+        return;
+      field = vm[key].as<int64_t>();
+      int64_t max = std::string_view(key) == "n-layer" ? int64_t(1) << 12
+                    : std::string_view(key) == "vocab" ? int64_t(1) << 24
+                                                       : int64_t(1) << 20;
+      tools::checkRange(key, field, int64_t(1), max);
     };
     override("n-layer", opt.n_layer);
     override("n-embd", opt.n_embd);
@@ -85,6 +111,10 @@ int main(int argc, char **argv) {
     override("lora-v", opt.lora_v);
     override("lora-g", opt.lora_g);
     opt.layer0HasV = vm.count("with-layer0-v") > 0;
+    if (opt.n_embd % opt.head_size)
+      throw std::runtime_error(
+          fmt::format("--n-embd {} is not a multiple of --head-size {}",
+                      opt.n_embd, opt.head_size));
 
     std::string format;
     if (vm.count("format"))
@@ -95,10 +125,20 @@ int main(int argc, char **argv) {
                    ? "safetensors"
                    : "pth";
     if (format != "pth" && format != "safetensors")
-      throw std::runtime_error(
-          fmt::format("unknown format '{}' (pth or safetensors)", format));
+      throw std::runtime_error(fmt::format(
+          "--format: unknown format '{}' (pth or safetensors)", format));
 
     std::vector<TensorSpec> specs = syntheticSpecs(opt);
+    // Refused before the first byte is written: a typo in a dimension would
+    // otherwise fill the disk.
+    double bytes = 0;
+    for (const TensorSpec &s : specs)
+      bytes += double(s.numel()) * double(dtypeSize(opt.dtype));
+    if (bytes > double(int64_t(1) << 40))
+      throw std::runtime_error(fmt::format(
+          "the model would take {:.3g} bytes, more than 1 TiB; lower "
+          "--n-layer, --n-embd, --dim-ffn or --vocab",
+          bytes));
     TensorProducer produce = [&](size_t i, std::vector<uint8_t> &bytes) {
       fillSyntheticTensor(opt, specs[i], bytes);
     };

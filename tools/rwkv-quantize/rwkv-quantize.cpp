@@ -1,13 +1,15 @@
-//===- rwkv-quantize.cpp - write an int8 RWKV-7 checkpoint ----------------===//
+//===- rwkv-quantize.cpp - write an int8 or int4 RWKV-7 checkpoint --------===//
 //
-// rwkv-quantize IN.pth|IN.safetensors OUT.safetensors [--type int8]
-//               [--embedding bf16|keep|int8] [--keep-head]
+// rwkv-quantize IN.pth|IN.safetensors OUT.safetensors [--type int8|int4]
+//               [--group N] [--embedding bf16|keep|int8|int4]
+//               [--head keep|int8|int4] [--keep-head]
 // The output is memory-mapped by the runtime like any other checkpoint and
 // compiled by rwkv-compile into kernels that read the int8 matrices.
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/checkpoint/Checkpoint.h"
+#include "tools/ToolOptions.h"
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -23,11 +25,19 @@ int main(int argc, char **argv) {
         "usage: rwkv-quantize IN OUT.safetensors [options]\noptions");
     desc.add_options()("help,h", "show this help")(
         "type", po::value<std::string>()->default_value("int8"),
-        "int8: symmetric, one f32 scale per matrix row")(
+        "int8: symmetric, one f32 scale per matrix row; int4: symmetric, "
+        "two weights per byte, one bf16 scale per row and group of inputs")(
+        "group", po::value<int64_t>(),
+        ("int4: inputs per scale group (even, dividing every matrix's "
+         "width; default " +
+         std::to_string(kDefaultInt4Group) + ")")
+            .c_str())(
         "embedding", po::value<std::string>()->default_value("bf16"),
-        "emb.weight: bf16 (f32 tables rounded), keep (checkpoint dtype) or "
-        "int8 (smallest file, less accurate)")(
-        "keep-head", "leave head.weight in the checkpoint's dtype")(
+        "emb.weight: bf16 (f32 tables rounded), keep (checkpoint dtype), "
+        "int8 or int4 (smaller files, less accurate)")(
+        "head", po::value<std::string>(),
+        "head.weight: keep (checkpoint dtype), int8 or int4 (default: as "
+        "--type)")("keep-head", "leave head.weight in the checkpoint's dtype")(
         "input", po::value<std::string>(), "checkpoint to read")(
         "output", po::value<std::string>(), "safetensors file to write");
     po::positional_options_description pos;
@@ -47,21 +57,40 @@ int main(int argc, char **argv) {
     if (out.size() < 12 ||
         out.compare(out.size() - 12, 12, ".safetensors") != 0)
       throw po::error(fmt::format(
-          "output '{}' must be a .safetensors file (int8 tensors have no "
-          "released .pth form)",
+          "output '{}' must be a .safetensors file (int8/int4 tensors have "
+          "no released .pth form)",
           out));
+    // Written in place, the input would be truncated while it is mapped.
+    tools::checkNotAnInput("output", out, {vm["input"].as<std::string>()});
     QuantizeOptions opts;
     opts.type = vm["type"].as<std::string>();
     opts.embedding = vm["embedding"].as<std::string>();
     opts.keepHead = vm.count("keep-head") > 0;
+    if (vm.count("head")) {
+      if (opts.keepHead)
+        throw po::error("--keep-head and --head are exclusive");
+      opts.head = vm["head"].as<std::string>();
+    }
+    if (vm.count("group")) {
+      opts.group = vm["group"].as<int64_t>();
+      // 0 would mean "the default" to quantizeCheckpoint.
+      if (opts.group <= 0)
+        throw po::error(fmt::format(
+            "--group must be a positive even number, not {}", opts.group));
+    }
     std::unique_ptr<Checkpoint> in =
         Checkpoint::open(vm["input"].as<std::string>());
     QuantizeReport r = quantizeCheckpoint(*in, out, opts);
+    std::string what =
+        r.int4 == 0 ? fmt::format("{} matrices int8", r.quantized)
+        : r.int4 == r.quantized
+            ? fmt::format("{} matrices int4 (group {})", r.int4, r.group)
+            : fmt::format("{} matrices int4 (group {}) and {} int8", r.int4,
+                          r.group, r.quantized - r.int4);
     fmt::print(stderr,
-               "wrote {}: {} matrices {}, {:.1f} MB -> {:.1f} MB, max |w - "
+               "wrote {}: {}, {:.1f} MB -> {:.1f} MB, max |w - "
                "dequantized w| = {:.3g}\n",
-               out, r.quantized, opts.type, r.bytesIn / 1e6, r.bytesOut / 1e6,
-               r.maxAbsError);
+               out, what, r.bytesIn / 1e6, r.bytesOut / 1e6, r.maxAbsError);
     return 0;
   } catch (const po::error &e) {
     fmt::print(stderr, "rwkv-quantize: {}\n(see rwkv-quantize --help)\n",

@@ -12,6 +12,7 @@
 #include "tools/rwkv-run/Commands.h"
 #include "runtime/core/StateFile.h"
 #include "runtime/text/Prompt.h"
+#include "tools/ToolOptions.h"
 #include "tools/rwkv-run/Generate.h"
 
 #include <boost/program_options.hpp>
@@ -19,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -39,10 +41,11 @@ po::variables_map parse(int argc, char **argv,
                         const po::options_description &desc,
                         const po::positional_options_description &pos) {
   po::variables_map vm;
-  po::store(
-      po::command_line_parser(argc, argv).options(desc).positional(pos).run(),
-      vm);
+  po::parsed_options parsed =
+      po::command_line_parser(argc, argv).options(desc).positional(pos).run();
+  po::store(parsed, vm);
   po::notify(vm);
+  tools::checkParsedValues(parsed, vm);
   return vm;
 }
 
@@ -50,6 +53,7 @@ std::unique_ptr<Tokenizer> loadVocab(const po::variables_map &vm) {
   if (!vm.count("vocab"))
     throw UsageError("missing --vocab (a vocabulary file: RWKV World "
                      "rwkv_vocab_v20230424.txt or 20B_tokenizer.json)");
+  tools::checkInputFile(vm, "vocab");
   return openTokenizer(vm["vocab"].as<std::string>());
 }
 
@@ -111,9 +115,11 @@ SamplerOptions samplerOptions(const po::variables_map &vm,
   o.alphaPresence = vm["presence-penalty"].as<double>();
   o.alphaFrequency = vm["frequency-penalty"].as<double>();
   o.alphaDecay = vm["penalty-decay"].as<double>();
-  if (o.temperature < 0 || o.topP < 0 || o.topP > 1 || o.topK < 0)
-    throw UsageError("need --temperature >= 0, 0 <= --top-p <= 1, "
-                     "--top-k >= 0");
+  // (Finite: checked when parsed.)
+  tools::checkAtLeast("temperature", o.temperature, 0.0);
+  tools::checkRange("top-p", o.topP, 0.0, 1.0);
+  tools::checkAtLeast("top-k", o.topK, 0);
+  tools::checkRange("penalty-decay", o.alphaDecay, 0.0, 1.0);
   try {
     if (vm.count("ban"))
       o.tokenBan = parseIdList(vm["ban"].as<std::string>(), "--ban");
@@ -124,9 +130,23 @@ SamplerOptions samplerOptions(const po::variables_map &vm,
     throw UsageError(e.what());
   }
   if (vm.count("stop"))
-    for (const std::string &s : vm["stop"].as<std::vector<std::string>>())
+    for (const std::string &s : vm["stop"].as<std::vector<std::string>>()) {
+      if (s.empty())
+        throw UsageError("--stop: a stop string must not be empty");
       o.stopStrings.push_back(s);
+    }
   return o;
+}
+
+/// --ban and --stop-token ids must be tokens of the model.
+void checkSamplerIds(const SamplerOptions &o, int64_t vocabSize) {
+  for (const auto &[name, ids] :
+       {std::pair{"ban", &o.tokenBan}, {"stop-token", &o.tokenStop}})
+    for (int32_t id : *ids)
+      if (id < 0 || id >= vocabSize)
+        throw UsageError(fmt::format(
+            "--{}: token id {} is outside the model's vocabulary [0, {})", name,
+            id, vocabSize));
 }
 
 struct Session {
@@ -139,13 +159,15 @@ struct Session {
 
 Session openSession(const po::variables_map &vm) {
   Session s;
-  s.tokenizer = loadVocab(vm);
   if (!vm.count("library"))
     throw UsageError("missing the model library (.so)");
   if (!vm.count("weights"))
     throw UsageError("missing --weights");
-  if (vm["threads"].as<int>() < 0)
-    throw UsageError("--threads must be >= 0");
+  tools::checkRange(vm, "threads", 0, ModelOptions::kMaxThreads);
+  tools::checkAtLeast(vm, "chunk", size_t(1));
+  for (const char *file : {"library", "weights", "init-state"})
+    tools::checkInputFile(vm, file);
+  s.tokenizer = loadVocab(vm);
   ModelOptions options;
   options.threads = vm["threads"].as<int>();
   s.model = Model::load(vm["library"].as<std::string>(),
@@ -159,7 +181,7 @@ Session openSession(const po::variables_map &vm) {
   if (vm.count("init-state"))
     loadTimeState(vm["init-state"].as<std::string>(), s.initial,
                   vm.count("init-state-transpose") > 0);
-  s.chunk = std::max<size_t>(vm["chunk"].as<size_t>(), 1);
+  s.chunk = vm["chunk"].as<size_t>();
   return s;
 }
 
@@ -198,6 +220,27 @@ private:
 
 } // namespace
 
+std::vector<int32_t> parseIdJson(const std::string &text,
+                                 const std::string &what) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_array())
+    throw UsageError(fmt::format("{} is not a JSON array of token ids", what));
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const nlohmann::json &e = j[i];
+    bool ok = e.is_number_unsigned()  ? e.get<uint64_t>() <= INT32_MAX
+              : e.is_number_integer() ? e.get<int64_t>() >= INT32_MIN &&
+                                            e.get<int64_t>() <= INT32_MAX
+                                      : false;
+    if (!ok)
+      throw UsageError(fmt::format("{} is not a JSON array of token ids: "
+                                   "element {} ({}) is not an int32 integer",
+                                   what, i, e.dump()));
+    ids.push_back(e.get<int32_t>());
+  }
+  return ids;
+}
+
 //===----------------------------------------------------------------------===//
 // tokenize / detokenize
 //===----------------------------------------------------------------------===//
@@ -235,13 +278,7 @@ int detokenizeMain(int argc, char **argv) {
     return 0;
   }
   auto tokenizer = loadVocab(vm);
-  std::vector<int32_t> ids;
-  try {
-    ids = nlohmann::json::parse(readAll(std::cin)).get<std::vector<int32_t>>();
-  } catch (const nlohmann::json::exception &e) {
-    throw UsageError(
-        fmt::format("stdin is not a JSON array of token ids: {}", e.what()));
-  }
+  std::vector<int32_t> ids = parseIdJson(readAll(std::cin), "stdin");
   for (size_t i = 0; i < ids.size(); ++i)
     if (ids[i] < 0 || size_t(ids[i]) >= tokenizer->vocabSize())
       throw UsageError(fmt::format("token id {} at position {} is not in the "
@@ -285,6 +322,7 @@ int generateMain(int argc, char **argv) {
   if (vm.count("prompt")) {
     prompt = vm["prompt"].as<std::string>();
   } else {
+    tools::checkInputFile(vm, "prompt-file");
     std::ifstream in(vm["prompt-file"].as<std::string>(), std::ios::binary);
     if (!in)
       throw UsageError(fmt::format("cannot open prompt file '{}'",
@@ -292,7 +330,13 @@ int generateMain(int argc, char **argv) {
     prompt = readAll(in);
   }
   SamplerOptions sopts = samplerOptions(vm, SamplerOptions{});
+  tools::checkInputFile(vm, "state-in");
+  if (vm.count("state-out") && vm.count("library") && vm.count("weights"))
+    tools::checkNotAnInput(
+        "state-out", vm["state-out"].as<std::string>(),
+        {vm["library"].as<std::string>(), vm["weights"].as<std::string>()});
   Session s = openSession(vm);
+  checkSamplerIds(sopts, s.model->vocabSize());
   std::vector<int32_t> tokens = s.tokenizer->encode(prompt);
   if (tokens.empty())
     throw UsageError("the prompt is empty (the first token needs logits to "
@@ -365,6 +409,7 @@ int chatMain(int argc, char **argv) {
   }
   SamplerOptions sopts = samplerOptions(vm, chatDefaults);
   Session s = openSession(vm);
+  checkSamplerIds(sopts, s.model->vocabSize());
   size_t maxTokens = vm["max-tokens"].as<size_t>();
   std::string system =
       vm.count("system") ? cleanChatText(vm["system"].as<std::string>()) : "";

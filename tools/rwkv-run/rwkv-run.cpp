@@ -15,6 +15,7 @@
 #include "runtime/core/Runtime.h"
 #include "runtime/core/StateFile.h"
 #include "runtime/text/Tokenizer.h"
+#include "tools/ToolOptions.h"
 #include "tools/rwkv-run/Commands.h"
 #include "tools/rwkv-run/Generate.h"
 
@@ -26,6 +27,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <numeric>
 #include <random>
 
@@ -43,16 +45,13 @@ std::vector<int32_t> parseTokenList(const std::string &text) {
 }
 
 std::vector<int32_t> readTokensFile(const std::string &path) {
+  tools::checkInputFile("tokens-file", path);
   std::ifstream in(path);
   if (!in)
     throw UsageError(fmt::format("cannot open tokens file '{}'", path));
-  try {
-    return nlohmann::json::parse(in).get<std::vector<int32_t>>();
-  } catch (const nlohmann::json::exception &e) {
-    throw UsageError(
-        fmt::format("tokens file '{}' is not a JSON array of integers: {}",
-                    path, e.what()));
-  }
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  return parseIdJson(text, fmt::format("tokens file '{}'", path));
 }
 
 using Clock = std::chrono::steady_clock;
@@ -154,10 +153,11 @@ int run(int argc, char **argv) {
   po::positional_options_description pos;
   pos.add("library", 1);
   po::variables_map vm;
-  po::store(
-      po::command_line_parser(argc, argv).options(desc).positional(pos).run(),
-      vm);
+  po::parsed_options parsed =
+      po::command_line_parser(argc, argv).options(desc).positional(pos).run();
+  po::store(parsed, vm);
   po::notify(vm);
+  tools::checkParsedValues(parsed, vm);
   if (vm.count("help")) {
     std::cout << "usage: rwkv-run model.so --weights model.pth "
                  "(--tokens 1,2,3 | --tokens-file t.json | --bench)\n"
@@ -179,8 +179,16 @@ int run(int argc, char **argv) {
   bool byToken = vm.count("token-by-token") > 0;
   if (byToken && mode != "rnn")
     throw UsageError("--token-by-token needs --mode rnn");
-  if (vm["threads"].as<int>() < 0)
-    throw UsageError("--threads must be >= 0");
+  tools::checkRange(vm, "threads", 0, ModelOptions::kMaxThreads);
+  tools::checkAtLeast(vm, "top-k", 0);
+  for (const char *file :
+       {"library", "weights", "vocab", "state-in", "init-state"})
+    tools::checkInputFile(vm, file);
+  for (const char *out : {"logits-out", "state-out"})
+    if (vm.count(out))
+      tools::checkNotAnInput(
+          out, vm[out].as<std::string>(),
+          {vm["library"].as<std::string>(), vm["weights"].as<std::string>()});
 
   std::vector<int32_t> tokens;
   bool haveTokens = vm.count("tokens") || vm.count("tokens-file");

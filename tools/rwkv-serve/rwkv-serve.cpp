@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/serve/Engine.h"
+#include "tools/ToolOptions.h"
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -332,11 +333,11 @@ int run(int argc, char **argv) {
       "threads", po::value<int>(&eo.threads)->default_value(0),
       "compute threads (0: default)")(
       "http-threads", po::value<size_t>(&httpThreads)->default_value(0),
-      "HTTP worker threads (0: max sequences + queue + 8)")(
+      "HTTP worker threads, at most 4096 (0: max sequences + queue + 8)")(
       "max-sequences", po::value<size_t>(&eo.maxSequences)->default_value(0),
-      "sequences decoded at once (0: the batch; 16 for batch 1)")(
+      "sequences decoded at once, at most 4096 (0: the batch; 16 for batch 1)")(
       "max-queue", po::value<size_t>(&eo.maxQueue)->default_value(64),
-      "requests waiting for a sequence before 429")(
+      "requests waiting for a sequence before 429, at most 4096")(
       "max-body-bytes", po::value<size_t>(&maxBody)->default_value(1 << 20),
       "largest request body (413 above)")(
       "max-tokens-limit",
@@ -346,8 +347,9 @@ int run(int argc, char **argv) {
       po::value<size_t>(&eo.limits.maxPromptTokens)->default_value(8192),
       "longest prompt in tokens")(
       "max-n", po::value<size_t>(&eo.limits.maxN)->default_value(8),
-      "largest n")("cache-mb", po::value<size_t>()->default_value(256),
-                   "state cache size in MiB (0: off)")(
+      "largest n (1..4096)")("cache-mb",
+                             po::value<size_t>()->default_value(256),
+                             "state cache size in MiB (0: off)")(
       "cache-every", po::value<size_t>(&eo.cacheEvery)->default_value(512),
       "also cache the state every this many prompt tokens (0: off)")(
       "prefill-chunk", po::value<size_t>(&eo.prefillChunk)->default_value(128),
@@ -367,10 +369,11 @@ int run(int argc, char **argv) {
   po::positional_options_description pos;
   pos.add("library", 1);
   po::variables_map vm;
-  po::store(
-      po::command_line_parser(argc, argv).options(desc).positional(pos).run(),
-      vm);
+  po::parsed_options parsed =
+      po::command_line_parser(argc, argv).options(desc).positional(pos).run();
+  po::store(parsed, vm);
   po::notify(vm);
+  tools::checkParsedValues(parsed, vm);
   if (vm.count("help")) {
     std::cout << "usage: rwkv-serve MODEL.so --weights MODEL.pth --vocab "
                  "VOCAB [--port 8080]\n"
@@ -379,12 +382,36 @@ int run(int argc, char **argv) {
   }
   if (eo.library.empty() || eo.weights.empty() || eo.vocab.empty())
     throw po::error("need the model library, --weights and --vocab");
-  if (port < 0 || port > 65535)
-    throw po::error("--port must be in [0, 65535]");
-  if (grace < 0 || eo.limits.maxTokens == 0 || eo.limits.maxPromptTokens == 0 ||
-      eo.limits.maxN == 0 || maxBody == 0)
-    throw po::error("limits must be positive");
-  eo.cacheBytes = vm["cache-mb"].as<size_t>() << 20;
+  tools::checkRange("port", port, 0, 65535);
+  tools::checkRange("threads", eo.threads, 0, ModelOptions::kMaxThreads);
+  // Each sequence, queued request and HTTP worker is a thread or a state:
+  // beyond these a typo exhausts the machine before the server is up.
+  tools::checkRange("http-threads", httpThreads, size_t(0), size_t(4096));
+  tools::checkRange("max-sequences", eo.maxSequences, size_t(0), size_t(4096));
+  tools::checkRange("max-queue", eo.maxQueue, size_t(0), size_t(4096));
+  for (const auto &[name, value] :
+       {std::pair{"max-tokens-limit", eo.limits.maxTokens},
+        {"max-prompt-tokens", eo.limits.maxPromptTokens},
+        {"max-n", eo.limits.maxN},
+        {"max-body-bytes", maxBody},
+        {"prefill-chunk", eo.prefillChunk}})
+    tools::checkAtLeast(name, value, size_t(1));
+  tools::checkRange("max-n", eo.limits.maxN, size_t(1), size_t(4096));
+  // In seconds, converted to int64 milliseconds.
+  tools::checkRange("shutdown-grace", grace, 0.0, 1e9);
+  size_t cacheMb = vm["cache-mb"].as<size_t>();
+  tools::checkRange("cache-mb", cacheMb, size_t(0), SIZE_MAX >> 20);
+  for (const auto &[name, value] :
+       {std::pair{"system-name", &config.names.system},
+        {"user-name", &config.names.user},
+        {"assistant-name", &config.names.assistant}})
+    if (value->empty())
+      throw po::error(fmt::format("--{} must not be empty", name));
+  tools::checkInputFile("library", eo.library);
+  tools::checkInputFile("weights", eo.weights);
+  tools::checkInputFile("vocab", eo.vocab);
+  tools::checkInputFile(vm, "prefill-library");
+  eo.cacheBytes = cacheMb << 20;
   if (config.modelName.empty())
     config.modelName = std::filesystem::path(eo.weights).stem().string();
   config.limits = eo.limits;

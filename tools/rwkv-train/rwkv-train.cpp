@@ -17,6 +17,7 @@
 #include "runtime/core/TrainStep.h"
 #include "runtime/text/Tokenizer.h"
 #include "runtime/train/Trainer.h"
+#include "tools/ToolOptions.h"
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -316,8 +317,10 @@ int run(int argc, char **argv) {
       "testing only: train the toy objective mean(0.5*p^2) instead of the "
       "model's loss");
   po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, desc), vm);
+  po::parsed_options parsed = po::parse_command_line(argc, argv, desc);
+  po::store(parsed, vm);
   po::notify(vm);
+  tools::checkParsedValues(parsed, vm);
   if (vm.count("help")) {
     std::cout << "usage: rwkv-train --model base.pth --data corpus --out "
                  "tuned.pth --ctx T (--steps N | --epochs E) [options]\n"
@@ -335,14 +338,27 @@ int run(int argc, char **argv) {
     requirePositive(vm, name);
   for (const char *name : {"warmup", "save-every"})
     if (get<int64_t>(vm, name) < 0)
-      throw UsageError(fmt::format("--{} must be >= 0", name));
+      throw UsageError(fmt::format("--{} must be >= 0, not {}", name,
+                                   get<int64_t>(vm, name)));
+  // Shapes and step counts far past any real run would overflow the token
+  // counts (B * T, steps * B) or fail to allocate after the model is read.
+  tools::checkRange(vm, "batch", int64_t(1), int64_t(1) << 20);
+  tools::checkRange(vm, "ctx", int64_t(1), int64_t(1) << 24);
+  tools::checkRange(vm, "steps", int64_t(1), int64_t(1) << 40);
+  if (get<int64_t>(vm, "batch") * get<int64_t>(vm, "ctx") > int64_t(1) << 31)
+    throw UsageError(
+        fmt::format("--batch {} x --ctx {} is more than 2^31 tokens per step",
+                    get<int64_t>(vm, "batch"), get<int64_t>(vm, "ctx")));
   if (vm.count("epochs") && !(get<double>(vm, "epochs") > 0 &&
                               std::isfinite(get<double>(vm, "epochs"))))
-    throw UsageError("--epochs must be > 0");
+    throw UsageError(
+        fmt::format("--epochs must be > 0, not {}", get<double>(vm, "epochs")));
   double lr = get<double>(vm, "lr");
   double lrFinal = vm.count("lr-final") ? get<double>(vm, "lr-final") : lr;
-  if (!(lr > 0) || !(lrFinal >= 0) || !std::isfinite(lr))
-    throw UsageError("--lr must be > 0 and --lr-final >= 0");
+  if (!(lr > 0))
+    throw UsageError(fmt::format("--lr must be > 0, not {}", lr));
+  tools::checkAtLeast("lr-final", lrFinal, 0.0);
+  tools::checkAtLeast(vm, "w0-lr-scale", 0.0);
   AdamWOptions adam;
   adam.beta1 = get<double>(vm, "beta1");
   adam.beta2 = get<double>(vm, "beta2");
@@ -353,9 +369,9 @@ int run(int argc, char **argv) {
     if (!(v >= 0 && v < 1))
       throw UsageError(fmt::format("--{} must be in [0, 1), not {}", name, v));
   if (!(adam.eps > 0))
-    throw UsageError("--eps must be > 0");
-  if (!(adam.weightDecay >= 0) || !(adam.gradClip >= 0))
-    throw UsageError("--weight-decay and --grad-clip must be >= 0");
+    throw UsageError(fmt::format("--eps must be > 0, not {}", adam.eps));
+  tools::checkAtLeast("weight-decay", adam.weightDecay, 0.0);
+  tools::checkAtLeast("grad-clip", adam.gradClip, 0.0);
   std::string tune = get<std::string>(vm, "tune");
   if (tune != "all" && tune != "state")
     throw UsageError(
@@ -366,10 +382,14 @@ int run(int argc, char **argv) {
   if (sampling != "random" && sampling != "sequential")
     throw UsageError(fmt::format(
         "--sampling must be random or sequential, not '{}'", sampling));
-  if (get<int>(vm, "threads") < 0)
-    throw UsageError("--threads must be >= 0");
+  tools::checkRange(vm, "threads", 0, ModelOptions::kMaxThreads);
+  tools::checkAtLeast(vm, "l2wrap", 0.0);
+  for (const char *file : {"model", "vocab", "resume", "library"})
+    tools::checkInputFile(vm, file);
   std::string outPath = get<std::string>(vm, "out");
   std::string modelPath = get<std::string>(vm, "model");
+  if (outPath.empty())
+    throw UsageError("--out: the path is empty");
   if (std::filesystem::exists(outPath) &&
       std::filesystem::equivalent(outPath, modelPath))
     throw UsageError("--out must differ from --model");
@@ -390,12 +410,11 @@ int run(int argc, char **argv) {
   setup.ctx = get<int64_t>(vm, "ctx");
   setup.threads = get<int>(vm, "threads");
   setup.l2wrap = get<double>(vm, "l2wrap");
-  if (!(setup.l2wrap >= 0))
-    throw UsageError("--l2wrap must be >= 0");
   setup.trainWkv = get<std::string>(vm, "train-wkv");
   setup.recompute = vm.count("recompute") > 0;
   if (setup.trainWkv != "sequential" && setup.trainWkv != "chunked")
-    throw UsageError("--train-wkv must be sequential or chunked");
+    throw UsageError(fmt::format(
+        "--train-wkv must be sequential or chunked, not '{}'", setup.trainWkv));
   if (vm.count("library"))
     setup.library = get<std::string>(vm, "library");
   if (vm.count("cache-dir")) {
@@ -418,13 +437,19 @@ int run(int argc, char **argv) {
                                              : SamplingMode::Sequential,
                         get<uint64_t>(vm, "seed"));
   sampler.setVocabSize(config.vocab_size);
-  int64_t totalSteps =
-      vm.count("steps")
-          ? get<int64_t>(vm, "steps")
-          : std::max<int64_t>(
-                1, int64_t(std::ceil(get<double>(vm, "epochs") *
-                                     double(sampler.windowsPerEpoch()) /
-                                     double(setup.batch))));
+  double epochSteps =
+      vm.count("epochs")
+          ? std::ceil(get<double>(vm, "epochs") *
+                      double(sampler.windowsPerEpoch()) / double(setup.batch))
+          : 0.0;
+  // The same bound as --steps (and no overflow converting to int64).
+  if (epochSteps > double(int64_t(1) << 40))
+    throw UsageError(fmt::format("--epochs {} is {:.3g} steps of this data, "
+                                 "more than 2^40",
+                                 get<double>(vm, "epochs"), epochSteps));
+  int64_t totalSteps = vm.count("steps")
+                           ? get<int64_t>(vm, "steps")
+                           : std::max<int64_t>(1, int64_t(epochSteps));
 
   // The trained tensors and the optimizer.
   std::vector<Param> params =

@@ -773,19 +773,23 @@ TEST(Checkpoint, DetectsOlderVersions) {
   TempDir tmp;
   // Complete files in each version's released layout (rwkv-init --version).
   struct Case {
-    int version;
+    int version, v5Minor;
     const char *versionString;
     int64_t heads, headSize, dimFfn, loraW, loraMix;
+    bool logBonus;
   };
-  const Case cases[] = {{4, "4", 0, 0, 256, 0, 0},
-                        {5, "5.2", 1, 64, 224, 0, 0},
-                        {6, "x060", 1, 64, 224, 64, 32}};
+  const Case cases[] = {{4, 2, "4", 0, 0, 256, 0, 0, false},
+                        {5, 0, "5.0", 1, 64, 224, 0, 0, true},
+                        {5, 1, "5.1", 1, 64, 224, 0, 0, false},
+                        {5, 2, "5.2", 1, 64, 224, 0, 0, false},
+                        {6, 2, "x060", 1, 64, 224, 64, 32, false}};
   for (const Case &k : cases) {
     SyntheticOptions o;
     o.version = k.version;
+    o.v5Minor = k.v5Minor;
     o.n_embd = 64;
     o.vocab_size = 100;
-    std::string path = tmp.path("v" + std::to_string(k.version) + ".pth");
+    std::string path = tmp.path(std::string("v") + k.versionString + ".pth");
     writePth(path, makeSyntheticModel(o));
     ModelConfig c = detectConfig(*Checkpoint::open(path));
     EXPECT_EQ(c.version, k.version);
@@ -796,6 +800,7 @@ TEST(Checkpoint, DetectsOlderVersions) {
     EXPECT_EQ(c.dim_ffn, k.dimFfn);
     EXPECT_EQ(c.lora_w, k.loraW);
     EXPECT_EQ(c.lora_mix, k.loraMix);
+    EXPECT_EQ(c.logBonus, k.logBonus);
     EXPECT_EQ(tensorSpecs(c).size(), Checkpoint::open(path)->tensors().size());
   }
 
@@ -817,20 +822,27 @@ TEST(Checkpoint, DetectsOlderVersions) {
   expectError(tmp.path("v4.safetensors"), {"missing key 'blocks.0.ln1.weight'"},
               true);
 
-  // RWKV-5.0/5.1 previews are detected (rwkv-inspect names them) but have
-  // no spec list: building them is refused.
+  // An RWKV-5.0 preview (per-head decay) with keys missing; a decay whose
+  // head count does not divide n_embd.
   auto v50 = common;
   v50.push_back(t("blocks.0.att.ln_x.weight", {64}));
   v50.push_back(t("blocks.0.att.time_decay", {2}));
   writePth(tmp.path("v50.pth"), v50);
-  ModelConfig c50 = detectConfig(*Checkpoint::open(tmp.path("v50.pth")));
-  EXPECT_EQ(c50.version, 5);
-  EXPECT_EQ(c50.versionString, "5.0");
+  expectError(tmp.path("v50.pth"), {"missing key 'blocks.0.ln1.weight'"}, true);
+  v50.back() = t("blocks.0.att.time_decay", {3});
+  writePth(tmp.path("v50h3.pth"), v50);
+  expectError(tmp.path("v50h3.pth"),
+              {"key 'blocks.0.att.time_decay' has shape [3], expected [H]"},
+              true);
+  // A version that has no spec list.
+  ModelConfig c53;
+  c53.version = 5;
+  c53.versionString = "5.3";
   try {
-    tensorSpecs(c50);
-    FAIL() << "5.0 has a spec list";
+    tensorSpecs(c53);
+    FAIL() << "5.3 has a spec list";
   } catch (const CheckpointError &e) {
-    EXPECT_NE(std::string(e.what()).find("RWKV-5 ('5.0') checkpoints are not "
+    EXPECT_NE(std::string(e.what()).find("RWKV-5 ('5.3') checkpoints are not "
                                          "supported"),
               std::string::npos)
         << e.what();

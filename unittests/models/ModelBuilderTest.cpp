@@ -339,6 +339,80 @@ TEST(ModelBuilder, Int8Weights) {
       << r.errors;
 }
 
+// Packed int4 matrices (u8 [out, in / 2]) need bf16 scales [out, in / G]
+// with an even G, bind as i8 bytes through rwkv.dequantize with that group
+// (the argument tells the ABI "u8"), and are refused where no kernel reads
+// them and for training.
+TEST(ModelBuilder, Int4Weights) {
+  Golden g = loadGolden("tiny");
+  for (WeightInfo &w : g.weights)
+    if (w.name == "head.weight") {
+      w.dtype = ::rwkv::DType::U8;
+      w.shape = {512, 64};
+    }
+  auto expectError = [&](ArrayRef<WeightInfo> weights, StringRef what,
+                         const ModelBuildOptions &opts = {}) {
+    MLIRContext ctx;
+    BuildResult r = build(ctx, g.config, weights, opts);
+    EXPECT_FALSE(r.module);
+    EXPECT_NE(r.errors.find(what.str()), std::string::npos) << r.errors;
+  };
+  expectError(g.weights, "int4 weight 'head.weight' needs per-group scales "
+                         "'head.weight_scale' (bf16 [512, 128 / G], G even)");
+  auto withScale = [&](::rwkv::DType dtype, std::vector<int64_t> shape) {
+    SmallVector<WeightInfo> w = g.weights;
+    w.push_back({"head.weight_scale", dtype, std::move(shape)});
+    return w;
+  };
+  expectError(withScale(::rwkv::DType::F32, {512, 4}),
+              "(bf16 [512, 128 / G], G even), found f32 [512, 4]");
+  expectError(withScale(::rwkv::DType::BF16, {256, 4}), "found bf16 [256, 4]");
+  expectError(withScale(::rwkv::DType::BF16, {512, 3}), "found bf16 [512, 3]");
+  // G = 1 would put two groups in one byte.
+  expectError(withScale(::rwkv::DType::BF16, {512, 128}),
+              "found bf16 [512, 128]");
+  SmallVector<WeightInfo> ok = withScale(::rwkv::DType::BF16, {512, 4});
+  {
+    MLIRContext ctx;
+    BuildResult r = build(ctx, g.config, ok);
+    ASSERT_TRUE(r.module) << r.errors;
+    int dequantized = 0;
+    (*r.module)->walk([&](DequantizeOp op) {
+      ++dequantized;
+      EXPECT_EQ(op.getInput().getType(),
+                RankedTensorType::get({512, 64}, IntegerType::get(&ctx, 8)));
+      EXPECT_EQ(op.getGroupSize(), std::optional<uint64_t>(32));
+      EXPECT_EQ(op.getType(),
+                RankedTensorType::get({512, 128}, Float32Type::get(&ctx)));
+    });
+    EXPECT_EQ(dequantized, 3); // one head per entry point
+    (*r.module)->walk([&](func::FuncOp f) {
+      for (unsigned i = 0; i < f.getNumArguments(); ++i) {
+        if (stringArgAttr(f, i, "rwkv.weight") == "head.weight") {
+          EXPECT_EQ(stringArgAttr(f, i, "rwkv.dtype"), "u8");
+        }
+      }
+    });
+  }
+  ModelBuildOptions train;
+  train.trainContext = 8;
+  expectError(ok,
+              "weight 'head.weight' is int4: a quantized checkpoint "
+              "cannot be trained",
+              train);
+  // Packed bytes of the wrong width.
+  SmallVector<WeightInfo> narrow = ok;
+  for (WeightInfo &w : narrow)
+    if (w.name == "head.weight")
+      w.shape = {512, 32};
+  expectError(narrow, "weight 'head.weight' has shape [512, 32] (packed int4: "
+                      "two columns per byte), expected [512, 64]");
+  for (WeightInfo &w : ok)
+    if (w.name == "blocks.0.att.w1")
+      w.dtype = ::rwkv::DType::U8;
+  expectError(ok, "weight 'blocks.0.att.w1' is int4, but only");
+}
+
 TEST(ModelBuilder, DuplicateWeight) {
   Golden g = loadGolden("tiny");
   g.weights.push_back(g.weights.front());
@@ -355,10 +429,10 @@ TEST(ModelBuilder, BadConfig) {
   {
     ::rwkv::ModelConfig c = g.config;
     c.version = 5;
-    c.versionString = "5.1";
+    c.versionString = "5.3";
     BuildResult r = build(ctx, c, g.weights);
     EXPECT_FALSE(r.module);
-    EXPECT_NE(r.errors.find("unsupported RWKV version 5 ('5.1')"),
+    EXPECT_NE(r.errors.find("unsupported RWKV version 5 ('5.3')"),
               std::string::npos)
         << r.errors;
   }

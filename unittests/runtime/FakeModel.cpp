@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -104,7 +105,13 @@ const std::string &infoJson() {
 
 int numThreads = 0;
 
+/// Called at the start of every entry point when set
+/// (rwkv_fake_set_call_hook): lets a test hold a call in progress.
+std::atomic<void (*)()> callHook{nullptr};
+
 void run(void **descs, bool allLogits) {
+  if (void (*hook)() = callHook.load())
+    hook();
   SyntheticOptions o = fakeModelOptions();
   int64_t c = o.n_embd, v = o.vocab_size, nl = o.n_layer;
   size_t nState = size_t(3 * nl);
@@ -167,5 +174,9 @@ __attribute__((visibility("default"))) void rwkv_set_num_threads(int n) {
 }
 __attribute__((visibility("default"))) int rwkv_fake_num_threads(void) {
   return numThreads;
+}
+__attribute__((visibility("default"))) void
+rwkv_fake_set_call_hook(void (*hook)()) {
+  callHook.store(hook);
 }
 }

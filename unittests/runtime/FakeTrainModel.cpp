@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -97,7 +98,13 @@ const std::string &infoJson() {
 
 /// descs: inputs, targets, state, emb, head, then (step only) the loss and
 /// the gradients of state, emb and head.
+/// Called at the start of every entry point when set
+/// (rwkv_fake_set_call_hook): lets a test hold a call in progress.
+std::atomic<void (*)()> callHook{nullptr};
+
 void run(void **descs, bool withGrads) {
+  if (void (*hook)() = callHook.load())
+    hook();
   const int32_t *in = data<int32_t>(descs[0]), *tgt = data<int32_t>(descs[1]);
   const float *state = data<float>(descs[2]);
   const uint16_t *emb = data<uint16_t>(descs[3]);
@@ -147,5 +154,9 @@ rwkv_train_step_packed(void **descs) {
 __attribute__((visibility("default"))) void
 rwkv_train_loss_packed(void **descs) {
   run(descs, false);
+}
+__attribute__((visibility("default"))) void
+rwkv_fake_set_call_hook(void (*hook)()) {
+  callHook.store(hook);
 }
 }

@@ -313,6 +313,138 @@ INSTANTIATE_TEST_SUITE_P(Quantized, QuantizedGoldenTest,
                            return std::string(info.param.model);
                          });
 
+// int4 checkpoints (rwkv-quantize --type int4: two weights per byte, a bf16
+// scale per row and group of 32 inputs; every matrix including the head is
+// int4, the embedding stays bf16/f32): logits within 3 of the float64
+// reference of the float model (the bound of the int4 issue; llama.cpp's
+// Q4_0 is at 3.3-3.5 on this kind of model), and GPT and RNN mode agree to
+// fp32 rounding. GPT mode runs the kernels' token blocks, RNN mode (one
+// token per call) the single-token path that scales each group's sum.
+constexpr float kInt4Tol = 3.0f;
+
+class Int4GoldenTest : public ::testing::TestWithParam<Golden> {
+protected:
+  void SetUp() override {
+    const Golden &g = GetParam();
+    std::string dir = goldenDir + "/" + g.model;
+    weights = libDir + "/" + g.model + "-int4.safetensors";
+    model = Model::load(libDir + "/" + g.model + "-int4.so", weights);
+    std::ifstream in(dir + "/" + g.caseName + "/tokens.json");
+    ASSERT_TRUE(in) << dir;
+    tokens = nlohmann::json::parse(in).get<std::vector<int32_t>>();
+    ref = readNpy(dir + "/" + g.caseName + "/logits_ref64.npy");
+  }
+  std::vector<float> rnnLogits(Model &m) {
+    State r = m.newState();
+    std::vector<float> rnn, logits;
+    for (int32_t t : tokens) {
+      m.step({t}, r, logits);
+      rnn.insert(rnn.end(), logits.begin(), logits.end());
+    }
+    return rnn;
+  }
+  std::string weights;
+  std::unique_ptr<Model> model;
+  std::vector<int32_t> tokens;
+  NpyArray ref;
+};
+
+TEST_P(Int4GoldenTest, GptAndRnnWithinInt4Tolerance) {
+  State g = model->newState();
+  std::vector<float> gpt;
+  model->forward(tokens, g, gpt, /*allLogits=*/true);
+  std::vector<float> rnn = rnnLogits(*model);
+  float eg = maxAbsDiff(gpt, ref.data), er = maxAbsDiff(rnn, ref.data);
+  std::printf("[ %s int4 ] max logit error: gpt %.4f, rnn %.4f (bound %.2f); "
+              "gpt vs rnn %.3g\n",
+              GetParam().model, eg, er, kInt4Tol, maxAbsDiff(gpt, rnn));
+  RecordProperty("int4_gpt_max_logit_error", std::to_string(eg));
+  RecordProperty("int4_rnn_max_logit_error", std::to_string(er));
+  EXPECT_LT(eg, kInt4Tol);
+  EXPECT_LT(er, kInt4Tol);
+  EXPECT_LT(maxAbsDiff(gpt, rnn), kTol);
+  // int4 moves the logits further than int8 does: a library that stayed
+  // within the int8 bound would not be reading 4-bit weights.
+  EXPECT_GT(eg, kInt8Tol);
+}
+
+TEST_P(Int4GoldenTest, OtherCheckpointsRefused) {
+  const Golden &g = GetParam();
+  for (const std::string &w : {goldenDir + "/" + g.model + "/model.pth",
+                               libDir + "/" + g.model + "-int8.safetensors"}) {
+    try {
+      Model::load(libDir + "/" + g.model + "-int4.so", w);
+      FAIL() << w << " was accepted by the int4 library";
+    } catch (const RuntimeError &e) {
+      std::string msg = e.what();
+      EXPECT_NE(msg.find("tensor '"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("the library expects"), std::string::npos) << msg;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Int4, Int4GoldenTest,
+                         ::testing::ValuesIn(kGoldens, kGoldens + 2),
+                         [](const auto &info) {
+                           return std::string(info.param.model);
+                         });
+
+/// The tiny golden case and its int4 library and checkpoint.
+struct TinyInt4 {
+  std::string weights = libDir + "/tiny-int4.safetensors";
+  std::unique_ptr<Model> model = Model::load(libDir + "/tiny-int4.so", weights);
+  std::vector<int32_t> tokens =
+      nlohmann::json::parse(
+          std::ifstream(goldenDir + "/tiny/seq128/tokens.json"))
+          .get<std::vector<int32_t>>();
+};
+
+// The 8-lane kernels (an AVX2 CPU: two vector steps per group of 32) compute
+// the same logits as the 16-lane ones, in GPT and in RNN mode.
+TEST(Int4GoldenKernels, EightLaneKernelsAgree) {
+  TinyInt4 tiny;
+  auto v8 = Model::load(libDir + "/tiny-int4-v8.so", tiny.weights);
+  State a = tiny.model->newState(), b = v8->newState(), r = v8->newState();
+  std::vector<float> la, lb, rnn, logits;
+  tiny.model->forward(tiny.tokens, a, la, /*allLogits=*/true);
+  v8->forward(tiny.tokens, b, lb, /*allLogits=*/true);
+  EXPECT_LT(maxAbsDiff(la, lb), kTol);
+  for (int32_t t : tiny.tokens) {
+    v8->step({t}, r, logits);
+    rnn.insert(rnn.end(), logits.begin(), logits.end());
+  }
+  EXPECT_LT(maxAbsDiff(rnn, la), kTol);
+}
+
+// Batch 2: the batched tiles scale each weight vector once for both rows;
+// each row gives what the batch-1 library gives for it alone.
+TEST(Int4GoldenKernels, BatchTwoRowsMatchOneRowEach) {
+  TinyInt4 tiny;
+  auto two = Model::load(libDir + "/tiny-int4-b2.so", tiny.weights);
+  ASSERT_EQ(two->batch(), 2);
+  const size_t t = 40, v = size_t(two->vocabSize());
+  std::vector<int32_t> row0(tiny.tokens.begin(), tiny.tokens.begin() + t);
+  std::vector<int32_t> row1(tiny.tokens.rbegin(), tiny.tokens.rbegin() + t);
+  std::vector<int32_t> both = row0;
+  both.insert(both.end(), row1.begin(), row1.end());
+  std::vector<float> gpt2, alone0, alone1, logits;
+  State s2 = two->newState(), s0 = tiny.model->newState(),
+        s1 = tiny.model->newState();
+  two->forward(both, s2, gpt2, /*allLogits=*/true);
+  tiny.model->forward(row0, s0, alone0, /*allLogits=*/true);
+  tiny.model->forward(row1, s1, alone1, /*allLogits=*/true);
+  ASSERT_EQ(gpt2.size(), 2 * t * v);
+  EXPECT_LT(maxAbsDiff(gpt2.data(), alone0.data(), t * v), kTol);
+  EXPECT_LT(maxAbsDiff(gpt2.data() + t * v, alone1.data(), t * v), kTol);
+  // RNN mode, one token of each row per call.
+  State r2 = two->newState();
+  for (size_t i = 0; i < t; ++i)
+    two->step({row0[i], row1[i]}, r2, logits);
+  EXPECT_LT(maxAbsDiff(logits.data(), alone0.data() + (t - 1) * v, v), kTol);
+  EXPECT_LT(maxAbsDiff(logits.data() + v, alone1.data() + (t - 1) * v, v),
+            kTol);
+}
+
 TEST(GoldenMismatch, Tiny2WeightsRefusedByTinyLibrary) {
   try {
     Model::load(libDir + "/tiny.so", goldenDir + "/tiny2/model.pth");

@@ -643,7 +643,7 @@ TEST(CApi, TrainOpenErrors) {
   EXPECT_NE(err.find("cannot load library"), std::string::npos) << err;
   EXPECT_NE(err.find("/nonexistent/train.so"), std::string::npos) << err;
   EXPECT_EQ(rwkvrt_train_open(nullptr, 0, &t), RWKVRT_ERR_INVALID_ARGUMENT);
-  EXPECT_STREQ(rwkvrt_last_error(), "null argument");
+  EXPECT_STREQ(rwkvrt_last_error(), "rwkvrt_train_open: library_path is null");
   EXPECT_EQ(rwkvrt_train_open(RWKV_FAKE_TRAIN_MODEL, 0, nullptr),
             RWKVRT_ERR_INVALID_ARGUMENT);
   // An inference library is refused with a hint.

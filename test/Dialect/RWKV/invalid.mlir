@@ -1370,6 +1370,86 @@ func.func @embed_int8_without_scale(%q: tensor<32x8xi8>, %ids: tensor<2x3xi32>) 
 
 // -----
 
+func.func @int4_without_scale(%x: tensor<2x3x8xf32>, %q: tensor<8x4xi8>) {
+  // expected-error @+1 {{'rwkv.linear' op int4 'weight' needs per-group scales (a 'scale' operand)}}
+  %y = rwkv.linear %x, %q group 4 : tensor<2x3x8xf32>, tensor<8x4xi8> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @group_with_float(%x: tensor<2x3x8xf32>, %w: tensor<8x8xbf16>) {
+  // expected-error @+1 {{'rwkv.linear' op 'group' is only allowed with a packed int4 (i8) 'weight', got 'bf16'}}
+  %y = rwkv.linear %x, %w group 4 : tensor<2x3x8xf32>, tensor<8x8xbf16> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @int4_odd_group(%x: tensor<2x3x6xf32>, %q: tensor<8x3xi8>, %s: tensor<8x2xbf16>) {
+  // expected-error @+1 {{'rwkv.linear' op group size 3 must be even (two int4 weights per byte)}}
+  %y = rwkv.linear %x, %q scale %s group 3 : tensor<2x3x6xf32>, tensor<8x3xi8>, tensor<8x2xbf16> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @int4_group_not_dividing(%x: tensor<2x3x8xf32>, %q: tensor<8x4xi8>, %s: tensor<8x1xbf16>) {
+  // expected-error @+1 {{'rwkv.head' op group size 6 does not divide the 8 columns of int4 'head weight'}}
+  %y = rwkv.head %x, %q scale %s group 6 : tensor<2x3x8xf32>, tensor<8x4xi8>, tensor<8x1xbf16> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @int4_scale_shape(%x: tensor<2x3x8xf32>, %q: tensor<8x4xi8>, %s: tensor<8x4xbf16>) {
+  // expected-error @+1 {{'rwkv.linear' op 'scale' has shape [8, 4] but expected [8, 2]}}
+  %y = rwkv.linear %x, %q scale %s group 4 : tensor<2x3x8xf32>, tensor<8x4xi8>, tensor<8x4xbf16> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @int4_input_width(%x: tensor<2x3x4xf32>, %q: tensor<8x4xi8>, %s: tensor<8x2xbf16>) {
+  // expected-error @+1 {{'rwkv.linear' op weight [8, 4] (packed int4, two columns per byte) does not take inputs of width 4 (weights are stored [out, in])}}
+  %y = rwkv.linear %x, %q scale %s group 4 : tensor<2x3x4xf32>, tensor<8x4xi8>, tensor<8x2xbf16> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @int8_bf16_scale(%x: tensor<2x3x8xf32>, %q: tensor<8x8xi8>, %s: tensor<8xbf16>) {
+  // expected-error @+1 {{'rwkv.linear' op int8 scales must be f32, got 'bf16' (bf16 scales are per group of a packed int4 matrix)}}
+  %y = rwkv.linear %x, %q scale %s : tensor<2x3x8xf32>, tensor<8x8xi8>, tensor<8xbf16> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @embed_int4_result(%q: tensor<32x4xi8>, %ids: tensor<2x3xi32>, %s: tensor<32x2xbf16>) {
+  // expected-error @+1 {{'rwkv.embed' op 'result' has shape [2, 3, 4] but expected [2, 3, 8]}}
+  %y = rwkv.embed %q, %ids scale %s group 4 : tensor<32x4xi8>, tensor<2x3xi32>, tensor<32x2xbf16> -> tensor<2x3x4xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_int4_result(%q: tensor<16x4xi8>, %s: tensor<16x2xbf16>) {
+  // expected-error @+1 {{'rwkv.dequantize' op 'result' has shape [16, 4] but expected [16, 8]}}
+  %w = rwkv.dequantize %q, %s group 4 : tensor<16x4xi8>, tensor<16x2xbf16> -> tensor<16x4xf32>
+  return
+}
+
+// -----
+
+func.func @group_not_positive(%q: tensor<16x4xi8>, %s: tensor<16x2xbf16>) {
+  // expected-error @+1 {{'rwkv.dequantize' op attribute 'group_size' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  %w = rwkv.dequantize %q, %s group 0 : tensor<16x4xi8>, tensor<16x2xbf16> -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
 func.func @dequantize_scale_shape(%q: tensor<16x8xi8>, %s: tensor<8xf32>) {
   // expected-error @+1 {{'rwkv.dequantize' op 'scale' has shape [8] but expected [16]}}
   %w = rwkv.dequantize %q, %s : tensor<16x8xi8>, tensor<8xf32> -> tensor<16x8xf32>

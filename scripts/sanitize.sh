@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Sanitizer runs of the test suite (part of scripts/test.sh, so of CI):
+#   asan  - an ASan+UBSan build of everything (build-asan/) runs the whole
+#           ctest suite but the benchmarks; the fuzzers are ASan+UBSan
+#           builds of their own and run in the release tree.
+#   tsan  - a TSan build of the runtime, tools and their tests (build-tsan/)
+#           runs every test that starts threads: the runtime (kernels on
+#           OpenMP threads, the concurrency tests), the server and its
+#           clients, the tokenizers, generation.
+# Both take the model libraries their tests load from the release tree's
+# rwkv-compile and its fixture cache (build/, so scripts/build.sh first):
+# the same library is not compiled three times, and the instrumented
+# compiler of build-asan/ is still exercised by the lit suite.
+# Usage: scripts/sanitize.sh [asan|tsan|all]   (default all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-all}
+jobs=${JOBS:-$(nproc)}
+bash scripts/setup.sh
+
+# -O1 keeps the build short and the reports exact; -g1 gives line numbers.
+common=(-G Ninja -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir
+  -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit
+  -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -g1 -DNDEBUG"
+  "-DCMAKE_C_FLAGS_RELEASE=-O1 -g1 -DNDEBUG")
+
+release=$PWD/${BUILD_DIR:-build}
+fixtures=(-DRWKV_FIXTURE_COMPILER="$release/bin/rwkv-compile"
+  -DRWKV_FIXTURE_CACHE="$release/fixture-cache")
+[ -x "$release/bin/rwkv-compile" ] || bash scripts/build.sh
+
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+if [ "$mode" = asan ] || [ "$mode" = all ]; then
+  dir=${ASAN_BUILD_DIR:-build-asan}
+  cmake -S . -B "$dir" "${common[@]}" -DRWKV_SANITIZE=address,undefined \
+    -DRWKV_SKIP_DIRS=fuzz "${fixtures[@]}" > /dev/null
+  ninja -C "$dir" -j "$jobs"
+  # Leak checking is on (the Python tests turn it off for the interpreter).
+  ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+    ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE bench
+fi
+
+if [ "$mode" = tsan ] || [ "$mode" = all ]; then
+  dir=${TSAN_BUILD_DIR:-build-tsan}
+  cmake -S . -B "$dir" "${common[@]}" \
+    -DRWKV_SANITIZE=thread -DRWKV_BUILD_COMPILER=OFF "${fixtures[@]}" \
+    -DRWKV_SKIP_DIRS="fuzz;python" > /dev/null
+  ninja -C "$dir" -j "$jobs"
+  # Archer makes OpenMP's synchronisation visible to TSan (scripts/tsan.supp).
+  archer=/usr/lib/llvm-22/lib/libarcher.so
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp \
+    OMP_TOOL_LIBRARIES=$archer ctest --test-dir "$dir" --output-on-failure -j "$jobs" \
+    -L 'runtime|serve|text|concurrency|generate|checkpoint' -LE bench
+fi
