@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/checkpoint/Checkpoint.h"
 #include "runtime/core/Batch.h"
 #include "runtime/core/Runtime.h"
 
@@ -19,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -370,8 +372,17 @@ TEST_P(Int4GoldenTest, GptAndRnnWithinInt4Tolerance) {
 
 TEST_P(Int4GoldenTest, OtherCheckpointsRefused) {
   const Golden &g = GetParam();
-  for (const std::string &w : {goldenDir + "/" + g.model + "/model.pth",
-                               libDir + "/" + g.model + "-int8.safetensors"}) {
+  // The same model quantized in groups of 64: only the scales' shapes
+  // differ from the library's, and the first of them is named.
+  std::string g64 = libDir + "/" + g.model + "-int4-g64.safetensors";
+  QuantizeOptions o;
+  o.type = "int4";
+  o.group = 64;
+  quantizeCheckpoint(
+      *Checkpoint::open(goldenDir + "/" + g.model + "/model.pth"), g64, o);
+  for (const std::string &w :
+       {goldenDir + "/" + g.model + "/model.pth",
+        libDir + "/" + g.model + "-int8.safetensors", g64}) {
     try {
       Model::load(libDir + "/" + g.model + "-int4.so", w);
       FAIL() << w << " was accepted by the int4 library";
@@ -379,8 +390,11 @@ TEST_P(Int4GoldenTest, OtherCheckpointsRefused) {
       std::string msg = e.what();
       EXPECT_NE(msg.find("tensor '"), std::string::npos) << msg;
       EXPECT_NE(msg.find("the library expects"), std::string::npos) << msg;
+      if (w == g64)
+        EXPECT_NE(msg.find("_scale' of checkpoint"), std::string::npos) << msg;
     }
   }
+  std::remove(g64.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Int4, Int4GoldenTest,
