@@ -413,8 +413,9 @@ struct TinyInt4 {
           .get<std::vector<int32_t>>();
 };
 
-// The 8-lane kernels (an AVX2 CPU: two vector steps per group of 32) compute
-// the same logits as the 16-lane ones, in GPT and in RNN mode.
+// The 8-lane kernels (vector-width=8, what an AVX2 CPU gets: two vector steps
+// per group of 32) compute the same logits as the 16-lane ones, in GPT and in
+// RNN mode.
 TEST(Int4GoldenKernels, EightLaneKernelsAgree) {
   TinyInt4 tiny;
   auto v8 = Model::load(libDir + "/tiny-int4-v8.so", tiny.weights);
