@@ -7,6 +7,8 @@
 #include "dialect/RWKVOps.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -22,6 +24,18 @@ namespace mlir::rwkv {
 
 #define GEN_PASS_REGISTRATION
 #include "codegen/Passes.h.inc"
+
+/// CUDA pipeline: memrefs of i1 or index are the deallocation lowering's
+/// ownership flags and base addresses, host data (model data never has
+/// these element types); `dealloc_helper` is its host function.
+inline bool isHostBookkeeping(MemRefType type) {
+  Type e = type.getElementType();
+  return e.isInteger(1) || e.isIndex();
+}
+inline bool isDeallocHelper(Operation *fn) {
+  auto sym = fn->getAttrOfType<StringAttr>("sym_name");
+  return sym && sym.getValue() == "dealloc_helper";
+}
 
 /// Lowerings of the primitive rwkv ops to linalg on tensors, by area.
 void populateRWKVNormToLinalgPatterns(RewritePatternSet &patterns);

@@ -46,6 +46,167 @@ def ConvertRWKVToLinalgPass : Pass<"convert-rwkv-to-linalg"> {
   ];
 }
 
+def RWKVEmulateGpuLaunchPass : Pass<"rwkv-emulate-gpu-launch"> {
+  let summary = "Run gpu.launch bodies on the host as parallel loops";
+  let description = [{
+    Replaces every `gpu.launch` by an `scf.parallel` over its grid around an
+    `scf.parallel` over its block, with the block and thread ids the
+    induction variables, so the CPU back end can run the kernels of the CUDA
+    pipeline and the golden tests check the GPU mapping without a GPU
+    (`rwkv-compile --target=cuda --cuda-emulate`). Launches with shared
+    memory, barriers, shuffles or NVVM ops are refused.
+
+    Before:
+    ```mlir
+    gpu.launch blocks(%bx, %by, %bz) in (%gx = %n, %gy = %c1, %gz = %c1)
+               threads(%tx, %ty, %tz) in (%sx = %c256, %sy = %c1, %sz = %c1) {
+      ... %bx, %tx ...
+      gpu.terminator
+    }
+    ```
+    After:
+    ```mlir
+    scf.parallel (%bx, %by, %bz) = (%c0, %c0, %c0) to (%n, %c1, %c1) step (...) {
+      scf.parallel (%tx, %ty, %tz) = (%c0, %c0, %c0) to (%c256, %c1, %c1) step (...) {
+        ... %bx, %tx ...
+      }
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
+def RWKVGpuHostBuffersPass
+    : Pass<"rwkv-gpu-host-buffers", "::mlir::func::FuncOp"> {
+  let summary = "Allocate and copy the host code's buffers on the device";
+  let description = [{
+    In the CUDA pipeline, after `rwkv-map-parallel-loops-to-gpu`: every
+    `memref.alloc` / `memref.dealloc` / contiguous `memref.copy` outside a
+    `gpu.launch` becomes `gpu.alloc` / `gpu.dealloc` / `gpu.memcpy`, since
+    the entry points of a CUDA library receive device pointers. Host code
+    that still loads, stores, `alloca`s or copies a strided view is an error
+    (it would dereference device memory on the host).
+
+    Before:
+    ```mlir
+    %t = memref.alloc(%n) : memref<?x64xf32>
+    memref.copy %t, %out : memref<?x64xf32> to memref<?x64xf32>
+    memref.dealloc %t : memref<?x64xf32>
+    ```
+    After:
+    ```mlir
+    %t = gpu.alloc (%n) : memref<?x64xf32>
+    gpu.memcpy %out, %t : memref<?x64xf32>, memref<?x64xf32>
+    gpu.dealloc %t : memref<?x64xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+def RWKVMapParallelLoopsToGPUPass
+    : Pass<"rwkv-map-parallel-loops-to-gpu", "::mlir::func::FuncOp"> {
+  let summary = "Map each outermost scf.parallel to a gpu.launch";
+  let description = [{
+    The generic SIMT mapping of the CUDA pipeline. Every outermost
+    `scf.parallel` (what `convert-linalg-to-parallel-loops` and
+    `scf-forall-to-parallel` make of the bufferized linalg ops and foralls)
+    becomes a `gpu.launch` with a 1-D grid of `block-size` threads; a thread
+    owns one point of the (linearised, last dimension fastest) iteration
+    space, the bounds may be dynamic, and out-of-range threads of the last
+    block do nothing. Nested `scf.parallel`s stay inside the thread (lower
+    them with `scf-parallel-for-to-nested-fors`). Host loops that still read
+    or write memory become one-thread kernels.
+
+    Before:
+    ```mlir
+    scf.parallel (%t, %c) = (%c0, %c0) to (%T, %c768) step (%c1, %c1) {
+      %v = memref.load %x[%t, %c] : memref<?x768xf32>
+      memref.store %v, %y[%t, %c] : memref<?x768xf32>
+    }
+    ```
+    After:
+    ```mlir
+    gpu.launch blocks(%bx, ...) in (%gx = %grid, ...) threads(%tx, ...) in (%sx = %c256, ...) {
+      %g = (%bx * 256 + %tx)
+      scf.if (%g < %T * 768) {
+        %t = %g / 768, %c = %g % 768
+        ...
+      }
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::scf::SCFDialect"];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", "256",
+           "Threads per block (1-1024)">
+  ];
+}
+
+def RWKVMergeGpuModulesPass
+    : Pass<"rwkv-merge-gpu-modules", "::mlir::ModuleOp"> {
+  let summary = "Move every outlined kernel into one gpu.module";
+  let description = [{
+    After `gpu-kernel-outlining`, which makes one `gpu.module` per kernel:
+    moves all kernels into a single `gpu.module` and retargets the
+    `gpu.launch_func`s, so the model compiles to one PTX module (one ptxas
+    run, one device image). Symbols that several modules define (the
+    globals outlining copies into each) are kept once if identical.
+
+    Before:
+    ```mlir
+    gpu.module @f_kernel { gpu.func @f_kernel(...) kernel { ... } }
+    gpu.module @f_kernel_0 { gpu.func @f_kernel_0(...) kernel { ... } }
+    gpu.launch_func @f_kernel::@f_kernel ...
+    ```
+    After:
+    ```mlir
+    gpu.module @rwkv_kernels {
+      gpu.func @f_kernel(...) kernel { ... }
+      gpu.func @f_kernel_0(...) kernel { ... }
+    }
+    gpu.launch_func @rwkv_kernels::@f_kernel ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+  let options = [
+    Option<"moduleName", "module-name", "std::string", "\"rwkv_kernels\"",
+           "Name of the merged gpu.module">
+  ];
+}
+
+def RWKVPromoteLoopAccumulatorsPass
+    : Pass<"rwkv-promote-loop-accumulators", "::mlir::func::FuncOp"> {
+  let summary = "Carry a kernel loop's accumulator in a register";
+  let description = [{
+    Inside `gpu.launch` bodies: an `scf.for` that loads and stores one
+    memref element at the same loop-invariant indices on every iteration
+    (what `convert-linalg-to-parallel-loops` makes of a reduction) and uses
+    that memref nowhere else gets the element as an `iter_arg`: one load
+    before the loop, one store after it.
+
+    Before:
+    ```mlir
+    scf.for %k = %c0 to %c768 step %c1 {
+      %a = memref.load %y[%t, %n] : memref<?x1024xf32>
+      %s = arith.addf %a, %p : f32
+      memref.store %s, %y[%t, %n] : memref<?x1024xf32>
+    }
+    ```
+    After:
+    ```mlir
+    %init = memref.load %y[%t, %n] : memref<?x1024xf32>
+    %r = scf.for %k = %c0 to %c768 step %c1 iter_args(%a = %init) -> (f32) {
+      %s = arith.addf %a, %p : f32
+      scf.yield %s : f32
+    }
+    memref.store %r, %y[%t, %n] : memref<?x1024xf32>
+    ```
+  }];
+}
+
 def RWKVPrefetchWeightRowsPass : Pass<"rwkv-prefetch-weight-rows"> {
   let summary = "Prefetch the next block of weight rows in vector dot products";
   let description = [{

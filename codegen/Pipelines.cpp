@@ -23,20 +23,37 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/Support/ErrorHandling.h"
+#include "llvm/Support/Regex.h"
 
 using namespace mlir;
 using namespace mlir::rwkv;
 
 /// Appends an upstream textual pipeline; the strings are fixed, so a parse
 /// failure is a bug in this file.
-static void addUpstream(OpPassManager &pm, StringRef pipeline) {
-  if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
+static void addUpstream(OpPassManager &pm, const Twine &pipeline) {
+  if (failed(parsePassPipeline(pipeline.str(), pm, llvm::errs())))
     llvm::report_fatal_error("rwkv: malformed built-in pipeline");
 }
 
+namespace {
+/// Fails the pipeline with `message`: a builder cannot return an error, and
+/// a bad option must not reach a pass pipeline string.
+struct ErrorPass final : PassWrapper<ErrorPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ErrorPass)
+  explicit ErrorPass(std::string message) : message(std::move(message)) {}
+  StringRef getArgument() const override { return "rwkv-pipeline-error"; }
+  void runOnOperation() override {
+    getOperation().emitError(message);
+    signalPassFailure();
+  }
+  std::string message;
+};
+} // namespace
+
 /// Front half shared by every target: flatten blocks, expand composites,
 /// lower to linalg on tensors and fuse element-wise chains.
-static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
+static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts,
+                          bool tile = true) {
   pm.addPass(createRWKVUnwrapModelPass());
   if (opts.outlineLayers) {
     // One function per distinct layer: code size and compile time no longer
@@ -72,6 +89,8 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
   addUpstream(pm, "func.func(convert-elementwise-to-linalg),canonicalize");
   pm.addPass(createRWKVFuseElementwisePass());
   pm.addPass(createCanonicalizerPass());
+  if (!tile)
+    return;
   RWKVTileAndFusePassOptions tileOpts;
   tileOpts.tileTokens = opts.tileTokens;
   tileOpts.tileOutputs = opts.tileOutputs;
@@ -79,6 +98,37 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts) {
   if (opts.threads && opts.parallelizeLinalg)
     pm.addPass(createRWKVParallelizeLinalgPass());
   pm.addPass(createCanonicalizerPass());
+}
+
+/// Bufferizes the whole module; entry points return results through
+/// caller-provided buffers, which gives the runtime a fixed C ABI.
+static void addBufferization(OpPassManager &pm, bool prefetch) {
+  addUpstream(pm, "eliminate-empty-tensors,"
+                  "one-shot-bufferize{bufferize-function-boundaries "
+                  "function-boundary-type-conversion=identity-layout-map},"
+                  "canonicalize,cse,scf-forall-to-parallel,"
+                  "drop-equivalent-buffer-results");
+  pm.addPass(createRWKVEntryOutParamsPass());
+  if (prefetch)
+    pm.addPass(createRWKVPrefetchWeightRowsPass());
+  addUpstream(pm,
+              "buffer-deallocation-pipeline,convert-bufferization-to-memref");
+  pm.addPass(createRWKVLowerStridedCopiesPass());
+}
+
+/// Loops on memrefs to the LLVM dialect for the host.
+static void addCpuBackEnd(OpPassManager &pm, bool threads) {
+  addUpstream(pm, "expand-strided-metadata,lower-affine,canonicalize,cse");
+  // Projection tiles run on all cores through OpenMP (libomp).
+  if (threads) {
+    addUpstream(pm, "convert-scf-to-openmp,canonicalize");
+    pm.addPass(createRWKVGuardParallelRegionsPass());
+  }
+  addUpstream(pm, "convert-scf-to-cf,canonicalize,cse,"
+                  "func.func(llvm-request-c-wrappers),"
+                  "convert-vector-to-llvm{reassociate-fp-reductions},"
+                  "convert-to-llvm,convert-openmp-to-llvm,"
+                  "reconcile-unrealized-casts");
 }
 
 void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
@@ -97,36 +147,55 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
   }
   if (opts.approximateMath)
     pm.addPass(createRWKVApproximateMathPass());
-  // Bufferize the whole module; entry points return results through
-  // caller-provided buffers, which gives the runtime a fixed C ABI.
-  addUpstream(pm, "eliminate-empty-tensors,"
-                  "one-shot-bufferize{bufferize-function-boundaries "
-                  "function-boundary-type-conversion=identity-layout-map},"
-                  "canonicalize,cse,scf-forall-to-parallel,"
-                  "drop-equivalent-buffer-results");
-  pm.addPass(createRWKVEntryOutParamsPass());
-  if (opts.vectorWidth > 0 && opts.prefetch)
-    pm.addPass(createRWKVPrefetchWeightRowsPass());
-  addUpstream(pm,
-              "buffer-deallocation-pipeline,convert-bufferization-to-memref");
-  pm.addPass(createRWKVLowerStridedCopiesPass());
-  addUpstream(pm, "func.func(convert-linalg-to-loops),"
-                  "expand-strided-metadata,lower-affine,canonicalize,cse");
-  // Projection tiles run on all cores through OpenMP (libomp).
-  if (opts.threads) {
-    addUpstream(pm, "convert-scf-to-openmp,canonicalize");
-    pm.addPass(createRWKVGuardParallelRegionsPass());
-  }
-  addUpstream(pm, "convert-scf-to-cf,canonicalize,cse,"
-                  "func.func(llvm-request-c-wrappers),"
-                  "convert-vector-to-llvm{reassociate-fp-reductions},"
-                  "convert-to-llvm,convert-openmp-to-llvm,"
-                  "reconcile-unrealized-casts");
+  addBufferization(pm, opts.vectorWidth > 0 && opts.prefetch);
+  addUpstream(pm, "func.func(convert-linalg-to-loops)");
+  addCpuBackEnd(pm, opts.threads);
 }
 
 void rwkv::buildRWKVCudaPipeline(OpPassManager &pm,
                                  const RWKVPipelineOptions &opts) {
-  buildFrontEnd(pm, opts);
+  // Both are spliced into the NVVM pipeline string below.
+  const std::string &chip = opts.gpuChip, &format = opts.gpuFormat;
+  if (!llvm::Regex("^sm_[0-9]+[af]?$").match(chip)) {
+    pm.addPass(std::make_unique<ErrorPass>(
+        "gpu-chip must be sm_NN (sm_80, sm_90a, ...), got '" + chip + "'"));
+    return;
+  }
+  if (format != "fatbin" && format != "bin" && format != "isa") {
+    pm.addPass(std::make_unique<ErrorPass>(
+        "gpu-format must be fatbin, bin or isa, got '" + format + "'"));
+    return;
+  }
+  // No CPU tiles: the loop mapping below distributes each op over threads.
+  buildFrontEnd(pm, opts, /*tile=*/false);
+  if (!opts.lowerToLLVM)
+    return;
+  addBufferization(pm, /*prefetch=*/false);
+  addUpstream(pm, "func.func(convert-linalg-to-parallel-loops),canonicalize");
+  RWKVMapParallelLoopsToGPUPassOptions mapOpts;
+  mapOpts.blockSize = opts.gpuBlockSize;
+  pm.addNestedPass<func::FuncOp>(createRWKVMapParallelLoopsToGPUPass(mapOpts));
+  addUpstream(pm, "func.func(scf-parallel-for-to-nested-fors),canonicalize,"
+                  "cse");
+  pm.addNestedPass<func::FuncOp>(createRWKVPromoteLoopAccumulatorsPass());
+  if (opts.gpuEmulate) {
+    pm.addPass(createRWKVEmulateGpuLaunchPass());
+    addCpuBackEnd(pm, opts.threads);
+    return;
+  }
+  pm.addNestedPass<func::FuncOp>(createRWKVGpuHostBuffersPass());
+  // Outlining needs the constants sunk into the launches first, or they
+  // become kernel parameters (cuda-codegen.md §1.0).
+  addUpstream(pm, "gpu-launch-sink-index-computations,gpu-kernel-outlining");
+  pm.addPass(createRWKVMergeGpuModulesPass());
+  // Launches, allocations and copies chained on one stream (gpu-to-llvm
+  // lowers gpu.alloc / gpu.memcpy only in this async form), with one
+  // synchronisation at the end of each entry point.
+  addUpstream(pm, "func.func(gpu-async-region,llvm-request-c-wrappers)");
+  addUpstream(pm, "gpu-lower-to-nvvm-pipeline{cubin-chip=" + chip +
+                      " cubin-features=+ptx80 cubin-format=" + format +
+                      " opt-level=3}");
+  addUpstream(pm, "convert-to-llvm,reconcile-unrealized-casts");
 }
 
 void rwkv::registerRWKVPipelines() {
@@ -136,7 +205,7 @@ void rwkv::registerRWKVPipelines() {
       buildRWKVCpuPipeline);
   PassPipelineRegistration<RWKVPipelineOptions>(
       "rwkv-cuda-pipeline",
-      "Lower an rwkv model for NVIDIA GPUs: so far the shared front half "
-      "(rwkv to tiled linalg on tensors); the GPU mapping is not built yet",
+      "Lower an rwkv model for NVIDIA GPUs (what rwkv-compile --target=cuda "
+      "runs)",
       buildRWKVCudaPipeline);
 }

@@ -68,13 +68,33 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
       llvm::cl::desc("With threads: also run the other large linalg ops in "
                      "parallel tiles (rwkv-parallelize-linalg)"),
       llvm::cl::init(true)};
+  PassOptions::Option<std::string> gpuChip{
+      *this, "gpu-chip",
+      llvm::cl::desc("CUDA pipeline: the SM architecture (sm_80, sm_89, "
+                     "sm_90, ...)"),
+      llvm::cl::init("sm_90")};
+  PassOptions::Option<std::string> gpuFormat{
+      *this, "gpu-format",
+      llvm::cl::desc("CUDA pipeline: the embedded device code: fatbin "
+                     "(SASS + PTX), bin (cubin) or isa (PTX)"),
+      llvm::cl::init("fatbin")};
+  PassOptions::Option<int64_t> gpuBlockSize{
+      *this, "gpu-block-size",
+      llvm::cl::desc("CUDA pipeline: threads per block of the mapped loops"),
+      llvm::cl::init(256)};
+  PassOptions::Option<bool> gpuEmulate{
+      *this, "gpu-emulate",
+      llvm::cl::desc("CUDA pipeline: run the GPU-mapped kernels on the host "
+                     "(rwkv-emulate-gpu-launch) instead of compiling them "
+                     "for the device"),
+      llvm::cl::init(false)};
 };
 
 /// The CPU pipeline: rwkv -> primitive ops -> linalg -> buffers -> LLVM.
 void buildRWKVCpuPipeline(OpPassManager &pm, const RWKVPipelineOptions &opts);
-/// The CUDA pipeline: for now only the front half it shares with the CPU
-/// pipeline (rwkv to tiled linalg); GPU mapping and NVVM come with the CUDA
-/// target.
+/// The CUDA pipeline: the shared front half, bufferization, one gpu.launch
+/// per parallel loop nest, device buffers, then NVVM and an embedded device
+/// binary (or, with gpu-emulate, the kernels as host loops).
 void buildRWKVCudaPipeline(OpPassManager &pm, const RWKVPipelineOptions &opts);
 /// Registers `rwkv-cpu-pipeline` and `rwkv-cuda-pipeline`.
 void registerRWKVPipelines();

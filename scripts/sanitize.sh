@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Sanitizer runs of the test suite (part of scripts/test.sh, so of CI):
+# Sanitizer runs of the test suite:
 #   asan  - an ASan+UBSan build of everything (build-asan/) runs the whole
 #           ctest suite but the benchmarks; the fuzzers are ASan+UBSan
 #           builds of their own and run in the release tree.
+#   asan-runtime - the same without the compiler (build-asan-rt/): the
+#           runtime, the tools, the server and every test that does not
+#           need an instrumented rwkv-compile (the model libraries come
+#           from the release compiler). CI runs this one: the compiler's
+#           own instrumented build would double CI's build time.
 #   tsan  - a TSan build of the runtime, tools and their tests (build-tsan/)
 #           runs every test that starts threads: the runtime (kernels on
 #           OpenMP threads, the concurrency tests), the server and its
@@ -11,7 +16,9 @@
 # rwkv-compile and its fixture cache (build/, so scripts/build.sh first):
 # the same library is not compiled three times, and the instrumented
 # compiler of build-asan/ is still exercised by the lit suite.
-# Usage: scripts/sanitize.sh [asan|tsan|all]   (default all)
+#   ci    - asan-runtime + tsan (scripts/test.sh, so .ci/run)
+#   all   - asan + tsan
+# Usage: scripts/sanitize.sh [asan|asan-runtime|tsan|ci|all]  (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-all}
@@ -29,18 +36,30 @@ fixtures=(-DRWKV_FIXTURE_COMPILER="$release/bin/rwkv-compile"
   -DRWKV_FIXTURE_CACHE="$release/fixture-cache")
 [ -x "$release/bin/rwkv-compile" ] || bash scripts/build.sh
 
+case "$mode" in
+  asan | asan-runtime | tsan | ci | all) ;;
+  *) echo "usage: $0 [asan|asan-runtime|tsan|ci|all]" >&2; exit 2 ;;
+esac
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-if [ "$mode" = asan ] || [ "$mode" = all ]; then
-  dir=${ASAN_BUILD_DIR:-build-asan}
+if [ "$mode" = asan ] || [ "$mode" = all ] || [ "$mode" = asan-runtime ] ||
+   [ "$mode" = ci ]; then
+  if [ "$mode" = asan ] || [ "$mode" = all ]; then
+    dir=${ASAN_BUILD_DIR:-build-asan}
+    compiler=ON
+  else
+    dir=${ASAN_RT_BUILD_DIR:-build-asan-rt}
+    compiler=OFF
+  fi
   cmake -S . -B "$dir" "${common[@]}" -DRWKV_SANITIZE=address,undefined \
-    -DRWKV_SKIP_DIRS=fuzz "${fixtures[@]}" > /dev/null
+    -DRWKV_BUILD_COMPILER=$compiler -DRWKV_SKIP_DIRS=fuzz "${fixtures[@]}" \
+    > /dev/null
   ninja -C "$dir" -j "$jobs"
   # Leak checking is on (the Python tests turn it off for the interpreter).
   ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1 \
     ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE bench
 fi
 
-if [ "$mode" = tsan ] || [ "$mode" = all ]; then
+if [ "$mode" = tsan ] || [ "$mode" = all ] || [ "$mode" = ci ]; then
   dir=${TSAN_BUILD_DIR:-build-tsan}
   cmake -S . -B "$dir" "${common[@]}" \
     -DRWKV_SANITIZE=thread -DRWKV_BUILD_COMPILER=OFF "${fixtures[@]}" \

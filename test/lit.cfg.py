@@ -48,3 +48,5 @@ _cuda = os.environ.get("CUDA_ROOT") or os.environ.get("CUDA_HOME") or "/usr/loca
 if shutil.which("ptxas") or os.path.exists(os.path.join(_cuda, "bin", "ptxas")):
     config.available_features.add("ptxas")
     config.environment["CUDA_ROOT"] = _cuda
+    config.substitutions.append(
+        ("%ptxas", shutil.which("ptxas") or os.path.join(_cuda, "bin", "ptxas")))

@@ -138,7 +138,9 @@ static llvm::json::Object describeGradient(Type type,
   return o;
 }
 
-FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
+FailureOr<std::string> mlir::rwkv::buildModelInfo(
+    ModuleOp module,
+    llvm::ArrayRef<std::pair<std::string, std::string>> extraFields) {
   auto config = module->getAttrOfType<ModelConfigAttr>("rwkv.config");
   for (auto model : module.getOps<ModelOp>())
     config = model.getConfig();
@@ -148,6 +150,8 @@ FailureOr<std::string> mlir::rwkv::buildModelInfo(ModuleOp module) {
            failure();
   llvm::json::Object info;
   info["abi_version"] = kRWKVAbiVersion;
+  for (const auto &[key, value] : extraFields)
+    info[key] = value;
   info["config"] = llvm::json::Object{
       {"version", config.getVersion()},      {"n_layer", config.getNLayer()},
       {"n_embd", config.getNEmbd()},         {"n_head", config.getNHead()},

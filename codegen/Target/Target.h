@@ -18,6 +18,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace mlir::rwkv {
 
@@ -60,12 +62,30 @@ public:
                              const std::string &output) const = 0;
   /// Human-readable description (triple, CPU, features) for diagnostics.
   virtual std::string describe() const = 0;
+  /// Extra string fields of `rwkv_model_info()` (the CUDA target's
+  /// `"target": "cuda"`); none for the CPU.
+  virtual std::vector<std::pair<std::string, std::string>>
+  modelInfoFields() const {
+    return {};
+  }
 };
 
 /// The x86-64 (or host) CPU target. Returns null and fills `error` when the
 /// CPU or features are unknown to LLVM.
 std::unique_ptr<CompilationTarget> createCpuTarget(const TargetOptions &opts,
                                                    std::string &error);
+
+/// NVIDIA GPUs: `opts.cpu` is the SM architecture (default sm_90);
+/// `hostOpts` describe the CPU of the host code. With `emulate` the
+/// GPU-mapped kernels run on the host instead (a CPU library that checks the
+/// CUDA pipeline's mapping). Null + `error` for an unknown architecture.
+std::unique_ptr<CompilationTarget>
+createCudaTarget(const TargetOptions &opts, const TargetOptions &hostOpts,
+                 bool emulate, std::string &error);
+
+/// Writes the one device binary (PTX text, cubin or fatbin bytes) that a
+/// module lowered by the CUDA pipeline embeds.
+LogicalResult writeDeviceCode(ModuleOp module, llvm::raw_ostream &os);
 
 //===----------------------------------------------------------------------===//
 // Target-independent ABI pieces (docs/ABI.md)
@@ -77,7 +97,10 @@ constexpr int kRWKVAbiVersion = 1;
 /// Describes the entry points of an imported (not yet lowered) module as the
 /// JSON returned by `rwkv_model_info()`. Fails if the module is not an rwkv
 /// model module (no `rwkv.config`, no entry points).
-FailureOr<std::string> buildModelInfo(ModuleOp module);
+/// `extraFields` are added as strings (CompilationTarget::modelInfoFields).
+FailureOr<std::string> buildModelInfo(
+    ModuleOp module,
+    llvm::ArrayRef<std::pair<std::string, std::string>> extraFields = {});
 
 /// Names of the public entry points of an imported module.
 SmallVector<std::string> getEntryPointNames(ModuleOp module);

@@ -6,6 +6,7 @@
 
 #include "runtime/core/Batch.h"
 #include "runtime/core/CApiError.h"
+#include "runtime/core/CudaApi.h"
 #include "runtime/core/Kernel.h"
 #include "runtime/core/Runtime.h"
 #include "runtime/core/TrainStep.h"
@@ -79,6 +80,13 @@ template <typename F> int guarded(int errorCode, F &&body) {
     return fail(RWKVRT_ERR_INVALID_ARGUMENT, e.what());
   } catch (const BusyError &e) {
     return fail(RWKVRT_ERR_BUSY, e.what());
+  } catch (const rwkv::DeviceError &e) {
+    // A driver failure is never the caller's argument.
+    if (e.code == rwkv::cudaapi::CUDA_ERROR_OUT_OF_MEMORY)
+      return fail(RWKVRT_ERR_OUT_OF_MEMORY, e.what());
+    return fail(errorCode == RWKVRT_ERR_INVALID_ARGUMENT ? RWKVRT_ERR_RUNTIME
+                                                         : errorCode,
+                e.what());
   } catch (const std::exception &e) {
     return fail(errorCode, e.what());
   } catch (...) {

@@ -62,6 +62,8 @@ std::unique_ptr<WKV7Kernel> WKV7Kernel::load(const std::string &libraryPath,
   lib->path_ = libraryPath;
   lib->json_ = handle.info();
   nlohmann::json info = handle.infoObject();
+  handle.requireCpuTarget(info, "kernel libraries run on the CPU only so "
+                                "far; compile it without --target=cuda");
   if (info.value("kernel", "") != "wkv7")
     throw RuntimeError(fmt::format(
         "library '{}' is not a WKV7 kernel library; compile one with "

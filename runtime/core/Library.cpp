@@ -83,4 +83,16 @@ nlohmann::json CompiledLibrary::infoObject() const {
   return info;
 }
 
+void CompiledLibrary::requireCpuTarget(const nlohmann::json &info,
+                                       const char *refusal) const {
+  if (!info.contains("target") || info["target"] == "cpu")
+    return;
+  if (info["target"] == "cuda")
+    throw RuntimeError(fmt::format("library '{}' is a CUDA library ({}): {}",
+                                   path_, info.value("cuda_arch", "?"),
+                                   refusal));
+  throw RuntimeError(fmt::format("library '{}' has target {}, not 'cpu': {}",
+                                 path_, info["target"].dump(), refusal));
+}
+
 } // namespace rwkv

@@ -34,6 +34,12 @@ public:
   nlohmann::json infoObject() const;
   /// The address of `name`, or nullptr.
   void *symbol(const char *name) const;
+  /// The dlopen handle (still owned by this object).
+  void *handle() const { return handle_; }
+  /// Throws RuntimeError naming the library unless `info` (infoObject())
+  /// is of a CPU library: only Model runs CUDA libraries so far. `refusal`
+  /// says why, after "is a CUDA library (sm_XY): ".
+  void requireCpuTarget(const nlohmann::json &info, const char *refusal) const;
   /// Calls the library's rwkv_set_num_threads(threads) when `threads` > 0
   /// and the library exports it.
   void setThreads(int threads) const;

@@ -1,11 +1,14 @@
 //===- Model.cpp - dlopen a compiled model, bind weights, run it ----------===//
 //
 // Model::load and the calls through `<entry>_packed`, plus the State object.
+// A CUDA model (docs/ABI.md "CUDA libraries") keeps its weights and the
+// states' buffers in device memory (Cuda.h); the CPU path never touches it.
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/core/Runtime.h"
 
+#include "runtime/core/Cuda.h"
 #include "runtime/core/Library.h"
 
 #include <fmt/format.h>
@@ -16,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <string>
 
 namespace rwkv {
@@ -25,6 +29,27 @@ namespace rwkv {
 //===----------------------------------------------------------------------===//
 
 void State::FreeDeleter::operator()(float *p) const { std::free(p); }
+
+/// The device side of a state that a CUDA model runs.
+struct State::Device {
+  /// The call reads bufs[cur] and writes bufs[cur ^ 1].
+  std::vector<cuda::DeviceBuffer> bufs[2];
+  int cur = 0;
+  /// Which copy holds the values (at least one unless `lost`): the host
+  /// one is State::bufs_[cur_].
+  bool hostValid = true, deviceValid = false;
+  /// A failed call may have overwritten its input when the host had no
+  /// copy: the values are gone until reset() or an assignment.
+  bool lost = false;
+  /// Const readers of one state may download it concurrently.
+  std::mutex mutex;
+  /// Model::run's tokens and logits, kept for the next call.
+  cuda::DeviceBuffer tokens, logits;
+};
+
+static constexpr const char *kLostState =
+    "the state was lost in a failed CUDA call (the call may have overwritten "
+    "it); reset or assign it before using it again";
 
 State::Buffer State::allocate(size_t numel) {
   // 64-byte aligned so the compiled code may use aligned vector loads.
@@ -39,17 +64,21 @@ State::Buffer State::allocate(size_t numel) {
 }
 
 State::State(std::shared_ptr<const Layout> layout)
+    : State(std::move(layout), /*onDevice=*/false) {}
+
+State::State(std::shared_ptr<const Layout> layout, bool onDevice)
     : layout_(std::move(layout)) {
-  for (auto &bufs : bufs_)
+  // A device state's second buffer is on the device only.
+  for (int which = 0; which < (onDevice ? 1 : 2); ++which)
     for (const TensorInfo &t : *layout_)
-      bufs.push_back(allocate(t.numel));
+      bufs_[which].push_back(allocate(t.numel));
+  if (onDevice)
+    attachDevice();
   reset();
 }
 
-State::State(const State &other) : State(other.layout_) {
-  for (size_t i = 0; i < numTensors(); ++i)
-    std::memcpy(bufs_[0][i].get(), other.bufs_[other.cur_][i].get(),
-                info(i).numel * sizeof(float));
+State::State(const State &other) : State(other.layout_, other.onDevice()) {
+  copyValues(other);
 }
 
 State &State::operator=(const State &other) {
@@ -59,21 +88,84 @@ State &State::operator=(const State &other) {
     *this = State(other);
     return *this;
   }
+  copyValues(other);
+  return *this;
+}
+
+State::State(State &&) noexcept = default;
+State &State::operator=(State &&) noexcept = default;
+State::~State() = default;
+
+void State::copyValues(const State &other) {
+  std::unique_lock<std::mutex> lock;
+  if (other.device_) {
+    Device &src = *other.device_;
+    lock = std::unique_lock<std::mutex>(src.mutex);
+    if (src.lost)
+      throw RuntimeError(kLostState);
+    if (!src.hostValid) {
+      Device &dst = attachDevice();
+      for (size_t i = 0; i < numTensors(); ++i)
+        cuda::copyOnDevice(dst.bufs[dst.cur][i].address(),
+                           src.bufs[src.cur][i].address(),
+                           info(i).numel * sizeof(float));
+      cuda::synchronize();
+      dst.hostValid = false;
+      dst.deviceValid = true;
+      dst.lost = false;
+      return;
+    }
+  }
   for (size_t i = 0; i < numTensors(); ++i)
     std::memcpy(bufs_[cur_][i].get(), other.bufs_[other.cur_][i].get(),
                 info(i).numel * sizeof(float));
-  return *this;
+  if (device_) {
+    device_->hostValid = true;
+    device_->deviceValid = false;
+    device_->lost = false;
+  }
+}
+
+State::Device &State::attachDevice() {
+  if (!device_) {
+    auto d = std::make_unique<Device>();
+    for (auto &bufs : d->bufs)
+      for (const TensorInfo &t : *layout_)
+        bufs.emplace_back(std::max<size_t>(t.numel, 1) * sizeof(float),
+                          "state");
+    device_ = std::move(d);
+  }
+  return *device_;
+}
+
+void State::syncToHost(bool forWriting) const {
+  Device &d = *device_;
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (d.lost)
+    throw RuntimeError(kLostState);
+  if (!d.hostValid) {
+    for (size_t i = 0; i < numTensors(); ++i)
+      cuda::copyToHost(bufs_[cur_][i].get(), d.bufs[d.cur][i].address(),
+                       info(i).numel * sizeof(float));
+    d.hostValid = true;
+  }
+  if (forWriting)
+    d.deviceValid = false;
 }
 
 FloatSpan State::tensor(size_t index) {
   if (index >= numTensors())
     throw RuntimeError(fmt::format("state has no tensor #{}", index));
+  if (device_)
+    syncToHost(/*forWriting=*/true);
   return {bufs_[cur_][index].get(), info(index).numel};
 }
 
 ConstFloatSpan State::tensor(size_t index) const {
   if (index >= numTensors())
     throw RuntimeError(fmt::format("state has no tensor #{}", index));
+  if (device_)
+    syncToHost(/*forWriting=*/false);
   return {bufs_[cur_][index].get(), info(index).numel};
 }
 
@@ -103,6 +195,11 @@ void State::set(std::string_view name, int64_t layer,
 }
 
 void State::reset() {
+  if (device_) {
+    device_->hostValid = true;
+    device_->deviceValid = false;
+    device_->lost = false;
+  }
   for (size_t i = 0; i < numTensors(); ++i) {
     float *p = bufs_[cur_][i].get();
     if (info(i).init == 0.0f)
@@ -115,6 +212,13 @@ void State::reset() {
 //===----------------------------------------------------------------------===//
 // Model
 //===----------------------------------------------------------------------===//
+
+struct Model::Cuda {
+  /// Declared first so that it goes last: rwkv_cuda_fini() after the
+  /// weights are freed.
+  std::unique_ptr<cuda::LibraryBinding> binding;
+  cuda::DeviceBuffer weights;
+};
 
 /// Whether the kernel backs madvise(MADV_HUGEPAGE) regions with huge pages.
 static bool transparentHugePagesAvailable() {
@@ -166,6 +270,16 @@ std::unique_ptr<Model> Model::load(const std::string &libraryPath,
   CompiledLibrary lib = CompiledLibrary::open(libraryPath, options.threads);
   m->info_ = ModelInfo::parse(lib.info(), libraryPath);
   m->vocabSize_ = m->info_.vocabSize();
+  if (m->onDevice()) {
+    // Before the checkpoint is read. The exports first: they do not depend
+    // on the machine, so a GPU-less test machine checks them too.
+    cuda::LibraryBinding::checkExports(lib.handle(), libraryPath);
+    std::string why = cuda::loadDriver();
+    if (!why.empty())
+      throw RuntimeError(fmt::format(
+          "model '{}' is a CUDA library ({}) but CUDA is unavailable: {}",
+          libraryPath, m->info_.cudaArch, why));
+  }
 
   for (const std::string &entry : m->info_.entryPoints) {
     std::string sym = entry + "_packed";
@@ -201,8 +315,13 @@ std::unique_ptr<Model> Model::load(const std::string &libraryPath,
   } catch (const CheckpointError &e) {
     throw RuntimeError(e.what());
   }
-  if (options.weightMemory == ModelOptions::WeightMemory::HugePages)
+  if (m->onDevice()) {
+    // From here ~Model closes the library, after rwkv_cuda_fini().
+    m->handle_ = lib.release();
+    m->bindCuda();
+  } else if (options.weightMemory == ModelOptions::WeightMemory::HugePages) {
     m->moveWeightsToHugePages();
+  }
   for (const BoundWeight &w : m->weights_)
     m->weightDescs_.emplace_back(w.data, w.shape);
 
@@ -217,13 +336,49 @@ std::unique_ptr<Model> Model::load(const std::string &libraryPath,
   }
   m->stateLayout_ = std::move(layout);
 
-  // Optional: libraries with their own thread pool export a setter.
-  lib.setThreads(options.threads);
-  m->handle_ = lib.release();
+  if (!m->onDevice()) {
+    // Optional: libraries with their own thread pool export a setter.
+    lib.setThreads(options.threads);
+    m->handle_ = lib.release();
+  }
   return m;
 }
 
+void Model::bindCuda() {
+  cuda_ = std::make_unique<Cuda>();
+  cuda_->binding = cuda::LibraryBinding::bind(handle_, libraryPath_);
+  // One allocation, every tensor in its own dtype at cuMemAlloc's 256-byte
+  // alignment.
+  constexpr size_t kAlign = 256;
+  auto padded = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
+  size_t total = 0;
+  for (const BoundWeight &w : weights_)
+    total += padded(w.nbytes);
+  try {
+    cuda_->weights.reserve(total, "weights");
+    uint64_t base = cuda_->weights.address();
+    size_t offset = 0;
+    for (BoundWeight &w : weights_) {
+      cuda::copyToDevice(base + offset, w.data, w.nbytes);
+      w.data = reinterpret_cast<const void *>(base + offset);
+      w.copied = true;
+      w.onDevice = true;
+      offset += padded(w.nbytes);
+    }
+    cuda::synchronize();
+  } catch (const DeviceError &e) {
+    throw DeviceError(fmt::format("model '{}': uploading the weights: {}",
+                                  libraryPath_, e.what()),
+                      e.code);
+  }
+  // Nothing points into the checkpoint any more.
+  copies_.clear();
+  checkpoint_.reset();
+}
+
 Model::~Model() {
+  // The device weights and rwkv_cuda_fini() go while the library is loaded.
+  cuda_.reset();
   // The compiled code may reference nothing of ours, but keep the weights
   // alive until the library is gone anyway.
   if (handle_)
@@ -246,7 +401,7 @@ size_t Model::embeddingBytes() const {
   return 0;
 }
 
-State Model::newState() const { return State(stateLayout_); }
+State Model::newState() const { return State(stateLayout_, onDevice()); }
 
 void Model::checkTokens(const int32_t *tokens, size_t count) const {
   if (count == 0)
@@ -287,6 +442,10 @@ void Model::run(std::string_view entry, const int32_t *tokens, size_t count,
     throw RuntimeError(
         fmt::format("the logits buffer holds {} floats, {} needs {}",
                     logitsCapacity, entry, need));
+  if (onDevice()) {
+    runOnDevice(fn->second, entry, tokens, count, state, logits, need);
+    return;
+  }
 
   int64_t b = batch();
   int64_t t = int64_t(count) / b;
@@ -315,6 +474,86 @@ void Model::run(std::string_view entry, const int32_t *tokens, size_t count,
 
   fn->second(ptrs.data());
   state.swapBuffers();
+}
+
+void Model::runOnDevice(PackedFn fn, std::string_view entry,
+                        const int32_t *tokens, size_t count, State &state,
+                        float *logits, size_t logitsCount) const {
+  if (state.device_ && state.device_->lost)
+    throw RuntimeError(kLostState);
+  size_t nState = state.numTensors();
+  // Errors of the runtime's own copies name the model and the call too.
+  auto prefixed = [&](const DeviceError &e) {
+    return DeviceError(
+        fmt::format("model '{}': {}: {}", libraryPath_, entry, e.what()),
+        e.code);
+  };
+  try {
+    State::Device &d = state.attachDevice();
+    if (!d.deviceValid) {
+      for (size_t i = 0; i < nState; ++i)
+        cuda::copyToDevice(d.bufs[d.cur][i].address(),
+                           state.buffer(i, state.cur_),
+                           state.info(i).numel * sizeof(float));
+      d.deviceValid = true;
+    }
+    d.tokens.reserve(count * sizeof(int32_t), "tokens");
+    cuda::copyToDevice(d.tokens.address(), tokens, count * sizeof(int32_t));
+    d.logits.reserve(logitsCount * sizeof(float), "logits");
+    cuda::synchronize();
+  } catch (const DeviceError &e) {
+    throw prefixed(e);
+  }
+  State::Device &d = *state.device_;
+
+  int64_t b = batch();
+  int64_t t = int64_t(count) / b;
+  std::vector<MemRefDesc> descs;
+  descs.reserve(1 + 2 * nState + 1);
+  descs.emplace_back(d.tokens.pointer(), std::vector<int64_t>{b, t});
+  for (size_t i = 0; i < nState; ++i)
+    descs.emplace_back(d.bufs[d.cur][i].pointer(), state.info(i).shape);
+  descs.emplace_back(
+      d.logits.pointer(),
+      std::vector<int64_t>{b, int64_t(logitsCount) / (b * vocabSize_),
+                           vocabSize_});
+  for (size_t i = 0; i < nState; ++i)
+    descs.emplace_back(d.bufs[d.cur ^ 1][i].pointer(), state.info(i).shape);
+  std::vector<void *> ptrs;
+  ptrs.reserve(descs.size() + weightDescs_.size());
+  for (size_t i = 0; i <= nState; ++i)
+    ptrs.push_back(descs[i].get());
+  for (const MemRefDesc &w : weightDescs_)
+    ptrs.push_back(const_cast<MemRefDesc &>(w).get());
+  for (size_t i = nState + 1; i < descs.size(); ++i)
+    ptrs.push_back(descs[i].get());
+
+  // A failed call may have overwritten its state input: the host copy, if
+  // there is one, still holds the state from before the call.
+  auto failed = [&] {
+    if (d.hostValid)
+      d.deviceValid = false;
+    else
+      d.lost = true;
+  };
+  cuda::clearError();
+  fn(ptrs.data());
+  int code = 0;
+  std::string error = cuda::takeError(&code);
+  if (!error.empty()) {
+    failed();
+    throw DeviceError(
+        fmt::format("model '{}': {} failed: {}", libraryPath_, entry, error),
+        code);
+  }
+  try {
+    cuda::copyToHost(logits, d.logits.address(), logitsCount * sizeof(float));
+  } catch (const DeviceError &e) {
+    failed();
+    throw prefixed(e);
+  }
+  d.cur ^= 1;
+  d.hostValid = false;
 }
 
 void Model::step(const std::vector<int32_t> &tokens, State &state,

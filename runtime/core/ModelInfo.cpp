@@ -151,6 +151,24 @@ ModelInfo ModelInfo::parse(std::string_view text, const std::string &source) {
         "{}: library has ABI version {}, this runtime implements version {}",
         source, info.abiVersion, kRuntimeAbiVersion));
 
+  // A library without a target is a CPU one (as before targets existed).
+  if (j.contains("target")) {
+    if (!j["target"].is_string())
+      p.fail("'target' is not a string");
+    std::string target = j["target"].get<std::string>();
+    if (target == "cuda")
+      info.target = ModelInfo::Target::Cuda;
+    else if (target != "cpu")
+      p.fail(fmt::format("unknown target '{}' (this runtime runs 'cpu' and "
+                         "'cuda' libraries)",
+                         target));
+  }
+  if (info.target == ModelInfo::Target::Cuda) {
+    if (!j.contains("cuda_arch") || !j["cuda_arch"].is_string())
+      p.fail("a CUDA library has no string 'cuda_arch'");
+    info.cudaArch = j["cuda_arch"].get<std::string>();
+  }
+
   if (!j.contains("config") || !j["config"].is_object())
     p.fail("no 'config' object");
   for (const auto &[key, value] : j["config"].items()) {

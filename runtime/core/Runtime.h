@@ -6,7 +6,10 @@
 // into the checkpoint's mmap (no copies; bf16 stays bf16). State holds the
 // recurrent state, double-buffered so that a call never reads and writes the
 // same buffer. Every failure throws RuntimeError with a message naming the
-// file, tensor, field or token at fault. See docs/runtime.md.
+// file, tensor, field or token at fault. A CUDA library (`"target":
+// "cuda"`) runs on device memory instead: the weights are uploaded once,
+// the state's buffers live on the device and the host sees a copy
+// (docs/runtime.md "CUDA libraries").
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,6 +35,15 @@ constexpr int kRuntimeAbiVersion = 1;
 
 struct RuntimeError : std::runtime_error {
   using runtime_error::runtime_error;
+};
+
+/// A failure the CUDA driver reported while a CUDA library ran or while the
+/// runtime moved its data (Cuda.h).
+struct DeviceError : RuntimeError {
+  DeviceError(const std::string &message, int code)
+      : RuntimeError(message), code(code) {}
+  /// The CUresult, or -1 when the failure was not a driver error.
+  int code;
 };
 
 /// A contiguous run of floats owned by someone else.
@@ -68,6 +80,12 @@ const char *argKindName(ArgInfo::Kind kind);
 /// The parsed and validated rwkv_model_info() JSON.
 struct ModelInfo {
   int abiVersion = 0;
+  /// `target`: where the entry points run; a library without one is a CPU
+  /// library.
+  enum class Target { Cpu, Cuda };
+  Target target = Target::Cpu;
+  /// `cuda_arch` of a CUDA library ("sm_90").
+  std::string cudaArch;
   /// Integer fields of `config` (n_layer, n_embd, ..., in JSON order).
   std::vector<std::pair<std::string, int64_t>> config;
   /// `config.dtype` when the library records one; empty otherwise.
@@ -123,6 +141,8 @@ struct BoundWeight {
   const void *data = nullptr;
   size_t nbytes = 0;
   bool copied = false; // true when a contiguous/aligned copy had to be made
+  /// `data` is a device address (a CUDA model): not readable on the host.
+  bool onDevice = false;
 };
 
 /// Compares the library's config with the checkpoint's detected one. Throws
@@ -149,6 +169,11 @@ std::vector<BoundWeight> bindWeights(const ModelInfo &info,
 /// order (RWKV-4: att_shift, aa, bb, pp, ffn_shift). Created by
 /// Model::newState() at each tensor's initial value (zero, except RWKV-4's
 /// pp = -1e30); copyable (deep copy).
+///
+/// A state that a CUDA model runs keeps its two buffers per tensor in
+/// device memory and one host copy, which tensor() and the other accessors
+/// return: it is downloaded when it is out of date, and a non-const access
+/// (the caller may write) makes the next call upload it.
 class State {
 public:
   struct TensorInfo {
@@ -164,8 +189,9 @@ public:
   explicit State(std::shared_ptr<const Layout> layout);
   State(const State &other);
   State &operator=(const State &other);
-  State(State &&) noexcept = default;
-  State &operator=(State &&) noexcept = default;
+  State(State &&) noexcept;
+  State &operator=(State &&) noexcept;
+  ~State();
 
   size_t numTensors() const { return layout_->size(); }
   const TensorInfo &info(size_t index) const { return (*layout_)[index]; }
@@ -186,9 +212,22 @@ public:
   /// Back to the initial state.
   void reset();
 
+  /// Whether the values live in device memory (a state of a CUDA model).
+  bool onDevice() const { return device_ != nullptr; }
+
 private:
   friend class Model;
+  struct Device;
+  State(std::shared_ptr<const Layout> layout, bool onDevice);
   size_t indexOf(std::string_view name, int64_t layer) const;
+  /// Same layout: copies the values of `other`, on the device when only
+  /// the device holds them.
+  void copyValues(const State &other);
+  /// Gives the state device buffers (the values stay on the host).
+  Device &attachDevice();
+  /// Brings the host copy up to date; `forWriting` also marks the device's
+  /// out of date.
+  void syncToHost(bool forWriting) const;
   float *buffer(size_t index, int which) { return bufs_[which][index].get(); }
   void swapBuffers() { cur_ ^= 1; }
 
@@ -201,6 +240,8 @@ private:
   std::shared_ptr<const Layout> layout_;
   std::vector<Buffer> bufs_[2]; // current + scratch for the call's output
   int cur_ = 0;
+  /// Device buffers and which copy is current; null for a CPU state.
+  std::unique_ptr<Device> device_;
 };
 
 //===----------------------------------------------------------------------===//
@@ -256,6 +297,8 @@ public:
   size_t weightBytes() const;
   /// Whether the weights were copied to huge-page memory.
   bool weightsOnHugePages() const { return weightArena_ != nullptr; }
+  /// Whether this is a CUDA model: weights and states in device memory.
+  bool onDevice() const { return info_.target == ModelInfo::Target::Cuda; }
   /// Bytes of `emb.weight` (0 if the library has none).
   size_t embeddingBytes() const;
 
@@ -286,6 +329,11 @@ private:
   Model() = default;
   using PackedFn = void (*)(void **);
   void moveWeightsToHugePages();
+  struct Cuda;
+  void bindCuda();
+  void runOnDevice(PackedFn fn, std::string_view entry, const int32_t *tokens,
+                   size_t count, State &state, float *logits,
+                   size_t logitsCount) const;
 
   ModelOptions options_;
   std::string libraryPath_, checkpointPath_;
@@ -302,6 +350,8 @@ private:
   std::vector<MemRefDesc> weightDescs_;
   std::map<std::string, PackedFn, std::less<>> entries_;
   std::shared_ptr<const State::Layout> stateLayout_;
+  /// A CUDA model's library binding and device weights.
+  std::unique_ptr<Cuda> cuda_;
 };
 
 //===----------------------------------------------------------------------===//

@@ -66,6 +66,9 @@ std::unique_ptr<TrainLibrary> TrainLibrary::load(const std::string &libraryPath,
   lib->path_ = libraryPath;
   lib->json_ = handle.info();
   nlohmann::json info = handle.infoObject();
+  handle.requireCpuTarget(info, "training on CUDA is not implemented yet; "
+                                "compile the training library without "
+                                "--target=cuda");
   const nlohmann::json &entries = info["entry_points"];
   if (!entries.is_object() || !entries.contains("rwkv_train_step") ||
       !entries.contains("rwkv_train_loss"))

@@ -37,8 +37,8 @@ typedef enum rwkvrt_status {
   RWKVRT_OK = 0,
   RWKVRT_ERR_INVALID_ARGUMENT = 1, /* null handle/pointer, bad token id */
   RWKVRT_ERR_LOAD = 2,             /* library/checkpoint mismatch or I/O */
-  RWKVRT_ERR_RUNTIME = 3,          /* any other failure */
-  RWKVRT_ERR_OUT_OF_MEMORY = 4,
+  RWKVRT_ERR_RUNTIME = 3,          /* any other failure, e.g. of the GPU */
+  RWKVRT_ERR_OUT_OF_MEMORY = 4,    /* host, or device (CUDA libraries) */
   RWKVRT_ERR_BUSY = 5, /* close/free of a handle still in use (see above) */
 } rwkvrt_status;
 
@@ -56,7 +56,11 @@ const char *rwkvrt_last_error(void);
 
 /* Loads `library_path` (from rwkv-compile) and binds the weights of
  * `checkpoint_path`. threads <= 0 keeps the default; more than 1024 is
- * RWKVRT_ERR_INVALID_ARGUMENT. */
+ * RWKVRT_ERR_INVALID_ARGUMENT. A CUDA library (rwkv_model_info() has
+ * "target": "cuda") needs the CUDA driver (libcuda.so.1, or
+ * $RWKV_CUDA_DRIVER); without one this is RWKVRT_ERR_LOAD saying why. Its
+ * weights and states then live in device memory, and rwkvrt_state_tensor
+ * gives a host copy (docs/runtime.md "CUDA libraries"). */
 int rwkvrt_model_open(const char *library_path, const char *checkpoint_path,
                       int threads, rwkvrt_model **out_model);
 /* Accepts NULL. RWKVRT_ERR_BUSY (the model stays open) while states of the

@@ -5,6 +5,7 @@
 //   rwkv-compile model.pth --emit=mlir            the imported rwkv module
 //   (model.safetensors and llama.cpp's RWKV-7 model.gguf work the same way)
 //   rwkv-compile model.mlir --emit=lowered|llvm|asm|obj|so
+//   rwkv-compile model.pth --target=cuda [--cuda-arch=sm_90] [--emit=ptx]
 //
 // The passes are exactly those of `rwkv-opt --rwkv-cpu-pipeline`
 // (`--print-pipeline` shows the string). Options this tool does not know are
@@ -58,7 +59,9 @@ namespace {
 
 struct Options {
   std::string input, output, emit = "so", target = "cpu", targetCpu,
-                             targetFeatures, pipelineOptions, cacheDir;
+                             targetFeatures, pipelineOptions, cacheDir,
+                             cudaArch = "sm_90";
+  bool cudaEmulate = false;
   /// Identity of this compiler build (executable size and time), for keys.
   std::string compilerId;
   unsigned optLevel = 3;
@@ -74,8 +77,8 @@ struct Options {
   int64_t heads = 0, headSize = 0;
 };
 
-const char *const kEmitKinds[] = {"mlir", "lowered", "llvm",
-                                  "asm",  "obj",     "so"};
+const char *const kEmitKinds[] = {"mlir", "lowered", "llvm", "asm",
+                                  "obj",  "so",      "ptx",  "cubin"};
 
 bool isCheckpoint(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
@@ -209,6 +212,7 @@ int run(const Options &opts,
     llvm::raw_string_ostream ks(key);
     module->print(ks);
     ks << "\n"
+       << opts.target << "|" << opts.cudaArch << "|" << opts.cudaEmulate << "|"
        << opts.targetCpu << "|" << opts.targetFeatures << "|" << opts.optLevel
        << "|" << opts.compilerId << "|";
     pipelineOpts.print(ks);
@@ -232,17 +236,29 @@ int run(const Options &opts,
   targetOpts.cpu = opts.targetCpu;
   targetOpts.features = opts.targetFeatures;
   targetOpts.optLevel = opts.optLevel;
-  std::unique_ptr<mlir::rwkv::CompilationTarget> target =
-      mlir::rwkv::createCpuTarget(targetOpts, error);
+  std::unique_ptr<mlir::rwkv::CompilationTarget> target;
+  if (opts.target == "cuda") {
+    // The host code: the given (or this) CPU when the kernels run on it,
+    // the portable x86-64 baseline when it only launches them.
+    mlir::rwkv::TargetOptions hostOpts = targetOpts;
+    if (!opts.cudaEmulate)
+      hostOpts.cpu = "x86-64";
+    targetOpts.cpu = opts.cudaArch;
+    target = mlir::rwkv::createCudaTarget(targetOpts, hostOpts,
+                                          opts.cudaEmulate, error);
+  } else {
+    target = mlir::rwkv::createCpuTarget(targetOpts, error);
+  }
   if (!target)
     throw std::runtime_error("target: " + error);
+  bool deviceCode = opts.emit == "ptx" || opts.emit == "cubin";
 
   // The ABI description comes from the imported module, before lowering;
   // only the library-producing stages need it.
-  bool needsInfo = opts.emit != "lowered";
+  bool needsInfo = opts.emit != "lowered" && !deviceCode;
   FailureOr<std::string> info = std::string();
   if (needsInfo) {
-    info = mlir::rwkv::buildModelInfo(*module);
+    info = mlir::rwkv::buildModelInfo(*module, target->modelInfoFields());
     if (failed(info))
       return 1;
   }
@@ -262,6 +278,13 @@ int run(const Options &opts,
   if (opts.emit == "lowered") {
     auto out = openOutput(output, false);
     module->print(out->os());
+    out->keep();
+    return 0;
+  }
+  if (deviceCode) {
+    auto out = openOutput(output, opts.emit == "cubin");
+    if (failed(mlir::rwkv::writeDeviceCode(*module, out->os())))
+      return 1;
     out->keep();
     return 0;
   }
@@ -372,9 +395,16 @@ int main(int argc, char **argv) {
       "output,o", po::value(&opts.output),
       "output file (default: INPUT stem + .so/.o/.s, or stdout for text)")(
       "emit", po::value(&opts.emit)->default_value("so"),
-      "stop after: mlir | lowered | llvm | asm | obj | so")(
+      "stop after: mlir | lowered | llvm | asm | obj | so; with --target=cuda "
+      "also ptx (the kernels' PTX) | cubin (the embedded device binary)")(
       "target", po::value(&opts.target)->default_value("cpu"),
-      "code generation target: cpu")(
+      "code generation target: cpu | cuda")(
+      "cuda-arch", po::value(&opts.cudaArch)->default_value("sm_90"),
+      "CUDA: SM architecture of the kernels, e.g. sm_80, sm_89, sm_90 (the "
+      "fatbin holds its SASS plus PTX for newer GPUs)")(
+      "cuda-emulate", po::bool_switch(&opts.cudaEmulate),
+      "CUDA: run the GPU-mapped kernels on the host instead (a CPU library "
+      "that checks the CUDA pipeline's mapping and index arithmetic)")(
       "target-cpu", po::value(&opts.targetCpu),
       "LLVM CPU name, e.g. x86-64-v3, skylake-avx512, znver4 (default: host)")(
       "target-features", po::value(&opts.targetFeatures),
@@ -491,11 +521,28 @@ int main(int argc, char **argv) {
     if (std::find(std::begin(kEmitKinds), std::end(kEmitKinds), opts.emit) ==
         std::end(kEmitKinds))
       throw po::error("--emit must be one of mlir, lowered, llvm, asm, obj, "
-                      "so; got '" +
+                      "so, ptx, cubin; got '" +
                       opts.emit + "'");
-    if (opts.target != "cpu")
-      throw po::error("--target '" + opts.target +
-                      "' is not supported yet (only 'cpu')");
+    if (opts.target != "cpu" && opts.target != "cuda")
+      throw po::error("--target must be cpu or cuda, got '" + opts.target +
+                      "'");
+    if (opts.target != "cuda" &&
+        (vm.count("cuda-arch") && !vm["cuda-arch"].defaulted()))
+      throw po::error("--cuda-arch needs --target=cuda");
+    if (opts.target != "cuda" && opts.cudaEmulate)
+      throw po::error("--cuda-emulate needs --target=cuda");
+    if ((opts.emit == "ptx" || opts.emit == "cubin") &&
+        (opts.target != "cuda" || opts.cudaEmulate))
+      throw po::error("--emit=" + opts.emit +
+                      " needs --target=cuda (without --cuda-emulate)");
+    if (opts.target == "cuda" && (opts.train || !opts.kernel.empty()))
+      throw po::error("--target=cuda builds inference libraries only so far "
+                      "(no --train or --kernel)");
+    if (opts.target == "cuda" && !opts.cudaEmulate &&
+        (!opts.targetCpu.empty() || !opts.targetFeatures.empty()))
+      throw po::error("--target-cpu and --target-features are CPU options; "
+                      "--target=cuda takes --cuda-arch (they apply to "
+                      "--cuda-emulate's host code)");
     if (opts.optLevel > 3)
       throw po::error(
           fmt::format("--opt-level must be 0..3, not {}", opts.optLevel));
@@ -540,6 +587,17 @@ int main(int argc, char **argv) {
     if (failed(pipelineOpts.parseFromString(opts.pipelineOptions)))
       throw po::error("invalid --pipeline-options '" + opts.pipelineOptions +
                       "' (the options of rwkv-opt --rwkv-cpu-pipeline)");
+    if (pipelineOpts.gpuFormat != "fatbin" && pipelineOpts.gpuFormat != "bin" &&
+        pipelineOpts.gpuFormat != "isa")
+      throw po::error("gpu-format must be fatbin, bin or isa, got '" +
+                      pipelineOpts.gpuFormat.getValue() + "'");
+    if (pipelineOpts.gpuBlockSize < 1 || pipelineOpts.gpuBlockSize > 1024)
+      throw po::error(fmt::format("gpu-block-size must be 1..1024, not {}",
+                                  int64_t(pipelineOpts.gpuBlockSize)));
+    if (opts.emit == "ptx")
+      pipelineOpts.gpuFormat = "isa";
+    else if (opts.emit == "cubin" && pipelineOpts.gpuFormat == "isa")
+      throw po::error("--emit=cubin with gpu-format=isa: use --emit=ptx");
     // The chunked training form needs the chunked WKV lowerings.
     if ((opts.train || !opts.kernel.empty()) && opts.trainWkv == "chunked")
       pipelineOpts.chunkedWKV = true;

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The GPU check of the CUDA target (issue 11), one script for a machine with
+# an NVIDIA GPU and driver. Build (if needed), then:
+#  1. compile the golden models with rwkv-compile --target=cuda;
+#  2. run the golden suite on the GPU (RWKVGoldenTests: logits within the
+#     golden tolerance of float64, RNN == GPT, batch 2 rows == batch 1);
+#  3. GPU == CPU: the logits of both libraries on the same tokens;
+#  4. decode and prefill speed of the 0.1B and 1.5B shapes (rwkv-run
+#     --bench), decode as a share of the GPU's HBM bandwidth.
+# Without a usable driver it stops after step 1 with the runtime's reason.
+# Usage: bench/gpu/device-run.sh [sm_90]     (OUT=dir for the artifacts)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ARCH=${1:-sm_90}
+SHARED=${RWKV_SHARED_DIR:-../shared}
+OUT=${OUT:-build/gpu-run}
+BIN=build/bin
+[ -x $BIN/rwkv-compile ] || bash scripts/build.sh
+mkdir -p "$OUT"
+command -v nvidia-smi > /dev/null &&
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
+
+echo "== 1. compile (--target=cuda --cuda-arch=$ARCH)"
+for m in tiny tiny2 tiny-v4 tiny-v5 tiny-v6; do
+  /usr/bin/time -f "$m: %e s" $BIN/rwkv-compile "$SHARED/golden/$m/model.pth" \
+    --target=cuda --cuda-arch="$ARCH" -o "$OUT/$m.so"
+done
+$BIN/rwkv-compile "$SHARED/golden/tiny/model.pth" --batch 2 --target=cuda \
+  --cuda-arch="$ARCH" -o "$OUT/tiny-b2.so"
+if ! $BIN/rwkv-run "$OUT/tiny.so" --weights "$SHARED/golden/tiny/model.pth" \
+    --tokens 1 > "$OUT/probe.txt" 2>&1; then
+  cat "$OUT/probe.txt"
+  echo "device-run: no usable GPU here; stopping after the compile step"
+  exit 2
+fi
+
+echo "== 2. golden suite on the GPU"
+$BIN/RWKVGoldenTests --golden-dir="$SHARED/golden" --lib-dir="$OUT" \
+  --gtest_filter='Goldens/*:GoldenBatch.*' 2>&1 | grep -E '^\[ .*\]|FAIL|PASS'
+
+echo "== 3. GPU == CPU"
+tokens=$(/usr/bin/python3 -c "import json; print(','.join(map(str, json.load(open('$SHARED/golden/tiny/seq128/tokens.json'))[:64])))" 2>/dev/null || echo 1,2,3,4,5,6,7,8)
+for m in tiny tiny2 tiny-v4 tiny-v5 tiny-v6; do
+  $BIN/rwkv-compile "$SHARED/golden/$m/model.pth" -o "$OUT/$m-cpu.so" 2> /dev/null
+  for dev in cpu gpu; do
+    lib=$OUT/$m.so; [ $dev = cpu ] && lib=$OUT/$m-cpu.so
+    $BIN/rwkv-run "$lib" --weights "$SHARED/golden/$m/model.pth" --mode gpt \
+      --tokens "$tokens" --logits-out "$OUT/$m-$dev.npy" > /dev/null
+  done
+  /usr/bin/python3 -c "
+import numpy as np
+c, g = np.load('$OUT/$m-cpu.npy'), np.load('$OUT/$m-gpu.npy')
+d = float(np.abs(c - g).max())
+print(f'$m: max |gpu - cpu| = {d:.3g} ->', 'ok' if d < 1e-3 else 'FAIL')"
+done
+
+echo "== 4. speed"
+name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+# Peak HBM bandwidth (GB/s) by product name (vendor data sheets).
+case "$name" in
+  *H200*) hbm=4800 ;; *H100*SXM*|*H100\ 80GB\ HBM3*) hbm=3350 ;;
+  *H100*) hbm=2000 ;; *A100*) hbm=2039 ;; *L40S*) hbm=864 ;; *) hbm=0 ;;
+esac
+for preset in 0.1b 1.5b; do
+  [ -f "$OUT/rwkv-$preset.pth" ] ||
+    $BIN/rwkv-init --preset $preset -o "$OUT/rwkv-$preset.pth" > /dev/null
+  $BIN/rwkv-compile "$OUT/rwkv-$preset.pth" --target=cuda --cuda-arch="$ARCH" \
+    -o "$OUT/rwkv-$preset.so"
+  echo "-- $preset on $name"
+  $BIN/rwkv-run "$OUT/rwkv-$preset.so" --weights "$OUT/rwkv-$preset.pth" \
+    --bench | tee "$OUT/bench-$preset.txt"
+  gbs=$(awk '/decode bandwidth/ { print $3 }' "$OUT/bench-$preset.txt")
+  [ "$hbm" -gt 0 ] && awk -v g="$gbs" -v h="$hbm" \
+    'BEGIN { printf "decode: %.1f%% of %d GB/s HBM\n", 100 * g / h, h }'
+done
+echo "WKV7 forward+backward (B=8, T=4096, C=4096): not built for CUDA yet"
