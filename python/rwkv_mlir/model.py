@@ -93,19 +93,31 @@ def parse_strategy(strategy):
     return stages
 
 
+CUDA_ARCH_ENV = "RWKV_MLIR_CUDA_ARCH"
+
+
 def _plan(strategy):
-    """(weight dtype or None to keep, quantize) for the CPU target, or an
-    exception naming what is missing."""
+    """(weight dtype or None to keep, quantize, target) of a strategy, or an
+    exception naming what is missing. 'cuda[:0]' stages compile for the
+    CUDA target (rwkv-compile --target=cuda); one target per library."""
     stages = parse_strategy(strategy)
+    devices = set()
     for dev, dt, quant, n, plus in stages:
-        if dev != "cpu":
-            what = ("CUDA" if dev.startswith("cuda") else
-                    {"mps": "Metal (mps)", "dml": "DirectML (dml)"}[dev])
+        if dev in ("mps", "dml"):
+            what = {"mps": "Metal (mps)", "dml": "DirectML (dml)"}[dev]
             raise NotImplementedError(
-                f"strategy '{strategy}': rwkv-mlir has no {what} target yet "
-                f"(rwkv-compile builds CPU libraries only; the CUDA target "
-                f"is not built yet). Use 'cpu fp32', 'cpu bf16' or "
-                f"'cpu fp16'.")
+                f"strategy '{strategy}': rwkv-mlir has no {what} target "
+                f"(rwkv-compile builds CPU and CUDA libraries). Use 'cpu "
+                f"fp32' or 'cuda fp16'.")
+        if dev not in ("cpu", "cuda", "cuda:0"):
+            raise NotImplementedError(
+                f"strategy '{strategy}': device '{dev}': the CUDA target "
+                f"runs on the first GPU (cuda or cuda:0) only")
+        devices.add("cuda" if dev.startswith("cuda") else "cpu")
+    if len(devices) > 1:
+        raise NotImplementedError(
+            f"strategy '{strategy}': one target for all layers only (a "
+            f"compiled library runs on one device); got cpu and cuda")
     kinds = {(dt, quant == "i8") for _, dt, quant, _, _ in stages}
     if len(kinds) > 1:
         raise NotImplementedError(
@@ -113,7 +125,12 @@ def _plan(strategy):
             f"compiled library has one weight layout); got "
             f"{', '.join(sorted(d + ('i8' if q else '') for d, q in kinds))}")
     dt, quant = kinds.pop()
-    return _DTYPES[dt], quant
+    target = devices.pop()
+    if target == "cuda" and quant:
+        raise NotImplementedError(
+            f"strategy '{strategy}': int8 weights are CPU-only so far; use "
+            f"'cuda fp16' or 'cuda bf16'")
+    return _DTYPES[dt], quant, target
 
 
 # -- files ---------------------------------------------------------------------
@@ -444,13 +461,17 @@ def _as_float32(x):
 # -- model -----------------------------------------------------------------------
 
 class RWKV:
-    """An RWKV checkpoint compiled for the CPU, with the pip package's
+    """An RWKV checkpoint compiled for the CPU (or, with a 'cuda' strategy,
+    an NVIDIA GPU), with the pip package's
     `forward(tokens, state, full_output=False) -> (out, state)`.
 
     `model`: checkpoint path, with or without '.pth' (or '.safetensors').
     `strategy`: pip's strategy string; 'cpu fp32', 'cpu bf16', 'cpu fp16'
-    (and 'cpu fp32i8' etc.: int8 matrices through rwkv-quantize). The dtype
-    is the weights' dtype; the kernels compute in fp32 whatever it is.
+    (and 'cpu fp32i8' etc.: int8 matrices through rwkv-quantize); 'cuda
+    fp16', 'cuda bf16', 'cuda fp32' compile for the CUDA target, for
+    $RWKV_MLIR_CUDA_ARCH (default sm_80, whose PTX the driver also runs on
+    newer GPUs). The dtype is the weights' dtype; the kernels compute in
+    fp32 whatever it is.
     `threads`: compute threads (default $RWKV_MLIR_THREADS, else the
     OpenMP default). `cache_dir`: where compiled libraries are kept
     (default $RWKV_MLIR_CACHE or ~/.cache/rwkv_mlir). `verbose`: progress
@@ -467,7 +488,7 @@ class RWKV:
         self._handle = None
         self.verbose = _verbose_default() if verbose is None else verbose
         self.strategy = strategy
-        dtype, quant = _plan(strategy)
+        dtype, quant, self.target = _plan(strategy)
         self.model_path = _resolve_checkpoint(model)
         self._rt = _capi.load_runtime(runtime)
         _capi.require(self._rt, "rwkvrt_model_open", "rwkvrt_step",
@@ -542,16 +563,21 @@ class RWKV:
         if quant:
             weights = self._quantize(weights)
         compiler = find_compiler()
+        target = [] if self.target == "cpu" else [
+            "--target=cuda",
+            "--cuda-arch=" + os.environ.get(CUDA_ARCH_ENV, "sm_80")]
         key = _key({"format": _CACHE_FORMAT, "weights": _file_id(weights),
                     "compiler": _file_id(compiler), "cpu": _cpu_id(),
-                    "target": "cpu", "batch": 1})
+                    "target": " ".join(target) or "cpu", "batch": 1})
         lib = os.path.join(cache, f"model-{key}.so")
         if os.path.isfile(lib):
             return weights, lib
         cmd = [compiler, weights, "-o", f"{lib}.tmp{os.getpid()}",
                "--cache-dir", os.path.join(cache, "compiler-" + _cpu_id())]
+        cmd += target
         if self.verbose:
-            _log(f"compiling {weights} for the CPU with {compiler} (first "
+            where = "the CPU" if not target else " ".join(target)
+            _log(f"compiling {weights} for {where} with {compiler} (first "
                  f"use; cached in {cache})")
         try:
             secs = _run_tool(cmd, "rwkv-compile", self.verbose)

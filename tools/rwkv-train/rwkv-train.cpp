@@ -25,6 +25,7 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <unistd.h>
@@ -64,8 +65,11 @@ struct TrainSetup {
 // states `blocks.<l>.att.time_state` [H, N, N] and the model weights come
 // from setup.checkpoint. Throw on failure (the message is printed as is).
 //===----------------------------------------------------------------------===//
-/// rwkv-compile: beside this executable, else on PATH.
+/// rwkv-compile: $RWKV_MLIR_COMPILER (as the Python package), else beside
+/// this executable, else on PATH.
 std::string findCompiler() {
+  if (const char *env = std::getenv("RWKV_MLIR_COMPILER"); env && *env)
+    return env;
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (!ec) {
