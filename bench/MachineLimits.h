@@ -20,6 +20,9 @@ double measureReadBandwidth(int threads, size_t bytesPerThread = 512u << 20,
 /// Peak fp32 FMA throughput in FLOP/s (2 FLOP per lane per FMA) with
 /// `threads` threads, using the widest vector FMA the CPU has.
 double measureFmaPeak(int threads, int reps = 5);
+/// Peak bf16 dot-product rate (AVX512-BF16 vdpbf16ps, 2 FLOP per bf16
+/// product) in FLOP/s, or 0 where the CPU lacks the instruction.
+double measureBf16DotPeak(int threads, int reps = 5);
 
 /// The ISA the FMA probe used ("avx512", "avx2" or "scalar").
 const char *fmaIsa();

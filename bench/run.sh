@@ -4,9 +4,11 @@
 #
 #   bash bench/run.sh [OUT_DIR]
 #
-# 1. decode / prefill of the 0.1B shape, bf16, fp32 and int8 (rwkv-quantize)
-#    weights, 1 and 2 threads, against the machine's bandwidth and FMA peak
-#    (rwkv-bench), with the cold compile time of each library;
+# 1. decode / prefill of the 0.1B shape, bf16, fp32, int8 and int4
+#    (rwkv-quantize) weights, 1 and 2 threads, against the machine's bandwidth
+#    and FMA peak (rwkv-bench), with the cold compile time of each library;
+#    on AVX512-BF16 hosts also bf16 through vdpbf16ps (bf16-dot=round|exact)
+#    against the bf16 dot-product peak;
 # 2. batched decode (rwkv-compile --batch N, N = 1, 2, 4, 8, 16), int8 and
 #    bf16: aggregate tok/s of N sequences;
 # 3. peak RSS of opening (parsing, detecting, validating) a large synthetic
@@ -36,9 +38,14 @@ done
 q="$OUT/0.1b-int8"
 [ -f "$q.safetensors" ] ||
   "$BIN/rwkv-quantize" "$OUT/0.1b-bf16.pth" "$q.safetensors"
-ls -l "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors"
+q4="$OUT/0.1b-int4"
+[ -f "$q4.safetensors" ] ||
+  "$BIN/rwkv-quantize" "$OUT/0.1b-bf16.pth" "$q4.safetensors" --type int4
+ls -l "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors" \
+  "$q4.safetensors"
 
-for m in "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors"; do
+for m in "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors" \
+  "$q4.safetensors"; do
   lib="${m%.*}.so"
   compile "$m" "$lib"
   for threads in 1 2; do
@@ -47,6 +54,17 @@ for m in "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors"; do
       --prompt 512 --decode 32
   done
 done
+
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+  m="$OUT/0.1b-bf16.pth"
+  for mode in round exact; do
+    lib="$OUT/0.1b-bf16-dot-$mode.so"
+    compile "$m" "$lib" --pipeline-options "bf16-dot=$mode"
+    echo "== 0.1b-bf16.pth, bf16-dot=$mode, 2 threads"
+    "$BIN/rwkv-bench" "$lib" --weights "$m" --threads 2 --prompt 512 \
+      --decode 32
+  done
+fi
 
 for m in "$q.safetensors" "$OUT/0.1b-bf16.pth"; do
   for n in 1 2 4 8 16; do

@@ -56,6 +56,7 @@ int main(int argc, char **argv) {
 
     double bw = rwkv::bench::measureReadBandwidth(threads);
     double peak = rwkv::bench::measureFmaPeak(threads);
+    double bf16Peak = rwkv::bench::measureBf16DotPeak(threads);
 
     if (weightMemory != "huge-pages" && weightMemory != "mapped")
       throw po::error("--weight-memory must be huge-pages or mapped");
@@ -136,9 +137,14 @@ int main(int argc, char **argv) {
                          : std::string(),
                decodeBw / 1e9, 100.0 * decodeBw / bw, bw / bytesPerToken);
     fmt::print("prefill: {:.1f} tok/s ({} tokens), {:.1f} GFLOP/s = {:.1f}% "
-               "of fp32 FMA peak\n",
+               "of fp32 FMA peak{}\n",
                prefillTps, prompt, prefillFlopRate / 1e9,
-               100.0 * prefillFlopRate / peak);
+               100.0 * prefillFlopRate / peak,
+               bf16Peak > 0 ? fmt::format(", {:.1f}% of the bf16 dot peak "
+                                          "({:.1f} GFLOP/s)",
+                                          100.0 * prefillFlopRate / bf16Peak,
+                                          bf16Peak / 1e9)
+                            : std::string());
     return 0;
   } catch (const po::error &e) {
     fmt::print(stderr, "rwkv-bench: error: {}\n", e.what());

@@ -467,6 +467,14 @@ def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
     `x` is deinterleaved as for bf16 pairs, and the group's bf16 scale
     multiplies the two weight vectors (token blocks) or the step's sum (one
     token).
+    With `bf16-dot=exact|round` (targets with AVX512-BF16; `rwkv-compile`
+    picks `exact` there) bf16 `W[o, i]` weights are not widened at all: the
+    tile's `x` is converted once to bf16 parts (`exact`: `p0 = bf16(x)`,
+    `p1 = bf16(x - p0)`, `p2 = bf16(x - p0 - p1)`, whose sum is x exactly,
+    so every product is exact and the sums are as accurate as f32 FMAs;
+    `round`: `p0` only) and each step is one `x86vector.avx512.dot`
+    (`vdpbf16ps`: 2·VL products summed pairwise into VL f32 lanes) per
+    token, row and part, on the weights as loaded.
     For `W[i, o]` (LoRA factors) the output dimension is the vector
     dimension (outer-product form). The multiply-adds keep the
     contraction's fastmath flags (`reassoc,contract`), so LLVM emits FMAs.
@@ -505,12 +513,18 @@ def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
            "f32 lanes per vector (8 for AVX2, 16 for AVX-512)">,
     Option<"tokenBlock", "token-block", "int64_t", "0",
            "tokens per register block of a W[o, i] projection (0: 2 for "
-           "8-lane vectors, 4 for 16-lane ones)">
+           "8-lane vectors, 4 for 16-lane ones)">,
+    Option<"bf16Dot", "bf16-dot", "std::string", "\"off\"",
+           "bf16 W[o, i] weights through AVX512-BF16 dot products "
+           "(x86vector.avx512.dot): off; exact (x as the sum of three bf16, "
+           "f32 accuracy); round (x rounded to bf16, as llama.cpp's BF16 and "
+           "the pip package's bf16 strategy)">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect",
-                           "::mlir::vector::VectorDialect"];
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::x86vector::X86VectorDialect"];
 }
 
 #endif // RWKV_CODEGEN_PASSES_TD

@@ -50,6 +50,10 @@ struct ErrorPass final : PassWrapper<ErrorPass, OperationPass<ModuleOp>> {
 };
 } // namespace
 
+void rwkv::addPipelineError(OpPassManager &pm, std::string message) {
+  pm.addPass(std::make_unique<ErrorPass>(std::move(message)));
+}
+
 /// Front half shared by every target: flatten blocks, expand composites,
 /// lower to linalg on tensors and fuse element-wise chains.
 static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts,
@@ -126,7 +130,8 @@ static void addCpuBackEnd(OpPassManager &pm, bool threads) {
   }
   addUpstream(pm, "convert-scf-to-cf,canonicalize,cse,"
                   "func.func(llvm-request-c-wrappers),"
-                  "convert-vector-to-llvm{reassociate-fp-reductions},"
+                  "convert-vector-to-llvm{reassociate-fp-reductions "
+                  "enable-x86vector},"
                   "convert-to-llvm,convert-openmp-to-llvm,"
                   "reconcile-unrealized-casts");
 }
@@ -142,6 +147,7 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
     RWKVVectorizeProjectionsPassOptions vecOpts;
     vecOpts.vectorWidth = opts.vectorWidth;
     vecOpts.tokenBlock = opts.tokenBlock;
+    vecOpts.bf16Dot = opts.bf16Dot;
     pm.addPass(createRWKVVectorizeProjectionsPass(vecOpts));
     pm.addPass(createCanonicalizerPass());
   }

@@ -49,6 +49,13 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
       llvm::cl::desc("Tokens per register block of the projection dot "
                      "products (0: 2 for 8 lanes, 4 for 16)"),
       llvm::cl::init(0)};
+  PassOptions::Option<std::string> bf16Dot{
+      *this, "bf16-dot",
+      llvm::cl::desc("bf16 projections through AVX512-BF16 dot products "
+                     "(targets with avx512bf16): off, exact (x split into "
+                     "three bf16: f32 accuracy) or round (x rounded to bf16, "
+                     "as llama.cpp's BF16: fastest prefill, bf16 accuracy)"),
+      llvm::cl::init("off")};
   PassOptions::Option<bool> prefetch{
       *this, "prefetch",
       llvm::cl::desc("Prefetch the next block of weight rows in the "
@@ -96,6 +103,8 @@ void buildRWKVCpuPipeline(OpPassManager &pm, const RWKVPipelineOptions &opts);
 /// per parallel loop nest, device buffers, then NVVM and an embedded device
 /// binary (or, with gpu-emulate, the kernels as host loops).
 void buildRWKVCudaPipeline(OpPassManager &pm, const RWKVPipelineOptions &opts);
+/// Adds a pass that fails with `message` (an option the target refuses).
+void addPipelineError(OpPassManager &pm, std::string message);
 /// Registers `rwkv-cpu-pipeline` and `rwkv-cuda-pipeline`.
 void registerRWKVPipelines();
 

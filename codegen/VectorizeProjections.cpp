@@ -48,6 +48,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/Matchers.h"
 
 #include <numeric>
@@ -76,6 +77,9 @@ struct Projection {
   int64_t group = 0;
   Value groupScale;
   arith::FastMathFlags mulFlags, addFlags;
+  /// bf16-dot: x converted once per tile to bf16 parts whose sum is x
+  /// (`exact`: 3 parts; `round`: 1), read by the vdpbf16ps steps.
+  SmallVector<Value, 3> xParts;
 };
 
 /// Whether `v` is the integer constant `c`.
@@ -254,6 +258,13 @@ struct RWKVVectorizeProjectionsPass final
   using Base::Base;
 
   void runOnOperation() override {
+    if (bf16Dot != "off" && bf16Dot != "exact" && bf16Dot != "round") {
+      getOperation()->emitError()
+          << "rwkv-vectorize-projections: bf16-dot must be off, exact or "
+             "round, not '"
+          << bf16Dot << "'";
+      return signalPassFailure();
+    }
     SmallVector<std::pair<linalg::GenericOp, Projection>> todo;
     getOperation()->walk([&](linalg::GenericOp op) {
       if (std::optional<Projection> p = matchProjection(op))
@@ -325,6 +336,9 @@ private:
     /// and odd (high nibbles) elements; x is deinterleaved as for bf16
     /// pairs, and the reduction loop steps over bytes (vl per step).
     bool int4 = false;
+    /// bf16-dot: one vector<2·vl x bf16> of W per step, multiplied with
+    /// each of `p.xParts` by vdpbf16ps, without widening.
+    bool dotBf16 = false;
     bool deinterleavesX() const { return pairedBf16 || int4; }
   };
 
@@ -332,6 +346,9 @@ private:
     int64_t vl = vectorWidth;
     if (p.group)
       return {2 * vl, 2, false, true};
+    if (!p.xParts.empty())
+      return {2 * vl, static_cast<int64_t>(p.xParts.size()), false, false,
+              true};
     if (nI % (2 * vl))
       return {vl, 1, false};
     bool bf16 = cast<RankedTensorType>(p.w.getType()).getElementType().isBF16();
@@ -400,6 +417,10 @@ private:
     Type wElt = cast<RankedTensorType>(p.w.getType()).getElementType();
     Value pad = arith::ConstantOp::create(b, loc, b.getZeroAttr(wElt));
     auto f32Vec = VectorType::get({vl}, b.getF32Type());
+    if (step.dotBf16)
+      return {vector::TransferReadOp::create(
+          b, loc, VectorType::get({2 * vl}, wElt), p.w, ValueRange{row, i}, pad,
+          ArrayRef<bool>{true})};
     if (step.pairedBf16) {
       auto i32Vec = VectorType::get({vl}, b.getI32Type());
       Value packed = vector::TransferReadOp::create(
@@ -436,6 +457,16 @@ private:
                                     const ReductionStep &step, Value ib,
                                     Value it, Value i) const {
     int64_t vl = vectorWidth;
+    if (step.dotBf16) {
+      Value pad =
+          arith::ConstantOp::create(b, loc, b.getZeroAttr(b.getBF16Type()));
+      SmallVector<Value> parts;
+      for (Value xb : p.xParts)
+        parts.push_back(vector::TransferReadOp::create(
+            b, loc, VectorType::get({2 * vl}, b.getBF16Type()), xb,
+            ValueRange{ib, it, i}, pad, ArrayRef<bool>{true}));
+      return parts;
+    }
     Value pad =
         arith::ConstantOp::create(b, loc, b.getZeroAttr(b.getF32Type()));
     if (step.deinterleavesX()) {
@@ -551,6 +582,12 @@ private:
             for (int64_t t = 0; t < tokens; ++t)
               for (int64_t k = 0; k < step.parts; ++k) {
                 Value &a = next[(t * rows + r) * perPair + k % perPair];
+                if (step.dotBf16) {
+                  // The x parts share the one weight vector.
+                  a = x86vector::DotBF16Op::create(ib2, il, a.getType(), a,
+                                                   xs[t][k], ws[0]);
+                  continue;
+                }
                 Value m =
                     arith::MulFOp::create(ib2, il, xs[t][k], ws[k], p.mulFlags);
                 a = arith::AddFOp::create(ib2, il, a, m, p.addFlags);
@@ -607,13 +644,77 @@ private:
     return nI;
   }
 
+  /// x [b, t, i] as `n` bf16 tensors for the vdpbf16ps steps: part k is
+  /// bf16(x - parts before it). Each remainder is exact in f32, and three
+  /// parts hold all 24 bits of x's significand (8 each), so with `n = 3`
+  /// the sum of the parts is x and every product with a bf16 weight is
+  /// exact: the dot products are as accurate as f32 FMAs. Once per tile,
+  /// vl elements at a time: O(tokens · inputs) against the tile's
+  /// O(tokens · inputs · rows) dot products.
+  SmallVector<Value, 3> convertToBf16(OpBuilder &b, Location loc, Value x,
+                                      int64_t n) const {
+    int64_t vl = vectorWidth;
+    auto xType = cast<RankedTensorType>(x.getType());
+    auto bf16Type = xType.clone(b.getBF16Type());
+    SmallVector<Value> dynSizes;
+    for (int64_t d = 0; d < xType.getRank(); ++d)
+      if (xType.isDynamicDim(d))
+        dynSizes.push_back(tensor::DimOp::create(b, loc, x, d));
+    SmallVector<Value> inits;
+    for (int64_t k = 0; k < n; ++k)
+      inits.push_back(tensor::EmptyOp::create(b, loc, bf16Type, dynSizes));
+    Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1);
+    auto f32Vec = VectorType::get({vl}, b.getF32Type());
+    auto bf16Vec = VectorType::get({vl}, b.getBF16Type());
+    Value pad =
+        arith::ConstantOp::create(b, loc, b.getZeroAttr(b.getF32Type()));
+    auto forB = scf::ForOp::create(
+        b, loc, c0, tensor::DimOp::create(b, loc, x, 0), c1, inits,
+        [&](OpBuilder &bb, Location l, Value ib, ValueRange outB) {
+          auto forT = scf::ForOp::create(
+              bb, l, c0, tensor::DimOp::create(bb, l, x, 1), c1, outB,
+              [&](OpBuilder &tb, Location tl, Value it, ValueRange outT) {
+                auto forI = scf::ForOp::create(
+                    tb, tl, c0, tensor::DimOp::create(tb, tl, x, 2),
+                    cst(tb, tl, vl), outT,
+                    [&](OpBuilder &ib2, Location il, Value i, ValueRange out) {
+                      SmallVector<Value> idx = {ib, it, i};
+                      Value rest = vector::TransferReadOp::create(
+                          ib2, il, f32Vec, x, idx, pad, ArrayRef<bool>{true});
+                      SmallVector<Value> next;
+                      for (int64_t k = 0; k < n; ++k) {
+                        Value part =
+                            arith::TruncFOp::create(ib2, il, bf16Vec, rest);
+                        next.push_back(vector::TransferWriteOp::create(
+                                           ib2, il, part, out[k], idx,
+                                           ArrayRef<bool>{true})
+                                           .getResult());
+                        if (k + 1 < n)
+                          rest = arith::SubFOp::create(
+                              ib2, il, rest,
+                              arith::ExtFOp::create(ib2, il, f32Vec, part));
+                      }
+                      scf::YieldOp::create(ib2, il, next);
+                    });
+                scf::YieldOp::create(tb, tl, forI.getResults());
+              });
+          scf::YieldOp::create(bb, l, forT.getResults());
+        });
+    return SmallVector<Value, 3>(forB.getResults());
+  }
+
   /// W[o, i]: blocks of `rows` output rows; per row block, the tokens in
   /// blocks of `tokenBlock` (prefill: weights reused from registers across
   /// tokens, and from L1 across token blocks, one reduction chunk at a
   /// time), then the remaining tokens one at a time over the whole
   /// reduction (decode: every weight is read once, as one stream per row).
-  Value rewriteOutMajor(OpBuilder &b, Location loc, const Projection &p,
+  Value rewriteOutMajor(OpBuilder &b, Location loc, const Projection &pIn,
                         int64_t nI) const {
+    Projection p = pIn;
+    if (bf16Dot != "off" && !p.group && !p.scale &&
+        nI % (2 * vectorWidth) == 0 &&
+        cast<RankedTensorType>(p.w.getType()).getElementType().isBF16())
+      p.xParts = convertToBf16(b, loc, p.x, bf16Dot == "exact" ? 3 : 1);
     auto accType = cast<RankedTensorType>(p.acc.getType());
     int64_t nO = accType.getDimSize(2);
     int64_t rows = ShapedType::isDynamic(nO) ? 1 : std::gcd(nO, int64_t(4));

@@ -51,6 +51,16 @@ public:
     if (cpuOpts.vectorWidth > 0 &&
         tm->getMCSubtargetInfo()->checkFeatures("+avx512f"))
       cpuOpts.vectorWidth = 16;
+    // vdpbf16ps needs AVX512-BF16 (and VL for the 8-lane form); without it
+    // the library would die of SIGILL at its first prefill.
+    if (cpuOpts.bf16Dot != "off" &&
+        !tm->getMCSubtargetInfo()->checkFeatures("+avx512bf16,+avx512vl")) {
+      addPipelineError(pm, "bf16-dot=" + cpuOpts.bf16Dot +
+                               " needs a target with avx512bf16 (e.g. "
+                               "--target-cpu=znver4 or sapphirerapids); " +
+                               describe() + " has none");
+      return;
+    }
     buildRWKVCpuPipeline(pm, cpuOpts);
   }
 

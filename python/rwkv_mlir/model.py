@@ -4,6 +4,7 @@ API").
 
     from rwkv_mlir.model import RWKV
     model = RWKV(model="/path/RWKV-x070-World-0.1B", strategy="cpu fp32")
+    # also a llama.cpp RWKV-7 GGUF: RWKV(model="/path/model-F16.gguf", ...)
     out, state = model.forward([187, 510, 1563], None)   # GPT mode
     out, state = model.forward([310], state)              # RNN mode
 
@@ -65,6 +66,8 @@ _STAGE_RE = re.compile(
     r"^(cuda(?::\d+)?|cpu|mps|dml) (fp16|fp32|bf16)(i8|i4|i3)?"
     r"(?: \*(\d+)(\+)?)?$")
 _DTYPES = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# Strategy suffix -> rwkv-quantize --type.
+_QUANT_TYPES = {"i8": "int8", "i4": "int4"}
 
 
 def parse_strategy(strategy):
@@ -80,7 +83,7 @@ def parse_strategy(strategy):
         raise StrategyError(
             f"invalid strategy '{strategy}': expected stages 'DEVICE DTYPE' "
             f"(device cpu, cuda[:N], mps or dml; dtype fp32, bf16 or fp16, "
-            f"optionally with i8) joined by '->', e.g. 'cpu fp32' or "
+            f"optionally with i8 or i4) joined by '->', e.g. 'cpu fp32' or "
             f"'cpu bf16'")
     stages = []
     for part in s.split("->"):
@@ -97,12 +100,19 @@ CUDA_ARCH_ENV = "RWKV_MLIR_CUDA_ARCH"
 
 
 def _plan(strategy):
-    """(weight dtype or None to keep, quantize, target) of a strategy, or an
-    exception naming what is missing. 'cuda[:0]' stages compile for the
-    CUDA target (rwkv-compile --target=cuda); one target per library."""
+    """(weight dtype, quantization, target) of a strategy, or an exception
+    naming what is missing. The quantization is None, 'i8' (rwkv-quantize
+    int8) or 'i4' (rwkv-quantize --type int4). 'cuda[:0]' stages compile
+    for the CUDA target (rwkv-compile --target=cuda); one target per
+    library."""
     stages = parse_strategy(strategy)
     devices = set()
     for dev, dt, quant, n, plus in stages:
+        if quant == "i3":
+            raise NotImplementedError(
+                f"strategy '{strategy}': i3 (3-bit weights) is not "
+                f"supported: rwkv-quantize writes int8 (i8) and group-wise "
+                f"int4 (i4) matrices; use e.g. 'cpu fp32i4' or 'cpu fp32i8'")
         if dev in ("mps", "dml"):
             what = {"mps": "Metal (mps)", "dml": "DirectML (dml)"}[dev]
             raise NotImplementedError(
@@ -118,18 +128,18 @@ def _plan(strategy):
         raise NotImplementedError(
             f"strategy '{strategy}': one target for all layers only (a "
             f"compiled library runs on one device); got cpu and cuda")
-    kinds = {(dt, quant == "i8") for _, dt, quant, _, _ in stages}
+    kinds = {(dt, quant) for _, dt, quant, _, _ in stages}
     if len(kinds) > 1:
         raise NotImplementedError(
             f"strategy '{strategy}': one dtype for all layers only (a "
             f"compiled library has one weight layout); got "
-            f"{', '.join(sorted(d + ('i8' if q else '') for d, q in kinds))}")
+            f"{', '.join(sorted(d + (q or '') for d, q in kinds))}")
     dt, quant = kinds.pop()
     target = devices.pop()
     if target == "cuda" and quant:
         raise NotImplementedError(
-            f"strategy '{strategy}': int8 weights are CPU-only so far; use "
-            f"'cuda fp16' or 'cuda bf16'")
+            f"strategy '{strategy}': {_QUANT_TYPES[quant]} weights are "
+            f"CPU-only so far; use 'cuda fp16' or 'cuda bf16'")
     return _DTYPES[dt], quant, target
 
 
@@ -187,9 +197,14 @@ def find_compiler():
 
 
 def _resolve_checkpoint(path):
+    """The checkpoint file: `path` as given, else with '.pth',
+    '.safetensors' or '.gguf' appended (pip appends '.pth'); a name that
+    ends in '.gguf' is taken as it is."""
     path = os.fspath(path)
     tried = []
-    for cand in (path, path + ".pth", path + ".safetensors"):
+    cands = (path,) if path.lower().endswith(".gguf") else \
+        (path, path + ".pth", path + ".safetensors", path + ".gguf")
+    for cand in cands:
         tried.append(cand)
         if os.path.isfile(cand):
             return os.path.abspath(cand)
@@ -283,11 +298,63 @@ def _is_matrix(info):
     return info.name.endswith(".weight") and len(dims) == 2
 
 
+# The GGUF names of the matrices _is_matrix selects in a .pth (llama.cpp's
+# tensor names, docs/checkpoints.md): emb, head, att receptance/key/value/
+# output, ffn key/value. The LoRA factors (time_mix_w1 ... g2) and the
+# fused lerp tensor are not among them, as in a .pth.
+_GGUF_MATRIX_RE = re.compile(
+    r"^(?:token_embd|output|blk\.\d+\.(?:time_mix_(?:receptance|key|value|"
+    r"output)|channel_mix_(?:key|value)))\.weight$")
+
+
+def _gguf_weights_for(ckpt, dtype, cache, verbose):
+    """_weights_for on a llama.cpp GGUF file: the file itself, or a GGUF
+    copy in the cache with its F32/F16/BF16 matrices in `dtype` (llama.cpp's
+    layout kept: the runtime undoes it in either case). Block-quantized
+    matrices (Q8_0, Q4_0, Q6_K) are dequantized to bf16 by the runtime
+    whatever the strategy, so fp16 cannot be honoured for them."""
+    reader = _checkpoint.open_checkpoint(ckpt)   # checks the header
+    if dtype == "f32":
+        return ckpt, None
+    mats = [t for t in reader.tensors() if _GGUF_MATRIX_RE.match(t.name)]
+    quantized = [t for t in mats if t.dtype not in _checkpoint.FLOAT_DTYPES]
+    if quantized and dtype != "bf16":
+        types = sorted({t.dtype.upper() for t in quantized})
+        raise NotImplementedError(
+            f"{ckpt}: its {'/'.join(types)} matrices (e.g. "
+            f"'{quantized[0].name}') are dequantized to bf16 by the runtime, "
+            f"so they cannot run as fp16; use a 'bf16' or 'fp32' strategy "
+            f"(both run them as bf16), or an F32/F16/BF16 GGUF")
+    convert = [t for t in mats if t.dtype in _checkpoint.FLOAT_DTYPES
+               and t.dtype != dtype]
+    if not convert:
+        return ckpt, None
+    key = _key({"format": _CACHE_FORMAT, "ckpt": _file_id(ckpt),
+                "dtype": dtype})
+    out = os.path.join(cache, f"weights-{key}.gguf")
+    if os.path.isfile(out):
+        return out, None
+    if verbose:
+        _log(f"converting {len(convert)} matrices of {ckpt} to {dtype} "
+             f"-> {out}")
+    t0 = time.monotonic()
+    reader.write_converted(out, {t.name: dtype for t in convert})
+    return out, time.monotonic() - t0
+
+
 def _weights_for(ckpt, dtype, cache, verbose):
     """The checkpoint to run for weight dtype `dtype`: the file itself when
     its matrices are already `dtype` or the strategy is fp32 (bf16/fp16 ->
     f32 is exact and the kernels compute in fp32 either way), else a
-    converted safetensors copy in the cache."""
+    converted safetensors copy in the cache (a GGUF copy for a GGUF)."""
+    with open(ckpt, "rb") as f:
+        magic = f.read(4)
+    if magic == _checkpoint.GGUF_MAGIC:
+        return _gguf_weights_for(ckpt, dtype, cache, verbose)
+    if ckpt.lower().endswith(".gguf"):
+        raise _checkpoint.CheckpointError(
+            f"{ckpt}: not a GGUF file: it starts with {magic!r}, a GGUF file "
+            f"with b'GGUF' (truncated, or another format renamed?)")
     if dtype == "f32":
         return ckpt, None
     reader = _checkpoint.open_checkpoint(ckpt)
@@ -465,9 +532,12 @@ class RWKV:
     an NVIDIA GPU), with the pip package's
     `forward(tokens, state, full_output=False) -> (out, state)`.
 
-    `model`: checkpoint path, with or without '.pth' (or '.safetensors').
+    `model`: checkpoint path, with or without '.pth' (or '.safetensors',
+    '.gguf'); a llama.cpp RWKV-7 '.gguf' is taken as it is.
     `strategy`: pip's strategy string; 'cpu fp32', 'cpu bf16', 'cpu fp16'
-    (and 'cpu fp32i8' etc.: int8 matrices through rwkv-quantize); 'cuda
+    (and 'cpu fp32i8' etc.: int8 matrices through rwkv-quantize, 'cpu
+    fp32i4' etc.: group-wise int4 matrices, rwkv-quantize --type int4);
+    'cuda
     fp16', 'cuda bf16', 'cuda fp32' compile for the CUDA target, for
     $RWKV_MLIR_CUDA_ARCH (default sm_80, whose PTX the driver also runs on
     newer GPUs). The dtype is the weights' dtype; the kernels compute in
@@ -561,7 +631,7 @@ class RWKV:
         weights, conv_s = _weights_for(self.model_path, dtype, cache,
                                        self.verbose)
         if quant:
-            weights = self._quantize(weights)
+            weights = self._quantize(weights, quant)
         compiler = find_compiler()
         target = [] if self.target == "cpu" else [
             "--target=cuda",
@@ -593,22 +663,29 @@ class RWKV:
             _log(f"compiled in {secs:.1f} s -> {lib}")
         return weights, lib
 
-    def _quantize(self, weights):
+    def _quantize(self, weights, quant="i8"):
+        """The rwkv-quantize output of `weights` in the cache: int8 rows
+        ('i8') or group-wise int4 ('i4', --type int4, its default group of
+        32), written once per weights file and tool build."""
+        qtype = _QUANT_TYPES[quant]
         tool = _tool("rwkv-quantize", "RWKV_MLIR_QUANTIZE")
         if not tool:
             raise FileNotFoundError(
-                f"strategy '{self.strategy}' (i8) needs rwkv-quantize; build "
-                f"the CMake target rwkv-quantize")
-        key = _key({"format": _CACHE_FORMAT, "weights": _file_id(weights),
-                    "tool": _file_id(tool)})
-        out = os.path.join(self.cache_dir, f"int8-{key}.safetensors")
+                f"strategy '{self.strategy}' ({quant}) needs rwkv-quantize; "
+                f"build the CMake target rwkv-quantize")
+        what = {"format": _CACHE_FORMAT, "weights": _file_id(weights),
+                "tool": _file_id(tool)}
+        if qtype != "int8":      # int8 keys are those of earlier versions
+            what["type"] = qtype
+        out = os.path.join(self.cache_dir,
+                           f"{qtype}-{_key(what)}.safetensors")
         if not os.path.isfile(out):
             tmp = f"{out[:-len('.safetensors')]}.tmp{os.getpid()}.safetensors"
             try:
                 if self.verbose:
-                    _log(f"quantizing {weights} to int8 -> {out}")
-                _run_tool([tool, weights, tmp], "rwkv-quantize",
-                          self.verbose)
+                    _log(f"quantizing {weights} to {qtype} -> {out}")
+                _run_tool([tool, weights, tmp, "--type", qtype],
+                          "rwkv-quantize", self.verbose)
                 os.replace(tmp, out)
             finally:
                 if os.path.exists(tmp):

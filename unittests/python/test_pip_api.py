@@ -20,6 +20,12 @@ On golden/tiny (RWKV-7, vocab 512, bf16) with the World tokenizer:
   without a driver fails to open with the runtime's reason;
 * the cache: compiled once, reused ($RWKV_MLIR_CACHE), 'cpu fp16' and
   'cpu bf16' (a converted fp32 checkpoint, golden/tiny2) run;
+* 'cpu fp32i4' (rwkv-quantize --type int4) within the int4 bound 3 of
+  logits_ref64, its file cached; 'i3' refused;
+* llama.cpp GGUF (golden/tiny written by unittests/checkpoint/make_gguf.py):
+  F32 and BF16 files give the .pth's logits (1e-4), 'cpu bf16' / 'cpu fp16'
+  convert a GGUF to a GGUF copy, 'cpu fp32i4' quantizes one; bad paths and
+  contents raise naming the file;
 * constant memory: bench/python-long-context.py on 64k tokens;
 * RWKV-4 (golden/tiny-v4) with the 20B tokenizer: the README snippet, the
   streaming loop and a chat-style generate() with PIPELINE_ARGS; RWKV-4, 5.2
@@ -42,6 +48,9 @@ import copy
 import importlib.util
 import json
 import os
+import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -59,6 +68,8 @@ WORLD = os.path.join(SHARED, "tokenizer", "rwkv_vocab_v20230424.txt")
 NEOX = os.path.join(SHARED, "tokenizer", "20B_tokenizer.json")
 REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOL = 1e-4  # golden/README.md: an fp32 implementation lands within 1e-4
+INT4_BOUND = 3.0  # docs/checkpoints.md: int4 golden bound (tiny: 1.41)
+MAKE_GGUF = os.path.join(REPO, "unittests", "checkpoint", "make_gguf.py")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -305,7 +316,11 @@ def test_bad_strategy(strategy):
     ("dml fp16", r"no DirectML \(dml\) target"),
     ("cuda:1 fp16", "first GPU"),
     ("cuda fp16 *1 -> cpu fp32", "one target for all layers"),
-    ("cuda fp16i8", "int8 weights are CPU-only")])
+    ("cuda fp16i8", "int8 weights are CPU-only"),
+    ("cuda bf16i4", "int4 weights are CPU-only"),
+    ("cpu fp32i3", r"i3 \(3-bit weights\) is not supported"),
+    ("cpu bf16i3 *1 -> cpu bf16", "i3"),
+    ("cpu fp32i8 *1 -> cpu fp32i4", r"one dtype .*fp32i4, fp32i8")])
 def test_unsupported_device_strategies_say_why(strategy, message):
     with pytest.raises(NotImplementedError, match=message):
         RWKV(model=TINY, strategy=strategy)
@@ -401,6 +416,174 @@ def test_int8_strategy_quantizes():
     out, _ = m.forward(tokens, None, full_output=True)
     err = max_err(out, ref)
     assert 1e-4 < err < 0.1, err   # README: int8 within 0.1 of ref64
+
+
+def test_int4_strategy_quantizes(capfd):
+    # 'i4': group-wise int4 matrices (rwkv-quantize --type int4, groups of
+    # 32 inputs, bf16 scales; head int4 too, embedding bf16), read packed
+    # by the compiled kernels. docs/checkpoints.md bounds the golden max
+    # |logit - ref64| by 3 (tiny measured 1.41); exact fp32 is < 1e-4, so
+    # the lower bound shows the weights really were quantized.
+    m = RWKV(model=TINY, strategy="cpu fp32i4")
+    assert os.path.basename(m.weights_path).startswith("int4-")
+    assert m.weights_path.endswith(".safetensors")
+    tokens, d = seq128()
+    ref = np.load(os.path.join(d, "logits_ref64.npy"))
+    out, _ = m.forward(tokens, None, full_output=True)
+    err = max_err(out, ref)
+    with capfd.disabled():                      # shown without -s too
+        print(f"\ncpu fp32i4 on golden/tiny: max |logit - logits_ref64| = "
+              f"{err:.4f} (bound {INT4_BOUND})")
+    assert 1e-4 < err < INT4_BOUND, err
+    # RNN mode runs the same packed weights: the GPT logits again.
+    s = None
+    for i, t in enumerate(tokens[:16]):
+        o, s = m.forward([t], s)
+        assert max_err(o, out[i]) < TOL, i
+    capfd.readouterr()
+    # The quantized file is cached: tiny is bf16, so 'cpu bf16i4' takes the
+    # same input, reuses the same int4 file and the same library.
+    b = RWKV(model=TINY, strategy="cpu bf16i4")
+    err_out = capfd.readouterr().err
+    assert "quantizing" not in err_out and "compiling" not in err_out
+    assert b.weights_path == m.weights_path
+    assert b.library_path == m.library_path
+
+
+# -- llama.cpp GGUF ------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def gguf(tmp_path_factory):
+    """golden/tiny as llama.cpp's convert_hf_to_gguf.py writes it (F32,
+    BF16, Q8_0), by unittests/checkpoint/make_gguf.py, as the checkpoint
+    tests make theirs."""
+    d = tmp_path_factory.mktemp("gguf")
+    subprocess.run([sys.executable, MAKE_GGUF, TINY, "-o",
+                    str(d / "tiny-{type}.gguf"), "--types", "f32,bf16,q8_0"],
+                   check=True)
+    return {t: str(d / f"tiny-{t}.gguf") for t in ("f32", "bf16", "q8_0")}
+
+
+@pytest.mark.parametrize("gtype", ["f32", "bf16"])
+def test_gguf_matches_pth(model, gguf, gtype, capsys):
+    # tiny is bf16: the F32 file holds the same values widened exactly, the
+    # BF16 file the same bits, and the runtime undoes llama.cpp's layout, so
+    # the logits may differ from the .pth's only by summation order: within
+    # the golden fp32 tolerance 1e-4, of the .pth run and of ref64 alike.
+    m = RWKV(model=gguf[gtype], strategy="cpu fp32")
+    assert m.weights_path == gguf[gtype]       # run as it is, no conversion
+    assert m.args.MODEL_NAME == gguf[gtype] and m.version == 7
+    assert (m.n_layer, m.n_embd, m.vocab_size) == (2, 128, 512)
+    tokens, d = seq128()
+    ref = np.load(os.path.join(d, "logits_ref64.npy"))
+    out, state = m.forward(tokens, None, full_output=True)
+    pth, pth_state = model.forward(tokens, None, full_output=True)
+    diff = max_err(out, pth)
+    with capsys.disabled():
+        print(f"\n{gtype.upper()} GGUF vs .pth ('cpu fp32'): max |logit "
+              f"diff| = {diff:.3g}; vs ref64 {max_err(out, ref):.3g}")
+    assert diff < TOL
+    assert max_err(out, ref) < TOL
+    for a, b in zip(state, pth_state):
+        assert max_err(a, b) < TOL
+    s = None
+    for i, t in enumerate(tokens[:16]):        # RNN mode
+        o, s = m.forward([t], s)
+        assert max_err(o, ref[i]) < TOL, i
+
+
+def test_gguf_strategies_convert_to_gguf(model, gguf, capfd):
+    # 'cpu bf16' on an F32 GGUF: a GGUF copy with the matrices in BF16
+    # (llama.cpp's layout kept); tiny's values are bf16, so the logits
+    # are the .pth's (1e-4).
+    tokens, d = seq128()
+    pth, _ = model.forward(tokens, None, full_output=True)
+    m = RWKV(model=gguf["f32"], strategy="cpu bf16")
+    assert m.weights_path.endswith(".gguf")
+    assert m.weights_path.startswith(os.environ["RWKV_MLIR_CACHE"])
+    with open(m.weights_path, "rb") as f:
+        assert f.read(4) == b"GGUF"
+    out, _ = m.forward(tokens, None, full_output=True)
+    assert max_err(out, pth) < TOL
+    capfd.readouterr()
+    again = RWKV(model=gguf["f32"], strategy="cpu bf16")
+    err = capfd.readouterr().err
+    assert "converting" not in err and "compiling" not in err
+    assert again.weights_path == m.weights_path
+    # A BF16 GGUF is run as it is for bf16, converted for fp16: the .pth's
+    # 'cpu fp16' logits (the same fp16 matrices).
+    assert RWKV(model=gguf["bf16"], strategy="cpu bf16").weights_path == \
+        gguf["bf16"]
+    h = RWKV(model=gguf["bf16"], strategy="cpu fp16")
+    assert h.weights_path.endswith(".gguf") and h.weights_path != \
+        m.weights_path
+    hp = RWKV(model=TINY, strategy="cpu fp16")
+    o16, _ = h.forward(tokens, None, full_output=True)
+    p16, _ = hp.forward(tokens, None, full_output=True)
+    assert max_err(o16, p16) < TOL
+
+
+def test_int4_strategy_on_gguf(gguf):
+    # rwkv-quantize reads the GGUF: the same values give the same int4
+    # matrices as from the .pth, so the .pth's int4 logits (1e-4).
+    m = RWKV(model=gguf["f32"], strategy="cpu fp32i4")
+    assert os.path.basename(m.weights_path).startswith("int4-")
+    p = RWKV(model=TINY, strategy="cpu fp32i4")
+    tokens, _ = seq128()
+    a, _ = m.forward(tokens, None, full_output=True)
+    b, _ = p.forward(tokens, None, full_output=True)
+    assert max_err(a, b) < TOL
+
+
+def test_bad_gguf_paths_and_contents(gguf, tmp_path):
+    cache = str(tmp_path / "cache")
+    # A .gguf name is taken as it is: no '.pth' appended.
+    with pytest.raises(FileNotFoundError) as e:
+        RWKV(model=str(tmp_path / "nope.gguf"), strategy="cpu fp32")
+    assert "nope.gguf" in str(e.value) and ".pth" not in str(e.value)
+    # Not a GGUF file at all.
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"this is not a model\n" * 4)
+    with pytest.raises(ValueError, match=r"bad\.gguf: not a GGUF file"):
+        RWKV(model=str(bad), strategy="cpu fp32", cache_dir=cache)
+    with open(gguf["f32"], "rb") as f:
+        good = f.read()
+    # Truncated inside the header.
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(good[:300])
+    for strategy in ("cpu fp32", "cpu bf16"):
+        with pytest.raises(ValueError, match=r"cut\.gguf: truncated GGUF"):
+            RWKV(model=str(cut), strategy=strategy, cache_dir=cache)
+    # Truncated inside the tensor data.
+    short = tmp_path / "short.gguf"
+    short.write_bytes(good[:len(good) // 2])
+    with pytest.raises(ValueError, match=r"short\.gguf: truncated: tensor"):
+        RWKV(model=str(short), strategy="cpu fp32", cache_dir=cache)
+    # Another architecture (RWKV-6 GGUF).
+    v6 = tmp_path / "v6.gguf"
+    v6.write_bytes(good.replace(b"rwkv7", b"rwkv6", 1))
+    with pytest.raises(ValueError, match=r"v6\.gguf: general.architecture "
+                                         r"is 'rwkv6'"):
+        RWKV(model=str(v6), strategy="cpu fp32", cache_dir=cache)
+    # A header that parses but contradicts the tensors: the runtime's
+    # reader (through rwkv-compile) names the file and the tensor.
+    blob = bytearray(good)
+    key = b"rwkv7.block_count"
+    at = blob.find(key) + len(key) + 4          # after the value type
+    assert struct.unpack_from("<I", blob, at)[0] == 2
+    struct.pack_into("<I", blob, at, 3)
+    three = tmp_path / "three.gguf"
+    three.write_bytes(bytes(blob))
+    with pytest.raises(RWKVError) as e:
+        RWKV(model=str(three), strategy="cpu fp32", cache_dir=cache)
+    assert "three.gguf" in str(e.value)
+    assert "missing tensor 'blk.2.attn_norm.weight'" in str(e.value)
+    # Block-quantized matrices are dequantized to bf16 by the runtime:
+    # fp16 cannot be honoured, and says so.
+    with pytest.raises(NotImplementedError) as e:
+        RWKV(model=gguf["q8_0"], strategy="cpu fp16", cache_dir=cache)
+    assert "tiny-q8_0.gguf" in str(e.value) and "Q8_0" in str(e.value)
+    assert "dequantized to bf16" in str(e.value)
 
 
 # -- tokenizer and sampling ------------------------------------------------------

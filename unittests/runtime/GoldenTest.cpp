@@ -247,6 +247,34 @@ INSTANTIATE_TEST_SUITE_P(Goldens, GoldenTest, ::testing::ValuesIn(kGoldens),
                            return name;
                          });
 
+// `bf16-dot=round` (x rounded to bf16 before vdpbf16ps, as llama.cpp's BF16
+// and the pip package's bf16 strategy compute): registered only where the
+// host has AVX512-BF16 (tools/rwkv-run/CMakeLists.txt, runtime.goldenbf16).
+// Rounding each activation costs up to 2^-9 of its value; on tiny's bf16
+// weights that moves the logits by ~0.03, so the bound is 0.1, and the
+// error must exceed the fp32 tolerance (the rounding really happened).
+TEST(Bf16DotRound, TinyLogitsWithinBf16Bound) {
+  std::string dir = goldenDir + "/tiny";
+  auto model = Model::load(libDir + "/tiny-bf16round.so", dir + "/model.pth");
+  std::ifstream in(dir + "/seq128/tokens.json");
+  ASSERT_TRUE(in) << dir;
+  auto tokens = nlohmann::json::parse(in).get<std::vector<int32_t>>();
+  NpyArray ref = readNpy(dir + "/seq128/logits_ref64.npy");
+  State gptState = model->newState(), rnnState = model->newState();
+  std::vector<float> gpt, rnn, step;
+  model->forward(tokens, gptState, gpt, /*allLogits=*/true);
+  for (int32_t t : tokens) {
+    model->step({t}, rnnState, step);
+    rnn.insert(rnn.end(), step.begin(), step.end());
+  }
+  float errGpt = maxAbsDiff(gpt, ref.data), errRnn = maxAbsDiff(rnn, ref.data);
+  std::printf("[ tiny ] bf16-dot=round: max logit error gpt %.3g, rnn %.3g\n",
+              errGpt, errRnn);
+  EXPECT_LT(errGpt, 0.1f);
+  EXPECT_LT(errRnn, 0.1f);
+  EXPECT_GT(errGpt, kTol);
+}
+
 // int8 checkpoints (rwkv-quantize, per-row scales; the embedding stays
 // bf16/f32, the default): logits within 0.1 of the float64 reference of the
 // float model (the bound of the CPU issue; rwkv.cpp's Q8_0 is at 0.21 on
