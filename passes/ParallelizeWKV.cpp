@@ -3,16 +3,19 @@
 // The WKV recurrence is sequential over tokens but independent across batch
 // rows and heads. Lowered whole, one thread walks every [B, H, N, N] state
 // token by token; the training backward (several state-sized products per
-// token) then dominates a step. This pass wraps each rwkv.wkv / rwkv.wkv_grad
-// over a static T > 1 tokens in an scf.forall over (b, h) that runs the same op
-// on one head's slices ([1, T, N] activations, [1, 1, N, N] states); the forall
-// becomes an OpenMP loop, and each head's state stays in L1/L2.
+// token) then dominates a step, and a prefill forks threads for every token.
+// This pass wraps each rwkv.wkv / rwkv.wkv_grad over T > 1 tokens in an
+// scf.forall over (b, h) that runs the same op on one head's slices ([1, T, N]
+// activations, [1, 1, N, N] states); the forall becomes an OpenMP loop, and
+// each head's state stays in L1/L2. A dynamic T gets it behind scf.if T > 1.
 //
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
@@ -23,6 +26,10 @@ namespace mlir::rwkv {
 #include "passes/Passes.h.inc"
 
 namespace {
+
+/// Marks the whole op of the one-token branch of a dynamic T (not rewritten
+/// again).
+constexpr llvm::StringLiteral kOneTokenBranch = "rwkv.one_token_branch";
 
 /// Rewrites a WKV-shaped op (activations [B, T, H*N], states [B, H, N, N];
 /// both as operands and results) into an scf.forall over (b, h).
@@ -43,17 +50,47 @@ struct ParallelizeWKVPattern final : OpRewritePattern<OpTy> {
         ShapedType::isDynamic(headSize))
       return rewriter.notifyMatchFailure(op, "dynamic batch or heads");
     // Already one head, or one token (decode: the fork would cost more than
-    // the work).
-    if (batch * heads == 1 || actType.getDimSize(1) == 1)
+    // the work), or the one-token branch built below.
+    if (batch * heads == 1 || actType.getDimSize(1) == 1 ||
+        op->hasAttr(kOneTokenBranch))
       return rewriter.notifyMatchFailure(op, "nothing to parallelize");
+    if (!ShapedType::isDynamic(actType.getDimSize(1))) {
+      rewriter.replaceOp(op,
+                         buildPerHead(rewriter, op, batch, heads, headSize));
+      return success();
+    }
     // A dynamic T is an inference function that also decodes one token at a
-    // time: there the per-head slices and their fresh result buffers (state
-    // copies in and out, faulted in every token) cost more than the whole
-    // recurrence (0.1B decode: 69 -> 45 tokens/s). Training shapes are
-    // static.
-    if (ShapedType::isDynamic(actType.getDimSize(1)))
-      return rewriter.notifyMatchFailure(op, "dynamic T (decodes too)");
+    // time: there the per-head slices and their fresh result buffers (a state
+    // copy per call) cost more than the whole recurrence (0.1B decode: 69 ->
+    // 45 tokens/s). So the per-head form runs only for T > 1 (prefill, and
+    // several tokens in one rwkv_step); one token keeps the whole op, which
+    // updates the state in place.
+    Location loc = op.getLoc();
+    Value tokens = tensor::DimOp::create(rewriter, loc, op.getR(), 1);
+    Value many = arith::CmpIOp::create(
+        rewriter, loc, arith::CmpIPredicate::ugt, tokens,
+        arith::ConstantIndexOp::create(rewriter, loc, 1));
+    auto ifOp = scf::IfOp::create(rewriter, loc, op->getResultTypes(), many,
+                                  /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointToStart(ifOp.thenBlock());
+      scf::ForallOp forall =
+          buildPerHead(rewriter, op, batch, heads, headSize);
+      scf::YieldOp::create(rewriter, loc, forall.getResults());
+      rewriter.setInsertionPointToStart(ifOp.elseBlock());
+      Operation *whole = rewriter.clone(*op);
+      whole->setAttr(kOneTokenBranch, rewriter.getUnitAttr());
+      scf::YieldOp::create(rewriter, loc, whole->getResults());
+    }
+    rewriter.replaceOp(op, ifOp.getResults());
+    return success();
+  }
 
+  /// The scf.forall over (b, h) running `op` on each head's slices.
+  static scf::ForallOp buildPerHead(PatternRewriter &rewriter, OpTy op,
+                                    int64_t batch, int64_t heads,
+                                    int64_t headSize) {
     Location loc = op.getLoc();
     auto isState = [](Type t) {
       return cast<RankedTensorType>(t).getRank() == 4;
@@ -133,8 +170,7 @@ struct ParallelizeWKVPattern final : OpRewritePattern<OpTy> {
         tensor::ParallelInsertSliceOp::create(
             rewriter, loc, res, out, outOffsets[i], outSizes[i], outStrides[i]);
     }
-    rewriter.replaceOp(op, forall.getResults());
-    return success();
+    return forall;
   }
 };
 

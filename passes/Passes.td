@@ -135,14 +135,17 @@ def RWKVParallelizeWKVPass : Pass<"rwkv-parallelize-wkv"> {
   let summary = "Run every WKV recurrence head by head in an scf.forall";
   let description = [{
     The WKV recurrence is sequential over tokens but independent across
-    batch rows and heads. Each `rwkv.wkv` and `rwkv.wkv_grad` over a static
-    number of tokens T > 1, with `B * H > 1`, becomes an `scf.forall` over `(b, h)` that
+    batch rows and heads. Each `rwkv.wkv` and `rwkv.wkv_grad` over T > 1
+    tokens, with `B * H > 1`, becomes an `scf.forall` over `(b, h)` that
     runs the same op on that head's slices: activations `[1, T, N]` at
     columns `h*N`, states `[1, 1, N, N]`. The forall is the unit of
-    multi-threading (OpenMP on the CPU); results are written back with
-    `tensor.parallel_insert_slice`. A dynamic T (inference functions, which
-    also decode one token at a time) is left whole: per token, the per-head
-    state buffers would cost more than the recurrence.
+    multi-threading (OpenMP on the CPU): one fork per call instead of the
+    per-token forks of the whole recurrence's state updates. Results are
+    written back with `tensor.parallel_insert_slice`. A dynamic T (inference
+    functions, which also decode one token at a time) gets the forall
+    behind `scf.if T > 1`; the else branch keeps the whole op (marked
+    `rwkv.one_token_branch`), which updates the state in place: for one
+    token, the per-head state buffers would cost more than the recurrence.
 
     Before:
     ```mlir

@@ -35,6 +35,83 @@ using namespace mlir::rwkv;
 
 namespace {
 
+/// Routes the generated code's malloc/free through a hook that the runtime
+/// sets once, before the first call: `void rwkv_set_allocator(void *(*alloc)
+/// (void *ctx, size_t), void (*free)(void *ctx, void *), void *ctx)`. Prefill
+/// allocates its [T, C] intermediates on every call; glibc returns blocks
+/// this large to the kernel on free, so each call faulted them in again
+/// (zeroed pages, a third of a 0.1B prefill). The runtime keeps them instead
+/// (docs/runtime.md "Buffer cache"). Without a hook (older runtimes, CUDA
+/// hosts) the calls go to malloc/free.
+void addAllocatorHook(llvm::Module &module) {
+  llvm::LLVMContext &ctx = module.getContext();
+  llvm::Type *ptr = llvm::PointerType::get(ctx, 0);
+  llvm::Type *i64 = llvm::Type::getInt64Ty(ctx);
+  llvm::Type *voidTy = llvm::Type::getVoidTy(ctx);
+  auto *mallocTy = llvm::FunctionType::get(ptr, {i64}, false);
+  auto *freeTy = llvm::FunctionType::get(voidTy, {ptr}, false);
+  // { alloc, free, ctx }, all null until rwkv_set_allocator.
+  auto *hookTy = llvm::StructType::get(ctx, {ptr, ptr, ptr});
+  auto *hook = new llvm::GlobalVariable(
+      module, hookTy, /*isConstant=*/false, llvm::GlobalValue::InternalLinkage,
+      llvm::ConstantAggregateZero::get(hookTy), "rwkv.allocator");
+  auto field = [&](llvm::IRBuilder<> &b, unsigned i) {
+    return b.CreateStructGEP(hookTy, hook, i);
+  };
+  auto loadField = [&](llvm::IRBuilder<> &b, unsigned i) {
+    llvm::LoadInst *v = b.CreateAlignedLoad(ptr, field(b, i), llvm::Align(8));
+    v->setAtomic(llvm::AtomicOrdering::Monotonic);
+    return v;
+  };
+
+  auto *setter = llvm::Function::Create(
+      llvm::FunctionType::get(voidTy, {ptr, ptr, ptr}, false),
+      llvm::GlobalValue::ExternalLinkage, "rwkv_set_allocator", module);
+  {
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", setter));
+    for (unsigned i = 0; i < 3; ++i)
+      b.CreateAlignedStore(setter->getArg(i), field(b, i), llvm::Align(8))
+          ->setAtomic(llvm::AtomicOrdering::Monotonic);
+    b.CreateRetVoid();
+  }
+
+  llvm::FunctionCallee mallocFn = module.getOrInsertFunction("malloc", mallocTy);
+  llvm::FunctionCallee freeFn = module.getOrInsertFunction("free", freeTy);
+  auto *hookedMalloc =
+      llvm::Function::Create(mallocTy, llvm::GlobalValue::InternalLinkage,
+                             "rwkv.malloc", module);
+  auto *hookedFree = llvm::Function::Create(
+      freeTy, llvm::GlobalValue::InternalLinkage, "rwkv.free", module);
+  // Every existing call now goes through the hook; the fallbacks below are
+  // the only direct calls left.
+  mallocFn.getCallee()->replaceAllUsesWith(hookedMalloc);
+  freeFn.getCallee()->replaceAllUsesWith(hookedFree);
+
+  // One out-of-line copy each: allocations are per layer call, not per
+  // element, and FileCheck can then see every call site go through them.
+  auto buildDispatch = [&](llvm::Function *fn, unsigned slot,
+                           llvm::FunctionCallee fallback) {
+    fn->addFnAttr(llvm::Attribute::NoInline);
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", fn));
+    auto *viaHook = llvm::BasicBlock::Create(ctx, "hook", fn);
+    auto *viaLibc = llvm::BasicBlock::Create(ctx, "libc", fn);
+    llvm::Value *callee = loadField(b, slot);
+    b.CreateCondBr(b.CreateIsNull(callee), viaLibc, viaHook);
+    bool returnsPtr = !fn->getReturnType()->isVoidTy();
+    auto *calleeTy = llvm::FunctionType::get(
+        fn->getReturnType(), {ptr, fn->getArg(0)->getType()}, false);
+    b.SetInsertPoint(viaHook);
+    llvm::Value *r =
+        b.CreateCall(calleeTy, callee, {loadField(b, 2), fn->getArg(0)});
+    returnsPtr ? b.CreateRet(r) : b.CreateRetVoid();
+    b.SetInsertPoint(viaLibc);
+    r = b.CreateCall(fallback, {fn->getArg(0)});
+    returnsPtr ? b.CreateRet(r) : b.CreateRetVoid();
+  };
+  buildDispatch(hookedMalloc, 0, mallocFn);
+  buildDispatch(hookedFree, 1, freeFn);
+}
+
 class CpuTarget final : public CompilationTarget {
 public:
   CpuTarget(std::unique_ptr<llvm::TargetMachine> tm, unsigned optLevel,
@@ -92,6 +169,8 @@ public:
   }
 
   LogicalResult finalize(llvm::Module &module) const override {
+    addAllocatorHook(module);
+
     // void rwkv_set_num_threads(int): the thread count of the OpenMP team
     // that runs the projection tiles.
     llvm::LLVMContext &ctx = module.getContext();

@@ -2,6 +2,7 @@
 
 #include "runtime/core/Library.h"
 
+#include "runtime/core/BufferCache.h"
 #include "runtime/core/Runtime.h"
 
 #include <fmt/format.h>
@@ -39,6 +40,14 @@ CompiledLibrary CompiledLibrary::open(const std::string &path, int threads) {
         fmt::format("library '{}': rwkv_model_info() returned null", path));
   lib.info_ = text;
   lib.path_ = path;
+  // Before any call: blocks must be freed by the allocator that made them.
+  // A library opened again (the same handle) gets the same cache.
+  using SetAllocatorFn = void (*)(void *(*)(void *, size_t),
+                                  void (*)(void *, void *), void *);
+  if (auto setAllocator = reinterpret_cast<SetAllocatorFn>(
+          lib.symbol("rwkv_set_allocator")))
+    setAllocator(&BufferCache::allocateHook, &BufferCache::releaseHook,
+                 &BufferCache::global());
   return lib;
 }
 

@@ -2,7 +2,8 @@
 //
 // What Model, TrainLibrary and WKV7Kernel share when they open a compiled
 // library: OMP_NUM_THREADS before the OpenMP runtime starts, dlopen, the
-// rwkv_model_info() text, symbol lookup and rwkv_set_num_threads.
+// rwkv_model_info() text, the buffer cache, symbol lookup and
+// rwkv_set_num_threads.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,8 +21,10 @@ class CompiledLibrary {
 public:
   /// Sets OMP_NUM_THREADS when `threads` > 0 (OpenMP reads it once, when
   /// it starts), dlopens `path` (a bare file name is taken from the working
-  /// directory, not the library search path) and reads rwkv_model_info().
-  /// Throws RuntimeError naming `path`.
+  /// directory, not the library search path), reads rwkv_model_info() and
+  /// gives the library BufferCache::global() through its
+  /// rwkv_set_allocator, if it exports one. Throws RuntimeError naming
+  /// `path`.
   static CompiledLibrary open(const std::string &path, int threads);
   CompiledLibrary(CompiledLibrary &&other) noexcept;
   CompiledLibrary(const CompiledLibrary &) = delete;

@@ -36,21 +36,41 @@ func.func @wkv_grad(%r: tensor<1x16x128xf32>, %s: tensor<1x2x64x64xf32>, %dy: te
 
 // -----
 
-// One token (decode), a dynamic T (an inference function that also decodes
-// one token at a time) and a single head are left alone.
+// One token (decode) and a single head are left alone.
 // CHECK-LABEL: func.func @decode
 // CHECK-NOT:     scf.forall
 // CHECK:         rwkv.wkv {{.*}} : tensor<1x1x128xf32>, tensor<1x2x64x64xf32>
 // CHECK-NOT:     scf.forall
 // CHECK:         rwkv.wkv {{.*}} : tensor<1x8x64xf32>, tensor<1x1x64x64xf32>
 // CHECK-NOT:     scf.forall
-// CHECK:         rwkv.wkv {{.*}} : tensor<2x?x128xf32>, tensor<2x2x64x64xf32>
-// CHECK-NOT:     scf.forall
-func.func @decode(%x: tensor<1x1x128xf32>, %s: tensor<1x2x64x64xf32>, %x1: tensor<1x8x64xf32>, %s1: tensor<1x1x64x64xf32>,
-                  %xd: tensor<2x?x128xf32>, %sd: tensor<2x2x64x64xf32>)
-    -> (tensor<1x1x128xf32>, tensor<1x8x64xf32>, tensor<2x?x128xf32>) {
+func.func @decode(%x: tensor<1x1x128xf32>, %s: tensor<1x2x64x64xf32>, %x1: tensor<1x8x64xf32>, %s1: tensor<1x1x64x64xf32>)
+    -> (tensor<1x1x128xf32>, tensor<1x8x64xf32>) {
   %y, %ns = rwkv.wkv %x, %x, %x, %x, %x, %x, %s : tensor<1x1x128xf32>, tensor<1x2x64x64xf32>
   %y1, %ns1 = rwkv.wkv %x1, %x1, %x1, %x1, %x1, %x1, %s1 : tensor<1x8x64xf32>, tensor<1x1x64x64xf32>
-  %y2, %ns2 = rwkv.wkv %xd, %xd, %xd, %xd, %xd, %xd, %sd : tensor<2x?x128xf32>, tensor<2x2x64x64xf32>
-  return %y, %y1, %y2 : tensor<1x1x128xf32>, tensor<1x8x64xf32>, tensor<2x?x128xf32>
+  return %y, %y1 : tensor<1x1x128xf32>, tensor<1x8x64xf32>
+}
+
+// -----
+
+// A dynamic T (an inference function, which also decodes one token at a
+// time): the per-head forall runs only for T > 1; one token keeps the whole
+// op, which updates the state in place (no per-head state buffers).
+// CHECK-LABEL: func.func @dynamic_tokens
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x128xf32>, %[[S:[^:]+]]: tensor<2x2x64x64xf32>)
+// CHECK:         %[[T:.+]] = tensor.dim %[[X]], %c1
+// CHECK:         %[[MANY:.+]] = arith.cmpi ugt, %[[T]], %c1
+// CHECK:         %[[IF:.+]]:2 = scf.if %[[MANY]] -> (tensor<2x?x128xf32>, tensor<2x2x64x64xf32>)
+// CHECK:           %[[F:.+]]:2 = scf.forall (%[[I:.+]], %[[H:.+]]) in (2, 2)
+// CHECK:             %[[SS:.+]] = tensor.extract_slice %[[S]][%[[I]], %[[H]], 0, 0] [1, 1, 64, 64]
+// CHECK:             rwkv.wkv {{.*}}, %[[SS]] : tensor<1x?x64xf32>, tensor<1x1x64x64xf32>
+// CHECK:           scf.yield %[[F]]#0, %[[F]]#1
+// CHECK:         } else {
+// CHECK-NOT:       scf.forall
+// CHECK:           %[[Y:.+]], %[[NS:.+]] = rwkv.wkv %[[X]], {{.*}}, %[[S]] {rwkv.one_token_branch} : tensor<2x?x128xf32>, tensor<2x2x64x64xf32>
+// CHECK:           scf.yield %[[Y]], %[[NS]]
+// CHECK:         return %[[IF]]#0, %[[IF]]#1
+func.func @dynamic_tokens(%xd: tensor<2x?x128xf32>, %sd: tensor<2x2x64x64xf32>)
+    -> (tensor<2x?x128xf32>, tensor<2x2x64x64xf32>) {
+  %y, %ns = rwkv.wkv %xd, %xd, %xd, %xd, %xd, %xd, %sd : tensor<2x?x128xf32>, tensor<2x2x64x64xf32>
+  return %y, %ns : tensor<2x?x128xf32>, tensor<2x2x64x64xf32>
 }

@@ -11,6 +11,7 @@
 
 #include "runtime/checkpoint/Checkpoint.h"
 #include "runtime/core/Batch.h"
+#include "runtime/core/BufferCache.h"
 #include "runtime/core/Runtime.h"
 
 #include "unittests/runtime/GoldenTestUtil.h"
@@ -497,6 +498,31 @@ TEST(GoldenMismatch, Tiny2WeightsRefusedByTinyLibrary) {
     std::printf("message: %s\n", msg.c_str());
     EXPECT_NE(msg.find("tensor '"), std::string::npos) << msg;
   }
+}
+
+// A compiled library allocates through the runtime's buffer cache
+// (rwkv_set_allocator): a second prefill of the same length finds every
+// large block the first one freed, and computes the same logits.
+TEST(GoldenBufferCache, SecondPrefillReusesEveryLargeBlock) {
+  std::string dir = goldenDir + "/tiny";
+  auto model = Model::load(libDir + "/tiny.so", dir + "/model.pth");
+  // 512 tokens x 128 channels x 4 bytes: every [T, C] buffer is cached.
+  std::vector<int32_t> tokens(512);
+  for (size_t i = 0; i < tokens.size(); ++i)
+    tokens[i] = int32_t((i * 37) % size_t(model->vocabSize()));
+  BufferCache &cache = BufferCache::global();
+  std::vector<float> first, second;
+  State s1 = model->newState();
+  model->forward(tokens, s1, first);
+  BufferCache::Stats before = cache.stats();
+  EXPECT_GT(before.cachedBytes, 512u * 128 * 4);
+  State s2 = model->newState();
+  model->forward(tokens, s2, second);
+  BufferCache::Stats after = cache.stats();
+  EXPECT_EQ(after.misses, before.misses);
+  EXPECT_GT(after.hits, before.hits + 10);
+  EXPECT_EQ(after.cachedBytes, before.cachedBytes);
+  EXPECT_EQ(first, second);
 }
 
 // A batch-2 library (rwkv-compile --batch 2): two different sequences side

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/core/BufferCache.h"
 #include "runtime/core/Runtime.h"
 #include "runtime/core/rwkv_runtime.h"
 #include "unittests/runtime/FakeModel.h"
@@ -80,6 +81,79 @@ template <typename F> std::string errorOf(F &&f) {
 //===----------------------------------------------------------------------===//
 // Plain data
 //===----------------------------------------------------------------------===//
+
+// The allocator compiled libraries get through rwkv_set_allocator.
+TEST(BufferCache, ReusesFreedBlocksOfAboutTheSameSize) {
+  BufferCache cache(size_t(64) << 20);
+  const size_t big = 1 << 20;
+  void *a = BufferCache::allocateHook(&cache, big);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % 16, 0u);
+  std::memset(a, 1, big);
+  BufferCache::releaseHook(&cache, a);
+  EXPECT_EQ(cache.stats().cachedBytes, big);
+  // A quarter smaller still fits in the block; twice smaller does not.
+  void *b = cache.allocate(big - big / 8);
+  EXPECT_EQ(b, a);
+  EXPECT_EQ(cache.stats().cachedBytes, 0u);
+  cache.release(b);
+  void *c = cache.allocate(big / 2);
+  EXPECT_NE(c, a);
+  void *d = cache.allocate(big + 1);
+  EXPECT_NE(d, a);
+  BufferCache::Stats s = cache.stats();
+  EXPECT_EQ(s.hits, 1u);
+  EXPECT_EQ(s.misses, 3u);
+  cache.release(c);
+  cache.release(d);
+  cache.release(nullptr);
+  cache.trim();
+  EXPECT_EQ(cache.stats().cachedBytes, 0u);
+}
+
+TEST(BufferCache, SmallBlocksAndTheLimitBypassTheCache) {
+  BufferCache cache(size_t(3) << 20);
+  void *small = cache.allocate(100);
+  ASSERT_NE(small, nullptr);
+  std::memset(small, 2, 100);
+  cache.release(small);
+  EXPECT_EQ(cache.stats().cachedBytes, 0u);
+  EXPECT_EQ(cache.stats().misses, 0u);
+  // Zero bytes is a valid malloc request.
+  cache.release(cache.allocate(0));
+  // Two 2 MiB blocks: only one fits under the 3 MiB limit.
+  void *x = cache.allocate(2 << 20), *y = cache.allocate(2 << 20);
+  cache.release(x);
+  cache.release(y);
+  EXPECT_EQ(cache.stats().cachedBytes, size_t(2) << 20);
+  // Limit 0: nothing is kept.
+  BufferCache off(0);
+  off.release(off.allocate(4 << 20));
+  EXPECT_EQ(off.stats().cachedBytes, 0u);
+  EXPECT_EQ(off.stats().misses, 0u);
+}
+
+TEST(BufferCache, LimitFromEnvironmentNamesTheVariable) {
+  ASSERT_EQ(unsetenv("RWKV_MLIR_BUFFER_CACHE_MB"), 0);
+  EXPECT_EQ(BufferCache::limitFromEnvironment(),
+            BufferCache::kDefaultLimitBytes);
+  setenv("RWKV_MLIR_BUFFER_CACHE_MB", "16", 1);
+  EXPECT_EQ(BufferCache::limitFromEnvironment(), size_t(16) << 20);
+  setenv("RWKV_MLIR_BUFFER_CACHE_MB", "0", 1);
+  EXPECT_EQ(BufferCache::limitFromEnvironment(), 0u);
+  for (const char *bad : {"", "-1", "1.5", "lots", "99999999999"}) {
+    setenv("RWKV_MLIR_BUFFER_CACHE_MB", bad, 1);
+    try {
+      BufferCache::limitFromEnvironment();
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const RuntimeError &e) {
+      EXPECT_NE(std::string(e.what()).find("RWKV_MLIR_BUFFER_CACHE_MB"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  unsetenv("RWKV_MLIR_BUFFER_CACHE_MB");
+}
 
 TEST(MemRefDesc, MatchesStridedMemRefType) {
   float data[2 * 3 * 4];
