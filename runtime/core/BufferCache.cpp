@@ -51,11 +51,18 @@ BufferCache &BufferCache::global() {
 }
 
 void *BufferCache::allocate(size_t size) {
-  if (size >= kMinCachedBytes && limit_ > 0) {
+  // Off: exactly malloc (a header would shift glibc's size classes and
+  // mmap threshold; decode then faulted in 544 pages a step).
+  if (limit_ == 0)
+    return std::malloc(size);
+  if (size >= kMinCachedBytes) {
+    // Page-rounded, so that near sizes share blocks; the same request
+    // finds the same capacity again.
+    size_t capacity = (size + 4095) & ~size_t(4095);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.lower_bound(size);
-      if (it != free_.end() && it->first - size <= size / 4) {
+      auto it = free_.lower_bound(capacity);
+      if (it != free_.end() && it->first - capacity <= capacity / 4) {
         void *p = it->second;
         stats_.cachedBytes -= it->first;
         free_.erase(it);
@@ -64,8 +71,6 @@ void *BufferCache::allocate(size_t size) {
       }
       ++stats_.misses;
     }
-    // Page-rounded, so that near sizes share blocks.
-    size_t capacity = (size + 4095) & ~size_t(4095);
     char *base = static_cast<char *>(std::malloc(capacity + kHeader));
     if (!base)
       return nullptr;
@@ -84,6 +89,10 @@ void *BufferCache::allocate(size_t size) {
 void BufferCache::release(void *p) {
   if (!p)
     return;
+  if (limit_ == 0) {
+    std::free(p);
+    return;
+  }
   size_t capacity = capacityOf(p);
   if (capacity > 0) {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -23,9 +23,12 @@ namespace rwkv {
 
 class BufferCache {
 public:
-  /// Blocks below this size go straight to malloc/free (glibc keeps them in
-  /// its heap anyway).
-  static constexpr size_t kMinCachedBytes = 64 * 1024;
+  /// Blocks below this size go straight to malloc/free. Above it glibc
+  /// either unmaps a freed block (128 KiB and more) or, once the top of its
+  /// heap is free, trims it: batch-8 decode faulted in 240 pages a step with
+  /// a 64 KiB threshold, none with 16 KiB. Below it the mutex would cost
+  /// more than the pages (the per-tile scratch of the OpenMP regions).
+  static constexpr size_t kMinCachedBytes = 16 * 1024;
   /// The default limit on cached (freed, kept) bytes;
   /// $RWKV_MLIR_BUFFER_CACHE_MB overrides it, 0 turns caching off.
   static constexpr size_t kDefaultLimitBytes = size_t(1) << 30;
@@ -45,8 +48,8 @@ public:
   static size_t limitFromEnvironment();
 
   /// malloc-compatible: at least 16-byte aligned, nullptr when out of
-  /// memory. A cached block is reused when it holds `size` bytes and at
-  /// most a quarter more.
+  /// memory. Large sizes are rounded up to whole pages; a cached block is
+  /// reused when it holds the rounded size and at most a quarter more.
   void *allocate(size_t size);
   /// Accepts nullptr and any pointer from allocate().
   void release(void *p);
@@ -65,7 +68,7 @@ public:
   Stats stats() const;
 
 private:
-  size_t limit_;
+  const size_t limit_; // 0: plain malloc/free, no header
   mutable std::mutex mutex_;
   // Freed blocks by capacity.
   std::multimap<size_t, void *> free_;

@@ -111,6 +111,20 @@ TEST(BufferCache, ReusesFreedBlocksOfAboutTheSameSize) {
   EXPECT_EQ(cache.stats().cachedBytes, 0u);
 }
 
+// Sizes are page-rounded before the quarter tolerance: a request that is
+// not a page multiple finds its own block again (it used to miss every
+// time when the rounding was more than a quarter of the request).
+TEST(BufferCache, SameRequestFindsItsRoundedBlock) {
+  BufferCache cache(size_t(64) << 20);
+  const size_t size = BufferCache::kMinCachedBytes + 100;
+  void *a = cache.allocate(size);
+  cache.release(a);
+  EXPECT_EQ(cache.allocate(size), a);
+  cache.release(a);
+  EXPECT_EQ(cache.stats().hits, 1u);
+  EXPECT_EQ(cache.stats().misses, 1u);
+}
+
 TEST(BufferCache, SmallBlocksAndTheLimitBypassTheCache) {
   BufferCache cache(size_t(3) << 20);
   void *small = cache.allocate(100);
