@@ -307,6 +307,22 @@ _GGUF_MATRIX_RE = re.compile(
     r"output)|channel_mix_(?:key|value)))\.weight$")
 
 
+def _cached_conversion(ckpt, dtype, cache, suffix, count, verbose, write):
+    """(path, seconds) of `ckpt` with `count` matrices converted to `dtype`:
+    the copy in `cache` keyed by the file and dtype if it exists (seconds
+    None), else `write(path)` makes it."""
+    key = _key({"format": _CACHE_FORMAT, "ckpt": _file_id(ckpt),
+                "dtype": dtype})
+    out = os.path.join(cache, f"weights-{key}{suffix}")
+    if os.path.isfile(out):
+        return out, None
+    if verbose:
+        _log(f"converting {count} matrices of {ckpt} to {dtype} -> {out}")
+    t0 = time.monotonic()
+    write(out)
+    return out, time.monotonic() - t0
+
+
 def _gguf_weights_for(ckpt, dtype, cache, verbose):
     """_weights_for on a llama.cpp GGUF file: the file itself, or a GGUF
     copy in the cache with its F32/F16/BF16 matrices in `dtype` (llama.cpp's
@@ -329,17 +345,10 @@ def _gguf_weights_for(ckpt, dtype, cache, verbose):
                and t.dtype != dtype]
     if not convert:
         return ckpt, None
-    key = _key({"format": _CACHE_FORMAT, "ckpt": _file_id(ckpt),
-                "dtype": dtype})
-    out = os.path.join(cache, f"weights-{key}.gguf")
-    if os.path.isfile(out):
-        return out, None
-    if verbose:
-        _log(f"converting {len(convert)} matrices of {ckpt} to {dtype} "
-             f"-> {out}")
-    t0 = time.monotonic()
-    reader.write_converted(out, {t.name: dtype for t in convert})
-    return out, time.monotonic() - t0
+    return _cached_conversion(
+        ckpt, dtype, cache, ".gguf", len(convert), verbose,
+        lambda out: reader.write_converted(
+            out, {t.name: dtype for t in convert}))
 
 
 def _weights_for(ckpt, dtype, cache, verbose):
@@ -363,11 +372,6 @@ def _weights_for(ckpt, dtype, cache, verbose):
                and t.dtype in _checkpoint.FLOAT_DTYPES and t.dtype != dtype]
     if not convert:
         return ckpt, None
-    key = _key({"format": _CACHE_FORMAT, "ckpt": _file_id(ckpt),
-                "dtype": dtype})
-    out = os.path.join(cache, f"weights-{key}.safetensors")
-    if os.path.isfile(out):
-        return out, None
     conv = {t.name for t in convert}
     specs = [(t.name, dtype if t.name in conv else t.dtype, t.shape)
              for t in infos]
@@ -380,13 +384,10 @@ def _weights_for(ckpt, dtype, cache, verbose):
                 _checkpoint.to_float32(a, src), dtype)
         return a
 
-    if verbose:
-        _log(f"converting {len(convert)} matrices of {ckpt} to {dtype} "
-             f"-> {out}")
-    t0 = time.monotonic()
-    _checkpoint.write_safetensors(out, specs, get,
-                                  {"source": ckpt, "rwkv_mlir": "convert"})
-    return out, time.monotonic() - t0
+    return _cached_conversion(
+        ckpt, dtype, cache, ".safetensors", len(convert), verbose,
+        lambda out: _checkpoint.write_safetensors(
+            out, specs, get, {"source": ckpt, "rwkv_mlir": "convert"}))
 
 
 # -- state -----------------------------------------------------------------------
