@@ -112,6 +112,34 @@ void addAllocatorHook(llvm::Module &module) {
   buildDispatch(hookedFree, 1, freeFn);
 }
 
+/// The entry points' C wrappers (`_mlir_ciface_*`, `*_packed`) and the
+/// thunks MergeFunctions leaves (rwkv_step -> rwkv_forward) do nothing but
+/// pass every weight's memref descriptor on: one call with thousands of
+/// scalar arguments (5 + 2 x rank per weight, ~800 weights for a 24-layer
+/// model). SelectionDAG's optimising scheduler is superlinear in such a
+/// call's DAG: these few instructions were 70% of the 1.5B shape's code
+/// generation (_mlir_ciface_rwkv_forward_all alone 4.6 s at -O3, 0.75 s at
+/// -O0). They run once per call, so they are emitted without optimisation
+/// (optnone: the fast instruction selector and scheduler); everything that
+/// loops stays -O3. Run after the IR pipeline, which has already cleaned
+/// them up.
+void markGlueForFastCodegen(llvm::Module &module) {
+  for (llvm::Function &f : module) {
+    if (f.isDeclaration() || f.hasFnAttribute(llvm::Attribute::AlwaysInline))
+      continue;
+    llvm::StringRef name = f.getName();
+    bool wrapper =
+        name.starts_with("_mlir_ciface_") || name.ends_with("_packed");
+    // A thunk: one block whose only work is a call.
+    bool thunk = f.size() == 1 && f.front().size() <= 2 &&
+                 llvm::isa<llvm::CallInst>(f.front().front());
+    if (!wrapper && !thunk)
+      continue;
+    f.addFnAttr(llvm::Attribute::OptimizeNone);
+    f.addFnAttr(llvm::Attribute::NoInline);
+  }
+}
+
 class CpuTarget final : public CompilationTarget {
 public:
   CpuTarget(std::unique_ptr<llvm::TargetMachine> tm, unsigned optLevel,
@@ -165,6 +193,7 @@ public:
                    << llvm::toString(std::move(err)) << "\n";
       return failure();
     }
+    markGlueForFastCodegen(module);
     return success();
   }
 
