@@ -40,14 +40,6 @@ CompiledLibrary CompiledLibrary::open(const std::string &path, int threads) {
         fmt::format("library '{}': rwkv_model_info() returned null", path));
   lib.info_ = text;
   lib.path_ = path;
-  // Before any call: blocks must be freed by the allocator that made them.
-  // A library opened again (the same handle) gets the same cache.
-  using SetAllocatorFn = void (*)(void *(*)(void *, size_t),
-                                  void (*)(void *, void *), void *);
-  if (auto setAllocator = reinterpret_cast<SetAllocatorFn>(
-          lib.symbol("rwkv_set_allocator")))
-    setAllocator(&BufferCache::allocateHook, &BufferCache::releaseHook,
-                 &BufferCache::global());
   return lib;
 }
 
@@ -64,6 +56,17 @@ CompiledLibrary::~CompiledLibrary() {
 
 void *CompiledLibrary::symbol(const char *name) const {
   return dlsym(handle_, name);
+}
+
+void CompiledLibrary::useBufferCache() const {
+  // Before any call: blocks must be freed by the allocator that made them.
+  // A library opened again (the same handle) gets the same cache.
+  using SetAllocatorFn = void (*)(void *(*)(void *, size_t),
+                                  void (*)(void *, void *), void *);
+  if (auto setAllocator = reinterpret_cast<SetAllocatorFn>(
+          symbol("rwkv_set_allocator")))
+    setAllocator(&BufferCache::allocateHook, &BufferCache::releaseHook,
+                 &BufferCache::global());
 }
 
 void CompiledLibrary::setThreads(int threads) const {

@@ -2,7 +2,7 @@
 //
 // What Model, TrainLibrary and WKV7Kernel share when they open a compiled
 // library: OMP_NUM_THREADS before the OpenMP runtime starts, dlopen, the
-// rwkv_model_info() text, the buffer cache, symbol lookup and
+// rwkv_model_info() text, symbol lookup, the buffer cache and
 // rwkv_set_num_threads.
 //
 //===----------------------------------------------------------------------===//
@@ -21,10 +21,8 @@ class CompiledLibrary {
 public:
   /// Sets OMP_NUM_THREADS when `threads` > 0 (OpenMP reads it once, when
   /// it starts), dlopens `path` (a bare file name is taken from the working
-  /// directory, not the library search path), reads rwkv_model_info() and
-  /// gives the library BufferCache::global() through its
-  /// rwkv_set_allocator, if it exports one. Throws RuntimeError naming
-  /// `path`.
+  /// directory, not the library search path) and reads rwkv_model_info().
+  /// Throws RuntimeError naming `path`.
   static CompiledLibrary open(const std::string &path, int threads);
   CompiledLibrary(CompiledLibrary &&other) noexcept;
   CompiledLibrary(const CompiledLibrary &) = delete;
@@ -43,6 +41,10 @@ public:
   /// is of a CPU library: only Model runs CUDA libraries so far. `refusal`
   /// says why, after "is a CUDA library (sm_XY): ".
   void requireCpuTarget(const nlohmann::json &info, const char *refusal) const;
+  /// Gives the library BufferCache::global() through its
+  /// rwkv_set_allocator, if it exports one; call before any entry point.
+  /// Throws RuntimeError for a bad $RWKV_MLIR_BUFFER_CACHE_MB.
+  void useBufferCache() const;
   /// Calls the library's rwkv_set_num_threads(threads) when `threads` > 0
   /// and the library exports it.
   void setThreads(int threads) const;

@@ -268,6 +268,11 @@ std::unique_ptr<Model> Model::load(const std::string &libraryPath,
   m->checkpointPath_ = checkpointPath;
 
   CompiledLibrary lib = CompiledLibrary::open(libraryPath, options.threads);
+  // Inference only: prefill's intermediates are reused call after call.
+  // Training keeps malloc (TrainLibrary::reuseFreedMemory): its many
+  // differently sized tape buffers coalesce there, and the cache would add
+  // to a step's peak memory.
+  lib.useBufferCache();
   m->info_ = ModelInfo::parse(lib.info(), libraryPath);
   m->vocabSize_ = m->info_.vocabSize();
   if (m->onDevice()) {

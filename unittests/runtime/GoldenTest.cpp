@@ -501,9 +501,12 @@ TEST(GoldenMismatch, Tiny2WeightsRefusedByTinyLibrary) {
 }
 
 // A compiled library allocates through the runtime's buffer cache
-// (rwkv_set_allocator): a second prefill of the same length finds every
-// large block the first one freed, and computes the same logits.
-TEST(GoldenBufferCache, SecondPrefillReusesEveryLargeBlock) {
+// (rwkv_set_allocator). The cache hands a block to any request within a
+// quarter of its size, so the first calls may still add a block or two
+// (a request takes a larger block that a later one needed); after that a
+// prefill of the same length finds every large block it needs in the
+// cache, and computes the same logits.
+TEST(GoldenBufferCache, RepeatedPrefillReusesEveryLargeBlock) {
   std::string dir = goldenDir + "/tiny";
   auto model = Model::load(libDir + "/tiny.so", dir + "/model.pth");
   // 512 tokens x 128 channels x 4 bytes: every [T, C] buffer is cached.
@@ -511,18 +514,26 @@ TEST(GoldenBufferCache, SecondPrefillReusesEveryLargeBlock) {
   for (size_t i = 0; i < tokens.size(); ++i)
     tokens[i] = int32_t((i * 37) % size_t(model->vocabSize()));
   BufferCache &cache = BufferCache::global();
-  std::vector<float> first, second;
-  State s1 = model->newState();
-  model->forward(tokens, s1, first);
-  BufferCache::Stats before = cache.stats();
-  EXPECT_GT(before.cachedBytes, 512u * 128 * 4);
-  State s2 = model->newState();
-  model->forward(tokens, s2, second);
-  BufferCache::Stats after = cache.stats();
-  EXPECT_EQ(after.misses, before.misses);
-  EXPECT_GT(after.hits, before.hits + 10);
-  EXPECT_EQ(after.cachedBytes, before.cachedBytes);
-  EXPECT_EQ(first, second);
+  std::vector<float> first, logits;
+  // The pool only grows, by the blocks a call could not find; which ones
+  // may depend on how the threads interleave, so the test asks for three
+  // calls in a row without a miss within twelve, not for a given call.
+  std::string history;
+  int quiet = 0;
+  for (int call = 0; call < 12 && quiet < 3; ++call) {
+    uint64_t missesBefore = cache.stats().misses;
+    State s = model->newState();
+    model->forward(tokens, s, call == 0 ? first : logits);
+    uint64_t added = cache.stats().misses - missesBefore;
+    history += std::to_string(added) + " ";
+    quiet = added == 0 ? quiet + 1 : 0;
+    if (call > 0)
+      EXPECT_EQ(logits, first) << "call " << call;
+  }
+  EXPECT_EQ(quiet, 3) << "blocks added by each call: " << history;
+  BufferCache::Stats end = cache.stats();
+  EXPECT_GT(end.cachedBytes, 512u * 128 * 4);
+  EXPECT_GT(end.hits, end.misses);
 }
 
 // A batch-2 library (rwkv-compile --batch 2): two different sequences side
