@@ -29,17 +29,13 @@ size_t BufferCache::limitFromEnvironment() {
   if (!text)
     return BufferCache::kDefaultLimitBytes;
   std::string s(text);
-  size_t mb = 0;
-  bool ok = !s.empty() && s.size() <= 9;
-  for (char c : s)
-    ok = ok && c >= '0' && c <= '9';
-  if (ok)
-    mb = std::stoul(s);
-  if (!ok)
+  // At most 9 digits: the MiB count cannot overflow when shifted to bytes.
+  if (s.empty() || s.size() > 9 ||
+      s.find_first_not_of("0123456789") != std::string::npos)
     throw RuntimeError(fmt::format("RWKV_MLIR_BUFFER_CACHE_MB='{}' is not a "
                                    "number of MiB (0 turns the cache off)",
                                    s));
-  return mb << 20;
+  return size_t(std::stoul(s)) << 20;
 }
 
 BufferCache::~BufferCache() { trim(); }
@@ -55,6 +51,10 @@ void *BufferCache::allocate(size_t size) {
   // mmap threshold; decode then faulted in 544 pages a step).
   if (limit_ == 0)
     return std::malloc(size);
+  // The header and the page rounding must not wrap around (malloc fails
+  // such sizes too).
+  if (size > SIZE_MAX - kHeader - 4095)
+    return nullptr;
   if (size >= kMinCachedBytes) {
     // Page-rounded, so that near sizes share blocks; the same request
     // finds the same capacity again.
@@ -77,8 +77,6 @@ void *BufferCache::allocate(size_t size) {
     capacityOf(base + kHeader) = capacity;
     return base + kHeader;
   }
-  if (size > SIZE_MAX - kHeader)
-    return nullptr;
   char *base = static_cast<char *>(std::malloc(size + kHeader));
   if (!base)
     return nullptr;

@@ -133,8 +133,11 @@ TEST(BufferCache, SmallBlocksAndTheLimitBypassTheCache) {
   cache.release(small);
   EXPECT_EQ(cache.stats().cachedBytes, 0u);
   EXPECT_EQ(cache.stats().misses, 0u);
-  // Zero bytes is a valid malloc request.
+  // Zero bytes is a valid malloc request; sizes near SIZE_MAX fail as
+  // malloc's do, instead of wrapping around in the header or the rounding.
   cache.release(cache.allocate(0));
+  EXPECT_EQ(cache.allocate(SIZE_MAX), nullptr);
+  EXPECT_EQ(cache.allocate(SIZE_MAX - 100), nullptr);
   // Two 2 MiB blocks: only one fits under the 3 MiB limit.
   void *x = cache.allocate(2 << 20), *y = cache.allocate(2 << 20);
   cache.release(x);
