@@ -537,6 +537,11 @@ private:
         if (n < 0)
           fail(file_, "tensor '{}' has a negative dimension ne[{}] = {}",
                t.name, d, n);
+        // ggml allows empty tensors, but no rwkv7 weight is one, and a
+        // zero dimension would let another one be arbitrarily large.
+        if (n == 0)
+          fail(file_, "tensor '{}' has an empty dimension ne[{}] = 0", t.name,
+               d);
         t.ne.push_back(n);
         if (!mulOk(numel, uint64_t(n), numel) || numel > uint64_t(INT64_MAX))
           fail(file_,

@@ -586,6 +586,13 @@ TEST_F(GgufErrors, TensorInfos) {
   f = edit();
   f.info("output.weight")->ne = {128, int64_t(1) << 40, int64_t(1) << 40};
   expectError(f.serialize(), {"'output.weight'", "more elements than fit"});
+  // Found by fuzz.checkpoint.gguf: a zero dimension made the tensor empty
+  // (0 bytes, so no offset check could fail) while ne[0] stayed huge, and
+  // the Q8_0 dequantizer allocated a row of ne[0] floats.
+  f = edit();
+  f.info("output.weight")->ne = {int64_t(1) << 56, 0};
+  expectError(f.serialize(), {"'output.weight' has an empty dimension "
+                              "ne[1] = 0"});
   f = edit();
   f.info("output.weight")->type = 99;
   expectError(f.serialize(), {"'output.weight' has unknown ggml type 99"});
