@@ -60,9 +60,13 @@ func.func @decode(%x: tensor<1x1x128xf32>, %s: tensor<1x2x64x64xf32>, %x1: tenso
 // CHECK:         %[[T:.+]] = tensor.dim %[[X]], %c1
 // CHECK:         %[[MANY:.+]] = arith.cmpi ugt, %[[T]], %c1
 // CHECK:         %[[IF:.+]]:2 = scf.if %[[MANY]] -> (tensor<2x?x128xf32>, tensor<2x2x64x64xf32>)
-// CHECK:           %[[F:.+]]:2 = scf.forall (%[[I:.+]], %[[H:.+]]) in (2, 2)
-// CHECK:             %[[SS:.+]] = tensor.extract_slice %[[S]][%[[I]], %[[H]], 0, 0] [1, 1, 64, 64]
-// CHECK:             rwkv.wkv {{.*}}, %[[SS]] : tensor<1x?x64xf32>, tensor<1x1x64x64xf32>
+// The new state goes into the old one (the shared output starts as the state
+// operand, and each head reads its slice from there), so that it bufferizes
+// in place like the else branch and the function copies no state.
+// CHECK:           %[[F:.+]]:2 = scf.forall (%[[I:.+]], %[[H:.+]]) in (2, 2) shared_outs(%[[OY:.+]] = %{{.+}}, %[[OS:.+]] = %[[S]])
+// CHECK:             %[[SS:.+]] = tensor.extract_slice %[[OS]][%[[I]], %[[H]], 0, 0] [1, 1, 64, 64]
+// CHECK:             %{{.+}}, %[[NS1:.+]] = rwkv.wkv {{.*}}, %[[SS]] : tensor<1x?x64xf32>, tensor<1x1x64x64xf32>
+// CHECK:             tensor.parallel_insert_slice %[[NS1]] into %[[OS]][%[[I]], %[[H]], 0, 0] [1, 1, 64, 64]
 // CHECK:           scf.yield %[[F]]#0, %[[F]]#1
 // CHECK:         } else {
 // CHECK-NOT:       scf.forall
