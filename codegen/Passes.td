@@ -304,9 +304,22 @@ def RWKVEntryOutParamsPass
     ```mlir
     func.func @rwkv_step(%t: memref<1x?xi32>, %out: memref<1x1x512xf32>)
     ```
+
+    With `in-place-states`, a state argument (`rwkv.state`) that every entry
+    point returns unchanged at its own position (the state was updated in
+    place) is copied into its out-parameter only when the two are different
+    buffers, and the module exports the names of those states as the C
+    string `rwkv_in_place_states` ("wkv:0,wkv:1"): the runtime then passes
+    one buffer as both, and a decoded token copies no state.
   }];
+  let options = [
+    Option<"inPlaceStates", "in-place-states", "bool", "false",
+           "Let in-place states alias their out-parameters (CPU runtime)">
+  ];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
-                           "::mlir::memref::MemRefDialect"];
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::LLVM::LLVMDialect"];
 }
 
 def RWKVFuseElementwisePass : Pass<"rwkv-fuse-elementwise"> {

@@ -106,13 +106,14 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts,
 
 /// Bufferizes the whole module; entry points return results through
 /// caller-provided buffers, which gives the runtime a fixed C ABI.
-static void addBufferization(OpPassManager &pm, bool prefetch) {
+static void addBufferization(OpPassManager &pm, bool prefetch,
+                             bool inPlaceStates) {
   addUpstream(pm, "eliminate-empty-tensors,"
                   "one-shot-bufferize{bufferize-function-boundaries "
                   "function-boundary-type-conversion=identity-layout-map},"
                   "canonicalize,cse,scf-forall-to-parallel,"
                   "drop-equivalent-buffer-results");
-  pm.addPass(createRWKVEntryOutParamsPass());
+  pm.addPass(createRWKVEntryOutParamsPass({inPlaceStates}));
   if (prefetch)
     pm.addPass(createRWKVPrefetchWeightRowsPass());
   addUpstream(pm,
@@ -153,7 +154,8 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
   }
   if (opts.approximateMath)
     pm.addPass(createRWKVApproximateMathPass());
-  addBufferization(pm, opts.vectorWidth > 0 && opts.prefetch);
+  addBufferization(pm, opts.vectorWidth > 0 && opts.prefetch,
+                   /*inPlaceStates=*/true);
   addUpstream(pm, "func.func(convert-linalg-to-loops)");
   addCpuBackEnd(pm, opts.threads);
 }
@@ -176,7 +178,7 @@ void rwkv::buildRWKVCudaPipeline(OpPassManager &pm,
   buildFrontEnd(pm, opts, /*tile=*/false);
   if (!opts.lowerToLLVM)
     return;
-  addBufferization(pm, /*prefetch=*/false);
+  addBufferization(pm, /*prefetch=*/false, /*inPlaceStates=*/false);
   addUpstream(pm, "func.func(convert-linalg-to-parallel-loops),canonicalize");
   RWKVMapParallelLoopsToGPUPassOptions mapOpts;
   mapOpts.blockSize = opts.gpuBlockSize;

@@ -16,6 +16,7 @@
 #include <dlfcn.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -342,6 +343,31 @@ std::unique_ptr<Model> Model::load(const std::string &libraryPath,
   m->stateLayout_ = std::move(layout);
 
   if (!m->onDevice()) {
+    // Optional: "wkv:0,wkv:1", the states the library updates in place and
+    // need no separate output buffer (docs/ABI.md).
+    m->stateInPlace_.assign(m->stateLayout_->size(), false);
+    if (auto *list =
+            static_cast<const char *>(lib.symbol("rwkv_in_place_states"))) {
+      std::string_view rest(list);
+      while (!rest.empty()) {
+        size_t comma = rest.find(',');
+        std::string_view name = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view()
+                                               : rest.substr(comma + 1);
+        auto it = std::find_if(
+            m->stateLayout_->begin(), m->stateLayout_->end(),
+            [&](const State::TensorInfo &t) {
+              return fmt::format("{}:{}", t.name, t.layer) == name;
+            });
+        if (it == m->stateLayout_->end())
+          throw RuntimeError(fmt::format(
+              "library '{}': rwkv_in_place_states names '{}', which is not "
+              "one of its states",
+              libraryPath, name));
+        m->stateInPlace_[size_t(it - m->stateLayout_->begin())] = true;
+      }
+    }
+
     // Optional: libraries with their own thread pool export a setter.
     lib.setThreads(options.threads);
     m->handle_ = lib.release();
@@ -463,9 +489,14 @@ void Model::run(std::string_view entry, const int32_t *tokens, size_t count,
   descs.emplace_back(
       logits,
       std::vector<int64_t>{b, int64_t(need) / (b * vocabSize_), vocabSize_});
-  // Outputs go to the other buffer: the call may clobber its inputs.
+  // Outputs go to the other buffer: the call may clobber its inputs. A state
+  // the library updates in place is both input and output.
+  auto inPlace = [&](size_t i) {
+    return i < stateInPlace_.size() && stateInPlace_[i];
+  };
   for (size_t i = 0; i < nState; ++i)
-    descs.emplace_back(state.buffer(i, state.cur_ ^ 1), state.info(i).shape);
+    descs.emplace_back(state.buffer(i, inPlace(i) ? state.cur_ : state.cur_ ^ 1),
+                       state.info(i).shape);
 
   std::vector<void *> ptrs;
   ptrs.reserve(descs.size() + weightDescs_.size());
@@ -479,6 +510,9 @@ void Model::run(std::string_view entry, const int32_t *tokens, size_t count,
 
   fn->second(ptrs.data());
   state.swapBuffers();
+  for (size_t i = 0; i < nState; ++i)
+    if (inPlace(i))
+      state.keepBuffer(i);
 }
 
 void Model::runOnDevice(PackedFn fn, std::string_view entry,

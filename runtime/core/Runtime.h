@@ -230,6 +230,11 @@ private:
   void syncToHost(bool forWriting) const;
   float *buffer(size_t index, int which) { return bufs_[which][index].get(); }
   void swapBuffers() { cur_ ^= 1; }
+  /// After swapBuffers(): tensor `index` was updated in place, in what was
+  /// the current buffer; keeps that one current.
+  void keepBuffer(size_t index) {
+    std::swap(bufs_[0][index], bufs_[1][index]);
+  }
 
   struct FreeDeleter {
     void operator()(float *p) const;
@@ -350,6 +355,9 @@ private:
   std::vector<MemRefDesc> weightDescs_;
   std::map<std::string, PackedFn, std::less<>> entries_;
   std::shared_ptr<const State::Layout> stateLayout_;
+  /// Per state tensor: the library updates it in place and takes one buffer
+  /// as both input and output (its `rwkv_in_place_states`).
+  std::vector<bool> stateInPlace_;
   /// A CUDA model's library binding and device weights.
   std::unique_ptr<Cuda> cuda_;
 };

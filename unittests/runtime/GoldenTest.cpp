@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <utility>
 
 using namespace rwkv;
 
@@ -534,6 +535,45 @@ TEST(GoldenBufferCache, RepeatedPrefillReusesEveryLargeBlock) {
   BufferCache::Stats end = cache.stats();
   EXPECT_GT(end.cachedBytes, 512u * 128 * 4);
   EXPECT_GT(end.hits, end.misses);
+}
+
+// The WKV states are updated in place (rwkv-parallelize-wkv, both branches),
+// so the library lists them in rwkv_in_place_states and the runtime passes
+// one buffer as their input and output: their storage stays put from call
+// to call while the token shifts alternate between two buffers, and the
+// states and logits are those of the same tokens in one prefill.
+TEST(GoldenInPlaceState, WkvStatesKeepOneBuffer) {
+  std::string dir = goldenDir + "/tiny";
+  auto model = Model::load(libDir + "/tiny.so", dir + "/model.pth");
+  State stepped = model->newState(), prefilled = model->newState();
+  auto address = [](State &s, std::string_view name) {
+    return static_cast<const void *>(s.tensor(name, 1).data);
+  };
+  const void *wkv = address(stepped, "wkv"),
+             *shift = address(stepped, "att_shift");
+  std::vector<int32_t> tokens = {3, 141, 59, 26, 5};
+  std::vector<float> logits;
+  bool shiftMoved = false;
+  for (int32_t t : tokens) {
+    model->step({t}, stepped, logits);
+    EXPECT_EQ(address(stepped, "wkv"), wkv);
+    shiftMoved |= address(stepped, "att_shift") != shift;
+  }
+  EXPECT_TRUE(shiftMoved);
+  std::vector<float> all;
+  model->forward(tokens, prefilled, all);
+  ASSERT_EQ(logits.size(), all.size());
+  for (size_t i = 0; i < logits.size(); ++i)
+    ASSERT_NEAR(logits[i], all[i], 1e-4) << "logit " << i;
+  for (size_t i = 0; i < stepped.numTensors(); ++i) {
+    ConstFloatSpan a = std::as_const(stepped).tensor(i),
+                   b = std::as_const(prefilled).tensor(i);
+    ASSERT_EQ(a.size, b.size);
+    for (size_t j = 0; j < a.size; ++j)
+      ASSERT_NEAR(a[j], b[j], 1e-4)
+          << stepped.info(i).name << ":" << stepped.info(i).layer << "[" << j
+          << "]";
+  }
 }
 
 // A batch-2 library (rwkv-compile --batch 2): two different sequences side
