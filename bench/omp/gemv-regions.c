@@ -5,7 +5,8 @@
 // ways:
 //   0  one parallel region per product (what the compiler emits today),
 //   1  one region per layer, a work-shared loop per product (barriers),
-//   2  one region per layer, loops without barriers (nowait).
+//   2  one region per layer, loops without barriers (nowait);
+// then one product of the head's shape (65536x768) in one region.
 // Prints GB/s of weights streamed, next to one plain streaming read of the
 // same bytes. AVX-512 only. docs/PERFORMANCE.md, "Session 12".
 #include <immintrin.h>
@@ -59,7 +60,7 @@ int main(void) {
   uint16_t *w = aligned_alloc(2 << 20, total * 2);
   for (size_t i = 0; i < total; ++i)
     w[i] = 0x3f80;
-  float *x = aligned_alloc(64, 4 * C * 4), *y = aligned_alloc(64, 4 * C * 4);
+  float *x = aligned_alloc(64, 4 * C * 4), *y = aligned_alloc(64, 65536 * 4);
   for (int i = 0; i < 4 * C; ++i)
     x[i] = 1;
   const int reps = 20;
@@ -105,6 +106,16 @@ int main(void) {
       t = (now() - t) / reps;
       printf(", mode %d %.1f GB/s", mode, total * 2 / t / 1e9);
     }
+    // The head's shape (65536x768, 101 MB, one region) from the same bytes.
+    const long headRows = 65536;
+    t = now();
+    for (int it = 0; it < reps; ++it) {
+#pragma omp parallel for schedule(static)
+      for (long t0 = 0; t0 < headRows; t0 += 64)
+        tile(w, x, y, C, t0);
+    }
+    t = (now() - t) / reps;
+    printf(", head %.1f GB/s", headRows * C * 2 / t / 1e9);
     printf(" (%.0f MB, sum %ld)\n", total * 2 / 1e6, sum);
   }
   return 0;
