@@ -87,10 +87,9 @@ struct RWKVEntryOutParamsPass final
         else
           shared->remove_if([&](StringRef n) { return !names.contains(n); });
       }
-    llvm::SmallVector<std::string> names;
-    if (shared)
-      for (StringRef n : *shared)
-        names.push_back(n.str());
+    // Attribute strings: they live as long as the context.
+    ArrayRef<StringRef> names =
+        shared ? shared->getArrayRef() : ArrayRef<StringRef>();
 
     bufferization::BufferResultsToOutParamsOpts opts;
     opts.filterFn = [](func::FuncOp *fn) { return fn->isPublic(); };
@@ -107,8 +106,8 @@ struct RWKVEntryOutParamsPass final
       // Both identity layouts: equal base pointers are the same buffer.
       Value src = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, from);
       Value dst = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, to);
-      Value other = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
-                                          src, dst);
+      Value other =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, src, dst);
       scf::IfOp::create(b, loc, other, [&](OpBuilder &nb, Location l) {
         linalg::CopyOp::create(nb, l, from, to);
         scf::YieldOp::create(nb, l);

@@ -127,14 +127,16 @@ struct ParallelizeWKVPattern final : OpRewritePattern<OpTy> {
       strides.assign(3, one);
     };
 
-    unsigned stateResults = llvm::count_if(
-        op->getResultTypes(), [&](Type t) { return isState(t); });
-    stateInPlace = stateInPlace && stateResults == 1;
+    // The result updated in place: the only state-shaped one, if asked.
+    std::optional<unsigned> inPlace;
+    if (stateInPlace && llvm::count_if(op->getResultTypes(), isState) == 1)
+      inPlace = llvm::find_if(op->getResultTypes(), isState) -
+                op->getResultTypes().begin();
     SmallVector<Value> inits;
     // Results are shaped like r (activations) or the state; sizes come
     // from those operands, not from the results being replaced.
-    for (Value res : op->getResults()) {
-      if (stateInPlace && isState(res.getType())) {
+    for (OpResult res : op->getResults()) {
+      if (inPlace == res.getResultNumber()) {
         inits.push_back(op.getState());
         continue;
       }
@@ -160,15 +162,10 @@ struct ParallelizeWKVPattern final : OpRewritePattern<OpTy> {
           arith::ConstantIndexOp::create(rewriter, loc, headSize));
       SmallVector<OpFoldResult> offsets, sizes, strides;
       SmallVector<Value> operands;
-      Value sharedState;
-      for (auto [res, out] :
-           llvm::zip(op->getResults(), forall.getRegionIterArgs()))
-        if (stateInPlace && isState(res.getType()))
-          sharedState = out;
       for (Value v : op->getOperands()) {
         // The old state is read through the shared output it is updated in.
-        if (sharedState && v == op.getState())
-          v = sharedState;
+        if (inPlace && v == op.getState())
+          v = forall.getRegionIterArgs()[*inPlace];
         sliceParams(rewriter, v, bi, hi, col, offsets, sizes, strides);
         operands.push_back(tensor::ExtractSliceOp::create(
             rewriter, loc, sliceType(v.getType()), v, offsets, sizes, strides));

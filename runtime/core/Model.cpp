@@ -354,11 +354,11 @@ std::unique_ptr<Model> Model::load(const std::string &libraryPath,
         std::string_view name = rest.substr(0, comma);
         rest = comma == std::string_view::npos ? std::string_view()
                                                : rest.substr(comma + 1);
-        auto it = std::find_if(
-            m->stateLayout_->begin(), m->stateLayout_->end(),
-            [&](const State::TensorInfo &t) {
-              return fmt::format("{}:{}", t.name, t.layer) == name;
-            });
+        auto it =
+            std::find_if(m->stateLayout_->begin(), m->stateLayout_->end(),
+                         [&](const State::TensorInfo &t) {
+                           return fmt::format("{}:{}", t.name, t.layer) == name;
+                         });
         if (it == m->stateLayout_->end())
           throw RuntimeError(fmt::format(
               "library '{}': rwkv_in_place_states names '{}', which is not "
@@ -491,12 +491,10 @@ void Model::run(std::string_view entry, const int32_t *tokens, size_t count,
       std::vector<int64_t>{b, int64_t(need) / (b * vocabSize_), vocabSize_});
   // Outputs go to the other buffer: the call may clobber its inputs. A state
   // the library updates in place is both input and output.
-  auto inPlace = [&](size_t i) {
-    return i < stateInPlace_.size() && stateInPlace_[i];
-  };
   for (size_t i = 0; i < nState; ++i)
-    descs.emplace_back(state.buffer(i, inPlace(i) ? state.cur_ : state.cur_ ^ 1),
-                       state.info(i).shape);
+    descs.emplace_back(
+        state.buffer(i, stateInPlace_[i] ? state.cur_ : state.cur_ ^ 1),
+        state.info(i).shape);
 
   std::vector<void *> ptrs;
   ptrs.reserve(descs.size() + weightDescs_.size());
@@ -511,7 +509,7 @@ void Model::run(std::string_view entry, const int32_t *tokens, size_t count,
   fn->second(ptrs.data());
   state.swapBuffers();
   for (size_t i = 0; i < nState; ++i)
-    if (inPlace(i))
+    if (stateInPlace_[i])
       state.keepBuffer(i);
 }
 

@@ -103,6 +103,12 @@ __attribute__((visibility("default"))) void
 rwkv_forward_all_packed(void **descs) {
   run(descs, true);
 }
+#ifdef RWKV_FAKE_IN_PLACE_STATES
+// A variant whose in-place state list names a state it does not have.
+__attribute__((
+    visibility("default"))) extern const char rwkv_in_place_states[] =
+    RWKV_FAKE_IN_PLACE_STATES;
+#endif
 __attribute__((visibility("default"))) void rwkv_set_num_threads(int n) {
   numThreads = n;
 }

@@ -570,9 +570,8 @@ TEST(GoldenInPlaceState, WkvStatesKeepOneBuffer) {
                    b = std::as_const(prefilled).tensor(i);
     ASSERT_EQ(a.size, b.size);
     for (size_t j = 0; j < a.size; ++j)
-      ASSERT_NEAR(a[j], b[j], 1e-4)
-          << stepped.info(i).name << ":" << stepped.info(i).layer << "[" << j
-          << "]";
+      ASSERT_NEAR(a[j], b[j], 1e-4) << stepped.info(i).name << ":"
+                                    << stepped.info(i).layer << "[" << j << "]";
   }
 }
 

@@ -594,6 +594,17 @@ TEST(ModelLoad, ReportsLoadErrors) {
             std::string::npos);
 }
 
+// rwkv_in_place_states may only name the library's own states.
+TEST(ModelLoad, RefusesUnknownInPlaceState) {
+  std::string err = errorOf(
+      [] { Model::load(RWKV_FAKE_MODEL_BAD_IN_PLACE, fakeCheckpoint()); });
+  EXPECT_NE(err.find("rwkv_in_place_states names 'nope:3', which is not one "
+                     "of its states"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find(RWKV_FAKE_MODEL_BAD_IN_PLACE), std::string::npos) << err;
+}
+
 TEST(ModelLoad, SetsThreads) {
   ModelOptions o;
   o.threads = 3;
