@@ -488,6 +488,21 @@ def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
     `round`: `p0` only) and each step is one `x86vector.avx512.dot`
     (`vdpbf16ps`: 2·VL products summed pairwise into VL f32 lanes) per
     token, row and part, on the weights as loaded.
+    With `int-dot=vnni` (targets with AVX512-VNNI or AVX-VNNI;
+    `rwkv-compile` picks it there) int8 and packed int4 `W[o, i]` weights
+    are not widened either. `x` is quantized per token to 15 bits (scale =
+    absmax / 32512, `q = 256 * hi + lo` as two signed bytes), once per
+    projection before the tile loop when the tile's `x` is a slice of whole
+    rows (otherwise per tile), and each step is `rwkv.x86.dpbusd`
+    (`vpdpbusd`: unsigned x signed bytes, four products per i32 lane) on
+    the weight bytes as loaded: int8 weights made unsigned by `xor 0x80`
+    (the `128 * sum(q)` it adds is subtracted per output from prefix sums
+    of q), int4 nibbles by one `xor 0x88` (q + 8, the `8 * sum` per lane
+    comes from per-lane corrections of x), two accumulators per token and
+    row (hi, lo) for int8, one f32 accumulator per token and row for int4
+    (each step's lanes converted and scaled by their groups' scales).
+    Steps of 4·VL bytes (half that when the input width is not a multiple);
+    token blocks of 2.
     For `W[i, o]` (LoRA factors) the output dimension is the vector
     dimension (outer-product form). The multiply-adds keep the
     contraction's fastmath flags (`reassoc,contract`), so LLVM emits FMAs.
@@ -531,13 +546,19 @@ def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
            "bf16 W[o, i] weights through AVX512-BF16 dot products "
            "(x86vector.avx512.dot): off; exact (x as the sum of three bf16, "
            "f32 accuracy); round (x rounded to bf16, as llama.cpp's BF16 and "
-           "the pip package's bf16 strategy)">
+           "the pip package's bf16 strategy)">,
+    Option<"intDot", "int-dot", "std::string", "\"off\"",
+           "int8 and packed int4 W[o, i] weights through the integer dot "
+           "products of AVX512-VNNI / AVX-VNNI (vpdpbusd) on x quantized "
+           "per token: off (weights widened to f32); vnni"> 
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::vector::VectorDialect",
-                           "::mlir::x86vector::X86VectorDialect"];
+                           "::mlir::x86vector::X86VectorDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::rwkv::RWKVDialect"];
 }
 
 #endif // RWKV_CODEGEN_PASSES_TD

@@ -149,6 +149,10 @@ void rwkv::buildRWKVCpuPipeline(OpPassManager &pm,
     vecOpts.vectorWidth = opts.vectorWidth;
     vecOpts.tokenBlock = opts.tokenBlock;
     vecOpts.bf16Dot = opts.bf16Dot;
+    // `auto` is the compilation target's to resolve (CpuTarget); without
+    // one, nothing says that the integer dot products exist.
+    vecOpts.intDot =
+        opts.intDot == "auto" ? std::string("off") : std::string(opts.intDot);
     pm.addPass(createRWKVVectorizeProjectionsPass(vecOpts));
     pm.addPass(createCanonicalizerPass());
   }

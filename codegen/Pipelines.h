@@ -56,6 +56,13 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
                      "three bf16: f32 accuracy) or round (x rounded to bf16, "
                      "as llama.cpp's BF16: fastest prefill, bf16 accuracy)"),
       llvm::cl::init("off")};
+  PassOptions::Option<std::string> intDot{
+      *this, "int-dot",
+      llvm::cl::desc("int8 / int4 projections through integer dot products "
+                     "on x quantized per token: off, vnni (vpdpbusd: "
+                     "AVX512-VNNI, or AVX-VNNI with 8 lanes) or auto (the "
+                     "compilation target decides; off without one)"),
+      llvm::cl::init("auto")};
   PassOptions::Option<bool> prefetch{
       *this, "prefetch",
       llvm::cl::desc("Prefetch the next block of weight rows in the "

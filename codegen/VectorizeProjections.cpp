@@ -45,8 +45,10 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/Matchers.h"
@@ -60,6 +62,29 @@ namespace mlir::rwkv {
 #include "codegen/Passes.h.inc"
 
 namespace {
+
+/// x quantized per token for the integer dot products (int-dot=vnni), as
+/// tensors over the same batch rows and tokens as x ([B, T, ...]): x[b, t, :]
+/// ~ scale[b, t] * q[b, t, :] with q in [-32512, 32512], 15 bits, so that
+/// the weights' quantization stays the only error that matters, and that a
+/// prompt and a token-by-token decode of it (whose x differ by float
+/// rounding) round to the same q almost everywhere. q is stored as two
+/// signed bytes, q = 256 * hi + lo, hi = (q + 128) >> 8 and lo in
+/// [-128, 127].
+struct QuantizedX {
+  /// i32 lanes of the vpdpbusd steps (the steps are 4·lanes bytes).
+  int64_t lanes = 0;
+  /// [B, T] f32.
+  Value scale;
+  /// int8 weights: hi and lo ([B, T, I] i8 each), and `cum`, the prefix
+  /// sums of q at every step boundary ([B, T, I / step + 1] i32).
+  Value hi, lo, cum;
+  /// Packed int4 weights: hi and lo split into their even and odd elements
+  /// like the nibbles ([B, T, I / 2] i8 each), and for hi and lo, -8 times
+  /// the sum of each 8 consecutive elements ([B, T, I / 8] i32: one
+  /// vpdpbusd lane).
+  Value evenHi, oddHi, evenLo, oddLo, corrHi, corrLo;
+};
 
 /// The pieces of a projection contraction that the rewrite needs.
 struct Projection {
@@ -80,6 +105,8 @@ struct Projection {
   /// bf16-dot: x converted once per tile to bf16 parts whose sum is x
   /// (`exact`: 3 parts; `round`: 1), read by the vdpbf16ps steps.
   SmallVector<Value, 3> xParts;
+  /// int-dot=vnni: x quantized per token, read by vpdpbusd steps.
+  QuantizedX qx;
 };
 
 /// Whether `v` is the integer constant `c`.
@@ -265,6 +292,12 @@ struct RWKVVectorizeProjectionsPass final
           << bf16Dot << "'";
       return signalPassFailure();
     }
+    if (intDot != "off" && intDot != "vnni") {
+      getOperation()->emitError()
+          << "rwkv-vectorize-projections: int-dot must be off or vnni, not '"
+          << intDot << "'";
+      return signalPassFailure();
+    }
     SmallVector<std::pair<linalg::GenericOp, Projection>> todo;
     getOperation()->walk([&](linalg::GenericOp op) {
       if (std::optional<Projection> p = matchProjection(op))
@@ -339,11 +372,20 @@ private:
     /// bf16-dot: one vector<2·vl x bf16> of W per step, multiplied with
     /// each of `p.xParts` by vdpbf16ps, without widening.
     bool dotBf16 = false;
+    /// int-dot=vnni on int8 (4·vl weights) or packed int4 (8·vl weights,
+    /// 4·vl bytes) per step: emitIntDotBlock.
+    bool vnni8 = false, vnni4 = false;
     bool deinterleavesX() const { return pairedBf16 || int4; }
   };
 
   ReductionStep chooseStep(const Projection &p, int64_t nI) const {
     int64_t vl = vectorWidth;
+    if (p.qx.scale) {
+      int64_t lanes = p.qx.lanes;
+      ReductionStep step{p.group ? 8 * lanes : 4 * lanes, 1, false};
+      (p.group ? step.vnni4 : step.vnni8) = true;
+      return step;
+    }
     if (p.group)
       return {2 * vl, 2, false, true};
     if (!p.xParts.empty())
@@ -512,6 +554,8 @@ private:
                           const ReductionStep &step, Value i0, int64_t len,
                           int64_t rows, ArrayRef<TokenPos> toks, Value o0,
                           Value acc) const {
+    if (step.vnni8 || step.vnni4)
+      return emitIntDotBlock(b, loc, p, step, i0, len, rows, toks, o0, acc);
     int64_t tokens = toks.size();
     auto f32Vec = VectorType::get({vectorWidth}, b.getF32Type());
     // Packed int4 with one token keeps one accumulator per row: the parts
@@ -624,6 +668,465 @@ private:
     return acc;
   }
 
+  /// The i32 lanes of the vpdpbusd steps if int-dot=vnni applies, else 0:
+  /// int8 W[o, i] with row scales whose reduction is a multiple of a step
+  /// (4·lanes bytes), or packed int4 whose groups are whole vpdpbusd lanes
+  /// (8 weights) inside one step of 8·lanes weights or whole steps. The
+  /// vector width if it fits, else half of it (a 192-wide input takes ymm
+  /// steps on AVX-512), so that fewer projections are left to the widening
+  /// path.
+  int64_t intDotLanes(const Projection &p, int64_t nI) const {
+    if (intDot != "vnni" || (!p.scale && !p.group))
+      return 0;
+    int64_t vl = vectorWidth;
+    for (int64_t lanes : {vl, vl / 2}) {
+      if (lanes != 4 && lanes != 8 && lanes != 16)
+        continue;
+      if (p.group && nI % (8 * lanes) == 0 && p.group % 8 == 0 &&
+          ((8 * lanes) % p.group == 0 || p.group % (8 * lanes) == 0))
+        return lanes;
+      if (!p.group && p.outMajor && nI % (4 * lanes) == 0)
+        return lanes;
+    }
+    return 0;
+  }
+
+  /// vpdpbusd: acc[l] + sum_{k < 4} u8[4l + k] * s8[4l + k], with `u8`
+  /// read as unsigned bytes and `s8` as signed ones (i32 lanes; a lane
+  /// sum of 4 products of at most 255 * 128 cannot overflow).
+  Value dpbusd(OpBuilder &b, Location loc, Value acc, Value u8,
+               Value s8) const {
+    return X86DotBytesOp::create(b, loc, acc.getType(), acc, u8, s8);
+  }
+
+  /// x quantized per token, once per projection where possible: when the
+  /// tile's x is a slice of whole rows of a tensor defined outside the tile
+  /// loop, that tensor is quantized before the loop and every tile slices
+  /// the results (a decode step would otherwise quantize x again in each of
+  /// the projection's tiles: 1024 times for the 0.1B head).
+  QuantizedX quantizeInput(OpBuilder &b, Location loc, Value x, bool int4,
+                           int64_t lanes) const {
+    auto slice = x.getDefiningOp<tensor::ExtractSliceOp>();
+    auto forall = b.getInsertionBlock()->getParentOp();
+    if (!isa<scf::ForallOp>(forall))
+      forall = forall->getParentOfType<scf::ForallOp>();
+    auto xType = cast<RankedTensorType>(x.getType());
+    if (!slice || !forall || slice.getSourceType().getRank() != 3 ||
+        !slice.hasUnitStride() ||
+        slice.getSourceType().getDimSize(2) != xType.getDimSize(2) ||
+        !isConstantIntValue(slice.getMixedOffsets()[2], 0) ||
+        forall->isAncestor(slice.getSource().getParentBlock()->getParentOp()))
+      return quantize(b, loc, x, int4, lanes);
+    QuantizedX whole;
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(forall);
+      whole = quantize(b, loc, slice.getSource(), int4, lanes);
+    }
+    SmallVector<OpFoldResult> offsets = slice.getMixedOffsets(),
+                              sizes = slice.getMixedSizes();
+    auto sliceOf = [&](Value q) -> Value {
+      if (!q)
+        return q;
+      auto type = cast<RankedTensorType>(q.getType());
+      SmallVector<OpFoldResult> off(offsets.begin(), offsets.begin() + 2),
+          size(sizes.begin(), sizes.begin() + 2);
+      for (int64_t d = 2; d < type.getRank(); ++d) {
+        off.push_back(b.getIndexAttr(0));
+        size.push_back(b.getIndexAttr(type.getDimSize(d)));
+      }
+      SmallVector<OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
+      return tensor::ExtractSliceOp::create(b, loc, q, off, size, strides);
+    };
+    return {lanes,
+            sliceOf(whole.scale),
+            sliceOf(whole.hi),
+            sliceOf(whole.lo),
+            sliceOf(whole.cum),
+            sliceOf(whole.evenHi),
+            sliceOf(whole.oddHi),
+            sliceOf(whole.evenLo),
+            sliceOf(whole.oddLo),
+            sliceOf(whole.corrHi),
+            sliceOf(whole.corrLo)};
+  }
+
+  /// Quantizes x [B, T, I] per token (QuantizedX): scale = absmax / 32512,
+  /// q = round(x / scale), each token in two passes over its row. A row of
+  /// zeros gets scale 0 and q = 0; a NaN or infinite x gives a non-finite
+  /// scale, so the outputs are not finite either, as in f32.
+  QuantizedX quantize(OpBuilder &b, Location loc, Value x, bool int4,
+                      int64_t lanes) const {
+    int64_t vl = lanes, step = int4 ? 8 * vl : 4 * vl;
+    auto xType = cast<RankedTensorType>(x.getType());
+    int64_t nI = xType.getDimSize(2);
+    SmallVector<Value> dyn;
+    for (int64_t d = 0; d < 2; ++d)
+      if (xType.isDynamicDim(d))
+        dyn.push_back(tensor::DimOp::create(b, loc, x, d));
+    auto empty = [&](std::optional<int64_t> tail, Type elt) -> Value {
+      SmallVector<int64_t> shape = {xType.getDimSize(0), xType.getDimSize(1)};
+      if (tail)
+        shape.push_back(*tail);
+      return tensor::EmptyOp::create(b, loc, shape, elt, dyn);
+    };
+    Type i8 = b.getI8Type(), i32 = b.getI32Type(), f32 = b.getF32Type();
+    // Iteration results: scale, then hi, lo, cum (int8) or evenHi, oddHi,
+    // evenLo, oddLo, corrHi, corrLo (int4).
+    SmallVector<Value> inits = {empty(std::nullopt, f32)};
+    if (int4)
+      inits.append({empty(nI / 2, i8), empty(nI / 2, i8), empty(nI / 2, i8),
+                    empty(nI / 2, i8), empty(nI / 8, i32), empty(nI / 8, i32)});
+    else
+      inits.append({empty(nI, i8), empty(nI, i8), empty(nI / step + 1, i32)});
+    int64_t numOut = inits.size() - 1;
+    float k = 32512.0f;
+    auto f32Vec = VectorType::get({vl}, f32);
+    auto stepF32 = VectorType::get({step}, f32);
+    auto stepI32 = VectorType::get({step}, i32);
+    auto splatI = [&](OpBuilder &bb, Location l, VectorType t, int64_t v) {
+      return arith::ConstantOp::create(
+          bb, l,
+          DenseElementsAttr::get(t, bb.getIntegerAttr(t.getElementType(), v)));
+    };
+    auto splatF = [&](OpBuilder &bb, Location l, VectorType t, float v) {
+      return arith::ConstantOp::create(
+          bb, l, DenseElementsAttr::get(t, bb.getF32FloatAttr(v)));
+    };
+    Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1);
+    auto perToken = [&](OpBuilder &tb, Location tl, Value ib, Value it,
+                        ValueRange outs) -> SmallVector<Value> {
+      Value pad = arith::ConstantOp::create(tb, tl, tb.getF32FloatAttr(0));
+      // Pass 1: absmax.
+      auto maxLoop = scf::ForOp::create(
+          tb, tl, cst(tb, tl, 0), cst(tb, tl, nI), cst(tb, tl, vl),
+          ValueRange{splatF(tb, tl, f32Vec, 0)},
+          [&](OpBuilder &ib2, Location il, Value i, ValueRange m) {
+            Value v = vector::TransferReadOp::create(ib2, il, f32Vec, x,
+                                                     ValueRange{ib, it, i}, pad,
+                                                     ArrayRef<bool>{true});
+            Value a = math::AbsFOp::create(ib2, il, v);
+            scf::YieldOp::create(
+                ib2, il,
+                ValueRange{arith::MaximumFOp::create(ib2, il, m[0], a)});
+          });
+      Value absmax = vector::ReductionOp::create(
+          tb, tl, vector::CombiningKind::MAXIMUMF, maxLoop.getResult(0));
+      Value kc = arith::ConstantOp::create(tb, tl, tb.getF32FloatAttr(k));
+      Value zeroF = arith::ConstantOp::create(tb, tl, tb.getF32FloatAttr(0));
+      Value scale = arith::DivFOp::create(tb, tl, absmax, kc);
+      Value positive = arith::CmpFOp::create(tb, tl, arith::CmpFPredicate::OGT,
+                                             absmax, zeroF);
+      Value inv = arith::SelectOp::create(
+          tb, tl, positive, arith::DivFOp::create(tb, tl, kc, absmax), zeroF);
+      SmallVector<Value> res(outs.begin(), outs.end());
+      res[0] =
+          tensor::InsertOp::create(tb, tl, scale, res[0], ValueRange{ib, it});
+      Value zeroI = arith::ConstantOp::create(tb, tl, tb.getI32IntegerAttr(0));
+      if (!int4)
+        res[3] = tensor::InsertOp::create(tb, tl, zeroI, res[3],
+                                          ValueRange{ib, it, c0});
+      // Pass 2: q, stored in the layout the dot products read.
+      SmallVector<Value> iterInit(res.begin() + 1, res.end());
+      iterInit.push_back(zeroI);
+      auto qLoop = scf::ForOp::create(
+          tb, tl, cst(tb, tl, 0), cst(tb, tl, nI), cst(tb, tl, step), iterInit,
+          [&](OpBuilder &ib2, Location il, Value i, ValueRange st) {
+            Value v = vector::TransferReadOp::create(ib2, il, stepF32, x,
+                                                     ValueRange{ib, it, i}, pad,
+                                                     ArrayRef<bool>{true});
+            Value y = arith::MulFOp::create(
+                ib2, il, v, vector::BroadcastOp::create(ib2, il, stepF32, inv));
+            // Clamping also maps NaN to a bound, so that the conversion
+            // below is always defined.
+            y = arith::MinNumFOp::create(ib2, il, y,
+                                         splatF(ib2, il, stepF32, k));
+            y = arith::MaxNumFOp::create(ib2, il, y,
+                                         splatF(ib2, il, stepF32, -k));
+            Value q = arith::FPToSIOp::create(
+                ib2, il, stepI32, math::RoundEvenOp::create(ib2, il, y));
+            auto write = [&](Value v, Value into, Value idx) {
+              auto vt = cast<VectorType>(v.getType());
+              if (vt.getElementType() !=
+                  cast<RankedTensorType>(into.getType()).getElementType())
+                v = arith::TruncIOp::create(ib2, il, vt.clone(i8), v);
+              return vector::TransferWriteOp::create(ib2, il, v, into,
+                                                     ValueRange{ib, it, idx},
+                                                     ArrayRef<bool>{true})
+                  .getResult();
+            };
+            SmallVector<Value> next(st.begin(), st.end());
+            // q = 256 * hi + lo with hi = (q + 128) >> 8, both in
+            // [-128, 127] since |q| <= 32512.
+            Value hi = arith::ShRSIOp::create(
+                ib2, il,
+                arith::AddIOp::create(ib2, il, q,
+                                      splatI(ib2, il, stepI32, 128)),
+                splatI(ib2, il, stepI32, 8));
+            Value lo = arith::SubIOp::create(
+                ib2, il, q,
+                arith::ShLIOp::create(ib2, il, hi,
+                                      splatI(ib2, il, stepI32, 8)));
+            if (int4) {
+              // Even and odd elements, then the sums of 8 consecutive ones
+              // by three rounds of pairwise sums.
+              Value half = arith::DivUIOp::create(ib2, il, i, cst(ib2, il, 2));
+              Value lane = arith::DivUIOp::create(ib2, il, i, cst(ib2, il, 8));
+              Value parts[2] = {hi, lo};
+              for (int64_t k = 0; k < 2; ++k) {
+                Value part = parts[k];
+                auto split = vector::DeinterleaveOp::create(ib2, il, part);
+                next[2 * k] = write(split.getRes1(), next[2 * k], half);
+                next[2 * k + 1] = write(split.getRes2(), next[2 * k + 1], half);
+                Value sums = part;
+                for (int r = 0; r < 3; ++r) {
+                  auto pair = vector::DeinterleaveOp::create(ib2, il, sums);
+                  sums = arith::AddIOp::create(ib2, il, pair.getRes1(),
+                                               pair.getRes2());
+                }
+                Value corr = arith::MulIOp::create(
+                    ib2, il, sums,
+                    splatI(ib2, il, cast<VectorType>(sums.getType()), -8));
+                next[4 + k] = write(corr, next[4 + k], lane);
+              }
+            } else {
+              next[0] = write(hi, next[0], i);
+              next[1] = write(lo, next[1], i);
+              next[3] = arith::AddIOp::create(
+                  ib2, il, next[3],
+                  vector::ReductionOp::create(ib2, il,
+                                              vector::CombiningKind::ADD, q));
+              Value at = arith::AddIOp::create(
+                  ib2, il,
+                  arith::DivUIOp::create(ib2, il, i, cst(ib2, il, step)),
+                  cst(ib2, il, 1));
+              next[2] = tensor::InsertOp::create(ib2, il, next[3], next[2],
+                                                 ValueRange{ib, it, at});
+            }
+            scf::YieldOp::create(ib2, il, next);
+          });
+      for (int64_t r = 0; r < numOut; ++r)
+        res[r + 1] = qLoop.getResult(r);
+      return res;
+    };
+    auto forB = scf::ForOp::create(
+        b, loc, c0, tensor::DimOp::create(b, loc, x, 0), c1, inits,
+        [&](OpBuilder &bb, Location l, Value ib, ValueRange outB) {
+          auto forT = scf::ForOp::create(
+              bb, l, c0, tensor::DimOp::create(bb, l, x, 1), c1, outB,
+              [&](OpBuilder &tb, Location tl, Value it, ValueRange outT) {
+                scf::YieldOp::create(tb, tl, perToken(tb, tl, ib, it, outT));
+              });
+          scf::YieldOp::create(bb, l, forT.getResults());
+        });
+    QuantizedX q;
+    q.lanes = lanes;
+    q.scale = forB.getResult(0);
+    if (int4) {
+      q.evenHi = forB.getResult(1);
+      q.oddHi = forB.getResult(2);
+      q.evenLo = forB.getResult(3);
+      q.oddLo = forB.getResult(4);
+      q.corrHi = forB.getResult(5);
+      q.corrLo = forB.getResult(6);
+    } else {
+      q.hi = forB.getResult(1);
+      q.lo = forB.getResult(2);
+      q.cum = forB.getResult(3);
+    }
+    return q;
+  }
+
+  /// The int4 group scales of one vpdpbusd step of weight row `row` from
+  /// input `i` (8·vl weights), as one f32 per lane: a lane sums 8
+  /// consecutive weights, so with groups smaller than the step each scale
+  /// repeats over group / 8 lanes.
+  Value groupScaleVector(OpBuilder &b, Location loc, const Projection &p,
+                         Value row, Value i) const {
+    int64_t vl = p.qx.lanes, n = 8 * vl / p.group;
+    Value g = arith::DivUIOp::create(b, loc, i, cst(b, loc, p.group));
+    if (n <= 1)
+      return loadGroupScale(b, loc, p, row, g);
+    Type elt = cast<RankedTensorType>(p.groupScale.getType()).getElementType();
+    Value pad = arith::ConstantOp::create(b, loc, b.getZeroAttr(elt));
+    Value s = vector::TransferReadOp::create(b, loc, VectorType::get({n}, elt),
+                                             p.groupScale, ValueRange{row, g},
+                                             pad, ArrayRef<bool>{true});
+    if (!elt.isF32())
+      s = arith::ExtFOp::create(b, loc, VectorType::get({n}, b.getF32Type()),
+                                s);
+    SmallVector<int64_t> mask;
+    for (int64_t l = 0; l < vl; ++l)
+      mask.push_back(l * n / vl);
+    return vector::ShuffleOp::create(b, loc, s, s, mask);
+  }
+
+  /// One register block of an int8 or packed int4 projection on integer
+  /// dot products (int-dot=vnni): as emitOutMajorBlock, with the weight
+  /// bytes as loaded (no widening) and x as the bytes of QuantizedX.
+  ///  * int8: vpdpbusd wants one unsigned operand; the weights are made
+  ///    unsigned (w + 128 = w xor 0x80, once per weight vector for every
+  ///    token), which adds 128 * sum(q) to the dot product: subtracted
+  ///    per output from the prefix sums. Each (token, row) has an i32
+  ///    accumulator for hi and one for lo; the sum is 256 * hi + lo.
+  ///  * int4: the nibbles made unsigned (q + 8 = nibble xor 8: one xor for
+  ///    both nibbles, an and for the low ones, a shift for the high ones)
+  ///    meet x's even and odd bytes; the i32 lanes of a step start from
+  ///    `corr` (-8 * the lane's x sum), are converted once and scaled by
+  ///    their group's scale into the f32 accumulator.
+  Value emitIntDotBlock(OpBuilder &b, Location loc, const Projection &p,
+                        const ReductionStep &step, Value i0, int64_t len,
+                        int64_t rows, ArrayRef<TokenPos> toks, Value o0,
+                        Value acc) const {
+    int64_t vl = p.qx.lanes, tokens = toks.size();
+    bool int4 = step.vnni4;
+    auto bytes = VectorType::get({4 * vl}, b.getI8Type());
+    auto i32Vec = VectorType::get({vl}, b.getI32Type());
+    auto f32Vec = VectorType::get({vl}, b.getF32Type());
+    auto splat8 = [&](OpBuilder &bb, Location l, int8_t v) {
+      return arith::ConstantOp::create(
+          bb, l, DenseElementsAttr::get(bytes, bb.getI8IntegerAttr(v)));
+    };
+    SmallVector<Value> rowIdx;
+    for (int64_t r = 0; r < rows; ++r)
+      rowIdx.push_back(
+          r == 0
+              ? o0
+              : arith::AddIOp::create(b, loc, o0, cst(b, loc, r)).getResult());
+    int64_t perPair = int4 ? 1 : 2;
+    Value zero = arith::ConstantOp::create(
+        b, loc, b.getZeroAttr(int4 ? f32Vec : i32Vec));
+    SmallVector<Value> inits(tokens * rows * perPair, zero);
+    // The loop steps over weight bytes (int4: half the inputs), so that the
+    // weight reads are indexed by the induction variable
+    // (rwkv-prefetch-weight-rows looks for that).
+    Value lb = i0, ub = arith::AddIOp::create(b, loc, i0, cst(b, loc, len));
+    if (int4) {
+      lb = arith::DivUIOp::create(b, loc, lb, cst(b, loc, 2));
+      ub = arith::DivUIOp::create(b, loc, ub, cst(b, loc, 2));
+    }
+    Value c256 = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(f32Vec, b.getF32FloatAttr(256)));
+    Value pad8 = arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(0));
+    Value pad32 = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0));
+    auto read = [&](OpBuilder &bb, Location l, VectorType t, Value from,
+                    ValueRange idx) -> Value {
+      return vector::TransferReadOp::create(
+          bb, l, t, from, idx, t.getElementType().isInteger(8) ? pad8 : pad32,
+          ArrayRef<bool>{true});
+    };
+    auto forI = scf::ForOp::create(
+        b, loc, lb, ub, cst(b, loc, 4 * vl), inits,
+        [&](OpBuilder &ib2, Location il, Value iv, ValueRange vacc) {
+          SmallVector<Value> next(vacc.begin(), vacc.end());
+          // Per token: the x bytes of this step (and int4's corrections):
+          // int8 {hi, lo}; int4 {evenHi, oddHi, corrHi, evenLo, oddLo,
+          // corrLo}.
+          SmallVector<SmallVector<Value, 6>> xs;
+          for (const TokenPos &tok : toks) {
+            if (int4) {
+              Value lane = arith::DivUIOp::create(ib2, il, iv, cst(ib2, il, 4));
+              xs.push_back(
+                  {read(ib2, il, bytes, p.qx.evenHi, {tok.b, tok.t, iv}),
+                   read(ib2, il, bytes, p.qx.oddHi, {tok.b, tok.t, iv}),
+                   read(ib2, il, i32Vec, p.qx.corrHi, {tok.b, tok.t, lane}),
+                   read(ib2, il, bytes, p.qx.evenLo, {tok.b, tok.t, iv}),
+                   read(ib2, il, bytes, p.qx.oddLo, {tok.b, tok.t, iv}),
+                   read(ib2, il, i32Vec, p.qx.corrLo, {tok.b, tok.t, lane})});
+            } else {
+              xs.push_back({read(ib2, il, bytes, p.qx.hi, {tok.b, tok.t, iv}),
+                            read(ib2, il, bytes, p.qx.lo, {tok.b, tok.t, iv})});
+            }
+          }
+          for (int64_t r = 0; r < rows; ++r) {
+            Value w = read(ib2, il, bytes, p.w, {rowIdx[r], iv});
+            if (int4) {
+              Value flipped =
+                  arith::XOrIOp::create(ib2, il, w, splat8(ib2, il, -120));
+              Value low =
+                  arith::AndIOp::create(ib2, il, flipped, splat8(ib2, il, 15));
+              Value high =
+                  arith::ShRUIOp::create(ib2, il, flipped, splat8(ib2, il, 4));
+              Value i = arith::MulIOp::create(ib2, il, iv, cst(ib2, il, 2));
+              Value sv = groupScaleVector(ib2, il, p, rowIdx[r], i);
+              for (int64_t t = 0; t < tokens; ++t) {
+                // The step's lanes for hi and for lo, from their
+                // corrections; 256 * hi + lo in f32.
+                Value part[2];
+                for (int64_t k = 0; k < 2; ++k) {
+                  Value d =
+                      dpbusd(ib2, il, xs[t][3 * k + 2], low, xs[t][3 * k]);
+                  d = dpbusd(ib2, il, d, high, xs[t][3 * k + 1]);
+                  part[k] = arith::SIToFPOp::create(ib2, il, f32Vec, d);
+                }
+                Value f = arith::AddFOp::create(
+                    ib2, il,
+                    arith::MulFOp::create(ib2, il, part[0], c256, p.mulFlags),
+                    part[1], p.addFlags);
+                Value m = arith::MulFOp::create(ib2, il, f, sv, p.mulFlags);
+                Value &a = next[t * rows + r];
+                a = arith::AddFOp::create(ib2, il, a, m, p.addFlags);
+              }
+              continue;
+            }
+            Value wu = arith::XOrIOp::create(ib2, il, w, splat8(ib2, il, -128));
+            for (int64_t t = 0; t < tokens; ++t) {
+              int64_t k = (t * rows + r) * 2;
+              next[k] = dpbusd(ib2, il, next[k], wu, xs[t][0]);
+              next[k + 1] = dpbusd(ib2, il, next[k + 1], wu, xs[t][1]);
+            }
+          }
+          scf::YieldOp::create(ib2, il, next);
+        });
+    for (int64_t t = 0; t < tokens; ++t) {
+      SmallVector<Value> tokIdx = {toks[t].b, toks[t].t};
+      Value xScale = tensor::ExtractOp::create(b, loc, p.qx.scale, tokIdx);
+      // int8: 128 * sum(q) over this block's inputs, from the prefix sums.
+      Value bias;
+      if (!int4) {
+        auto at = [&](Value i) {
+          Value k = arith::DivUIOp::create(b, loc, i, cst(b, loc, step.size));
+          return tensor::ExtractOp::create(b, loc, p.qx.cum,
+                                           ValueRange{toks[t].b, toks[t].t, k});
+        };
+        Value sum = arith::SubIOp::create(b, loc, at(ub), at(lb));
+        bias = arith::MulFOp::create(
+            b, loc, arith::SIToFPOp::create(b, loc, b.getF32Type(), sum),
+            arith::ConstantOp::create(b, loc, b.getF32FloatAttr(128)));
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        Value v;
+        if (int4) {
+          v = forI.getResult(t * rows + r);
+        } else {
+          int64_t k = (t * rows + r) * 2;
+          Value hi = arith::SIToFPOp::create(b, loc, f32Vec, forI.getResult(k));
+          Value lo =
+              arith::SIToFPOp::create(b, loc, f32Vec, forI.getResult(k + 1));
+          v = arith::AddFOp::create(
+              b, loc, arith::MulFOp::create(b, loc, hi, c256, p.mulFlags), lo,
+              p.addFlags);
+        }
+        Value sum = vector::ReductionOp::create(
+            b, loc, vector::CombiningKind::ADD, v, Value(), p.addFlags);
+        Value scale = xScale;
+        if (!int4) {
+          sum = arith::SubFOp::create(b, loc, sum, bias);
+          Value ws = tensor::ExtractOp::create(b, loc, p.scale, rowIdx[r]);
+          if (!ws.getType().isF32())
+            ws = arith::ExtFOp::create(b, loc, b.getF32Type(), ws);
+          scale = arith::MulFOp::create(b, loc, scale, ws);
+        }
+        SmallVector<Value> idx = {toks[t].b, toks[t].t, rowIdx[r]};
+        Value init = tensor::ExtractOp::create(b, loc, acc, idx);
+        Value m = arith::MulFOp::create(b, loc, sum, scale, p.mulFlags);
+        Value s = arith::AddFOp::create(b, loc, init, m, p.addFlags);
+        acc = tensor::InsertOp::create(b, loc, s, acc, idx);
+      }
+    }
+    return acc;
+  }
+
   /// The reduction chunk of a multi-token block: the block's weight rows
   /// (`rows` x chunk) must stay in L1 while every token block of the tile
   /// reads them, so long rows (the 3072-wide FFN value) are split into the
@@ -715,10 +1218,17 @@ private:
         nI % (2 * vectorWidth) == 0 &&
         cast<RankedTensorType>(p.w.getType()).getElementType().isBF16())
       p.xParts = convertToBf16(b, loc, p.x, bf16Dot == "exact" ? 3 : 1);
+    if (int64_t lanes = intDotLanes(p, nI))
+      p.qx = quantizeInput(b, loc, p.x, p.group != 0, lanes);
     auto accType = cast<RankedTensorType>(p.acc.getType());
     int64_t nO = accType.getDimSize(2);
     int64_t rows = ShapedType::isDynamic(nO) ? 1 : std::gcd(nO, int64_t(4));
-    int64_t tb = tokenBlock > 0 ? tokenBlock : (vectorWidth >= 16 ? 4 : 2);
+    // Integer dot products keep two accumulators per (token, row) (int8) or
+    // unpack two nibble vectors per row (int4): blocks of 2 tokens fit the
+    // 32 zmm registers, 4 would spill.
+    int64_t tb = tokenBlock > 0                   ? tokenBlock
+                 : p.qx.scale || vectorWidth < 16 ? 2
+                                                  : 4;
     ReductionStep step = chooseStep(p, nI);
     int64_t nBStatic = accType.getDimSize(0);
     if (!ShapedType::isDynamic(nBStatic) && nBStatic > 1)
@@ -883,7 +1393,7 @@ private:
       return {};
     // Packed int4: steps of 2·vl weights, each inside one scale group.
     if (p.group)
-      return nI % (2 * vl) || p.group % (2 * vl)
+      return !intDotLanes(p, nI) && (nI % (2 * vl) || p.group % (2 * vl))
                  ? Value()
                  : rewriteOutMajor(b, loc, p, nI);
     if (p.outMajor)

@@ -18,6 +18,7 @@ include "mlir/IR/RegionKindInterface.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Dialect/X86Vector/X86VectorInterfaces.td"
 
 //===----------------------------------------------------------------------===//
 // Primitive ops
@@ -732,6 +733,51 @@ def RWKV_YieldOp : RWKV_Op<"yield", [Pure, Terminator, HasParent<"BlockOp">,
   let arguments = (ins Variadic<AnyRankedTensor>:$values);
   let assemblyFormat = "($values^ `:` type($values))? attr-dict";
   let builders = [OpBuilder<(ins), [{ build($_builder, $_state, {}); }]>];
+}
+
+//===----------------------------------------------------------------------===//
+// Target ops of the generated kernels
+//===----------------------------------------------------------------------===//
+
+def RWKV_X86DotBytesOp : RWKV_Op<"x86.dpbusd", [Pure,
+    X86IntrinsicOpInterface,
+    AllTypesMatch<["a", "b"]>,
+    AllTypesMatch<["acc", "dst"]>,
+    TypesMatchWith<"`a` has four times as many elements as `acc`",
+                   "acc", "a",
+                   "VectorType::get({::llvm::cast<VectorType>($_self).getShape()[0] * 4}, "
+                   "IntegerType::get($_self.getContext(), 8))">]> {
+  let summary = "Dot products of unsigned and signed bytes (vpdpbusd)";
+  let description = [{
+    For every i32 lane `l`:
+    `dst[l] = acc[l] + sum_{k < 4} zext(a[4l + k]) * sext(b[4l + k])`,
+    wrapping (no saturation; four products of at most 255 * 128 never
+    overflow a lane on their own). This is the AVX512-VNNI / AVX-VNNI
+    instruction `vpdpbusd`; it lowers to its LLVM intrinsic with the
+    x86vector ops (`convert-vector-to-llvm{enable-x86vector}`, through
+    `X86IntrinsicOpInterface`). upstream's `x86vector.avx.dot.i8` is the
+    signed x signed form of AVX-VNNI-INT8, which few CPUs have.
+    `rwkv-vectorize-projections` emits it for int8 and int4 weights with
+    `int-dot=vnni`. It is pure, unlike an `llvm.call_intrinsic`, so that
+    bufferization and deallocation run over the kernels that use it.
+
+    Example:
+    ```mlir
+    %d = rwkv.x86.dpbusd %acc, %w, %x : vector<64xi8> -> vector<16xi32>
+    ```
+  }];
+  let arguments = (ins VectorOfLengthAndType<[4, 8, 16], [I32]>:$acc,
+                   VectorOfLengthAndType<[16, 32, 64], [I8]>:$a,
+                   VectorOfLengthAndType<[16, 32, 64], [I8]>:$b);
+  let results = (outs VectorOfLengthAndType<[4, 8, 16], [I32]>:$dst);
+  let assemblyFormat =
+    "$acc `,` $a `,` $b attr-dict `:` type($a) `->` type($acc)";
+  let extraClassDeclaration = [{
+    std::string getIntrinsicName() {
+      return "llvm.x86.avx512.vpdpbusd." +
+             std::to_string(getAcc().getType().getNumElements() * 32);
+    }
+  }];
 }
 
 //===----------------------------------------------------------------------===//

@@ -75,11 +75,11 @@ void addAllocatorHook(llvm::Module &module) {
     b.CreateRetVoid();
   }
 
-  llvm::FunctionCallee mallocFn = module.getOrInsertFunction("malloc", mallocTy);
+  llvm::FunctionCallee mallocFn =
+      module.getOrInsertFunction("malloc", mallocTy);
   llvm::FunctionCallee freeFn = module.getOrInsertFunction("free", freeTy);
-  auto *hookedMalloc =
-      llvm::Function::Create(mallocTy, llvm::GlobalValue::InternalLinkage,
-                             "rwkv.malloc", module);
+  auto *hookedMalloc = llvm::Function::Create(
+      mallocTy, llvm::GlobalValue::InternalLinkage, "rwkv.malloc", module);
   auto *hookedFree = llvm::Function::Create(
       freeTy, llvm::GlobalValue::InternalLinkage, "rwkv.free", module);
   // Every existing call now goes through the hook; the fallbacks below are
@@ -165,6 +165,25 @@ public:
                                " needs a target with avx512bf16 (e.g. "
                                "--target-cpu=znver4 or sapphirerapids); " +
                                describe() + " has none");
+      return;
+    }
+    // vpdpbusd: AVX512-VNNI (with VL: narrow inputs take ymm steps) for 16
+    // lanes, AVX512-VNNI with VL or AVX-VNNI for 8. `auto` uses it where the
+    // target has it.
+    const llvm::MCSubtargetInfo &sti = *tm->getMCSubtargetInfo();
+    bool vnni = sti.checkFeatures("+avx512vnni,+avx512vl") ||
+                (cpuOpts.vectorWidth < 16 && sti.checkFeatures("+avxvnni"));
+    if (cpuOpts.intDot == "auto") {
+      cpuOpts.intDot = vnni && cpuOpts.vectorWidth > 0 ? "vnni" : "off";
+    } else if (cpuOpts.intDot == "vnni" && !vnni) {
+      addPipelineError(pm, "int-dot=vnni needs a target with avx512vnni or "
+                           "avxvnni (e.g. --target-cpu=znver4, "
+                           "sapphirerapids or alderlake); " +
+                               describe() + " has none");
+      return;
+    } else if (cpuOpts.intDot != "off" && cpuOpts.intDot != "vnni") {
+      addPipelineError(pm, "int-dot must be auto, off or vnni, not '" +
+                               cpuOpts.intDot + "'");
       return;
     }
     buildRWKVCpuPipeline(pm, cpuOpts);

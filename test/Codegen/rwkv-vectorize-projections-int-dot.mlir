@@ -1,0 +1,142 @@
+// rwkv-vectorize-projections with int-dot=vnni (codegen/VectorizeProjections.cpp):
+// int8 and packed int4 W[o, i] weights go as loaded into rwkv.x86.dpbusd
+// (vpdpbusd) against x quantized per token to 15 bits (two signed bytes).
+// The input is lowered and tiled as in rwkv-cpu-pipeline first.
+// RUN: rwkv-opt %s --pass-pipeline="builtin.module(rwkv-decompose,convert-rwkv-to-linalg,func.func(convert-elementwise-to-linalg),rwkv-fuse-elementwise,canonicalize,rwkv-tile-and-fuse,canonicalize)" > %t.tiled
+// RUN: rwkv-opt %t.tiled --rwkv-vectorize-projections=int-dot=vnni --canonicalize --mlir-print-local-scope | FileCheck %s
+// RUN: rwkv-opt %t.tiled --rwkv-vectorize-projections=int-dot=off --canonicalize | FileCheck %s --check-prefix=OFF
+// RUN: not rwkv-opt %t.tiled --rwkv-vectorize-projections=int-dot=vpdpbssd 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: rwkv-vectorize-projections: int-dot must be off or vnni, not 'vpdpbssd'
+// OFF-NOT: rwkv.x86.dpbusd
+
+// x is a slice of a tensor from outside the tile loop: it is quantized once,
+// before the scf.forall, per token (batch row 0, every token): absmax, then
+// q = roundeven(clamp(x * 32512 / absmax)) split into hi = (q + 128) >> 8 and
+// lo = q - 256 hi, and the prefix sums of q at each step of 32 inputs.
+// CHECK-LABEL: func.func @linear_int8
+// CHECK:         %[[Q:.+]]:4 = scf.for {{.+}} -> (tensor<1x?xf32>, tensor<1x?x64xi8>, tensor<1x?x64xi8>, tensor<1x?x3xi32>)
+// CHECK:           vector.reduction <maximumf>
+// CHECK:           scf.for {{.+}} step %c32
+// CHECK:             arith.minnumf %{{.+}} : vector<32xf32>
+// CHECK:             arith.maxnumf %{{.+}} : vector<32xf32>
+// CHECK:             math.roundeven %{{.+}} : vector<32xf32>
+// CHECK:             %[[QI:.+]] = arith.fptosi %{{.+}} : vector<32xf32> to vector<32xi32>
+// CHECK:             %[[HI:.+]] = arith.shrsi %{{.+}}, %{{.+}} : vector<32xi32>
+// CHECK:             %[[HI256:.+]] = arith.shli %[[HI]]
+// CHECK:             %[[LO:.+]] = arith.subi %[[QI]], %[[HI256]]
+// CHECK:             arith.trunci %[[HI]] : vector<32xi32> to vector<32xi8>
+// CHECK:             arith.trunci %[[LO]] : vector<32xi32> to vector<32xi8>
+// CHECK:             vector.reduction <add>, %[[QI]] : vector<32xi32> into i32
+// CHECK:         scf.forall
+// CHECK:           %[[SCALE:.+]] = tensor.extract_slice %[[Q]]#0[0, %{{.+}}] [1, %{{.+}}] [1, 1]
+// CHECK:           %[[XH:.+]] = tensor.extract_slice %[[Q]]#1[0, %{{.+}}, 0] [1, %{{.+}}, 64] [1, 1, 1]
+// CHECK:           %[[XL:.+]] = tensor.extract_slice %[[Q]]#2[0, %{{.+}}, 0] [1, %{{.+}}, 64] [1, 1, 1]
+// CHECK:           %[[CUM:.+]] = tensor.extract_slice %[[Q]]#3[0, %{{.+}}, 0] [1, %{{.+}}, 3] [1, 1, 1]
+// Two-token blocks: each weight vector is loaded once and made unsigned
+// (xor 0x80) for both tokens; each (token, row) has an i32 accumulator for
+// hi and one for lo: 2 tokens x 4 rows x 2.
+// CHECK:           scf.for {{.+}} step %c2
+// CHECK:             scf.for %[[I:[^ ]+]] = %c0 to %c64 step %c32 iter_args({{.+}}) -> (vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>)
+// CHECK:               %[[H0:.+]] = vector.transfer_read %[[XH]][%c0, %{{.+}}, %[[I]]]{{.+}} : tensor<1x?x64xi8>, vector<32xi8>
+// CHECK:               %[[L0:.+]] = vector.transfer_read %[[XL]][%c0, %{{.+}}, %[[I]]]{{.+}} : tensor<1x?x64xi8>, vector<32xi8>
+// CHECK:               %[[W:.+]] = vector.transfer_read %{{.+}}[%{{.+}}, %[[I]]]{{.+}} : tensor<16x64xi8>, vector<32xi8>
+// CHECK-NOT:           arith.sitofp
+// CHECK:               %[[WU:.+]] = arith.xori %[[W]], %{{.+}} : vector<32xi8>
+// CHECK:               rwkv.x86.dpbusd %{{.+}}, %[[WU]], %[[H0]] : vector<32xi8> -> vector<8xi32>
+// CHECK:               rwkv.x86.dpbusd %{{.+}}, %[[WU]], %[[L0]] : vector<32xi8> -> vector<8xi32>
+// CHECK-COUNT-14:      rwkv.x86.dpbusd
+// CHECK-NOT:           rwkv.x86.dpbusd
+// CHECK:               scf.yield
+// Per output: 256 hi + lo, summed, minus 128 * (the sum of q over the
+// block's inputs, from the prefix sums), times the token's and the row's
+// scales.
+// CHECK:             %[[XS:.+]] = tensor.extract %[[SCALE]]
+// CHECK:             %[[C0:.+]] = tensor.extract %[[CUM]][%c0, %{{.+}}, %c0]
+// CHECK:             %[[C2:.+]] = tensor.extract %[[CUM]][%c0, %{{.+}}, %c2]
+// CHECK:             %[[SUMQ:.+]] = arith.subi %[[C2]], %[[C0]] : i32
+// CHECK:             %[[SUMQF:.+]] = arith.sitofp %[[SUMQ]] : i32 to f32
+// CHECK:             %[[BIAS:.+]] = arith.mulf %[[SUMQF]], %{{.+}} : f32
+// CHECK:             %[[FH:.+]] = arith.sitofp %{{.+}} : vector<8xi32> to vector<8xf32>
+// CHECK:             %[[FL:.+]] = arith.sitofp %{{.+}} : vector<8xi32> to vector<8xf32>
+// CHECK:             %[[FH256:.+]] = arith.mulf %[[FH]], %{{.+}} fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:             %[[F:.+]] = arith.addf %[[FH256]], %[[FL]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:             %[[S:.+]] = vector.reduction <add>, %[[F]]
+// CHECK:             arith.subf %[[S]], %[[BIAS]] : f32
+// CHECK:             %[[WS:.+]] = tensor.extract %{{.+}}[%{{.+}}] : tensor<16xf32>
+// CHECK:             arith.mulf %[[XS]], %[[WS]] : f32
+// One token (decode): 4 rows x 2 accumulators.
+// CHECK:           scf.for
+// CHECK:             scf.for {{.+}} -> (vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>)
+// CHECK-COUNT-8:       rwkv.x86.dpbusd
+// CHECK-NOT:           rwkv.x86.dpbusd
+// CHECK:               scf.yield
+func.func @linear_int8(%x: tensor<1x?x64xf32>, %q: tensor<16x64xi8>, %s: tensor<16xf32>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %q scale %s : tensor<1x?x64xf32>, tensor<16x64xi8>, tensor<16xf32> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
+
+// Packed int4, groups of 32: x's hi and lo bytes are split into even and odd
+// elements like the nibbles, with -8 times the sum of each 8 consecutive
+// ones (a vpdpbusd lane) for hi and for lo.
+// CHECK-LABEL: func.func @linear_int4
+// CHECK:         %[[Q:.+]]:7 = scf.for {{.+}} -> (tensor<1x?xf32>, tensor<1x?x64xi8>, tensor<1x?x64xi8>, tensor<1x?x64xi8>, tensor<1x?x64xi8>, tensor<1x?x16xi32>, tensor<1x?x16xi32>)
+// CHECK:           scf.for {{.+}} step %c64
+// CHECK:             vector.deinterleave %{{.+}} : vector<64xi32> -> vector<32xi32>
+// CHECK:             vector.deinterleave %{{.+}} : vector<64xi32> -> vector<32xi32>
+// CHECK:             vector.deinterleave %{{.+}} : vector<32xi32> -> vector<16xi32>
+// CHECK:             vector.deinterleave %{{.+}} : vector<16xi32> -> vector<8xi32>
+// CHECK:             arith.muli %{{.+}}, %{{.+}} : vector<8xi32>
+// CHECK:         scf.forall
+// A step is 32 bytes (64 weights, two groups): one xor 0x88 makes both
+// nibbles q + 8, an and and a shift take them apart; the lanes of hi and lo
+// start from their corrections, meet the even (low nibble) and odd (high
+// nibble) bytes, and are scaled by their group's scale (two bf16 scales,
+// each over 4 lanes) into one f32 accumulator per (token, row).
+// CHECK:           scf.for {{.+}} step %c2
+// CHECK:             scf.for %[[J:[^ ]+]] = %c0 to %c64 step %c32 iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:               %[[EH:.+]] = vector.transfer_read %{{.+}}[%c0, %{{.+}}, %[[J]]]{{.+}} : tensor<1x?x64xi8>, vector<32xi8>
+// CHECK:               %[[OH:.+]] = vector.transfer_read %{{.+}}[%c0, %{{.+}}, %[[J]]]{{.+}} : tensor<1x?x64xi8>, vector<32xi8>
+// CHECK:               %[[CH:.+]] = vector.transfer_read %{{.+}} : tensor<1x?x16xi32>, vector<8xi32>
+// CHECK:               %[[W:.+]] = vector.transfer_read %{{.+}}[%{{.+}}, %[[J]]]{{.+}} : tensor<16x64xi8>, vector<32xi8>
+// CHECK:               %[[F:.+]] = arith.xori %[[W]], %{{.+}} : vector<32xi8>
+// CHECK:               %[[LOW:.+]] = arith.andi %[[F]], %{{.+}} : vector<32xi8>
+// CHECK:               %[[HIGH:.+]] = arith.shrui %[[F]], %{{.+}} : vector<32xi8>
+// CHECK:               %[[SC:.+]] = vector.transfer_read %{{.+}} : tensor<16x4xbf16>, vector<2xbf16>
+// CHECK:               %[[SCF:.+]] = arith.extf %[[SC]] : vector<2xbf16> to vector<2xf32>
+// CHECK:               %[[SV:.+]] = vector.shuffle %[[SCF]], %[[SCF]] [0, 0, 0, 0, 1, 1, 1, 1]
+// CHECK:               %[[D0:.+]] = rwkv.x86.dpbusd %[[CH]], %[[LOW]], %[[EH]] : vector<32xi8> -> vector<8xi32>
+// CHECK:               rwkv.x86.dpbusd %[[D0]], %[[HIGH]], %[[OH]] : vector<32xi8> -> vector<8xi32>
+// CHECK:               rwkv.x86.dpbusd
+// CHECK:               rwkv.x86.dpbusd
+// CHECK:               arith.mulf %{{.+}}, %[[SV]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK-COUNT-28:      rwkv.x86.dpbusd
+// CHECK-NOT:           rwkv.x86.dpbusd
+// CHECK:               scf.yield
+// No weight scale after the reduction: only the token's.
+// CHECK:             %[[XS:.+]] = tensor.extract %{{.+}} : tensor<1x?xf32>
+// CHECK:             %[[R:.+]] = vector.reduction <add>
+// CHECK:             arith.mulf %[[R]], %[[XS]] fastmath<reassoc,contract> : f32
+func.func @linear_int4(%x: tensor<1x?x128xf32>, %q: tensor<16x64xi8>, %s: tensor<16x4xbf16>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %q scale %s group 32 : tensor<1x?x128xf32>, tensor<16x64xi8>, tensor<16x4xbf16> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
+
+// 48 inputs are no multiple of an 8-lane step (32 bytes): the steps take
+// half the lanes (16 bytes, an xmm vpdpbusd) rather than the widening path.
+// CHECK-LABEL: func.func @linear_int8_narrow
+// CHECK:         scf.forall
+// CHECK:           rwkv.x86.dpbusd %{{.+}} : vector<16xi8> -> vector<4xi32>
+func.func @linear_int8_narrow(%x: tensor<1x?x48xf32>, %q: tensor<16x48xi8>, %s: tensor<16xf32>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %q scale %s : tensor<1x?x48xf32>, tensor<16x48xi8>, tensor<16xf32> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
+
+// bf16 weights keep their path (no integer dot products).
+// CHECK-LABEL: func.func @linear_bf16
+// CHECK-NOT:     rwkv.x86.dpbusd
+// CHECK:         return
+func.func @linear_bf16(%x: tensor<1x?x64xf32>, %w: tensor<16x64xbf16>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %w : tensor<1x?x64xf32>, tensor<16x64xbf16> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
