@@ -8,7 +8,8 @@
 #    (rwkv-quantize) weights, 1 and 2 threads, against the machine's bandwidth
 #    and FMA peak (rwkv-bench), with the cold compile time of each library;
 #    on AVX512-BF16 hosts also bf16 through vdpbf16ps (bf16-dot=round|exact)
-#    against the bf16 dot-product peak;
+#    against the bf16 dot-product peak; on VNNI hosts also int8 and int4
+#    without the integer dot products (int-dot=off);
 # 2. batched decode (rwkv-compile --batch N, N = 1, 2, 4, 8, 16), int8 and
 #    bf16: aggregate tok/s of N sequences;
 # 3. peak RSS of opening (parsing, detecting, validating) a large synthetic
@@ -63,6 +64,20 @@ if grep -qw avx512_bf16 /proc/cpuinfo; then
     echo "== 0.1b-bf16.pth, bf16-dot=$mode, 2 threads"
     "$BIN/rwkv-bench" "$lib" --weights "$m" --threads 2 --prompt 512 \
       --decode 32
+  done
+fi
+
+# int8 / int4 through vpdpbusd is the default on VNNI hosts (int-dot=auto);
+# the widening path next to it, in the same run.
+if grep -qw avx512_vnni /proc/cpuinfo || grep -qw avx_vnni /proc/cpuinfo; then
+  for m in "$q.safetensors" "$q4.safetensors"; do
+    lib="${m%.*}-widen.so"
+    compile "$m" "$lib" --pipeline-options int-dot=off
+    for threads in 1 2; do
+      echo "== $(basename "$m"), int-dot=off, $threads thread(s)"
+      "$BIN/rwkv-bench" "$lib" --weights "$m" --threads "$threads" \
+        --prompt 512 --decode 32
+    done
   done
 fi
 

@@ -1525,3 +1525,12 @@ func.func @config_v7_needs_loras() attributes {rwkv.config = #rwkv.config<versio
 func.func @config_v5_lora_negative() attributes {rwkv.config = #rwkv.config<version = 5, n_layer = 2, n_embd = 8, n_head = 2, head_size = 4, dim_ffn = 16, vocab_size = 32, lora_w = 0, lora_a = 0, lora_v = 0, lora_g = -1>} {
   return
 }
+
+// -----
+
+// rwkv.x86.dpbusd: the byte operands have four times the accumulator's lanes.
+func.func @x86_dpbusd_lanes(%acc: vector<8xi32>, %a: vector<64xi8>) -> vector<8xi32> {
+  // expected-error @+1 {{'rwkv.x86.dpbusd' op failed to verify that `a` has four times as many elements as `acc`}}
+  %d = "rwkv.x86.dpbusd"(%acc, %a, %a) : (vector<8xi32>, vector<64xi8>, vector<64xi8>) -> vector<8xi32>
+  return %d : vector<8xi32>
+}

@@ -418,3 +418,17 @@ rwkv.model @tiny config = #rwkv.config<version = 7, n_layer = 1, n_embd = 8, n_h
   }
 
 }
+
+// -----
+
+// rwkv.x86.dpbusd: four byte products per i32 lane (vpdpbusd).
+
+// CHECK-LABEL: func.func @x86_dpbusd
+// CHECK:         rwkv.x86.dpbusd %{{.+}}, %{{.+}}, %{{.+}} : vector<64xi8> -> vector<16xi32>
+// CHECK:         rwkv.x86.dpbusd %{{.+}}, %{{.+}}, %{{.+}} : vector<32xi8> -> vector<8xi32>
+func.func @x86_dpbusd(%acc: vector<16xi32>, %a: vector<64xi8>, %b: vector<64xi8>,
+                      %acc8: vector<8xi32>, %a8: vector<32xi8>) -> (vector<16xi32>, vector<8xi32>) {
+  %d = rwkv.x86.dpbusd %acc, %a, %b : vector<64xi8> -> vector<16xi32>
+  %e = rwkv.x86.dpbusd %acc8, %a8, %a8 : vector<32xi8> -> vector<8xi32>
+  return %d, %e : vector<16xi32>, vector<8xi32>
+}
