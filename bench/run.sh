@@ -45,15 +45,22 @@ q4="$OUT/0.1b-int4"
 ls -l "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors" \
   "$q4.safetensors"
 
-for m in "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors" \
-  "$q4.safetensors"; do
-  lib="${m%.*}.so"
-  compile "$m" "$lib"
+# decode_prefill CKPT LIB LABEL [compile options...]: compiles LIB, then
+# decode and prefill on 1 and 2 threads.
+decode_prefill() {
+  local m=$1 lib=$2 label=$3
+  shift 3
+  compile "$m" "$lib" "$@"
   for threads in 1 2; do
-    echo "== $(basename "$m"), $threads thread(s)"
+    echo "== $(basename "$m")$label, $threads thread(s)"
     "$BIN/rwkv-bench" "$lib" --weights "$m" --threads "$threads" \
       --prompt 512 --decode 32
   done
+}
+
+for m in "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors" \
+  "$q4.safetensors"; do
+  decode_prefill "$m" "${m%.*}.so" ""
 done
 
 if grep -qw avx512_bf16 /proc/cpuinfo; then
@@ -71,13 +78,8 @@ fi
 # the widening path next to it, in the same run.
 if grep -qw avx512_vnni /proc/cpuinfo || grep -qw avx_vnni /proc/cpuinfo; then
   for m in "$q.safetensors" "$q4.safetensors"; do
-    lib="${m%.*}-widen.so"
-    compile "$m" "$lib" --pipeline-options int-dot=off
-    for threads in 1 2; do
-      echo "== $(basename "$m"), int-dot=off, $threads thread(s)"
-      "$BIN/rwkv-bench" "$lib" --weights "$m" --threads "$threads" \
-        --prompt 512 --decode 32
-    done
+    decode_prefill "$m" "${m%.*}-widen.so" ", int-dot=off" \
+      --pipeline-options int-dot=off
   done
 fi
 

@@ -326,25 +326,27 @@ private:
     return arith::AddFOp::create(b, loc, acc, m, p.addFlags);
   }
 
-  /// Loops over b and t around `inner(b, t, acc)`.
-  Value loopBT(OpBuilder &b, Location loc, Value acc,
-               function_ref<Value(OpBuilder &, Location, Value, Value, Value)>
-                   inner) const {
+  /// Loops over the batch rows and tokens of `shaped` (its dims 0 and 1)
+  /// around `inner(b, t, values)`, carrying `inits`; returns the results.
+  SmallVector<Value>
+  loopBT(OpBuilder &b, Location loc, Value shaped, ValueRange inits,
+         function_ref<SmallVector<Value>(OpBuilder &, Location, Value, Value,
+                                         ValueRange)>
+             inner) const {
     Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1);
-    Value nB = tensor::DimOp::create(b, loc, acc, 0);
-    Value nT = tensor::DimOp::create(b, loc, acc, 1);
+    Value nB = tensor::DimOp::create(b, loc, shaped, 0);
+    Value nT = tensor::DimOp::create(b, loc, shaped, 1);
     auto forB = scf::ForOp::create(
-        b, loc, c0, nB, c1, ValueRange{acc},
+        b, loc, c0, nB, c1, inits,
         [&](OpBuilder &bb, Location l, Value ib, ValueRange accB) {
           auto forT = scf::ForOp::create(
               bb, l, c0, nT, c1, accB,
               [&](OpBuilder &tb, Location tl, Value it, ValueRange accT) {
-                Value r = inner(tb, tl, ib, it, accT[0]);
-                scf::YieldOp::create(tb, tl, r);
+                scf::YieldOp::create(tb, tl, inner(tb, tl, ib, it, accT));
               });
-          scf::YieldOp::create(bb, l, forT.getResult(0));
+          scf::YieldOp::create(bb, l, forT.getResults());
         });
-    return forB.getResult(0);
+    return forB.getResults();
   }
 
   /// One row of x: batch row and token.
@@ -793,7 +795,7 @@ private:
       return arith::ConstantOp::create(
           bb, l, DenseElementsAttr::get(t, bb.getF32FloatAttr(v)));
     };
-    Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1);
+    Value c0 = cst(b, loc, 0);
     auto perToken = [&](OpBuilder &tb, Location tl, Value ib, Value it,
                         ValueRange outs) -> SmallVector<Value> {
       Value pad = arith::ConstantOp::create(tb, tl, tb.getF32FloatAttr(0));
@@ -909,30 +911,21 @@ private:
         res[r + 1] = qLoop.getResult(r);
       return res;
     };
-    auto forB = scf::ForOp::create(
-        b, loc, c0, tensor::DimOp::create(b, loc, x, 0), c1, inits,
-        [&](OpBuilder &bb, Location l, Value ib, ValueRange outB) {
-          auto forT = scf::ForOp::create(
-              bb, l, c0, tensor::DimOp::create(bb, l, x, 1), c1, outB,
-              [&](OpBuilder &tb, Location tl, Value it, ValueRange outT) {
-                scf::YieldOp::create(tb, tl, perToken(tb, tl, ib, it, outT));
-              });
-          scf::YieldOp::create(bb, l, forT.getResults());
-        });
+    SmallVector<Value> r = loopBT(b, loc, x, inits, perToken);
     QuantizedX q;
     q.lanes = lanes;
-    q.scale = forB.getResult(0);
+    q.scale = r[0];
     if (int4) {
-      q.evenHi = forB.getResult(1);
-      q.oddHi = forB.getResult(2);
-      q.evenLo = forB.getResult(3);
-      q.oddLo = forB.getResult(4);
-      q.corrHi = forB.getResult(5);
-      q.corrLo = forB.getResult(6);
+      q.evenHi = r[1];
+      q.oddHi = r[2];
+      q.evenLo = r[3];
+      q.oddLo = r[4];
+      q.corrHi = r[5];
+      q.corrLo = r[6];
     } else {
-      q.hi = forB.getResult(1);
-      q.lo = forB.getResult(2);
-      q.cum = forB.getResult(3);
+      q.hi = r[1];
+      q.lo = r[2];
+      q.cum = r[3];
     }
     return q;
   }
@@ -1166,44 +1159,38 @@ private:
     SmallVector<Value> inits;
     for (int64_t k = 0; k < n; ++k)
       inits.push_back(tensor::EmptyOp::create(b, loc, bf16Type, dynSizes));
-    Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1);
+    Value c0 = cst(b, loc, 0);
     auto f32Vec = VectorType::get({vl}, b.getF32Type());
     auto bf16Vec = VectorType::get({vl}, b.getBF16Type());
     Value pad =
         arith::ConstantOp::create(b, loc, b.getZeroAttr(b.getF32Type()));
-    auto forB = scf::ForOp::create(
-        b, loc, c0, tensor::DimOp::create(b, loc, x, 0), c1, inits,
-        [&](OpBuilder &bb, Location l, Value ib, ValueRange outB) {
-          auto forT = scf::ForOp::create(
-              bb, l, c0, tensor::DimOp::create(bb, l, x, 1), c1, outB,
-              [&](OpBuilder &tb, Location tl, Value it, ValueRange outT) {
-                auto forI = scf::ForOp::create(
-                    tb, tl, c0, tensor::DimOp::create(tb, tl, x, 2),
-                    cst(tb, tl, vl), outT,
-                    [&](OpBuilder &ib2, Location il, Value i, ValueRange out) {
-                      SmallVector<Value> idx = {ib, it, i};
-                      Value rest = vector::TransferReadOp::create(
-                          ib2, il, f32Vec, x, idx, pad, ArrayRef<bool>{true});
-                      SmallVector<Value> next;
-                      for (int64_t k = 0; k < n; ++k) {
-                        Value part =
-                            arith::TruncFOp::create(ib2, il, bf16Vec, rest);
-                        next.push_back(vector::TransferWriteOp::create(
-                                           ib2, il, part, out[k], idx,
-                                           ArrayRef<bool>{true})
-                                           .getResult());
-                        if (k + 1 < n)
-                          rest = arith::SubFOp::create(
-                              ib2, il, rest,
-                              arith::ExtFOp::create(ib2, il, f32Vec, part));
-                      }
-                      scf::YieldOp::create(ib2, il, next);
-                    });
-                scf::YieldOp::create(tb, tl, forI.getResults());
+    SmallVector<Value> parts = loopBT(
+        b, loc, x, inits,
+        [&](OpBuilder &tb, Location tl, Value ib, Value it,
+            ValueRange outT) -> SmallVector<Value> {
+          auto forI = scf::ForOp::create(
+              tb, tl, c0, tensor::DimOp::create(tb, tl, x, 2), cst(tb, tl, vl),
+              outT, [&](OpBuilder &ib2, Location il, Value i, ValueRange out) {
+                SmallVector<Value> idx = {ib, it, i};
+                Value rest = vector::TransferReadOp::create(
+                    ib2, il, f32Vec, x, idx, pad, ArrayRef<bool>{true});
+                SmallVector<Value> next;
+                for (int64_t k = 0; k < n; ++k) {
+                  Value part = arith::TruncFOp::create(ib2, il, bf16Vec, rest);
+                  next.push_back(
+                      vector::TransferWriteOp::create(ib2, il, part, out[k],
+                                                      idx, ArrayRef<bool>{true})
+                          .getResult());
+                  if (k + 1 < n)
+                    rest = arith::SubFOp::create(
+                        ib2, il, rest,
+                        arith::ExtFOp::create(ib2, il, f32Vec, part));
+                }
+                scf::YieldOp::create(ib2, il, next);
               });
-          scf::YieldOp::create(bb, l, forT.getResults());
+          return forI.getResults();
         });
-    return SmallVector<Value, 3>(forB.getResults());
+    return SmallVector<Value, 3>(parts.begin(), parts.end());
   }
 
   /// W[o, i]: blocks of `rows` output rows; per row block, the tokens in
@@ -1336,8 +1323,10 @@ private:
     auto xVec = VectorType::get({vl}, b.getF32Type());
     auto wVec = VectorType::get({vl}, wElt);
     return loopBT(
-        b, loc, p.acc,
-        [&](OpBuilder &tb, Location l, Value ib, Value it, Value acc) -> Value {
+        b, loc, p.acc, p.acc,
+        [&](OpBuilder &tb, Location l, Value ib, Value it,
+            ValueRange accs) -> SmallVector<Value> {
+          Value acc = accs[0];
           auto forO = scf::ForOp::create(
               tb, l, cst(tb, l, 0), cst(tb, l, nO), cst(tb, l, vl * chunks),
               ValueRange{acc},
@@ -1379,8 +1368,8 @@ private:
                             .getResult();
                 scf::YieldOp::create(ob, ol, out);
               });
-          return forO.getResult(0);
-        });
+          return {forO.getResult(0)};
+        })[0];
   }
 
   /// Returns the replacement of the projection, or null to leave it scalar.
