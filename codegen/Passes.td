@@ -451,6 +451,56 @@ def RWKVGuardParallelRegionsPass : Pass<"rwkv-guard-parallel-regions"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def RWKVInlineStaticSchedulePass : Pass<"rwkv-inline-static-schedule",
+                                         "::mlir::ModuleOp"> {
+  let summary = "Share OpenMP loops out statically without the runtime's "
+                "scheduler";
+  let description = [{
+    Rewrites every `omp.parallel` whose whole body is one `omp.wsloop` with
+    the default schedule (what `convert-scf-to-openmp` builds from the tile
+    foralls) into a region that computes its thread's share of the loop
+    itself: the iterations are counted and linearized, thread `t` of `n`
+    runs the contiguous block `[t*c, min((t+1)*c, total))` with
+    `c = ceil(total / n)` (libomp's default static partition, so every
+    thread gets the same iterations as before) in an `scf.for`, and the
+    loop indices are rebuilt from the linear index.
+
+    The runtime's loop entry (`__kmpc_for_static_init`, which the libomp
+    builds of Debian format two debug strings in, on every call) and the
+    loop's implicit barrier, which the region's join repeats, go away: a
+    decode step runs about 550 of these loops.
+
+    Before:
+    ```mlir
+    omp.parallel {
+      omp.wsloop {
+        omp.loop_nest (%i) : index = (%lb) to (%ub) step (%s) {
+          ...
+          omp.yield
+        }
+      }
+      omp.terminator
+    }
+    ```
+    After:
+    ```mlir
+    omp.parallel {
+      %t = llvm.call @omp_get_thread_num() : () -> i32
+      %n = llvm.call @omp_get_num_threads() : () -> i32
+      ... %begin, %end: this thread's block of the iterations
+      scf.for %l = %begin to %end step %c1 {
+        %i = ... %lb + %l * %s
+        ...
+      }
+      omp.terminator
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
   let summary = "Vectorise the projection tiles with register accumulators";
   let description = [{

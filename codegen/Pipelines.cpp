@@ -128,6 +128,7 @@ static void addCpuBackEnd(OpPassManager &pm, bool threads) {
   if (threads) {
     addUpstream(pm, "convert-scf-to-openmp,canonicalize");
     pm.addPass(createRWKVGuardParallelRegionsPass());
+    pm.addPass(createRWKVInlineStaticSchedulePass());
   }
   addUpstream(pm, "convert-scf-to-cf,canonicalize,cse,"
                   "func.func(llvm-request-c-wrappers),"
