@@ -327,8 +327,9 @@ def _gguf_weights_for(ckpt, dtype, cache, verbose):
     """_weights_for on a llama.cpp GGUF file: the file itself, or a GGUF
     copy in the cache with its F32/F16/BF16 matrices in `dtype` (llama.cpp's
     layout kept: the runtime undoes it in either case). Block-quantized
-    matrices (Q8_0, Q4_0, Q6_K) are dequantized to bf16 by the runtime
-    whatever the strategy, so fp16 cannot be honoured for them."""
+    matrices run as the runtime reads them whatever the strategy (Q4_0 as
+    int4, Q8_0 and Q6_K dequantized to bf16), so fp16 cannot be honoured
+    for them."""
     reader = _checkpoint.open_checkpoint(ckpt)   # checks the header
     if dtype == "f32":
         return ckpt, None
@@ -338,9 +339,10 @@ def _gguf_weights_for(ckpt, dtype, cache, verbose):
         types = sorted({t.dtype.upper() for t in quantized})
         raise NotImplementedError(
             f"{ckpt}: its {'/'.join(types)} matrices (e.g. "
-            f"'{quantized[0].name}') are dequantized to bf16 by the runtime, "
-            f"so they cannot run as fp16; use a 'bf16' or 'fp32' strategy "
-            f"(both run them as bf16), or an F32/F16/BF16 GGUF")
+            f"'{quantized[0].name}') run as the runtime reads them (Q4_0 as "
+            f"int4, Q8_0 and Q6_K dequantized to bf16), so they cannot run "
+            f"as fp16; use a 'bf16' or 'fp32' strategy (both run them so), "
+            f"or an F32/F16/BF16 GGUF")
     convert = [t for t in mats if t.dtype in _checkpoint.FLOAT_DTYPES
                and t.dtype != dtype]
     if not convert:
@@ -349,6 +351,16 @@ def _gguf_weights_for(ckpt, dtype, cache, verbose):
         ckpt, dtype, cache, ".gguf", len(convert), verbose,
         lambda out: reader.write_converted(
             out, {t.name: dtype for t in convert}))
+
+
+def _gguf_q4_0_matrices(path):
+    """The Q4_0 matrices of `path` if it is a GGUF file: the runtime runs
+    them as int4 (groups of 32) without decoding them."""
+    with open(path, "rb") as f:
+        if f.read(4) != _checkpoint.GGUF_MAGIC:
+            return []
+    return [t for t in _checkpoint.open_checkpoint(path).tensors()
+            if _GGUF_MATRIX_RE.match(t.name) and t.dtype == "q4_0"]
 
 
 def _weights_for(ckpt, dtype, cache, verbose):
@@ -631,7 +643,14 @@ class RWKV:
         cache = self.cache_dir
         weights, conv_s = _weights_for(self.model_path, dtype, cache,
                                        self.verbose)
-        if quant:
+        q4 = _gguf_q4_0_matrices(weights) if quant else []
+        if q4 and quant != "i4":
+            raise NotImplementedError(
+                f"{weights}: its Q4_0 matrices (e.g. '{q4[0].name}') already "
+                f"run as int4 (groups of 32); use an 'i4' strategy (the file "
+                f"as it is), 'bf16' or 'fp32' (the same), or a float GGUF "
+                f"for '{quant}'")
+        if quant and not q4:
             weights = self._quantize(weights, quant)
         compiler = find_compiler()
         target = [] if self.target == "cpu" else [

@@ -8,8 +8,10 @@
 // its [H, N] shape and the squeezed vectors their [1, 1, C], and layer 0's
 // dummy v0/v1/v2 (copies of a0/a1/a2) are dropped.
 //
-// F32/F16/BF16 tensors are views of the mapping (strided where transposed);
-// Q8_0, Q4_0 and Q6_K are dequantized to bf16 into owned buffers. Every
+// F32/F16/BF16 tensors are views of the mapping (strided where transposed).
+// Q4_0 projections, embedding and head are repacked, not decoded, into the
+// int4 layout of rwkv-quantize (the kernels read the 4-bit codes); other
+// Q8_0, Q4_0 and Q6_K tensors are dequantized to bf16 into owned buffers. Every
 // count, length, offset and shape is validated before it is used: a malformed
 // file throws CheckpointError naming the file and the key or tensor.
 //
@@ -453,6 +455,7 @@ private:
   std::unordered_map<std::string, Tensor> out_;
   std::unordered_map<std::string, std::string> source_;
   std::map<std::string, int> typeCounts_, dequantized_;
+  int repacked_ = 0;
   int dropped_ = 0;
 
   void readHeader(Cursor &c) {
@@ -752,6 +755,54 @@ private:
     return p;
   }
 
+  /// Repacks the Q4_0 matrix `t` ([rows, cols] released) into the int4
+  /// layout of rwkv-quantize, as `target` (u8 [rows, cols / 2]: column 2j in
+  /// the low nibble of byte j, 2j + 1 in the high one, two's complement) and
+  /// `target_scale` (bf16 [rows, cols / 32]). A Q4_0 block is a f16 scale d
+  /// and 32 codes c (element j in the low nibble of byte j, j + 16 in the
+  /// high one) worth d * (c - 8): the code becomes c - 8 = c ^ 8 (mod 16)
+  /// unchanged, and d is rounded to bf16 (|relative change| <= 2^-9, as for
+  /// a weight dequantized to bf16).
+  void repackQ4_0(const TensorInfo &t, const std::string &target,
+                  int64_t rows, int64_t cols) {
+    const int64_t blocks = rows * (cols / 32);
+    auto codes = std::make_unique<std::vector<uint8_t>>(size_t(blocks) * 16);
+    auto scales = std::make_unique<std::vector<uint8_t>>(size_t(blocks) * 2);
+    uint8_t *q = codes->data();
+    uint16_t *d = reinterpret_cast<uint16_t *>(scales->data());
+    const uint8_t *src = t.data;
+    for (int64_t b = 0; b < blocks; ++b, src += 18) {
+      d[b] = f32ToBf16(loadF16(src));
+      uint8_t c[32];
+      for (int j = 0; j < 16; ++j) {
+        c[j] = src[2 + j] & 0x0F;
+        c[j + 16] = src[2 + j] >> 4;
+      }
+      for (int j = 0; j < 16; ++j)
+        *q++ = uint8_t((c[2 * j] ^ 8) | (c[2 * j + 1] ^ 8) << 4);
+    }
+    std::string from = fmt::format("{} (Q4_0 repacked to int4, ggml ne {})",
+                                   t.name, shapeStr(t.ne));
+    auto add = [&](const std::string &name, DType dtype, int64_t width,
+                   std::unique_ptr<std::vector<uint8_t>> buf,
+                   std::string source) {
+      Tensor v;
+      v.name = name;
+      v.dtype = dtype;
+      v.shape = {rows, width};
+      v.strides = {width, 1};
+      v.data = buf->data();
+      v.nbytes = buf->size();
+      impl_.owned.push_back(std::move(buf));
+      source_[name] = std::move(source);
+      out_[name] = std::move(v);
+    };
+    add(target, DType::U8, cols / 2, std::move(codes), from);
+    add(target + "_scale", DType::BF16, cols / 32, std::move(scales),
+        fmt::format("{} (Q4_0 block scales, f16 rounded to bf16)", t.name));
+    ++repacked_;
+  }
+
   void mapTensors() {
     for (const TensorInfo &t : infos_) {
       ++typeCounts_[t.type->name];
@@ -834,6 +885,12 @@ private:
         break;
       case Kind::Dropped:
         break;
+      }
+      // The kernels read int4 with bf16 group scales natively.
+      if (id == kQ4_0 && m.kind == Kind::Direct &&
+          isQuantizableMatrix(m.target)) {
+        repackQ4_0(t, m.target, shape[0], shape[1]);
+        continue;
       }
       const uint8_t *base = t.data;
       DType dtype = viewDType(id);
@@ -944,22 +1001,33 @@ private:
              shapeStr({dimOf(d.tensor, 1 - d.axis), d.field}));
     }
     auto emb = out_.find("emb.weight");
-    m.dtype = emb == out_.end() ? DType::BF16 : emb->second.dtype;
+    m.dtype = emb == out_.end() || emb->second.dtype == DType::U8
+                  ? DType::BF16
+                  : emb->second.dtype;
     for (const TensorSpec &s : rwkv7TensorSpecs(m)) {
       auto it = out_.find(s.name);
       if (it == out_.end())
         fail(file_, "missing tensor '{}' ({} {} in the released layout)",
              ggufNameOf(s.name), s.name, shapeStr(s.shape));
-      if (it->second.shape != s.shape)
+      // Packed int4 holds two columns per byte.
+      std::vector<int64_t> shape = it->second.shape;
+      if (it->second.dtype == DType::U8)
+        shape.back() *= 2;
+      if (shape != s.shape)
         fail(file_,
              "tensor {} maps to '{}' with shape {}, expected {} (n_embd {}, "
              "head_size {}, vocab {}, dim_ffn {}, LoRA ranks w/a/v/g "
              "{}/{}/{}/{})",
-             source_[s.name], s.name, shapeStr(it->second.shape),
-             shapeStr(s.shape), C_, N_, m.vocab_size, m.dim_ffn, m.lora_w,
-             m.lora_a, m.lora_v, m.lora_g);
+             source_[s.name], s.name, shapeStr(shape), shapeStr(s.shape), C_,
+             N_, m.vocab_size, m.dim_ffn, m.lora_w, m.lora_a, m.lora_v,
+             m.lora_g);
       CheckpointLoader::setTensorSource(ckpt_, s.name, source_[s.name]);
       CheckpointLoader::addTensor(ckpt_, std::move(it->second));
+      // A repacked Q4_0 matrix's scales follow it.
+      if (auto sc = out_.find(s.name + "_scale"); sc != out_.end()) {
+        CheckpointLoader::setTensorSource(ckpt_, sc->first, source_[sc->first]);
+        CheckpointLoader::addTensor(ckpt_, std::move(sc->second));
+      }
     }
 
     CheckpointLoader::addSourceInfo(
@@ -984,6 +1052,9 @@ private:
         deq += fmt::format("{}{} x{}", deq.empty() ? "" : ", ", type, count);
       CheckpointLoader::addSourceInfo(ckpt_, "dequantized_to_bf16", deq);
     }
+    if (repacked_)
+      CheckpointLoader::addSourceInfo(ckpt_, "repacked_to_int4",
+                                      fmt::format("Q4_0 x{}", repacked_));
     if (dropped_)
       CheckpointLoader::addSourceInfo(
           ckpt_, "dropped",

@@ -248,10 +248,27 @@ Stored storedType(const std::string &file, const std::string &name,
   return Stored::Q4_0;
 }
 
+// Q4_0 matrices are repacked to int4 (u8 codes and bf16 scales), not decoded.
 DType exposedDType(Stored s) {
-  return s == Stored::F32   ? DType::F32
-         : s == Stored::F16 ? DType::F16
-                            : DType::BF16;
+  return s == Stored::F32    ? DType::F32
+         : s == Stored::F16  ? DType::F16
+         : s == Stored::Q4_0 ? DType::U8
+                             : DType::BF16;
+}
+
+/// Element `i` (row-major, released shape) of `t` as a float; a packed int4
+/// matrix (u8 [rows, cols / 2]) is decoded with its `_scale` tensor of `c`:
+/// code * scale, both exactly as stored.
+float valueAt(const Checkpoint &c, const Tensor &t, int64_t i) {
+  if (t.dtype != DType::U8)
+    return t.getAsFloat(i);
+  const Tensor &scale = c.get(t.name + "_scale");
+  int64_t cols = 2 * t.shape[1], row = i / cols, col = i % cols;
+  uint8_t byte = static_cast<const uint8_t *>(t.data)[row * t.shape[1] +
+                                                       col / 2];
+  int code = ((col % 2 ? byte >> 4 : byte & 0x0F) ^ 8) - 8;
+  int64_t group = cols / scale.shape[1];
+  return float(code) * scale.getAsFloat(row * scale.shape[1] + col / group);
 }
 
 /// Per element of `ref` (released layout), the largest |x| of its
@@ -277,7 +294,8 @@ std::vector<float> blockAbsMax(const Tensor &ref, bool transposed,
 
 /// Checks every value of `got` against the .pth tensor `ref`; returns the
 /// largest error relative to its block's absmax (0 where exact).
-float checkValues(const Tensor &got, const Tensor &ref, Stored stored) {
+float checkValues(const Checkpoint &c, const Tensor &got, const Tensor &ref,
+                  Stored stored) {
   int64_t n = ref.numel();
   float worst = 0;
   if (stored == Stored::F32 || stored == Stored::BF16 ||
@@ -286,7 +304,7 @@ float checkValues(const Tensor &got, const Tensor &ref, Stored stored) {
       float want = ref.getAsFloat(i);
       if (stored == Stored::F16)
         want = f16ToF32(f32ToF16(want));
-      float have = got.getAsFloat(i);
+      float have = valueAt(c, got, i);
       if (have != want) {
         ADD_FAILURE() << got.name << "[" << i << "] = " << have << ", expected "
                       << want;
@@ -305,7 +323,7 @@ float checkValues(const Tensor &got, const Tensor &ref, Stored stored) {
                                        : 1.0f / 25;
   std::vector<float> amax = blockAbsMax(ref, isLora(ref.name), block);
   for (int64_t i = 0; i < n; ++i) {
-    float want = ref.getAsFloat(i), have = got.getAsFloat(i);
+    float want = ref.getAsFloat(i), have = valueAt(c, got, i);
     float a = amax[size_t(i)];
     float tol = a * (rel + 1.0f / 1024) + std::fabs(want) / 256;
     float err = std::fabs(have - want);
@@ -328,26 +346,51 @@ void checkAgainstPth(const std::string &ggufFile, const std::string &pthFile,
   EXPECT_EQ(gguf->format(), Checkpoint::Format::Gguf);
   EXPECT_STREQ(Checkpoint::formatName(gguf->format()), "gguf");
   EXPECT_EQ(gguf->formatVersion(), 3u);
-  ASSERT_EQ(gguf->tensors().size(), pth->tensors().size());
+  // Each repacked Q4_0 matrix brings its scales, right after it.
+  size_t scales = 0;
+  for (const Tensor &t : gguf->tensors())
+    scales += t.dtype == DType::U8;
+  ASSERT_EQ(gguf->tensors().size(), pth->tensors().size() + scales);
   ModelConfig cg = detectConfig(*gguf), cp = detectConfig(*pth);
-  EXPECT_EQ(cg.dtype, type == "f32"   ? DType::F32
-                      : type == "f16" ? DType::F16
-                                      : DType::BF16);
+  // The model's dtype is its first float tensor's: in a Q4_0 file the
+  // embedding is int4, and the next tensor is an F32 vector.
+  EXPECT_EQ(cg.dtype, type == "f32" || type == "q4_0" ? DType::F32
+                      : type == "f16"                 ? DType::F16
+                                                      : DType::BF16);
   cg.dtype = cp.dtype;
+  if (type == "q4_0") {
+    EXPECT_TRUE(cg.quantized);
+    EXPECT_EQ(cg.int4Group, 32);
+    EXPECT_FALSE(cg.hasInt8);
+    cg.quantized = false;
+    cg.int4Group = 0;
+  }
   EXPECT_EQ(cg.toJson(), cp.toJson());
   std::map<Stored, float> worst;
-  for (size_t i = 0; i < pth->tensors().size(); ++i) {
+  size_t gi = 0;
+  for (size_t i = 0; i < pth->tensors().size(); ++i, ++gi) {
     const Tensor &p = pth->tensors()[i];
-    const Tensor &g = gguf->tensors()[i];
+    ASSERT_LT(gi, gguf->tensors().size());
+    const Tensor &g = gguf->tensors()[gi];
     SCOPED_TRACE(p.name);
     // The released order and names.
     ASSERT_EQ(g.name, p.name);
-    EXPECT_EQ(g.shape, p.shape);
     Stored stored = storedType(type, p.name, q6kHead);
     EXPECT_EQ(g.dtype, exposedDType(stored))
         << dtypeName(g.dtype) << " from " << gguf->tensorSource(g.name);
     EXPECT_FALSE(gguf->tensorSource(g.name).empty());
-    float w = checkValues(g, p, stored);
+    if (g.dtype == DType::U8) {
+      // Two codes per byte; one bf16 scale per Q4_0 block of 32.
+      EXPECT_EQ(g.shape, (std::vector<int64_t>{p.shape[0], p.shape[1] / 2}));
+      ASSERT_LT(gi + 1, gguf->tensors().size());
+      const Tensor &sc = gguf->tensors()[++gi];
+      EXPECT_EQ(sc.name, p.name + "_scale");
+      EXPECT_EQ(sc.dtype, DType::BF16);
+      EXPECT_EQ(sc.shape, (std::vector<int64_t>{p.shape[0], p.shape[1] / 32}));
+    } else {
+      EXPECT_EQ(g.shape, p.shape);
+    }
+    float w = checkValues(*gguf, g, p, stored);
     worst[stored] = std::max(worst[stored], w);
   }
   const char *names[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q6_K"};
@@ -380,30 +423,56 @@ TEST(Gguf, Q6KHead) {
 
 // Bit-exact decoding: make_gguf.py --dequantized writes the same file with
 // each Q8_0/Q4_0/Q6_K tensor decoded by gguf-py's numpy code (quants.py) and
-// stored as BF16. Both files must read back identically.
+// stored as BF16. Dequantized tensors must read back identically. A
+// repacked Q4_0 matrix must hold gguf-py's codes exactly (|code| <= 8, so
+// value / scale is within 8 * 2^-8 of the code) and its scale within the
+// bf16 rounding of the f16 one: code * scale within 2^-8 of gguf-py's value.
 TEST(Gguf, DequantizationMatchesGgufPy) {
   SKIP_WITHOUT_GGUF();
   for (const char *file : {"tiny-q8_0", "tiny-q4_0", "small256-q4_0"}) {
     SCOPED_TRACE(file);
     auto q = Checkpoint::open(kGgufDir + "/" + file + ".gguf");
     auto ref = Checkpoint::open(kGgufDir + "/" + file + "-deq.gguf");
-    ASSERT_EQ(q->tensors().size(), ref->tensors().size());
-    int quantized = 0;
-    for (size_t i = 0; i < q->tensors().size(); ++i) {
-      const Tensor &a = q->tensors()[i], &b = ref->tensors()[i];
-      ASSERT_EQ(a.name, b.name);
-      ASSERT_EQ(a.shape, b.shape);
-      ASSERT_EQ(a.dtype, b.dtype) << a.name;
-      quantized +=
-          q->tensorSource(a.name).find("dequantized") != std::string_view::npos;
-      for (int64_t k = 0; k < a.numel(); ++k)
-        if (a.getAsFloat(k) != b.getAsFloat(k)) {
-          ADD_FAILURE() << a.name << "[" << k << "] = " << a.getAsFloat(k)
-                        << ", gguf-py decodes " << b.getAsFloat(k);
+    int quantized = 0, repacked = 0;
+    for (const Tensor &b : ref->tensors()) {
+      const Tensor &a = q->get(b.name);
+      bool packed = a.dtype == DType::U8;
+      if (!packed) {
+        ASSERT_EQ(a.shape, b.shape) << a.name;
+        ASSERT_EQ(a.dtype, b.dtype) << a.name;
+      }
+      std::string_view from = q->tensorSource(a.name);
+      quantized += from.find("dequantized") != std::string_view::npos;
+      repacked += from.find("Q4_0 repacked to int4") != std::string_view::npos;
+      EXPECT_EQ(packed, from.find("repacked") != std::string_view::npos);
+      for (int64_t k = 0; k < b.numel(); ++k) {
+        float have = valueAt(*q, a, k), want = b.getAsFloat(k);
+        bool ok = have == want;
+        if (packed) {
+          const Tensor &sc = q->get(a.name + "_scale");
+          int64_t cols = 2 * a.shape[1];
+          float s = sc.getAsFloat((k / cols) * sc.shape[1] +
+                                  (k % cols) / (cols / sc.shape[1]));
+          ok = s == 0 ? want == 0
+                      : std::nearbyint(want / s) == have / s &&
+                            std::fabs(have - want) <= std::fabs(want) / 256;
+        }
+        if (!ok) {
+          ADD_FAILURE() << a.name << "[" << k << "] = " << have
+                        << ", gguf-py decodes " << want;
           break;
         }
+      }
     }
-    EXPECT_GE(quantized, 13);
+    // golden/tiny: 12 projections and the embedding; the head (Q8_0 or
+    // Q6_K) is dequantized in the Q4_0 files.
+    if (std::string(file) == "tiny-q8_0") {
+      EXPECT_GE(quantized, 13);
+      EXPECT_EQ(repacked, 0);
+    } else {
+      EXPECT_EQ(quantized, 1);
+      EXPECT_EQ(repacked, 13);
+    }
   }
 }
 

@@ -455,13 +455,14 @@ def test_int4_strategy_quantizes(capfd):
 @pytest.fixture(scope="session")
 def gguf(tmp_path_factory):
     """golden/tiny as llama.cpp's convert_hf_to_gguf.py writes it (F32,
-    BF16, Q8_0), by unittests/checkpoint/make_gguf.py, as the checkpoint
-    tests make theirs."""
+    BF16, Q8_0; Q4_0 as llama-quantize), by unittests/checkpoint/
+    make_gguf.py, as the checkpoint tests make theirs."""
     d = tmp_path_factory.mktemp("gguf")
+    types = ("f32", "bf16", "q8_0", "q4_0")
     subprocess.run([sys.executable, MAKE_GGUF, TINY, "-o",
-                    str(d / "tiny-{type}.gguf"), "--types", "f32,bf16,q8_0"],
+                    str(d / "tiny-{type}.gguf"), "--types", ",".join(types)],
                    check=True)
-    return {t: str(d / f"tiny-{t}.gguf") for t in ("f32", "bf16", "q8_0")}
+    return {t: str(d / f"tiny-{t}.gguf") for t in types}
 
 
 @pytest.mark.parametrize("gtype", ["f32", "bf16"])
@@ -535,6 +536,25 @@ def test_int4_strategy_on_gguf(gguf):
     assert max_err(a, b) < TOL
 
 
+def test_q4_0_gguf_runs_as_int4(gguf, tmp_path):
+    # Q4_0 matrices are int4 already: 'cpu fp32i4' and 'cpu fp32' run the
+    # file as it is (one library), within the int4 bound of ref64 (the
+    # checkpoint tests measure 1.46); 'i8' would only re-quantize them.
+    m = RWKV(model=gguf["q4_0"], strategy="cpu fp32i4")
+    assert m.weights_path == gguf["q4_0"]
+    assert RWKV(model=gguf["q4_0"], strategy="cpu fp32").library_path == \
+        m.library_path
+    tokens, d = seq128()
+    ref = np.load(os.path.join(d, "logits_ref64.npy"))
+    out, _ = m.forward(tokens, None, full_output=True)
+    assert 1e-3 < max_err(out, ref) < 2.0
+    with pytest.raises(NotImplementedError) as e:
+        RWKV(model=gguf["q4_0"], strategy="cpu fp32i8",
+             cache_dir=str(tmp_path / "cache"))
+    assert "tiny-q4_0.gguf" in str(e.value) and "Q4_0" in str(e.value)
+    assert "'i4'" in str(e.value)
+
+
 def test_bad_gguf_paths_and_contents(gguf, tmp_path):
     cache = str(tmp_path / "cache")
     # A .gguf name is taken as it is: no '.pth' appended.
@@ -578,12 +598,15 @@ def test_bad_gguf_paths_and_contents(gguf, tmp_path):
         RWKV(model=str(three), strategy="cpu fp32", cache_dir=cache)
     assert "three.gguf" in str(e.value)
     assert "missing tensor 'blk.2.attn_norm.weight'" in str(e.value)
-    # Block-quantized matrices are dequantized to bf16 by the runtime:
-    # fp16 cannot be honoured, and says so.
+    # Block-quantized matrices run as the runtime reads them (Q8_0 as bf16,
+    # Q4_0 as int4): fp16 cannot be honoured, and says so.
     with pytest.raises(NotImplementedError) as e:
         RWKV(model=gguf["q8_0"], strategy="cpu fp16", cache_dir=cache)
     assert "tiny-q8_0.gguf" in str(e.value) and "Q8_0" in str(e.value)
     assert "dequantized to bf16" in str(e.value)
+    with pytest.raises(NotImplementedError) as e:
+        RWKV(model=gguf["q4_0"], strategy="cpu fp16", cache_dir=cache)
+    assert "Q4_0" in str(e.value) and "as int4" in str(e.value)
 
 
 # -- tokenizer and sampling ------------------------------------------------------
