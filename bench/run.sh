@@ -10,6 +10,9 @@
 #    on AVX512-BF16 hosts also bf16 through vdpbf16ps (bf16-dot=round|exact)
 #    against the bf16 dot-product peak; on VNNI hosts also int8 and int4
 #    without the integer dot products (int-dot=off);
+#    llama.cpp-style Q4_0 and Q8_0 GGUF files of the same weights
+#    (unittests/checkpoint/make_gguf.py, needs Python with torch): Q4_0 runs
+#    on the int4 kernels, Q8_0 dequantized to bf16;
 # 2. batched decode (rwkv-compile --batch N, N = 1, 2, 4, 8, 16), int8 and
 #    bf16: aggregate tok/s of N sequences;
 # 3. peak RSS of opening (parsing, detecting, validating) a large synthetic
@@ -31,6 +34,8 @@ compile() {
   local ms=$((($(date +%s%N) - t0) / 1000000))
   echo "compile: $(basename "$lib") in $((ms / 1000)).$(printf %03d $((ms % 1000))) s"
 }
+
+PY=${RWKV_PYTHON:-/usr/bin/python3}
 
 for dtype in bf16 fp32; do
   m="$OUT/0.1b-$dtype"
@@ -62,6 +67,19 @@ for m in "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors" \
   "$q4.safetensors"; do
   decode_prefill "$m" "${m%.*}.so" ""
 done
+
+# GGUF files as llama.cpp writes them (the head of a Q4_0 file is Q6_K,
+# read as bf16).
+g="$OUT/0.1b"
+if [ -f "$g-q4_0.gguf" ] ||
+  "$PY" unittests/checkpoint/make_gguf.py "$OUT/0.1b-bf16.pth" \
+    --types q4_0,q8_0 -o "$g-{type}.gguf"; then
+  for m in "$g-q4_0.gguf" "$g-q8_0.gguf"; do
+    decode_prefill "$m" "${m%.*}-gguf.so" ""
+  done
+else
+  echo "GGUF: make_gguf.py failed (needs $PY with torch and numpy)"
+fi
 
 if grep -qw avx512_bf16 /proc/cpuinfo; then
   m="$OUT/0.1b-bf16.pth"
