@@ -298,15 +298,22 @@ struct RWKVVectorizeProjectionsPass final
           << intDot << "'";
       return signalPassFailure();
     }
-    SmallVector<std::pair<linalg::GenericOp, Projection>> todo;
+    SmallVector<linalg::GenericOp> todo;
     getOperation()->walk([&](linalg::GenericOp op) {
-      if (std::optional<Projection> p = matchProjection(op))
-        todo.emplace_back(op, *p);
+      if (matchProjection(op))
+        todo.push_back(op);
     });
     IRRewriter rewriter(&getContext());
-    for (auto &[op, p] : todo) {
+    for (linalg::GenericOp op : todo) {
+      // Matched again here: a projection may read another's result directly
+      // (an untiled chain, e.g. a LoRA's down then up projection when one
+      // tile covers the whole batch and sequence), which the rewrite of the
+      // first has replaced since the walk.
+      std::optional<Projection> p = matchProjection(op);
+      if (!p)
+        continue;
       rewriter.setInsertionPoint(op);
-      if (Value result = rewrite(rewriter, op.getLoc(), p))
+      if (Value result = rewrite(rewriter, op.getLoc(), *p))
         rewriter.replaceOp(op, result);
     }
   }

@@ -237,6 +237,25 @@ func.func @long_rows(%x: tensor<1x?x8192xf32>, %w: tensor<16x8192xf32>) -> tenso
 
 // -----
 
+// One tile covers a static batch and sequence, so the tile loops fold away
+// and the second projection reads the first one's result directly (a B = 1,
+// T = 16 training library did): both are rewritten, the second reading the
+// first's replacement.
+// CHECK-LABEL: func.func @chain
+// CHECK-NOT:     linalg.generic
+// CHECK:         %[[H:.+]] = scf.for
+// CHECK:           vector.transfer_read %{{.+}} : tensor<64x32xf32>, vector<8xf32>
+// CHECK:         scf.for
+// CHECK:           vector.transfer_read %[[H]]{{.+}} : tensor<1x16x64xf32>, vector<8xf32>
+// CHECK-NOT:     linalg.generic
+func.func @chain(%x: tensor<1x16x32xf32>, %w1: tensor<64x32xf32>, %w2: tensor<16x64xf32>) -> tensor<1x16x16xf32> {
+  %h = rwkv.linear %x, %w1 : tensor<1x16x32xf32>, tensor<64x32xf32> -> tensor<1x16x64xf32>
+  %y = rwkv.linear %h, %w2 : tensor<1x16x64xf32>, tensor<16x64xf32> -> tensor<1x16x16xf32>
+  return %y : tensor<1x16x16xf32>
+}
+
+// -----
+
 // W[i, o] (LoRA, f32): `o` is the vector dimension, outer-product form; the
 // accumulator vectors are read before and written after the reduction loop.
 // CHECK-LABEL: func.func @lora
