@@ -763,8 +763,8 @@ private:
   /// high one) worth d * (c - 8): the code becomes c - 8 = c ^ 8 (mod 16)
   /// unchanged, and d is rounded to bf16 (|relative change| <= 2^-9, as for
   /// a weight dequantized to bf16).
-  void repackQ4_0(const TensorInfo &t, const std::string &target,
-                  int64_t rows, int64_t cols) {
+  void repackQ4_0(const TensorInfo &t, const std::string &target, int64_t rows,
+                  int64_t cols) {
     const int64_t blocks = rows * (cols / 32);
     auto codes = std::make_unique<std::vector<uint8_t>>(size_t(blocks) * 16);
     auto scales = std::make_unique<std::vector<uint8_t>>(size_t(blocks) * 2);

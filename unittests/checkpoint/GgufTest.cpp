@@ -264,8 +264,8 @@ float valueAt(const Checkpoint &c, const Tensor &t, int64_t i) {
     return t.getAsFloat(i);
   const Tensor &scale = c.get(t.name + "_scale");
   int64_t cols = 2 * t.shape[1], row = i / cols, col = i % cols;
-  uint8_t byte = static_cast<const uint8_t *>(t.data)[row * t.shape[1] +
-                                                       col / 2];
+  uint8_t byte =
+      static_cast<const uint8_t *>(t.data)[row * t.shape[1] + col / 2];
   int code = ((col % 2 ? byte >> 4 : byte & 0x0F) ^ 8) - 8;
   int64_t group = cols / scale.shape[1];
   return float(code) * scale.getAsFloat(row * scale.shape[1] + col / group);
