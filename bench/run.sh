@@ -12,7 +12,7 @@
 #    without the integer dot products (int-dot=off);
 #    llama.cpp-style Q4_0 and Q8_0 GGUF files of the same weights
 #    (unittests/checkpoint/make_gguf.py, needs Python with torch): Q4_0 runs
-#    on the int4 kernels, Q8_0 dequantized to bf16;
+#    on the int4 kernels, Q8_0 on the int8 ones (groups of 32);
 # 2. batched decode (rwkv-compile --batch N, N = 1, 2, 4, 8, 16), int8 and
 #    bf16: aggregate tok/s of N sequences;
 # 3. peak RSS of opening (parsing, detecting, validating) a large synthetic

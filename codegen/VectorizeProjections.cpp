@@ -32,6 +32,10 @@
 //    group's scale, and x is split into its even and odd elements with
 //    vector.deinterleave (as for the bf16 pairs). The weights stay 4 bits
 //    in memory: decode streams half the bytes of int8.
+//  * Grouped int8 W[o, i] with scales per group of inputs (llama.cpp's
+//    Q8_0): as W[o, i]; with one token the parts of a step are summed and
+//    scaled by their group's scale once, with several each weight vector is
+//    scaled.
 //  * W[i, o] (LoRA factors: `o` contiguous): `o` is the vector dimension,
 //    the outer-product form acc[o:o+VL] += broadcast(x[i]) * W[i, o:o+VL].
 //
@@ -77,7 +81,10 @@ struct QuantizedX {
   /// [B, T] f32.
   Value scale;
   /// int8 weights: hi and lo ([B, T, I] i8 each), and `cum`, the prefix
-  /// sums of q at every step boundary ([B, T, I / step + 1] i32).
+  /// sums of q at every step boundary ([B, T, I / step + 1] i32; row
+  /// scales) or for hi and lo, -128 times the sum of each 4 consecutive
+  /// elements ([B, T, I / 4] i32: one vpdpbusd lane; group scales, in
+  /// corrHi and corrLo).
   Value hi, lo, cum;
   /// Packed int4 weights: hi and lo split into their even and odd elements
   /// like the nibbles ([B, T, I / 2] i8 each), and for hi and lo, -8 times
@@ -85,6 +92,10 @@ struct QuantizedX {
   /// vpdpbusd lane).
   Value evenHi, oddHi, evenLo, oddLo, corrHi, corrLo;
 };
+
+/// How the weights of an integer-dot projection are coded, which decides
+/// the layout of the quantized x.
+enum class WeightCode { Int8Row, Int8Group, Int4 };
 
 /// The pieces of a projection contraction that the rewrite needs.
 struct Projection {
@@ -97,9 +108,11 @@ struct Projection {
   /// Per-output-row scales of an int8 weight (null otherwise): applied to
   /// each output's sum once, after the reduction.
   Value scale;
-  /// Packed int4 weight (W is [out, in / 2] bytes): the inputs per scale
-  /// group, 0 otherwise. `groupScale` is then [out, in / group].
+  /// Group-quantized weight: the inputs per scale group, 0 otherwise.
+  /// `groupScale` is then [out, in / group]. Packed int4 (`int4`: W is
+  /// [out, in / 2] bytes) or grouped int8 (W is [out, in] i8).
   int64_t group = 0;
+  bool int4 = false;
   Value groupScale;
   arith::FastMathFlags mulFlags, addFlags;
   /// bf16-dot: x converted once per tile to bf16 parts whose sum is x
@@ -172,18 +185,24 @@ std::optional<Projection> matchProjection(linalg::GenericOp op) {
     p.outMajor = false;
   } else if (scaled &&
              maps[1] == AffineMap::get(4, 0, {d2, d3.floorDiv(2)}, ctx)) {
-    // Packed int4: the group size is the divisor of the scales' map.
     p.outMajor = true;
-    auto g = dyn_cast<AffineBinaryOpExpr>(
-        maps[2].getNumResults() == 2 ? maps[2].getResult(1) : AffineExpr());
-    auto gc = g ? dyn_cast<AffineConstantExpr>(g.getRHS()) : nullptr;
-    if (!g || g.getKind() != AffineExprKind::FloorDiv || g.getLHS() != d3 ||
-        !gc || gc.getValue() <= 0 || maps[2].getResult(0) != d2)
-      return std::nullopt;
-    p.group = gc.getValue();
+    p.int4 = true;
   } else {
     return std::nullopt;
   }
+  // Group scales (packed int4, grouped int8): the group size is the divisor
+  // of the scales' map.
+  if (scaled && maps[2].getNumResults() == 2) {
+    auto g = dyn_cast<AffineBinaryOpExpr>(maps[2].getResult(1));
+    auto gc = g ? dyn_cast<AffineConstantExpr>(g.getRHS()) : nullptr;
+    if (!p.outMajor || !g || g.getKind() != AffineExprKind::FloorDiv ||
+        g.getLHS() != d3 || !gc || gc.getValue() <= 0 ||
+        maps[2].getResult(0) != d2)
+      return std::nullopt;
+    p.group = gc.getValue();
+  }
+  if (p.int4 && !p.group)
+    return std::nullopt;
   // int8 row scales: only of W[o, i], indexed by the output.
   if (scaled && !p.group &&
       (!p.outMajor || maps[2] != AffineMap::get(4, 0, {d2}, ctx)))
@@ -230,9 +249,15 @@ std::optional<Projection> matchProjection(linalg::GenericOp op) {
     other = scaleMul.getLhs() == sVal ? scaleMul.getRhs() : scaleMul.getLhs();
     ++matched;
   }
-  if (p.group) {
+  if (p.int4) {
     auto widen = other.getDefiningOp<arith::SIToFPOp>();
     if (!widen || !isInt4Nibble(widen.getIn(), wArg, matched))
+      return std::nullopt;
+    p.extendsWeight = true;
+    ++matched;
+  } else if (p.group) {
+    auto widen = other.getDefiningOp<arith::SIToFPOp>();
+    if (!widen || widen.getIn() != wArg)
       return std::nullopt;
     p.extendsWeight = true;
     ++matched;
@@ -251,7 +276,7 @@ std::optional<Projection> matchProjection(linalg::GenericOp op) {
   // hoisted out of the body by canonicalization).
   unsigned ops = 0;
   for (Operation &o : body.getOperations())
-    if (!p.group || !isa<arith::ConstantOp>(o))
+    if (!p.int4 || !isa<arith::ConstantOp>(o))
       ++ops;
   if (ops != matched)
     return std::nullopt;
@@ -381,32 +406,35 @@ private:
     /// bf16-dot: one vector<2·vl x bf16> of W per step, multiplied with
     /// each of `p.xParts` by vdpbf16ps, without widening.
     bool dotBf16 = false;
-    /// int-dot=vnni on int8 (4·vl weights) or packed int4 (8·vl weights,
-    /// 4·vl bytes) per step: emitIntDotBlock.
-    bool vnni8 = false, vnni4 = false;
+    /// int-dot=vnni on int8 with row scales (4·vl weights), packed int4
+    /// (8·vl weights, 4·vl bytes) or grouped int8 (4·vl weights) per step:
+    /// emitIntDotBlock.
+    bool vnni8 = false, vnni4 = false, vnni8g = false;
     bool deinterleavesX() const { return pairedBf16 || int4; }
+    bool intDot() const { return vnni8 || vnni4 || vnni8g; }
   };
 
   ReductionStep chooseStep(const Projection &p, int64_t nI) const {
     int64_t vl = vectorWidth;
     if (p.qx.scale) {
       int64_t lanes = p.qx.lanes;
-      ReductionStep step{p.group ? 8 * lanes : 4 * lanes, 1, false};
-      (p.group ? step.vnni4 : step.vnni8) = true;
+      ReductionStep step{p.int4 ? 8 * lanes : 4 * lanes, 1, false};
+      (p.int4 ? step.vnni4 : p.group ? step.vnni8g : step.vnni8) = true;
       return step;
     }
-    if (p.group)
+    if (p.int4)
       return {2 * vl, 2, false, true};
     if (!p.xParts.empty())
       return {2 * vl, static_cast<int64_t>(p.xParts.size()), false, false,
               true};
-    if (nI % (2 * vl))
+    // A step of grouped int8 stays inside one group.
+    if (nI % (2 * vl) || (p.group && p.group % (2 * vl)))
       return {vl, 1, false};
     bool bf16 = cast<RankedTensorType>(p.w.getType()).getElementType().isBF16();
     return {2 * vl, 2, bf16};
   }
 
-  /// The scale of group `g` of weight row `row` of a packed int4
+  /// The scale of group `g` of weight row `row` of a group-quantized
   /// projection, widened to f32 and broadcast to a vector.
   Value loadGroupScale(OpBuilder &b, Location loc, const Projection &p,
                        Value row, Value g) const {
@@ -563,14 +591,14 @@ private:
                           const ReductionStep &step, Value i0, int64_t len,
                           int64_t rows, ArrayRef<TokenPos> toks, Value o0,
                           Value acc) const {
-    if (step.vnni8 || step.vnni4)
+    if (step.intDot())
       return emitIntDotBlock(b, loc, p, step, i0, len, rows, toks, o0, acc);
     int64_t tokens = toks.size();
     auto f32Vec = VectorType::get({vectorWidth}, b.getF32Type());
-    // Packed int4 with one token keeps one accumulator per row: the parts
+    // Group scales with one token keep one accumulator per row: the parts
     // of a step are summed first and scaled by their group's scale once
     // (one FMA) instead of scaling each weight vector (two multiplies).
-    bool scaleSums = step.int4 && tokens == 1;
+    bool scaleSums = p.group && tokens == 1;
     int64_t perPair = tokens == 1 && !scaleSums ? step.parts : 1;
     auto offset = [&](Value base, int64_t k) -> Value {
       return k == 0 ? base
@@ -600,11 +628,11 @@ private:
                         ? arith::MulIOp::create(ib2, il, iv, cst(ib2, il, 2))
                               .getResult()
                         : iv;
-          // A step never straddles two int4 groups (group % step == 0).
-          Value g = step.int4 ? arith::DivUIOp::create(ib2, il, i,
-                                                       cst(ib2, il, p.group))
-                                    .getResult()
-                              : Value();
+          // A step never straddles two groups (group % step == 0).
+          Value g = p.group ? arith::DivUIOp::create(ib2, il, i,
+                                                     cst(ib2, il, p.group))
+                                  .getResult()
+                            : Value();
           SmallVector<SmallVector<Value>> xs;
           for (int64_t t = 0; t < tokens; ++t)
             xs.push_back(
@@ -613,7 +641,8 @@ private:
             if (scaleSums) {
               Value scale = loadGroupScale(ib2, il, p, rowIdx[r], g);
               SmallVector<Value> ws =
-                  loadInt4Parts(ib2, il, p, rowIdx[r], iv, Value());
+                  step.int4 ? loadInt4Parts(ib2, il, p, rowIdx[r], iv, Value())
+                            : loadWeightParts(ib2, il, p, step, rowIdx[r], i);
               Value sum;
               for (int64_t k = 0; k < step.parts; ++k) {
                 Value m =
@@ -632,6 +661,11 @@ private:
                     ? loadInt4Parts(ib2, il, p, rowIdx[r], iv,
                                     loadGroupScale(ib2, il, p, rowIdx[r], g))
                     : loadWeightParts(ib2, il, p, step, rowIdx[r], i);
+            if (p.group && !step.int4) {
+              Value scale = loadGroupScale(ib2, il, p, rowIdx[r], g);
+              for (Value &w : ws)
+                w = arith::MulFOp::create(ib2, il, w, scale, p.mulFlags);
+            }
             for (int64_t t = 0; t < tokens; ++t)
               for (int64_t k = 0; k < step.parts; ++k) {
                 Value &a = next[(t * rows + r) * perPair + k % perPair];
@@ -679,8 +713,9 @@ private:
 
   /// The i32 lanes of the vpdpbusd steps if int-dot=vnni applies, else 0:
   /// int8 W[o, i] with row scales whose reduction is a multiple of a step
-  /// (4·lanes bytes), or packed int4 whose groups are whole vpdpbusd lanes
-  /// (8 weights) inside one step of 8·lanes weights or whole steps. The
+  /// (4·lanes bytes), or packed int4 (grouped int8) whose groups are whole
+  /// vpdpbusd lanes (8 weights; 4) inside one step of 8·lanes weights
+  /// (4·lanes) or whole steps. The
   /// vector width if it fits, else half of it (a 192-wide input takes ymm
   /// steps on AVX-512), so that fewer projections are left to the widening
   /// path.
@@ -691,8 +726,9 @@ private:
     for (int64_t lanes : {vl, vl / 2}) {
       if (lanes != 4 && lanes != 8 && lanes != 16)
         continue;
-      if (p.group && nI % (8 * lanes) == 0 && p.group % 8 == 0 &&
-          ((8 * lanes) % p.group == 0 || p.group % (8 * lanes) == 0))
+      int64_t perLane = p.int4 ? 8 : 4, perStep = perLane * lanes;
+      if (p.group && nI % perStep == 0 && p.group % perLane == 0 &&
+          (perStep % p.group == 0 || p.group % perStep == 0))
         return lanes;
       if (!p.group && p.outMajor && nI % (4 * lanes) == 0)
         return lanes;
@@ -713,7 +749,7 @@ private:
   /// loop, that tensor is quantized before the loop and every tile slices
   /// the results (a decode step would otherwise quantize x again in each of
   /// the projection's tiles: 1024 times for the 0.1B head).
-  QuantizedX quantizeInput(OpBuilder &b, Location loc, Value x, bool int4,
+  QuantizedX quantizeInput(OpBuilder &b, Location loc, Value x, WeightCode code,
                            int64_t lanes) const {
     auto slice = x.getDefiningOp<tensor::ExtractSliceOp>();
     auto forall = b.getInsertionBlock()->getParentOp();
@@ -725,12 +761,12 @@ private:
         slice.getSourceType().getDimSize(2) != xType.getDimSize(2) ||
         !isConstantIntValue(slice.getMixedOffsets()[2], 0) ||
         forall->isAncestor(slice.getSource().getParentBlock()->getParentOp()))
-      return quantize(b, loc, x, int4, lanes);
+      return quantize(b, loc, x, code, lanes);
     QuantizedX whole;
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(forall);
-      whole = quantize(b, loc, slice.getSource(), int4, lanes);
+      whole = quantize(b, loc, slice.getSource(), code, lanes);
     }
     SmallVector<OpFoldResult> offsets = slice.getMixedOffsets(),
                               sizes = slice.getMixedSizes();
@@ -764,8 +800,9 @@ private:
   /// q = round(x / scale), each token in two passes over its row. A row of
   /// zeros gets scale 0 and q = 0; a NaN or infinite x gives a non-finite
   /// scale, so the outputs are not finite either, as in f32.
-  QuantizedX quantize(OpBuilder &b, Location loc, Value x, bool int4,
+  QuantizedX quantize(OpBuilder &b, Location loc, Value x, WeightCode code,
                       int64_t lanes) const {
+    bool int4 = code == WeightCode::Int4, int8g = code == WeightCode::Int8Group;
     int64_t vl = lanes, step = int4 ? 8 * vl : 4 * vl;
     auto xType = cast<RankedTensorType>(x.getType());
     int64_t nI = xType.getDimSize(2);
@@ -780,12 +817,16 @@ private:
       return tensor::EmptyOp::create(b, loc, shape, elt, dyn);
     };
     Type i8 = b.getI8Type(), i32 = b.getI32Type(), f32 = b.getF32Type();
-    // Iteration results: scale, then hi, lo, cum (int8) or evenHi, oddHi,
-    // evenLo, oddLo, corrHi, corrLo (int4).
+    // Iteration results: scale, then hi, lo, cum (int8, row scales), hi,
+    // lo, corrHi, corrLo (grouped int8) or evenHi, oddHi, evenLo, oddLo,
+    // corrHi, corrLo (int4).
     SmallVector<Value> inits = {empty(std::nullopt, f32)};
     if (int4)
       inits.append({empty(nI / 2, i8), empty(nI / 2, i8), empty(nI / 2, i8),
                     empty(nI / 2, i8), empty(nI / 8, i32), empty(nI / 8, i32)});
+    else if (int8g)
+      inits.append({empty(nI, i8), empty(nI, i8), empty(nI / 4, i32),
+                    empty(nI / 4, i32)});
     else
       inits.append({empty(nI, i8), empty(nI, i8), empty(nI / step + 1, i32)});
     int64_t numOut = inits.size() - 1;
@@ -832,7 +873,7 @@ private:
       res[0] =
           tensor::InsertOp::create(tb, tl, scale, res[0], ValueRange{ib, it});
       Value zeroI = arith::ConstantOp::create(tb, tl, tb.getI32IntegerAttr(0));
-      if (!int4)
+      if (code == WeightCode::Int8Row)
         res[3] = tensor::InsertOp::create(tb, tl, zeroI, res[3],
                                           ValueRange{ib, it, c0});
       // Pass 2: q, stored in the layout the dot products read.
@@ -898,6 +939,25 @@ private:
                     splatI(ib2, il, cast<VectorType>(sums.getType()), -8));
                 next[4 + k] = write(corr, next[4 + k], lane);
               }
+            } else if (int8g) {
+              // The sums of 4 consecutive elements by two rounds of
+              // pairwise sums, times -128 (the weights' offset).
+              next[0] = write(hi, next[0], i);
+              next[1] = write(lo, next[1], i);
+              Value lane = arith::DivUIOp::create(ib2, il, i, cst(ib2, il, 4));
+              Value parts[2] = {hi, lo};
+              for (int64_t k = 0; k < 2; ++k) {
+                Value sums = parts[k];
+                for (int r = 0; r < 2; ++r) {
+                  auto pair = vector::DeinterleaveOp::create(ib2, il, sums);
+                  sums = arith::AddIOp::create(ib2, il, pair.getRes1(),
+                                               pair.getRes2());
+                }
+                Value corr = arith::MulIOp::create(
+                    ib2, il, sums,
+                    splatI(ib2, il, cast<VectorType>(sums.getType()), -128));
+                next[2 + k] = write(corr, next[2 + k], lane);
+              }
             } else {
               next[0] = write(hi, next[0], i);
               next[1] = write(lo, next[1], i);
@@ -929,6 +989,11 @@ private:
       q.oddLo = r[4];
       q.corrHi = r[5];
       q.corrLo = r[6];
+    } else if (int8g) {
+      q.hi = r[1];
+      q.lo = r[2];
+      q.corrHi = r[3];
+      q.corrLo = r[4];
     } else {
       q.hi = r[1];
       q.lo = r[2];
@@ -937,13 +1002,13 @@ private:
     return q;
   }
 
-  /// The int4 group scales of one vpdpbusd step of weight row `row` from
-  /// input `i` (8·vl weights), as one f32 per lane: a lane sums 8
-  /// consecutive weights, so with groups smaller than the step each scale
-  /// repeats over group / 8 lanes.
+  /// The group scales of one vpdpbusd step of weight row `row` from input
+  /// `i` (8·vl int4 or 4·vl int8 weights), as one f32 per lane: a lane sums
+  /// 8 (4) consecutive weights, so with groups smaller than the step each
+  /// scale repeats over group / 8 (4) lanes.
   Value groupScaleVector(OpBuilder &b, Location loc, const Projection &p,
                          Value row, Value i) const {
-    int64_t vl = p.qx.lanes, n = 8 * vl / p.group;
+    int64_t vl = p.qx.lanes, n = (p.int4 ? 8 : 4) * vl / p.group;
     Value g = arith::DivUIOp::create(b, loc, i, cst(b, loc, p.group));
     if (n <= 1)
       return loadGroupScale(b, loc, p, row, g);
@@ -974,12 +1039,16 @@ private:
   ///    meet x's even and odd bytes; the i32 lanes of a step start from
   ///    `corr` (-8 * the lane's x sum), are converted once and scaled by
   ///    their group's scale into the f32 accumulator.
+  ///  * grouped int8: the weights made unsigned as for int8 meet x's hi and
+  ///    lo bytes; as for int4 the i32 lanes start from `corr` (-128 * the
+  ///    lane's x sum), so each step's lanes are exact sums and are scaled
+  ///    by their group's scale into the f32 accumulator.
   Value emitIntDotBlock(OpBuilder &b, Location loc, const Projection &p,
                         const ReductionStep &step, Value i0, int64_t len,
                         int64_t rows, ArrayRef<TokenPos> toks, Value o0,
                         Value acc) const {
     int64_t vl = p.qx.lanes, tokens = toks.size();
-    bool int4 = step.vnni4;
+    bool int4 = step.vnni4, int8g = step.vnni8g;
     auto bytes = VectorType::get({4 * vl}, b.getI8Type());
     auto i32Vec = VectorType::get({vl}, b.getI32Type());
     auto f32Vec = VectorType::get({vl}, b.getF32Type());
@@ -993,9 +1062,9 @@ private:
           r == 0
               ? o0
               : arith::AddIOp::create(b, loc, o0, cst(b, loc, r)).getResult());
-    int64_t perPair = int4 ? 1 : 2;
+    int64_t perPair = int4 || int8g ? 1 : 2;
     Value zero = arith::ConstantOp::create(
-        b, loc, b.getZeroAttr(int4 ? f32Vec : i32Vec));
+        b, loc, b.getZeroAttr(perPair == 1 ? f32Vec : i32Vec));
     SmallVector<Value> inits(tokens * rows * perPair, zero);
     // The loop steps over weight bytes (int4: half the inputs), so that the
     // weight reads are indexed by the induction variable
@@ -1019,9 +1088,9 @@ private:
         b, loc, lb, ub, cst(b, loc, 4 * vl), inits,
         [&](OpBuilder &ib2, Location il, Value iv, ValueRange vacc) {
           SmallVector<Value> next(vacc.begin(), vacc.end());
-          // Per token: the x bytes of this step (and int4's corrections):
-          // int8 {hi, lo}; int4 {evenHi, oddHi, corrHi, evenLo, oddLo,
-          // corrLo}.
+          // Per token: the x bytes of this step (and the corrections):
+          // int8 {hi, lo}; grouped int8 {hi, corrHi, lo, corrLo}; int4
+          // {evenHi, oddHi, corrHi, evenLo, oddLo, corrLo}.
           SmallVector<SmallVector<Value, 6>> xs;
           for (const TokenPos &tok : toks) {
             if (int4) {
@@ -1032,6 +1101,13 @@ private:
                    read(ib2, il, i32Vec, p.qx.corrHi, {tok.b, tok.t, lane}),
                    read(ib2, il, bytes, p.qx.evenLo, {tok.b, tok.t, iv}),
                    read(ib2, il, bytes, p.qx.oddLo, {tok.b, tok.t, iv}),
+                   read(ib2, il, i32Vec, p.qx.corrLo, {tok.b, tok.t, lane})});
+            } else if (int8g) {
+              Value lane = arith::DivUIOp::create(ib2, il, iv, cst(ib2, il, 4));
+              xs.push_back(
+                  {read(ib2, il, bytes, p.qx.hi, {tok.b, tok.t, iv}),
+                   read(ib2, il, i32Vec, p.qx.corrHi, {tok.b, tok.t, lane}),
+                   read(ib2, il, bytes, p.qx.lo, {tok.b, tok.t, iv}),
                    read(ib2, il, i32Vec, p.qx.corrLo, {tok.b, tok.t, lane})});
             } else {
               xs.push_back({read(ib2, il, bytes, p.qx.hi, {tok.b, tok.t, iv}),
@@ -1070,6 +1146,24 @@ private:
               continue;
             }
             Value wu = arith::XOrIOp::create(ib2, il, w, splat8(ib2, il, -128));
+            if (int8g) {
+              Value sv = groupScaleVector(ib2, il, p, rowIdx[r], iv);
+              for (int64_t t = 0; t < tokens; ++t) {
+                Value part[2];
+                for (int64_t k = 0; k < 2; ++k)
+                  part[k] = arith::SIToFPOp::create(
+                      ib2, il, f32Vec,
+                      dpbusd(ib2, il, xs[t][2 * k + 1], wu, xs[t][2 * k]));
+                Value f = arith::AddFOp::create(
+                    ib2, il,
+                    arith::MulFOp::create(ib2, il, part[0], c256, p.mulFlags),
+                    part[1], p.addFlags);
+                Value m = arith::MulFOp::create(ib2, il, f, sv, p.mulFlags);
+                Value &a = next[t * rows + r];
+                a = arith::AddFOp::create(ib2, il, a, m, p.addFlags);
+              }
+              continue;
+            }
             for (int64_t t = 0; t < tokens; ++t) {
               int64_t k = (t * rows + r) * 2;
               next[k] = dpbusd(ib2, il, next[k], wu, xs[t][0]);
@@ -1083,7 +1177,7 @@ private:
       Value xScale = tensor::ExtractOp::create(b, loc, p.qx.scale, tokIdx);
       // int8: 128 * sum(q) over this block's inputs, from the prefix sums.
       Value bias;
-      if (!int4) {
+      if (perPair == 2) {
         auto at = [&](Value i) {
           Value k = arith::DivUIOp::create(b, loc, i, cst(b, loc, step.size));
           return tensor::ExtractOp::create(b, loc, p.qx.cum,
@@ -1096,7 +1190,7 @@ private:
       }
       for (int64_t r = 0; r < rows; ++r) {
         Value v;
-        if (int4) {
+        if (perPair == 1) {
           v = forI.getResult(t * rows + r);
         } else {
           int64_t k = (t * rows + r) * 2;
@@ -1110,7 +1204,7 @@ private:
         Value sum = vector::ReductionOp::create(
             b, loc, vector::CombiningKind::ADD, v, Value(), p.addFlags);
         Value scale = xScale;
-        if (!int4) {
+        if (perPair == 2) {
           sum = arith::SubFOp::create(b, loc, sum, bias);
           Value ws = tensor::ExtractOp::create(b, loc, p.scale, rowIdx[r]);
           if (!ws.getType().isF32())
@@ -1135,9 +1229,8 @@ private:
                          int64_t nI, int64_t rows) const {
     constexpr int64_t kWeightBytesInL1 = 16 * 1024;
     int64_t eltBits =
-        p.group
-            ? 4
-            : cast<RankedTensorType>(p.w.getType()).getElementTypeBitWidth();
+        p.int4 ? 4
+               : cast<RankedTensorType>(p.w.getType()).getElementTypeBitWidth();
     int64_t limit = kWeightBytesInL1 * 8 / (rows * eltBits);
     if (nI <= limit)
       return nI;
@@ -1213,7 +1306,11 @@ private:
         cast<RankedTensorType>(p.w.getType()).getElementType().isBF16())
       p.xParts = convertToBf16(b, loc, p.x, bf16Dot == "exact" ? 3 : 1);
     if (int64_t lanes = intDotLanes(p, nI))
-      p.qx = quantizeInput(b, loc, p.x, p.group != 0, lanes);
+      p.qx = quantizeInput(b, loc, p.x,
+                           p.int4    ? WeightCode::Int4
+                           : p.group ? WeightCode::Int8Group
+                                     : WeightCode::Int8Row,
+                           lanes);
     auto accType = cast<RankedTensorType>(p.acc.getType());
     int64_t nO = accType.getDimSize(2);
     int64_t rows = ShapedType::isDynamic(nO) ? 1 : std::gcd(nO, int64_t(4));
@@ -1387,9 +1484,14 @@ private:
     int64_t vl = vectorWidth;
     if (vl <= 0 || ShapedType::isDynamic(nI))
       return {};
-    // Packed int4: steps of 2·vl weights, each inside one scale group.
-    if (p.group)
+    // Packed int4: steps of 2·vl weights, each inside one scale group;
+    // grouped int8: steps of at least vl weights, likewise.
+    if (p.int4)
       return !intDotLanes(p, nI) && (nI % (2 * vl) || p.group % (2 * vl))
+                 ? Value()
+                 : rewriteOutMajor(b, loc, p, nI);
+    if (p.group)
+      return !intDotLanes(p, nI) && (nI % vl || p.group % vl)
                  ? Value()
                  : rewriteOutMajor(b, loc, p, nI);
     if (p.outMajor)

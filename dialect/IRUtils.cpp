@@ -152,9 +152,10 @@ Value rwkv::buildInt4Nibble(OpBuilder &b, Location loc, Value byte,
 
 Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
                             bool transposed, Value init, Value rowScale,
-                            int64_t group) {
+                            int64_t group, bool int8Groups) {
   assert((!rowScale || transposed) && "row scales need an [out, in] weight");
-  assert((!group || rowScale) && "int4 weights need their group scales");
+  assert((!group || rowScale) && "grouped weights need their group scales");
+  bool packed = group && !int8Groups;
   MLIRContext *ctx = b.getContext();
   int64_t outDim = transposed ? 0 : 1;
   Value acc = init;
@@ -168,7 +169,7 @@ Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
   // (b, t, o, i): x[b, t, i] * w[o, i] (or w[i, o]).
   auto xMap = AffineMap::get(4, 0, {d0, d1, d3}, ctx);
   // A packed int4 row holds column i in byte i / 2.
-  auto wMap = group        ? AffineMap::get(4, 0, {d2, d3.floorDiv(2)}, ctx)
+  auto wMap = packed       ? AffineMap::get(4, 0, {d2, d3.floorDiv(2)}, ctx)
               : transposed ? AffineMap::get(4, 0, {d2, d3}, ctx)
                            : AffineMap::get(4, 0, {d3, d2}, ctx);
   auto outMap = AffineMap::get(4, 0, {d0, d1, d2}, ctx);
@@ -188,7 +189,7 @@ Value rwkv::buildProjection(OpBuilder &b, Location loc, Value x, Value w,
       b, loc, TypeRange{acc.getType()}, inputs, ValueRange{acc}, maps, iters,
       [&](OpBuilder &nb, Location nl, ValueRange args) {
         Value wv = args[1];
-        if (group)
+        if (packed)
           wv = buildInt4Nibble(nb, nl, wv, linalg::IndexOp::create(nb, nl, 3));
         wv = toF32(nb, nl, wv);
         if (rowScale)

@@ -82,10 +82,11 @@ inline arith::FastMathFlagsAttr reductionFastMath(OpBuilder &b) {
 /// With `group` > 0, `w` is a packed int4 `[out, in / 2]` i8 matrix (see
 /// `buildInt4Weight`) and `rowScale` its `[out, in / group]` scales: the body
 /// takes the byte of column i, unpacks the nibble of i and multiplies it by
-/// the scale of i's group.
+/// the scale of i's group. With `int8Groups` as well, `w` is an int8
+/// `[out, in]` matrix with those group scales (grouped int8, e.g. Q8_0).
 Value buildProjection(OpBuilder &b, Location loc, Value x, Value w,
                       bool transposed, Value init = {}, Value rowScale = {},
-                      int64_t group = 0);
+                      int64_t group = 0, bool int8Groups = false);
 
 /// The signed 4-bit weight of column `column` (an index) of a packed int4
 /// row, given the byte that holds it (i8): two's complement nibbles, the

@@ -99,65 +99,82 @@ static LogicalResult expectDivisible(Operation *op, int64_t c, int64_t heads,
 // Primitive ops
 //===----------------------------------------------------------------------===//
 
+/// How a quantized matrix is grouped: `group` columns per scale, packed
+/// two int4 weights per byte unless `int8` (grouped int8).
+struct QuantGroups {
+  std::optional<uint64_t> group;
+  bool int8 = false;
+  bool packed() const { return group && !int8; }
+};
+
+template <typename OpTy> static QuantGroups groupsOf(OpTy op) {
+  return {op.getGroupSize(), op.getInt8Groups()};
+}
+
 /// The column count a stored matrix stands for: two per byte when it is
-/// packed int4 (`group` set).
-static int64_t logicalCols(int64_t stored, std::optional<uint64_t> group) {
-  return group && !ShapedType::isDynamic(stored) ? 2 * stored : stored;
+/// packed int4.
+static int64_t logicalCols(int64_t stored, QuantGroups q) {
+  return q.packed() && !ShapedType::isDynamic(stored) ? 2 * stored : stored;
 }
 
 /// A quantized matrix needs its scales: int8 per row, `[rows]` f32; packed
-/// int4 (`group` set) per row and group of `group` columns,
-/// `[rows, cols / group]` bf16 or f32. A float matrix takes neither.
+/// int4 (`group` set) or grouped int8 (`group` and `int8`) per row and group
+/// of `group` columns, `[rows, cols / group]` bf16 or f32. A float matrix
+/// takes neither.
 static LogicalResult verifyQuantScales(Operation *op, Value matrix, Value scale,
-                                       std::optional<uint64_t> group,
-                                       StringRef name) {
+                                       QuantGroups q, StringRef name) {
   auto type = cast<RankedTensorType>(matrix.getType());
   bool quantized = type.getElementType().isInteger(8);
-  if (group && !quantized)
-    return op->emitOpError() << "'group' is only allowed with a packed int4 "
-                                "(i8) '"
-                             << name << "', got " << type.getElementType();
+  if (q.int8 && !q.group)
+    return op->emitOpError() << "'int8' needs a 'group' size (it marks int8 "
+                                "weights with per-group scales)";
+  if (q.group && !quantized)
+    return op->emitOpError()
+           << "'group' is only allowed with a packed int4 or int8 (i8) '"
+           << name << "', got " << type.getElementType();
+  StringRef kind = q.packed() ? "int4 '" : "int8 '";
   if (quantized && !scale)
-    return op->emitOpError() << (group ? "int4 '" : "int8 '") << name
-                             << "' needs " << (group ? "per-group" : "per-row")
-                             << " scales (a 'scale' operand)";
+    return op->emitOpError()
+           << kind << name << "' needs " << (q.group ? "per-group" : "per-row")
+           << " scales (a 'scale' operand)";
   if (!quantized && scale)
     return op->emitOpError() << "'scale' is only allowed with an int8 '" << name
                              << "', got " << type.getElementType();
   if (!scale || type.getRank() != 2)
     return success(); // a wrong matrix rank is reported by the caller
   Type scaleElt = cast<RankedTensorType>(scale.getType()).getElementType();
-  if (!group) {
+  if (!q.group) {
     if (!scaleElt.isF32())
       return op->emitOpError()
              << "int8 scales must be f32, got " << scaleElt
-             << " (bf16 scales are per group of a packed int4 matrix)";
+             << " (bf16 scales are per group: add 'group', and 'int8' for "
+                "int8 weights)";
     return expectShape(op, scale, "scale", {type.getDimSize(0)});
   }
-  int64_t g = static_cast<int64_t>(*group);
-  if (g % 2)
+  int64_t g = static_cast<int64_t>(*q.group);
+  if (q.packed() && g % 2)
     return op->emitOpError()
            << "group size " << g << " must be even (two int4 weights per byte)";
-  int64_t cols = logicalCols(type.getDimSize(1), group);
+  int64_t cols = logicalCols(type.getDimSize(1), q);
   if (ShapedType::isDynamic(cols))
     return expectShape(op, scale, "scale", {type.getDimSize(0), kAny});
   if (cols % g)
     return op->emitOpError() << "group size " << g << " does not divide the "
-                             << cols << " columns of int4 '" << name << "'";
+                             << cols << " columns of " << kind << name << "'";
   return expectShape(op, scale, "scale", {type.getDimSize(0), cols / g});
 }
 
 LogicalResult DequantizeOp::verify() {
   Operation *op = getOperation();
-  if (failed(
-          expectRank(op, getInput(), "input", 2,
-                     getGroupSize() ? "[rows, cols / 2]" : "[rows, cols]")) ||
-      failed(verifyQuantScales(op, getInput(), getScale(), getGroupSize(),
+  if (failed(expectRank(op, getInput(), "input", 2,
+                        groupsOf(*this).packed() ? "[rows, cols / 2]"
+                                                 : "[rows, cols]")) ||
+      failed(verifyQuantScales(op, getInput(), getScale(), groupsOf(*this),
                                "input")))
     return failure();
   ArrayRef<int64_t> in = shapeOf(getInput());
   return expectShape(op, getResult(), "result",
-                     {in[0], logicalCols(in[1], getGroupSize())});
+                     {in[0], logicalCols(in[1], groupsOf(*this))});
 }
 
 namespace {
@@ -180,6 +197,7 @@ struct FoldDequantize final : OpRewritePattern<OpTy> {
       op->setOperand(MatrixOperand, deq.getInput());
       op.getScaleMutable().assign(deq.getScale());
       op.setGroupSizeAttr(deq.getGroupSizeAttr());
+      op.setInt8Groups(deq.getInt8Groups());
     });
     return success();
   }
@@ -205,13 +223,13 @@ LogicalResult EmbedOp::verify() {
   Operation *op = getOperation();
   if (failed(expectRank(op, getTable(), "table", 2, "[V, C]")) ||
       failed(expectRank(op, getTokens(), "tokens", 2, "[B, T]")) ||
-      failed(verifyQuantScales(op, getTable(), getScale(), getGroupSize(),
+      failed(verifyQuantScales(op, getTable(), getScale(), groupsOf(*this),
                                "table")))
     return failure();
   ArrayRef<int64_t> tok = shapeOf(getTokens());
   return expectShape(
       op, getResult(), "result",
-      {tok[0], tok[1], logicalCols(shapeOf(getTable())[1], getGroupSize())});
+      {tok[0], tok[1], logicalCols(shapeOf(getTable())[1], groupsOf(*this))});
 }
 
 LogicalResult LayerNormOp::verify() {
@@ -252,21 +270,19 @@ LogicalResult MixOp::verify() {
 
 /// `[B, T, IN]` x `[OUT, IN]` weight -> `[B, T', OUT]`, shared by linear and
 /// head; `what` and `note` word the width-mismatch diagnostic.
-static LogicalResult verifyOutInProjection(Operation *op, Value input,
-                                           Value weight, Value result,
-                                           StringRef what, StringRef note,
-                                           StringRef layout,
-                                           std::optional<int64_t> tokens,
-                                           std::optional<uint64_t> group) {
+static LogicalResult
+verifyOutInProjection(Operation *op, Value input, Value weight, Value result,
+                      StringRef what, StringRef note, StringRef layout,
+                      std::optional<int64_t> tokens, QuantGroups q) {
   if (failed(expectRank(op, input, "input", 3, "[B, T, C]")) ||
       failed(expectRank(op, weight, "weight", 2, layout)))
     return failure();
   ArrayRef<int64_t> in = shapeOf(input);
   ArrayRef<int64_t> w = shapeOf(weight);
-  if (!compatible(logicalCols(w[1], group), in[2]))
+  if (!compatible(logicalCols(w[1], q), in[2]))
     return op->emitOpError()
            << what << " " << shapeStr(w)
-           << (group ? " (packed int4, two columns per byte)" : "")
+           << (q.packed() ? " (packed int4, two columns per byte)" : "")
            << " does not take inputs of width " << in[2] << note;
   return expectShape(op, result, "result",
                      {in[0], tokens.value_or(in[1]), w[0]});
@@ -274,12 +290,12 @@ static LogicalResult verifyOutInProjection(Operation *op, Value input,
 
 LogicalResult LinearOp::verify() {
   if (failed(verifyQuantScales(getOperation(), getWeight(), getScale(),
-                               getGroupSize(), "weight")))
+                               groupsOf(*this), "weight")))
     return failure();
   return verifyOutInProjection(getOperation(), getInput(), getWeight(),
                                getResult(), "weight",
                                " (weights are stored [out, in])", "[out, in]",
-                               std::nullopt, getGroupSize());
+                               std::nullopt, groupsOf(*this));
 }
 
 LogicalResult LoraOp::verify() {
@@ -402,11 +418,11 @@ LogicalResult HeadOp::verify() {
   if (getPositions() == HeadPositions::last)
     tokens = 1;
   if (failed(verifyQuantScales(getOperation(), getWeight(), getScale(),
-                               getGroupSize(), "head weight")))
+                               groupsOf(*this), "head weight")))
     return failure();
   return verifyOutInProjection(getOperation(), getInput(), getWeight(),
                                getResult(), "head weight", "", "[V, C]", tokens,
-                               getGroupSize());
+                               groupsOf(*this));
 }
 
 //===----------------------------------------------------------------------===//

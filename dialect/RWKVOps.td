@@ -41,18 +41,25 @@ def RWKV_DequantizeOp : RWKV_Op<"dequantize", [Pure]> {
     row and group of `G` consecutive columns:
     `result[r, c] = nibble(input[r, c / 2], c % 2) * scale[r, c / G]`.
 
+    Grouped int8 (`group G int8`, e.g. llama.cpp's Q8_0): `input` is
+    `[R, C]`, `scale` `[R, C / G]` (bf16 or f32):
+    `result[r, c] = f32(input[r, c]) * scale[r, c / G]`.
+
     ```mlir
     %w = rwkv.dequantize %q, %s : tensor<64x128xi8>, tensor<64xf32> -> tensor<64x128xf32>
     %v = rwkv.dequantize %p, %g group 32
         : tensor<64x64xi8>, tensor<64x4xbf16> -> tensor<64x128xf32>
+    %u = rwkv.dequantize %q, %g group 32 int8
+        : tensor<64x128xi8>, tensor<64x4xbf16> -> tensor<64x128xf32>
     ```
   }];
   let arguments = (ins RankedTensorOf<[I8]>:$input, RWKV_QuantScales:$scale,
-                       OptionalAttr<RWKV_GroupSizeAttr>:$group_size);
+                       OptionalAttr<RWKV_GroupSizeAttr>:$group_size,
+                       UnitAttr:$int8_groups);
   let results = (outs RankedTensorOf<[F32]>:$result);
   let assemblyFormat = [{
-    $input `,` $scale (`group` $group_size^)? attr-dict `:` type($input) `,`
-    type($scale) `->` type($result)
+    $input `,` $scale (`group` $group_size^)? (`int8` $int8_groups^)?
+    attr-dict `:` type($input) `,` type($scale) `->` type($result)
   }];
   let hasVerifier = 1;
 }
@@ -65,7 +72,8 @@ def RWKV_EmbedOp : RWKV_Op<"embed", [Pure, DeclareOpInterfaceMethods<RWKV_Differ
     ln0 is a separate `rwkv.layer_norm` (or folded into the table at load time).
     An int8 table comes with per-row (per-token) `scale`s `[V]`; a packed
     int4 one (`group G`, layout as in `rwkv.dequantize`) is `[V, C / 2]` with
-    `scale`s `[V, C / G]`.
+    `scale`s `[V, C / G]`; a grouped int8 one (`group G int8`) is `[V, C]`
+    with `scale`s `[V, C / G]`.
 
     ```mlir
     %x = rwkv.embed %table, %ids : tensor<512x128xbf16>, tensor<1x?xi32> -> tensor<1x?x128xf32>
@@ -75,17 +83,18 @@ def RWKV_EmbedOp : RWKV_Op<"embed", [Pure, DeclareOpInterfaceMethods<RWKV_Differ
   }];
   let arguments = (ins RWKV_MatrixWeight:$table, RWKV_TokenIds:$tokens,
                        Optional<RWKV_QuantScales>:$scale,
-                       OptionalAttr<RWKV_GroupSizeAttr>:$group_size);
+                       OptionalAttr<RWKV_GroupSizeAttr>:$group_size,
+                       UnitAttr:$int8_groups);
   let results = (outs RWKV_Activation:$result);
   let assemblyFormat = [{
-    $table `,` $tokens (`scale` $scale^)? (`group` $group_size^)? attr-dict `:`
-    type($table) `,` type($tokens) (`,` type($scale)^)? `->` type($result)
+    $table `,` $tokens (`scale` $scale^)? (`group` $group_size^)?
+    (`int8` $int8_groups^)? attr-dict `:` type($table) `,` type($tokens) (`,` type($scale)^)? `->` type($result)
   }];
   let builders = [
     OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$table,
                    "::mlir::Value":$tokens), [{
       build($_builder, $_state, result, table, tokens, ::mlir::Value(),
-            ::mlir::IntegerAttr());
+            ::mlir::IntegerAttr(), ::mlir::UnitAttr());
     }]>
   ];
   let hasVerifier = 1;
@@ -166,7 +175,9 @@ def RWKV_LinearOp : RWKV_Op<"linear", [Pure, DeclareOpInterfaceMethods<RWKV_Diff
     `y[o] = scale[o] * sum_i x[i] * W[o, i]`. A packed int4 weight
     (`group G`, layout as in `rwkv.dequantize`) is `[out, in / 2]` with
     `scale`s `[out, in / G]`:
-    `y[o] = sum_g scale[o, g] * sum_{i in group g} x[i] * W[o, i]`.
+    `y[o] = sum_g scale[o, g] * sum_{i in group g} x[i] * W[o, i]`. A
+    grouped int8 weight (`group G int8`) is `[out, in]` with the same
+    `scale`s and sum.
 
     ```mlir
     %r = rwkv.linear %xr, %wr
@@ -175,21 +186,24 @@ def RWKV_LinearOp : RWKV_Op<"linear", [Pure, DeclareOpInterfaceMethods<RWKV_Diff
         : tensor<1x?x128xf32>, tensor<128x128xi8>, tensor<128xf32> -> tensor<1x?x128xf32>
     %v = rwkv.linear %xv, %pv scale %gv group 32
         : tensor<1x?x128xf32>, tensor<128x64xi8>, tensor<128x4xbf16> -> tensor<1x?x128xf32>
+    %o = rwkv.linear %xo, %qo scale %go group 32 int8
+        : tensor<1x?x128xf32>, tensor<128x128xi8>, tensor<128x4xbf16> -> tensor<1x?x128xf32>
     ```
   }];
   let arguments = (ins RWKV_Activation:$input, RWKV_MatrixWeight:$weight,
                        Optional<RWKV_QuantScales>:$scale,
-                       OptionalAttr<RWKV_GroupSizeAttr>:$group_size);
+                       OptionalAttr<RWKV_GroupSizeAttr>:$group_size,
+                       UnitAttr:$int8_groups);
   let results = (outs RWKV_Activation:$result);
   let assemblyFormat = [{
-    $input `,` $weight (`scale` $scale^)? (`group` $group_size^)? attr-dict `:`
-    type($input) `,` type($weight) (`,` type($scale)^)? `->` type($result)
+    $input `,` $weight (`scale` $scale^)? (`group` $group_size^)?
+    (`int8` $int8_groups^)? attr-dict `:` type($input) `,` type($weight) (`,` type($scale)^)? `->` type($result)
   }];
   let builders = [
     OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$input,
                    "::mlir::Value":$weight), [{
       build($_builder, $_state, result, input, weight, ::mlir::Value(),
-            ::mlir::IntegerAttr());
+            ::mlir::IntegerAttr(), ::mlir::UnitAttr());
     }]>
   ];
   let hasVerifier = 1;
@@ -311,8 +325,8 @@ def RWKV_HeadOp : RWKV_Op<"head", [Pure]> {
     `logits = W x` with `W` the `[V, C]` head weight. With
     `positions = last` only the last token of each row is projected and the
     result is `[B, 1, V]`; with `all` it is `[B, T, V]`. An int8 weight
-    comes with per-row `scale`s `[V]`, a packed int4 one with `group` and
-    per-group `scale`s, as for `rwkv.linear`.
+    comes with per-row `scale`s `[V]`, a packed int4 or grouped int8 one
+    with `group` (and `int8`) and per-group `scale`s, as for `rwkv.linear`.
 
     ```mlir
     %logits = rwkv.head %x, %w {positions = #rwkv<positions last>}
@@ -322,19 +336,20 @@ def RWKV_HeadOp : RWKV_Op<"head", [Pure]> {
   let arguments = (ins RWKV_Activation:$input, RWKV_MatrixWeight:$weight,
                        Optional<RWKV_QuantScales>:$scale,
                        OptionalAttr<RWKV_GroupSizeAttr>:$group_size,
+                       UnitAttr:$int8_groups,
                        DefaultValuedAttr<RWKV_HeadPositionsAttr,
                            "::mlir::rwkv::HeadPositions::all">:$positions);
   let results = (outs RWKV_Activation:$result);
   let assemblyFormat = [{
-    $input `,` $weight (`scale` $scale^)? (`group` $group_size^)? attr-dict `:`
-    type($input) `,` type($weight) (`,` type($scale)^)? `->` type($result)
+    $input `,` $weight (`scale` $scale^)? (`group` $group_size^)?
+    (`int8` $int8_groups^)? attr-dict `:` type($input) `,` type($weight) (`,` type($scale)^)? `->` type($result)
   }];
   let builders = [
     OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$input,
                    "::mlir::Value":$weight,
                    "::mlir::rwkv::HeadPositions":$positions), [{
       build($_builder, $_state, result, input, weight, ::mlir::Value(),
-            ::mlir::IntegerAttr(), positions);
+            ::mlir::IntegerAttr(), /*int8_groups=*/false, positions);
     }]>
   ];
   let hasVerifier = 1;

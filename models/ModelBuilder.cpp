@@ -354,10 +354,10 @@ private:
   /// The argument bound to checkpoint key `key`; every key used here was
   /// checked against the spec list before building. An int8 or packed int4
   /// matrix is bound with its `<key>_scale` argument through
-  /// `rwkv.dequantize` (int4: with the group size the scales' shape
-  /// implies), created where it is used (inside the layer's block, so
-  /// outlining takes the quantized arguments with it); the projections fold
-  /// it (canonicalization).
+  /// `rwkv.dequantize` (int4 and grouped int8: with the group size the
+  /// scales' shape implies), created where it is used (inside the layer's
+  /// block, so outlining takes the quantized arguments with it); the
+  /// projections fold it (canonicalization).
   Value weight(StringRef key) {
     auto it = weightIndex.find(key);
     assert(it != weightIndex.end() && "weight not in the spec list");
@@ -367,14 +367,22 @@ private:
       return arg;
     Value scale = weight((key + kScaleSuffix).str());
     Type f32 = Float32Type::get(&ctx);
-    if (!weightArgs[it->second].packedInt4)
-      return DequantizeOp::create(b, arg.getLoc(), type.clone(f32), arg, scale,
-                                  IntegerAttr());
+    auto scaleType = cast<RankedTensorType>(scale.getType());
+    if (!weightArgs[it->second].packedInt4) {
+      // int8: per row, or per group when the scales are a matrix.
+      if (scaleType.getRank() == 1)
+        return DequantizeOp::create(b, arg.getLoc(), type.clone(f32), arg,
+                                    scale, IntegerAttr(), UnitAttr());
+      return DequantizeOp::create(
+          b, arg.getLoc(), type.clone(f32), arg, scale,
+          b.getI64IntegerAttr(type.getDimSize(1) / scaleType.getDimSize(1)),
+          b.getUnitAttr());
+    }
     int64_t rows = type.getDimSize(0), cols = 2 * type.getDimSize(1);
     int64_t groups = cast<RankedTensorType>(scale.getType()).getDimSize(1);
-    return DequantizeOp::create(b, arg.getLoc(),
-                                RankedTensorType::get({rows, cols}, f32), arg,
-                                scale, b.getI64IntegerAttr(cols / groups));
+    return DequantizeOp::create(
+        b, arg.getLoc(), RankedTensorType::get({rows, cols}, f32), arg, scale,
+        b.getI64IntegerAttr(cols / groups), UnitAttr());
   }
 
   MLIRContext &ctx;
@@ -557,6 +565,32 @@ FailureOr<OwningOpRef<ModuleOp>> mlir::rwkv::buildRWKVModule(
         weightArgs.push_back(
             {scaleKey,
              RankedTensorType::get(sc->shape, BFloat16Type::get(&ctx))});
+        continue;
+      }
+      // Grouped int8 (llama.cpp's Q8_0, rwkv-quantize --group): bf16 or
+      // f32 scales [out, in / G], G dividing `in`.
+      if (sit != byName.end() && sit->second->shape.size() == 2) {
+        const WeightInfo *sc = sit->second;
+        int64_t in = spec.shape[1];
+        if ((sc->dtype != ::rwkv::DType::BF16 &&
+             sc->dtype != ::rwkv::DType::F32) ||
+            sc->shape[0] != spec.shape[0] || sc->shape[1] <= 0 ||
+            in % sc->shape[1] != 0) {
+          emitError("int8 weight '" + llvm::Twine(spec.name) +
+                    "' has per-group scales '" + scaleKey + "' " +
+                    detail::dtypeNameNoThrow(sc->dtype) + " " +
+                    shapeStr(sc->shape) + ", expected bf16 or f32 [" +
+                    llvm::Twine(spec.shape[0]) + ", " + llvm::Twine(in) +
+                    " / G]");
+          return failure();
+        }
+        weightArgs.push_back(
+            {spec.name, RankedTensorType::get(spec.shape, i8)});
+        weightArgs.push_back(
+            {scaleKey, RankedTensorType::get(
+                           sc->shape, sc->dtype == ::rwkv::DType::BF16
+                                          ? Type(BFloat16Type::get(&ctx))
+                                          : Type(Float32Type::get(&ctx)))});
         continue;
       }
       std::vector<int64_t> scaleShape = {spec.shape[0]};

@@ -19,16 +19,24 @@ Value rwkv::zeros(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes) {
       .getResult(0);
 }
 
-/// Element (row, col) of a packed int4 matrix as f32: the nibble of `col`
-/// in byte col / 2, times the scale of col's group.
-static Value buildInt4Weight(OpBuilder &b, Location loc, Value packed,
-                             Value scale, int64_t group, Value row, Value col) {
-  Value two = arith::ConstantIndexOp::create(b, loc, 2);
+/// Element (row, col) of a group-quantized matrix as f32, times the scale
+/// of col's group: packed int4, the nibble of `col` in byte col / 2; grouped
+/// int8 (`int8`), the byte at col.
+static Value buildGroupedWeight(OpBuilder &b, Location loc, Value matrix,
+                                Value scale, int64_t group, bool int8,
+                                Value row, Value col) {
   Value g = arith::ConstantIndexOp::create(b, loc, group);
-  Value byte = tensor::ExtractOp::create(
-      b, loc, packed,
-      ValueRange{row, arith::DivUIOp::create(b, loc, col, two)});
-  Value w = toF32(b, loc, buildInt4Nibble(b, loc, byte, col));
+  Value w;
+  if (int8) {
+    w = toF32(b, loc,
+              tensor::ExtractOp::create(b, loc, matrix, ValueRange{row, col}));
+  } else {
+    Value two = arith::ConstantIndexOp::create(b, loc, 2);
+    Value byte = tensor::ExtractOp::create(
+        b, loc, matrix,
+        ValueRange{row, arith::DivUIOp::create(b, loc, col, two)});
+    w = toF32(b, loc, buildInt4Nibble(b, loc, byte, col));
+  }
   Value s = tensor::ExtractOp::create(
       b, loc, scale, ValueRange{row, arith::DivUIOp::create(b, loc, col, g)});
   return arith::MulFOp::create(b, loc, w, toF32(b, loc, s));
@@ -49,10 +57,12 @@ struct EmbedLowering final : OpConversionPattern<EmbedOp> {
         tensor::getMixedSizes(rewriter, loc, tokens);
     auto resultType = cast<RankedTensorType>(op.getType());
     int64_t group = static_cast<int64_t>(op.getGroupSize().value_or(0));
+    bool int8 = op.getInt8Groups();
     // A packed int4 table has half as many bytes as channels per row.
     sizes.push_back(
-        group ? OpFoldResult(rewriter.getIndexAttr(resultType.getDimSize(2)))
-              : tensor::getMixedSize(rewriter, loc, table, 1));
+        group && !int8
+            ? OpFoldResult(rewriter.getIndexAttr(resultType.getDimSize(2)))
+            : tensor::getMixedSize(rewriter, loc, table, 1));
     Value init =
         tensor::EmptyOp::create(rewriter, loc, sizes, rewriter.getF32Type());
     AffineExpr d0, d1, d2;
@@ -73,7 +83,8 @@ struct EmbedLowering final : OpConversionPattern<EmbedOp> {
               Value v;
               Value scale = adaptor.getScale();
               if (group) {
-                v = buildInt4Weight(nb, nl, table, scale, group, row, col);
+                v = buildGroupedWeight(nb, nl, table, scale, group, int8, row,
+                                       col);
               } else {
                 v = toF32(nb, nl,
                           tensor::ExtractOp::create(nb, nl, table,
@@ -105,7 +116,7 @@ struct DequantizeLowering final : OpConversionPattern<DequantizeOp> {
     if (std::optional<uint64_t> group = op.getGroupSize()) {
       auto type = cast<RankedTensorType>(op.getType());
       if (!type.hasStaticShape())
-        return rewriter.notifyMatchFailure(op, "int4 matrices are static");
+        return rewriter.notifyMatchFailure(op, "grouped matrices are static");
       Value init = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
                                            rewriter.getF32Type());
       Value result =
@@ -119,8 +130,9 @@ struct DequantizeLowering final : OpConversionPattern<DequantizeOp> {
                 Value c = linalg::IndexOp::create(nb, nl, 1);
                 linalg::YieldOp::create(
                     nb, nl,
-                    buildInt4Weight(nb, nl, q, adaptor.getScale(),
-                                    static_cast<int64_t>(*group), r, c));
+                    buildGroupedWeight(nb, nl, q, adaptor.getScale(),
+                                       static_cast<int64_t>(*group),
+                                       op.getInt8Groups(), r, c));
               })
               .getResult(0);
       rewriter.replaceOp(op, result);
@@ -176,7 +188,8 @@ struct LinearLowering final : OpConversionPattern<LinearOp> {
     Value y =
         buildProjection(rewriter, op.getLoc(), adaptor.getInput(),
                         adaptor.getWeight(), true, {}, adaptor.getScale(),
-                        static_cast<int64_t>(op.getGroupSize().value_or(0)));
+                        static_cast<int64_t>(op.getGroupSize().value_or(0)),
+                        op.getInt8Groups());
     rewriter.replaceOp(op, castTo(rewriter, op.getLoc(), y, op.getType()));
     return success();
   }
@@ -227,7 +240,8 @@ struct HeadLowering final : OpConversionPattern<HeadOp> {
     }
     Value logits = buildProjection(
         rewriter, loc, x, adaptor.getWeight(), true, {}, adaptor.getScale(),
-        static_cast<int64_t>(op.getGroupSize().value_or(0)));
+        static_cast<int64_t>(op.getGroupSize().value_or(0)),
+        op.getInt8Groups());
     rewriter.replaceOp(op, castTo(rewriter, loc, logits, op.getType()));
     return success();
   }

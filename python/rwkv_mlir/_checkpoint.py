@@ -186,8 +186,9 @@ class _Safetensors:
 
 GGUF_MAGIC = b"GGUF"
 # GGMLQuantizationType -> (name, block size, bytes per block): the types the
-# runtime reads (F32, F16, BF16 as they are; Q8_0, Q4_0, Q6_K dequantized to
-# bf16 on load).
+# runtime reads (F32, F16, BF16 as they are; Q4_0 and Q8_0 matrices repacked
+# to int4 and int8 with bf16 scales per block of 32, other Q8_0, Q4_0 and
+# Q6_K tensors dequantized to bf16 on load).
 _GGML_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 30: ("BF16", 1, 2),
                8: ("Q8_0", 32, 34), 2: ("Q4_0", 32, 18),
                14: ("Q6_K", 256, 210)}

@@ -328,8 +328,8 @@ def _gguf_weights_for(ckpt, dtype, cache, verbose):
     copy in the cache with its F32/F16/BF16 matrices in `dtype` (llama.cpp's
     layout kept: the runtime undoes it in either case). Block-quantized
     matrices run as the runtime reads them whatever the strategy (Q4_0 as
-    int4, Q8_0 and Q6_K dequantized to bf16), so fp16 cannot be honoured
-    for them."""
+    int4, Q8_0 as int8, Q6_K dequantized to bf16), so fp16 cannot be
+    honoured for them."""
     reader = _checkpoint.open_checkpoint(ckpt)   # checks the header
     if dtype == "f32":
         return ckpt, None
@@ -340,9 +340,9 @@ def _gguf_weights_for(ckpt, dtype, cache, verbose):
         raise NotImplementedError(
             f"{ckpt}: its {'/'.join(types)} matrices (e.g. "
             f"'{quantized[0].name}') run as the runtime reads them (Q4_0 as "
-            f"int4, Q8_0 and Q6_K dequantized to bf16), so they cannot run "
-            f"as fp16; use a 'bf16' or 'fp32' strategy (both run them so), "
-            f"or an F32/F16/BF16 GGUF")
+            f"int4, Q8_0 as int8, Q6_K dequantized to bf16), so they cannot "
+            f"run as fp16; use a 'bf16' or 'fp32' strategy (both run them "
+            f"so), or an F32/F16/BF16 GGUF")
     convert = [t for t in mats if t.dtype in _checkpoint.FLOAT_DTYPES
                and t.dtype != dtype]
     if not convert:
@@ -353,14 +353,15 @@ def _gguf_weights_for(ckpt, dtype, cache, verbose):
             out, {t.name: dtype for t in convert}))
 
 
-def _gguf_q4_0_matrices(path):
-    """The Q4_0 matrices of `path` if it is a GGUF file: the runtime runs
-    them as int4 (groups of 32) without decoding them."""
+def _gguf_matrices(path, dtype):
+    """The `dtype` ("q4_0" or "q8_0") matrices of `path` if it is a GGUF
+    file: the runtime runs them as int4 or int8 (groups of 32) without
+    decoding them."""
     with open(path, "rb") as f:
         if f.read(4) != _checkpoint.GGUF_MAGIC:
             return []
     return [t for t in _checkpoint.open_checkpoint(path).tensors()
-            if _GGUF_MATRIX_RE.match(t.name) and t.dtype == "q4_0"]
+            if _GGUF_MATRIX_RE.match(t.name) and t.dtype == dtype]
 
 
 def _weights_for(ckpt, dtype, cache, verbose):
@@ -643,14 +644,22 @@ class RWKV:
         cache = self.cache_dir
         weights, conv_s = _weights_for(self.model_path, dtype, cache,
                                        self.verbose)
-        q4 = _gguf_q4_0_matrices(weights) if quant else []
+        q4 = _gguf_matrices(weights, "q4_0") if quant else []
+        q8 = _gguf_matrices(weights, "q8_0") if quant else []
         if q4 and quant != "i4":
             raise NotImplementedError(
                 f"{weights}: its Q4_0 matrices (e.g. '{q4[0].name}') already "
                 f"run as int4 (groups of 32); use an 'i4' strategy (the file "
                 f"as it is), 'bf16' or 'fp32' (the same), or a float GGUF "
                 f"for '{quant}'")
-        if quant and not q4:
+        # A Q4_0 file's Q8_0 head runs as int8 beside its int4 matrices.
+        if q8 and not q4 and quant != "i8":
+            raise NotImplementedError(
+                f"{weights}: its Q8_0 matrices (e.g. '{q8[0].name}') already "
+                f"run as int8 (groups of 32) and cannot be requantized; use "
+                f"an 'i8' strategy (the file as it is), 'bf16' or 'fp32' (the "
+                f"same), or a float GGUF for '{quant}'")
+        if quant and not q4 and not q8:
             weights = self._quantize(weights, quant)
         compiler = find_compiler()
         target = [] if self.target == "cpu" else [

@@ -141,10 +141,13 @@ struct ModelConfig {
   DType dtype = DType::BF16;
   bool layer0HasV = false; // v7: blocks.0.att.v0/v1/v2 present
   bool quantized = false;  // some matrices are int8 or int4 (rwkv-quantize)
-  bool hasInt8 = false;    // some matrices are int8 (per-row f32 scales)
+  bool hasInt8 = false;    // some matrices are int8
   // Some matrices are packed int4 (u8, bf16 scales per group of this many
   // inputs); 0: none.
   int64_t int4Group = 0;
+  // The int8 matrices have bf16 or f32 scales per group of this many inputs
+  // (all of them: one group size per file); 0: one f32 scale per row.
+  int64_t int8Group = 0;
   // RWKV-5.0/5.1: the per-head bonus is `att.time_first` holding log(u)
   // rather than `att.time_faaaa` holding u.
   bool logBonus = false;
@@ -206,11 +209,13 @@ bool isQuantizableMatrix(const std::string &name);
 constexpr int64_t kDefaultInt4Group = 32;
 
 struct QuantizeOptions {
-  /// "int8" (symmetric, one f32 scale per row) or "int4" (symmetric, two
-  /// weights per byte, one bf16 scale per row and group of `group` inputs).
+  /// "int8" (symmetric, one f32 scale per row, or one bf16 scale per row
+  /// and group of `group` inputs) or "int4" (symmetric, two weights per
+  /// byte, one bf16 scale per row and group of `group` inputs).
   std::string type = "int8";
-  /// int4 only: inputs per scale group (0: kDefaultInt4Group). Must be even
-  /// and divide the input width of every int4 matrix.
+  /// Inputs per scale group of every int4 and int8 matrix. 0: int4 uses
+  /// kDefaultInt4Group, int8 one scale per row. Must divide the input width
+  /// of every quantized matrix, and be even where one is int4.
   int64_t group = 0;
   /// emb.weight: "bf16" (the default: f32 tables are rounded to bf16, a
   /// bf16/f16 table is kept), "keep" (the checkpoint's dtype), "int8" or
@@ -224,18 +229,20 @@ struct QuantizeOptions {
 };
 
 struct QuantizeReport {
-  int quantized = 0; // matrices written int8 or int4
-  int int4 = 0;      // of which int4
-  int64_t group = 0; // the int4 group size (0: no int4 matrix)
+  int quantized = 0;     // matrices written int8 or int4
+  int int4 = 0;          // of which int4
+  int64_t group = 0;     // the int4 group size (0: no int4 matrix)
+  int64_t int8Group = 0; // the int8 group size (0: per-row or no int8)
   size_t bytesIn = 0, bytesOut = 0;
   float maxAbsError = 0; // max |dequantized - original| over all weights
 };
 
 /// Writes `in` (an RWKV-7 checkpoint) to `outPath` as safetensors with every
-/// quantizable matrix int8 plus its per-row f32 scales `<name>_scale`, or
-/// packed int4 (u8 `[out, in / 2]`) plus its per-group bf16 scales
-/// `<name>_scale` `[out, in / group]` (docs/checkpoints.md); other tensors
-/// are copied unchanged.
+/// quantizable matrix int8 plus its per-row f32 scales `<name>_scale` (with
+/// a group: per-group bf16 scales `[out, in / group]`), or packed int4 (u8
+/// `[out, in / 2]`) plus its per-group bf16 scales `<name>_scale`
+/// `[out, in / group]` (docs/checkpoints.md); other tensors are copied
+/// unchanged.
 QuantizeReport quantizeCheckpoint(const Checkpoint &in,
                                   const std::string &outPath,
                                   const QuantizeOptions &options);

@@ -117,8 +117,8 @@ std::vector<TensorSpec> olderTensorSpecs(const ModelConfig &m) {
         add(a + n, {1, 1, C});
       if (gate)
         add(a + "time_mix_g", {1, 1, C});
-      std::vector<int64_t> perHead = v52 ? std::vector<int64_t>{H, N}
-                                         : std::vector<int64_t>{H};
+      std::vector<int64_t> perHead =
+          v52 ? std::vector<int64_t>{H, N} : std::vector<int64_t>{H};
       add(a + "time_decay", perHead);
       add(a + (m.logBonus ? "time_first" : "time_faaaa"), perHead);
       for (const char *n : {"receptance", "key", "value", "output"})
@@ -161,9 +161,9 @@ std::vector<TensorSpec> tensorSpecs(const ModelConfig &m) {
   if (m.version == 7)
     return rwkv7TensorSpecs(m);
   if (m.version == 6 || m.version == 4 ||
-      (m.version == 5 && (m.versionString == "5.0" ||
-                          m.versionString == "5.1" ||
-                          m.versionString == "5.2")))
+      (m.version == 5 &&
+       (m.versionString == "5.0" || m.versionString == "5.1" ||
+        m.versionString == "5.2")))
     return olderTensorSpecs(m);
   throw CheckpointError(fmt::format(
       "RWKV-{} ('{}') checkpoints are not supported (supported: RWKV-4, "
@@ -223,12 +223,13 @@ ModelConfig detectConfig(const Checkpoint &c) {
     m.n_embd *= 2;
   m.dim_ffn = dim(c, "blocks.0.ffn.key.weight", 2, 0);
   // int8 matrices (rwkv-quantize) come with f32 per-row scales
-  // `<name>_scale`, packed int4 ones (u8 [out, in / 2]) with bf16 scales per
-  // row and group of G inputs `<name>_scale` [out, in / G], one G per file;
-  // the model's dtype is that of its float tensors.
+  // `<name>_scale` [out] or, grouped (rwkv-quantize --group, GGUF Q8_0),
+  // bf16 or f32 scales per row and group of G inputs [out, in / G]; packed
+  // int4 ones (u8 [out, in / 2]) with bf16 scales [out, in / G]. One G per
+  // file for each; the model's dtype is that of its float tensors.
   m.dtype = DType::F32;
   bool haveFloat = false;
-  std::string firstInt4;
+  std::string firstInt4, firstInt8;
   for (const Tensor &t : c.tensors()) {
     if (t.dtype == DType::U8) {
       if (!isQuantizableMatrix(t.name))
@@ -275,14 +276,45 @@ ModelConfig detectConfig(const Checkpoint &c) {
       if (t.shape.size() != 2)
         fail(file, "int8 tensor '{}' has shape {}; only matrices can be int8",
              t.name, shapeStr(t.shape));
-      if (!scale || scale->dtype != DType::F32 ||
-          scale->shape != std::vector<int64_t>{t.shape[0]})
+      if (!scale)
+        fail(file,
+             "int8 tensor '{}' needs per-row scales '{}_scale' (f32 [{}]) or "
+             "per-group ones (bf16 or f32 [{}, {} / G])",
+             t.name, t.name, t.shape[0], t.shape[0], t.shape[1]);
+      const int64_t in = t.shape[1];
+      const std::string found = fmt::format(
+          ", found {} {}", dtypeName(scale->dtype), shapeStr(scale->shape));
+      // A matrix of scales: one per row and group of G inputs.
+      int64_t group = 0;
+      if (scale->shape.size() == 2) {
+        if ((scale->dtype != DType::BF16 && scale->dtype != DType::F32) ||
+            scale->shape[0] != t.shape[0] || scale->shape[1] <= 0 ||
+            in % scale->shape[1] != 0)
+          fail(file,
+               "int8 tensor '{}' {} needs per-group scales '{}_scale' (bf16 "
+               "or f32 [{}, {} / G], G dividing {}){}",
+               t.name, shapeStr(t.shape), t.name, t.shape[0], in, in, found);
+        group = in / scale->shape[1];
+      } else if (scale->dtype != DType::F32 ||
+                 scale->shape != std::vector<int64_t>{t.shape[0]}) {
         fail(file,
              "int8 tensor '{}' needs per-row scales '{}_scale' (f32 [{}]){}",
-             t.name, t.name, t.shape[0],
-             scale ? fmt::format(", found {} {}", dtypeName(scale->dtype),
-                                 shapeStr(scale->shape))
-                   : std::string());
+             t.name, t.name, t.shape[0], found);
+      }
+      // One layout per file, like int4: the config names one group size.
+      auto layout = [](int64_t g) {
+        return g ? fmt::format("groups of {} inputs", g)
+                 : std::string("per-row scales");
+      };
+      if (m.hasInt8 && group != m.int8Group)
+        fail(file, "int8 tensor '{}' has {}, but '{}' has {} ({})", t.name,
+             layout(group), firstInt8, layout(m.int8Group),
+             group && m.int8Group ? "one group size per file"
+                                  : "per-row and grouped int8 cannot be "
+                                    "mixed in one file");
+      if (!m.hasInt8)
+        firstInt8 = t.name;
+      m.int8Group = group;
       m.quantized = m.hasInt8 = true;
       continue;
     }
@@ -290,7 +322,8 @@ ModelConfig detectConfig(const Checkpoint &c) {
         t.dtype != DType::BF16)
       fail(file,
            "tensor '{}' has unsupported dtype {} (expected f32, f16, bf16, "
-           "int8 with per-row scales or int4 (u8) with per-group scales)",
+           "int8 with per-row or per-group scales or int4 (u8) with "
+           "per-group scales)",
            t.name, dtypeName(t.dtype));
     bool isScale = t.name.size() > 6 &&
                    t.name.compare(t.name.size() - 6, 6, "_scale") == 0;
@@ -423,6 +456,8 @@ std::string ModelConfig::toJson() const {
     j["quantized"] = int4Group ? (hasInt8 ? "int4+int8" : "int4") : "int8";
   if (int4Group)
     j["group_size"] = int4Group;
+  if (int8Group)
+    j["int8_group_size"] = int8Group;
   j["layer0_has_v"] = layer0HasV;
   return j.dump(2);
 }

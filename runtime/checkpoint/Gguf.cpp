@@ -9,9 +9,10 @@
 // dummy v0/v1/v2 (copies of a0/a1/a2) are dropped.
 //
 // F32/F16/BF16 tensors are views of the mapping (strided where transposed).
-// Q4_0 projections, embedding and head are repacked, not decoded, into the
-// int4 layout of rwkv-quantize (the kernels read the 4-bit codes); other
-// Q8_0, Q4_0 and Q6_K tensors are dequantized to bf16 into owned buffers. Every
+// Q4_0 and Q8_0 projections, embedding and head are repacked, not decoded,
+// into the int4 and grouped int8 layouts of rwkv-quantize (the kernels read
+// the codes); other Q8_0, Q4_0 and Q6_K tensors are dequantized to bf16 into
+// owned buffers. Every
 // count, length, offset and shape is validated before it is used: a malformed
 // file throws CheckpointError naming the file and the key or tensor.
 //
@@ -455,7 +456,7 @@ private:
   std::unordered_map<std::string, Tensor> out_;
   std::unordered_map<std::string, std::string> source_;
   std::map<std::string, int> typeCounts_, dequantized_;
-  int repacked_ = 0;
+  int repackedInt4_ = 0, repackedInt8_ = 0;
   int dropped_ = 0;
 
   void readHeader(Cursor &c) {
@@ -755,13 +756,43 @@ private:
     return p;
   }
 
+  /// Adds repacked codes `target` ([rows, codeWidth] of `codeType`) and
+  /// their bf16 block scales `target_scale` ([rows, cols / 32]).
+  void addRepacked(const TensorInfo &t, const std::string &target, int64_t rows,
+                   DType codeType, int64_t codeWidth, int64_t cols,
+                   std::unique_ptr<std::vector<uint8_t>> codes,
+                   std::unique_ptr<std::vector<uint8_t>> scales) {
+    const bool int4 = codeType == DType::U8;
+    auto add = [&](const std::string &name, DType dtype, int64_t width,
+                   std::unique_ptr<std::vector<uint8_t>> buf,
+                   std::string source) {
+      Tensor v;
+      v.name = name;
+      v.dtype = dtype;
+      v.shape = {rows, width};
+      v.strides = {width, 1};
+      v.data = buf->data();
+      v.nbytes = buf->size();
+      impl_.owned.push_back(std::move(buf));
+      source_[name] = std::move(source);
+      out_[name] = std::move(v);
+    };
+    add(target, codeType, codeWidth, std::move(codes),
+        fmt::format("{} ({} repacked to {}, ggml ne {})", t.name, t.type->name,
+                    int4 ? "int4" : "int8", shapeStr(t.ne)));
+    add(target + "_scale", DType::BF16, cols / 32, std::move(scales),
+        fmt::format("{} ({} block scales, f16 rounded to bf16)", t.name,
+                    t.type->name));
+    ++(int4 ? repackedInt4_ : repackedInt8_);
+  }
+
   /// Repacks the Q4_0 matrix `t` ([rows, cols] released) into the int4
   /// layout of rwkv-quantize, as `target` (u8 [rows, cols / 2]: column 2j in
   /// the low nibble of byte j, 2j + 1 in the high one, two's complement) and
   /// `target_scale` (bf16 [rows, cols / 32]). A Q4_0 block is a f16 scale d
   /// and 32 codes c (element j in the low nibble of byte j, j + 16 in the
   /// high one) worth d * (c - 8): the code becomes c - 8 = c ^ 8 (mod 16)
-  /// unchanged, and d is rounded to bf16 (|relative change| <= 2^-9, as for
+  /// unchanged, and d is rounded to bf16 (|relative change| <= 2^-8, as for
   /// a weight dequantized to bf16).
   void repackQ4_0(const TensorInfo &t, const std::string &target, int64_t rows,
                   int64_t cols) {
@@ -781,26 +812,29 @@ private:
       for (int j = 0; j < 16; ++j)
         *q++ = uint8_t((c[2 * j] ^ 8) | (c[2 * j + 1] ^ 8) << 4);
     }
-    std::string from = fmt::format("{} (Q4_0 repacked to int4, ggml ne {})",
-                                   t.name, shapeStr(t.ne));
-    auto add = [&](const std::string &name, DType dtype, int64_t width,
-                   std::unique_ptr<std::vector<uint8_t>> buf,
-                   std::string source) {
-      Tensor v;
-      v.name = name;
-      v.dtype = dtype;
-      v.shape = {rows, width};
-      v.strides = {width, 1};
-      v.data = buf->data();
-      v.nbytes = buf->size();
-      impl_.owned.push_back(std::move(buf));
-      source_[name] = std::move(source);
-      out_[name] = std::move(v);
-    };
-    add(target, DType::U8, cols / 2, std::move(codes), from);
-    add(target + "_scale", DType::BF16, cols / 32, std::move(scales),
-        fmt::format("{} (Q4_0 block scales, f16 rounded to bf16)", t.name));
-    ++repacked_;
+    addRepacked(t, target, rows, DType::U8, cols / 2, cols, std::move(codes),
+                std::move(scales));
+  }
+
+  /// Repacks the Q8_0 matrix `t` ([rows, cols] released) into the grouped
+  /// int8 layout of rwkv-quantize, as `target` (i8 [rows, cols]) and
+  /// `target_scale` (bf16 [rows, cols / 32]). A Q8_0 block is a f16 scale d
+  /// and 32 int8 codes q worth d * q: the codes are copied unchanged and d is
+  /// rounded to bf16 (|relative change| <= 2^-8, as for a weight dequantized
+  /// to bf16).
+  void repackQ8_0(const TensorInfo &t, const std::string &target, int64_t rows,
+                  int64_t cols) {
+    const int64_t blocks = rows * (cols / 32);
+    auto codes = std::make_unique<std::vector<uint8_t>>(size_t(blocks) * 32);
+    auto scales = std::make_unique<std::vector<uint8_t>>(size_t(blocks) * 2);
+    uint16_t *d = reinterpret_cast<uint16_t *>(scales->data());
+    const uint8_t *src = t.data;
+    for (int64_t b = 0; b < blocks; ++b, src += 34) {
+      d[b] = f32ToBf16(loadF16(src));
+      std::memcpy(codes->data() + 32 * b, src + 2, 32);
+    }
+    addRepacked(t, target, rows, DType::I8, cols, cols, std::move(codes),
+                std::move(scales));
   }
 
   void mapTensors() {
@@ -886,10 +920,13 @@ private:
       case Kind::Dropped:
         break;
       }
-      // The kernels read int4 with bf16 group scales natively.
-      if (id == kQ4_0 && m.kind == Kind::Direct &&
+      // The kernels read int4 and int8 with bf16 group scales natively.
+      if ((id == kQ4_0 || id == kQ8_0) && m.kind == Kind::Direct &&
           isQuantizableMatrix(m.target)) {
-        repackQ4_0(t, m.target, shape[0], shape[1]);
+        if (id == kQ4_0)
+          repackQ4_0(t, m.target, shape[0], shape[1]);
+        else
+          repackQ8_0(t, m.target, shape[0], shape[1]);
         continue;
       }
       const uint8_t *base = t.data;
@@ -1001,7 +1038,8 @@ private:
              shapeStr({dimOf(d.tensor, 1 - d.axis), d.field}));
     }
     auto emb = out_.find("emb.weight");
-    m.dtype = emb == out_.end() || emb->second.dtype == DType::U8
+    m.dtype = emb == out_.end() || emb->second.dtype == DType::U8 ||
+                      emb->second.dtype == DType::I8
                   ? DType::BF16
                   : emb->second.dtype;
     for (const TensorSpec &s : rwkv7TensorSpecs(m)) {
@@ -1023,7 +1061,7 @@ private:
              m.lora_g);
       CheckpointLoader::setTensorSource(ckpt_, s.name, source_[s.name]);
       CheckpointLoader::addTensor(ckpt_, std::move(it->second));
-      // A repacked Q4_0 matrix's scales follow it.
+      // A repacked Q4_0 or Q8_0 matrix's scales follow it.
       if (auto sc = out_.find(s.name + "_scale"); sc != out_.end()) {
         CheckpointLoader::setTensorSource(ckpt_, sc->first, source_[sc->first]);
         CheckpointLoader::addTensor(ckpt_, std::move(sc->second));
@@ -1052,9 +1090,12 @@ private:
         deq += fmt::format("{}{} x{}", deq.empty() ? "" : ", ", type, count);
       CheckpointLoader::addSourceInfo(ckpt_, "dequantized_to_bf16", deq);
     }
-    if (repacked_)
+    if (repackedInt4_)
       CheckpointLoader::addSourceInfo(ckpt_, "repacked_to_int4",
-                                      fmt::format("Q4_0 x{}", repacked_));
+                                      fmt::format("Q4_0 x{}", repackedInt4_));
+    if (repackedInt8_)
+      CheckpointLoader::addSourceInfo(ckpt_, "repacked_to_int8",
+                                      fmt::format("Q8_0 x{}", repackedInt8_));
     if (dropped_)
       CheckpointLoader::addSourceInfo(
           ckpt_, "dropped",

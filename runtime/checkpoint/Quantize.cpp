@@ -1,7 +1,8 @@
 //===- Quantize.cpp - int8 and int4 weight quantization of RWKV-7 ---------===//
 //
 // int8: symmetric, one f32 scale per row (per output of a projection, per
-// token of the embedding): scale = max|w| / 127, q = round(w / scale).
+// token of the embedding): scale = max|w| / 127, q = round(w / scale); with a
+// group size G, one f32 scale per row and group of G inputs instead.
 // int4: symmetric, q in [-8, 7], two per byte along the row (column 2j in
 // the low nibble of byte j), one bf16 scale per row and group of G inputs.
 // The compiled kernels read q and apply the scales in registers, so the
@@ -54,6 +55,20 @@ static float bestScale(const float *w, int64_t n, float amax) {
 
 /// The bf16 value nearest to `v`, as f32.
 static float roundToBf16(float v) { return bf16ToF32(f32ToBf16(v)); }
+
+static float quantizeInt8(float w, float scale) {
+  return scale > 0 ? std::clamp(std::nearbyint(w / scale), -127.0f, 127.0f)
+                   : 0.0f;
+}
+
+/// The scale of one grouped int8 group: as bestScale, over the group.
+/// Stored f32: bf16 scales cost the golden logits 0.02 (docs/checkpoints.md).
+static float bestInt8GroupScale(const float *w, int64_t n) {
+  float amax = 0;
+  for (int64_t i = 0; i < n; ++i)
+    amax = std::max(amax, std::fabs(w[i]));
+  return bestScale(w, n, amax);
+}
 
 static float quantizeInt4(float w, float scale) {
   return scale > 0 ? std::clamp(std::nearbyint(w / scale), -8.0f, 7.0f) : 0.0f;
@@ -125,16 +140,18 @@ QuantizeReport quantizeCheckpoint(const Checkpoint &in,
           : parseKind(options.head, "head", "keep, int8 or int4");
   const bool anyInt4 = matrixKind == Kind::Int4 || embKind == Kind::Int4 ||
                        headKind == Kind::Int4;
-  if (options.group != 0 && !anyInt4)
-    throw CheckpointError(fmt::format(
-        "a group size ({}) applies to int4 only (int8 has one scale per row)",
-        options.group));
+  // One --group applies to every int4 and int8 matrix; without one, int4
+  // takes the default and int8 one scale per row.
   const int64_t group = options.group ? options.group : kDefaultInt4Group;
-  if (group <= 0 || group % 2 != 0)
+  if (anyInt4 && (group <= 0 || group % 2 != 0))
     throw CheckpointError(fmt::format(
         "int4 group size {} must be a positive even number (two weights per "
         "byte)",
         group));
+  const int64_t int8Group = options.group;
+  if (int8Group < 0)
+    throw CheckpointError(
+        fmt::format("int8 group size {} must be positive", int8Group));
 
   ModelConfig config = detectConfig(in);
   if (config.version != 7)
@@ -172,7 +189,20 @@ QuantizeReport quantizeCheckpoint(const Checkpoint &in,
       break;
     case Kind::Int8:
       specs.push_back({t.name, DType::I8, t.shape});
-      specs.push_back({t.name + "_scale", DType::F32, {t.shape[0]}});
+      if (!int8Group) {
+        specs.push_back({t.name + "_scale", DType::F32, {t.shape[0]}});
+      } else {
+        if (t.shape[1] % int8Group != 0)
+          throw CheckpointError(fmt::format(
+              "int8 group size {} does not divide the {} inputs of '{}' "
+              "(shape {}); choose a --group that divides every matrix's "
+              "width",
+              int8Group, t.shape[1], t.name, shapeStr(t.shape)));
+        specs.push_back({t.name + "_scale",
+                         DType::F32,
+                         {t.shape[0], t.shape[1] / int8Group}});
+        report.int8Group = int8Group;
+      }
       entries.push_back({&t, kind, true});
       break;
     case Kind::Int4:
@@ -210,9 +240,13 @@ QuantizeReport quantizeCheckpoint(const Checkpoint &in,
     }
     const int64_t rows = t.shape[0], cols = t.shape[1];
     const bool int4 = e.kind == Kind::Int4;
-    const int64_t groups = int4 ? cols / group : 1;
+    // Inputs per scale: per-row int8 has one f32 scale per row, the others
+    // one f32 (int8) or bf16 (int4) scale per group.
+    const int64_t width = int4 ? group : int8Group ? int8Group : cols;
+    const int64_t groups = cols / width;
+    const bool bf16Scales = int4;
     if (e.scales)
-      bytes.resize(size_t(rows * groups) * (int4 ? 2 : 4));
+      bytes.resize(size_t(rows * groups) * (bf16Scales ? 2 : 4));
     else
       bytes.resize(size_t(int4 ? rows * cols / 2 : rows * cols));
     row.resize(size_t(cols));
@@ -225,17 +259,23 @@ QuantizeReport quantizeCheckpoint(const Checkpoint &in,
                t.name, r, c);
         amax = std::max(amax, std::fabs(row[c]));
       }
-      if (int4) {
-        for (int64_t g = 0; g < groups; ++g) {
-          const float *w = row.data() + g * group;
-          float scale = bestInt4Scale(w, group);
-          if (e.scales) {
+      for (int64_t g = 0; g < groups; ++g) {
+        const float *w = row.data() + g * width;
+        float scale = int4        ? bestInt4Scale(w, width)
+                      : int8Group ? bestInt8GroupScale(w, width)
+                                  : bestScale(w, cols, amax);
+        if (e.scales) {
+          if (bf16Scales) {
             uint16_t bits = f32ToBf16(scale);
             std::memcpy(bytes.data() + 2 * (r * groups + g), &bits, 2);
-            continue;
+          } else {
+            std::memcpy(bytes.data() + 4 * (r * groups + g), &scale, 4);
           }
-          uint8_t *q = bytes.data() + r * cols / 2 + g * group / 2;
-          for (int64_t c = 0; c < group; c += 2) {
+          continue;
+        }
+        if (int4) {
+          uint8_t *q = bytes.data() + r * cols / 2 + g * width / 2;
+          for (int64_t c = 0; c < width; c += 2) {
             float lo = quantizeInt4(w[c], scale);
             float hi = quantizeInt4(w[c + 1], scale);
             q[c / 2] = uint8_t((int(lo) & 0xf) | ((int(hi) & 0xf) << 4));
@@ -243,20 +283,15 @@ QuantizeReport quantizeCheckpoint(const Checkpoint &in,
                 std::max({report.maxAbsError, std::fabs(lo * scale - w[c]),
                           std::fabs(hi * scale - w[c + 1])});
           }
+          continue;
         }
-        continue;
-      }
-      float scale = bestScale(row.data(), cols, amax);
-      if (e.scales) {
-        std::memcpy(bytes.data() + 4 * r, &scale, 4);
-        continue;
-      }
-      auto *q = reinterpret_cast<int8_t *>(bytes.data()) + r * cols;
-      for (int64_t c = 0; c < cols; ++c) {
-        float v = scale > 0 ? std::nearbyint(row[c] / scale) : 0.0f;
-        q[c] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
-        report.maxAbsError = std::max(report.maxAbsError,
-                                      std::fabs(float(q[c]) * scale - row[c]));
+        auto *q =
+            reinterpret_cast<int8_t *>(bytes.data()) + r * cols + g * width;
+        for (int64_t c = 0; c < width; ++c) {
+          q[c] = static_cast<int8_t>(quantizeInt8(w[c], scale));
+          report.maxAbsError = std::max(report.maxAbsError,
+                                        std::fabs(float(q[c]) * scale - w[c]));
+        }
       }
     }
     if (!e.scales) {

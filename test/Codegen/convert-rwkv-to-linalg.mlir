@@ -305,6 +305,55 @@ func.func @dequantize_int4(%q: tensor<16x4xi8>, %s: tensor<16x2xbf16>) -> tensor
 
 // -----
 
+// Grouped int8 (group 4 int8, llama.cpp's Q8_0): the weight is read at
+// (row, column) like per-row int8, the bf16 scale at column floordiv 4; no
+// nibble arithmetic.
+// CHECK-LABEL: func.func @linear_int8_groups
+// CHECK-SAME:    (%[[X:[^:]+]]: tensor<2x?x8xf32>, %[[Q:[^:]+]]: tensor<16x8xi8>, %[[SC:[^:]+]]: tensor<16x2xbf16>)
+// CHECK:         linalg.generic
+// CHECK-SAME:      indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3 floordiv 4)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
+// CHECK-SAME:      ins(%[[X]], %[[Q]], %[[SC]] : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16x2xbf16>)
+// CHECK-NEXT:    ^bb0(%[[IX:[^:]+]]: f32, %[[IQ:[^:]+]]: i8, %[[IS:[^:]+]]: bf16, %[[IACC:[^:]+]]: f32):
+// CHECK-NEXT:      %[[WF:.+]] = arith.sitofp %[[IQ]] : i8 to f32
+// CHECK-NEXT:      %[[SF:.+]] = arith.extf %[[IS]] : bf16 to f32
+// CHECK-NEXT:      %[[WS:.+]] = arith.mulf %[[WF]], %[[SF]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      %[[P:.+]] = arith.mulf %[[IX]], %[[WS]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      %[[S:.+]] = arith.addf %[[IACC]], %[[P]] fastmath<reassoc,contract> : f32
+// CHECK-NEXT:      linalg.yield %[[S]] : f32
+func.func @linear_int8_groups(%x: tensor<2x?x8xf32>, %q: tensor<16x8xi8>, %s: tensor<16x2xbf16>) -> tensor<2x?x16xf32> {
+  %0 = rwkv.linear %x, %q scale %s group 4 int8 : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16x2xbf16> -> tensor<2x?x16xf32>
+  return %0 : tensor<2x?x16xf32>
+}
+
+// -----
+
+// A grouped int8 embedding and dequantize: the byte at (row, column), the
+// scale at (row, column / 4).
+// CHECK-LABEL: func.func @embed_dequantize_int8_groups
+// CHECK:         linalg.generic
+// CHECK:           %[[ROW:.+]] = arith.index_cast %{{.+}} : i32 to index
+// CHECK:           %[[COL:.+]] = linalg.index 2 : index
+// CHECK-NOT:       arith.shrsi
+// CHECK:           %[[E:.+]] = tensor.extract %{{.+}}[%[[ROW]], %[[COL]]] : tensor<32x8xi8>
+// CHECK-NEXT:      %[[EF:.+]] = arith.sitofp %[[E]] : i8 to f32
+// CHECK-NEXT:      %[[G:.+]] = arith.divui %[[COL]], %c4
+// CHECK-NEXT:      tensor.extract %{{.+}}[%[[ROW]], %[[G]]] : tensor<32x2xbf16>
+// CHECK:         linalg.generic
+// CHECK:           %[[R:.+]] = linalg.index 0 : index
+// CHECK:           %[[C:.+]] = linalg.index 1 : index
+// CHECK-NOT:       arith.shrsi
+// CHECK:           tensor.extract %{{.+}}[%[[R]], %[[C]]] : tensor<32x8xi8>
+// CHECK-NEXT:      arith.sitofp
+// CHECK-NEXT:      %[[G2:.+]] = arith.divui %[[C]], %c4
+// CHECK-NEXT:      tensor.extract %{{.+}}[%[[R]], %[[G2]]] : tensor<32x2xbf16>
+func.func @embed_dequantize_int8_groups(%q: tensor<32x8xi8>, %ids: tensor<2x?xi32>, %s: tensor<32x2xbf16>) -> (tensor<2x?x8xf32>, tensor<32x8xf32>) {
+  %0 = rwkv.embed %q, %ids scale %s group 4 int8 : tensor<32x8xi8>, tensor<2x?xi32>, tensor<32x2xbf16> -> tensor<2x?x8xf32>
+  %1 = rwkv.dequantize %q, %s group 4 int8 : tensor<32x8xi8>, tensor<32x2xbf16> -> tensor<32x8xf32>
+  return %0, %1 : tensor<2x?x8xf32>, tensor<32x8xf32>
+}
+
+// -----
+
 // A dequantize that no projection folded is materialised element-wise.
 // CHECK-LABEL: func.func @dequantize
 // CHECK-SAME:    (%[[Q:[^:]+]]: tensor<16x8xi8>, %[[SC:[^:]+]]: tensor<16xf32>)

@@ -122,6 +122,58 @@ func.func @linear_int4(%x: tensor<1x?x128xf32>, %q: tensor<16x64xi8>, %s: tensor
   return %y : tensor<1x?x16xf32>
 }
 
+// Grouped int8 (llama.cpp's Q8_0), groups of 16: x's hi and lo bytes as for
+// per-row int8, with -128 times the sum of each 4 consecutive ones (a
+// vpdpbusd lane) for hi and for lo instead of prefix sums.
+// CHECK-LABEL: func.func @linear_int8_groups
+// CHECK:         %[[Q:.+]]:5 = scf.for {{.+}} -> (tensor<1x?xf32>, tensor<1x?x64xi8>, tensor<1x?x64xi8>, tensor<1x?x16xi32>, tensor<1x?x16xi32>)
+// CHECK:           scf.for {{.+}} step %c32
+// CHECK:             arith.trunci %{{.+}} : vector<32xi32> to vector<32xi8>
+// CHECK:             arith.trunci %{{.+}} : vector<32xi32> to vector<32xi8>
+// CHECK:             vector.deinterleave %{{.+}} : vector<32xi32> -> vector<16xi32>
+// CHECK:             vector.deinterleave %{{.+}} : vector<16xi32> -> vector<8xi32>
+// CHECK:             arith.muli %{{.+}}, %{{.+}} : vector<8xi32>
+// CHECK-NOT:         vector.reduction
+// CHECK:         scf.forall
+// A step is 32 weights (two groups): the weights made unsigned once (xor
+// 0x80) for both tokens; the lanes of hi and lo start from their
+// corrections, so each step's lanes are exact and are scaled by their
+// group's scale (two bf16 scales, each over 4 lanes) into one f32
+// accumulator per (token, row).
+// CHECK:           scf.for {{.+}} step %c2
+// CHECK:             scf.for %[[I:[^ ]+]] = %c0 to %c64 step %c32 iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:               %[[H:.+]] = vector.transfer_read %{{.+}}[%c0, %{{.+}}, %[[I]]]{{.+}} : tensor<1x?x64xi8>, vector<32xi8>
+// CHECK:               %[[CH:.+]] = vector.transfer_read %{{.+}} : tensor<1x?x16xi32>, vector<8xi32>
+// CHECK:               %[[L:.+]] = vector.transfer_read %{{.+}}[%c0, %{{.+}}, %[[I]]]{{.+}} : tensor<1x?x64xi8>, vector<32xi8>
+// CHECK:               %[[CL:.+]] = vector.transfer_read %{{.+}} : tensor<1x?x16xi32>, vector<8xi32>
+// CHECK:               %[[W:.+]] = vector.transfer_read %{{.+}}[%{{.+}}, %[[I]]]{{.+}} : tensor<16x64xi8>, vector<32xi8>
+// CHECK-NOT:           arith.sitofp %{{.+}} : vector<32xi8>
+// CHECK:               %[[WU:.+]] = arith.xori %[[W]], %{{.+}} : vector<32xi8>
+// CHECK:               %[[SC:.+]] = vector.transfer_read %{{.+}} : tensor<16x4xbf16>, vector<2xbf16>
+// CHECK:               %[[SCF:.+]] = arith.extf %[[SC]] : vector<2xbf16> to vector<2xf32>
+// CHECK:               %[[SV:.+]] = vector.shuffle %[[SCF]], %[[SCF]] [0, 0, 0, 0, 1, 1, 1, 1]
+// CHECK:               %[[DH:.+]] = rwkv.x86.dpbusd %[[CH]], %[[WU]], %[[H]] : vector<32xi8> -> vector<8xi32>
+// CHECK:               %[[FH:.+]] = arith.sitofp %[[DH]] : vector<8xi32> to vector<8xf32>
+// CHECK:               %[[DL:.+]] = rwkv.x86.dpbusd %[[CL]], %[[WU]], %[[L]] : vector<32xi8> -> vector<8xi32>
+// CHECK:               %[[FL:.+]] = arith.sitofp %[[DL]] : vector<8xi32> to vector<8xf32>
+// CHECK:               %[[FH256:.+]] = arith.mulf %[[FH]], %{{.+}} fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               %[[F:.+]] = arith.addf %[[FH256]], %[[FL]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               arith.mulf %[[F]], %[[SV]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK-COUNT-14:      rwkv.x86.dpbusd
+// CHECK-NOT:           rwkv.x86.dpbusd
+// CHECK:               scf.yield
+// No weight scale and no prefix-sum bias after the reduction: only the
+// token's scale.
+// CHECK-NOT:         tensor<16xf32>
+// CHECK:             %[[XS:.+]] = tensor.extract %{{.+}} : tensor<1x?xf32>
+// CHECK-NOT:         arith.subf
+// CHECK:             %[[R:.+]] = vector.reduction <add>
+// CHECK:             arith.mulf %[[R]], %[[XS]] fastmath<reassoc,contract> : f32
+func.func @linear_int8_groups(%x: tensor<1x?x64xf32>, %q: tensor<16x64xi8>, %s: tensor<16x4xbf16>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %q scale %s group 16 int8 : tensor<1x?x64xf32>, tensor<16x64xi8>, tensor<16x4xbf16> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
+
 // 48 inputs are no multiple of an 8-lane step (32 bytes): the steps take
 // half the lanes (16 bytes, an xmm vpdpbusd) rather than the widening path.
 // CHECK-LABEL: func.func @linear_int8_narrow

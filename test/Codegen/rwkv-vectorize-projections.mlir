@@ -192,6 +192,61 @@ func.func @linear_int4_small_group(%x: tensor<1x?x64xf32>, %q: tensor<16x32xi8>,
 
 // -----
 
+// Grouped int8 W[o, i] with bf16 scales per group of 32 inputs (llama.cpp's
+// Q8_0): as per-row int8 the bytes are read and widened with sitofp, and a
+// step (16 weights) never leaves its group. The group's scale is read per
+// row and step: in the 2-token blocks it scales both weight vectors once for
+// both tokens; with one token the step's two products are summed first and
+// scaled by one multiply-add. No row scale after the reduction.
+// CHECK-LABEL: func.func @linear_int8_groups
+// CHECK:         scf.for %[[O:[^ ]+]] = {{.+}} step %c4
+// CHECK:           scf.for %{{.+}} step %c2
+// CHECK:             %{{.+}}:8 = scf.for %[[I:[^ ]+]] = %c0 to %c64 step %c16 iter_args
+// CHECK:               %[[G:.+]] = arith.divui %[[I]], %c32 : index
+// CHECK-NOT:           vector.deinterleave
+// CHECK:               %[[Q:.+]] = vector.transfer_read %{{.+}}[%[[O]], %[[I]]]{{.+}} : tensor<16x64xi8>, vector<8xi8>
+// CHECK:               %[[QF:.+]] = arith.sitofp %[[Q]] : vector<8xi8> to vector<8xf32>
+// CHECK:               arith.sitofp
+// CHECK:               %[[S:.+]] = tensor.extract %{{.+}}[%[[O]], %[[G]]] : tensor<16x2xbf16>
+// CHECK:               %[[SF:.+]] = arith.extf %[[S]] : bf16 to f32
+// CHECK:               %[[SV:.+]] = vector.broadcast %[[SF]] : f32 to vector<8xf32>
+// CHECK:               %[[W:.+]] = arith.mulf %[[QF]], %[[SV]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               arith.mulf %{{.+}}, %[[W]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               scf.yield
+// CHECK-NOT:         tensor<16xf32>
+// CHECK-COUNT-8:     vector.reduction <add>
+// CHECK:           scf.for %{{.+}} step %c1
+// CHECK:             %{{.+}}:4 = scf.for %[[I1:[^ ]+]] = %c0 to %c64 step %c16 iter_args(%[[A:[^ ]+]] = %{{[^,]+}}, {{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:               %[[S1:.+]] = vector.broadcast %{{.+}} : f32 to vector<8xf32>
+// CHECK:               %[[Q0:.+]] = arith.sitofp %{{.+}} : vector<8xi8> to vector<8xf32>
+// CHECK:               %[[Q1:.+]] = arith.sitofp %{{.+}} : vector<8xi8> to vector<8xf32>
+// CHECK:               %[[P0:.+]] = arith.mulf %{{.+}}, %[[Q0]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               %[[P1:.+]] = arith.mulf %{{.+}}, %[[Q1]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               %[[SUM:.+]] = arith.addf %[[P0]], %[[P1]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               %[[SC:.+]] = arith.mulf %[[SUM]], %[[S1]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               arith.addf %[[A]], %[[SC]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:               scf.yield
+// CHECK-COUNT-4:     vector.reduction <add>
+// CHECK-NOT:     linalg.generic
+func.func @linear_int8_groups(%x: tensor<1x?x64xf32>, %q: tensor<16x64xi8>, %s: tensor<16x2xbf16>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %q scale %s group 32 int8 : tensor<1x?x64xf32>, tensor<16x64xi8>, tensor<16x2xbf16> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
+
+// -----
+
+// Grouped int8 with groups smaller than a vector (4 weights, 8 lanes) is
+// left to the scalar path: correct, only slower.
+// CHECK-LABEL: func.func @linear_int8_small_group
+// CHECK:         linalg.generic
+// CHECK-NOT:     vector.transfer_read
+func.func @linear_int8_small_group(%x: tensor<1x?x64xf32>, %q: tensor<16x64xi8>, %s: tensor<16x16xbf16>) -> tensor<1x?x16xf32> {
+  %y = rwkv.linear %x, %q scale %s group 4 int8 : tensor<1x?x64xf32>, tensor<16x64xi8>, tensor<16x16xbf16> -> tensor<1x?x16xf32>
+  return %y : tensor<1x?x16xf32>
+}
+
+// -----
+
 // A static batch of 4 rows (rwkv-compile --batch 4; the tile holds the
 // whole batch): per block of 4 weight rows, the batch rows go in blocks of 2
 // (8-lane vectors) with one token each, so a batched decode step reads and

@@ -4,7 +4,8 @@
 //               [--group N] [--embedding bf16|keep|int8|int4]
 //               [--head keep|int8|int4] [--keep-head]
 // The output is memory-mapped by the runtime like any other checkpoint and
-// compiled by rwkv-compile into kernels that read the int8 matrices.
+// compiled by rwkv-compile into kernels that read the int8/int4 matrices.
+// --group N gives every int4 and int8 matrix one scale per N inputs.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,12 +26,14 @@ int main(int argc, char **argv) {
         "usage: rwkv-quantize IN OUT.safetensors [options]\noptions");
     desc.add_options()("help,h", "show this help")(
         "type", po::value<std::string>()->default_value("int8"),
-        "int8: symmetric, one f32 scale per matrix row; int4: symmetric, "
-        "two weights per byte, one bf16 scale per row and group of inputs")(
+        "int8: symmetric, one f32 scale per matrix row (with --group: one "
+        "bf16 scale per row and group of inputs); int4: symmetric, two "
+        "weights per byte, one bf16 scale per row and group of inputs")(
         "group", po::value<int64_t>(),
-        ("int4: inputs per scale group (even, dividing every matrix's "
-         "width; default " +
-         std::to_string(kDefaultInt4Group) + ")")
+        ("inputs per scale group of every int4 and int8 matrix (dividing "
+         "every matrix's width, even for int4; default: " +
+         std::to_string(kDefaultInt4Group) +
+         " for int4, one scale per row for int8)")
             .c_str())(
         "embedding", po::value<std::string>()->default_value("bf16"),
         "emb.weight: bf16 (f32 tables rounded), keep (checkpoint dtype), "
@@ -74,19 +77,24 @@ int main(int argc, char **argv) {
     if (vm.count("group")) {
       opts.group = vm["group"].as<int64_t>();
       // 0 would mean "the default" to quantizeCheckpoint.
+      bool int4 = opts.type == "int4" || opts.head == "int4" ||
+                  opts.embedding == "int4";
       if (opts.group <= 0)
-        throw po::error(fmt::format(
-            "--group must be a positive even number, not {}", opts.group));
+        throw po::error(fmt::format("--group must be a positive{} number, "
+                                    "not {}",
+                                    int4 ? " even" : "", opts.group));
     }
     std::unique_ptr<Checkpoint> in =
         Checkpoint::open(vm["input"].as<std::string>());
     QuantizeReport r = quantizeCheckpoint(*in, out, opts);
+    std::string int8Group =
+        r.int8Group ? fmt::format(" (group {})", r.int8Group) : "";
     std::string what =
-        r.int4 == 0 ? fmt::format("{} matrices int8", r.quantized)
+        r.int4 == 0 ? fmt::format("{} matrices int8{}", r.quantized, int8Group)
         : r.int4 == r.quantized
             ? fmt::format("{} matrices int4 (group {})", r.int4, r.group)
-            : fmt::format("{} matrices int4 (group {}) and {} int8", r.int4,
-                          r.group, r.quantized - r.int4);
+            : fmt::format("{} matrices int4 (group {}) and {} int8{}", r.int4,
+                          r.group, r.quantized - r.int4, int8Group);
     fmt::print(stderr,
                "wrote {}: {}, {:.1f} MB -> {:.1f} MB, max |w - "
                "dequantized w| = {:.3g}\n",

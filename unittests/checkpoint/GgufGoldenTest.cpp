@@ -8,12 +8,13 @@
 // golden/tiny from its .pth and from the BF16, Q8_0 and Q4_0 GGUF files that
 // make_gguf.py writes. The BF16 file holds the .pth's values, so its logits
 // must match the .pth library's (and the float64 reference within 1e-4, as
-// golden tests do). Q8_0 is dequantized to bf16 on load; Q4_0 matrices are
-// repacked to int4 and compiled as an int4 model (the kernels read the
-// codes). Their logits must stay within a bound of the float64 reference
-// (measured: 0.125 and 1.46; llama.cpp itself reaches about 1.8 and 3.3 on
-// this kind of model) while differing from the float model, and GPT and RNN
-// mode must agree to fp32 rounding.
+// golden tests do). Q8_0 and Q4_0 matrices are repacked to grouped int8
+// and int4 (bf16 scales per block of 32) and compiled as such (the kernels
+// read the codes). Their logits must stay within a bound of the float64
+// reference (measured: 0.125 for Q8_0 when it was decoded to bf16, 1.46 for
+// Q4_0; llama.cpp itself reaches about 1.8 and 3.3 on this kind of model)
+// while differing from the float model, and GPT and RNN mode must agree to
+// fp32 rounding.
 //
 //===----------------------------------------------------------------------===//
 
@@ -77,8 +78,11 @@ TEST_P(GgufGoldenTest, LogitsAgainstReference) {
   std::string gguf = ggufDir + "/tiny-" + c.type + ".gguf";
   auto model = Model::load(libDir + "/tiny-" + c.type + ".so", gguf);
   ASSERT_EQ(size_t(model->vocabSize()) * tokens.size(), ref.data.size());
-  // Q4_0 runs on the int4 kernels, in groups of Q4_0's 32.
-  EXPECT_EQ(model->config().int4Group, std::string(c.type) == "q4_0" ? 32 : 0);
+  // Q4_0 runs on the int4 kernels, Q8_0 (and tiny's Q8_0 head in the Q4_0
+  // file) on the int8 ones, in groups of their blocks' 32.
+  const std::string type = c.type;
+  EXPECT_EQ(model->config().int4Group, type == "q4_0" ? 32 : 0);
+  EXPECT_EQ(model->config().int8Group, type == "bf16" ? 0 : 32);
   Logits l = run(*model, tokens);
   float eg = maxAbsDiff(l.gpt.data(), ref.data.data(), ref.data.size());
   float er = maxAbsDiff(l.rnn.data(), ref.data.data(), ref.data.size());

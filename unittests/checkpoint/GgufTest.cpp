@@ -248,25 +248,39 @@ Stored storedType(const std::string &file, const std::string &name,
   return Stored::Q4_0;
 }
 
-// Q4_0 matrices are repacked to int4 (u8 codes and bf16 scales), not decoded.
-DType exposedDType(Stored s) {
-  return s == Stored::F32    ? DType::F32
-         : s == Stored::F16  ? DType::F16
-         : s == Stored::Q4_0 ? DType::U8
-                             : DType::BF16;
+// Q4_0 and Q8_0 matrices are repacked to int4 (u8 codes) and int8 (i8
+// codes) with bf16 scales, not decoded; Q8_0 LoRA factors are decoded.
+DType exposedDType(Stored s, const std::string &name) {
+  return s == Stored::F32                      ? DType::F32
+         : s == Stored::F16                    ? DType::F16
+         : s == Stored::Q4_0                   ? DType::U8
+         : s == Stored::Q8_0 && isMatrix(name) ? DType::I8
+                                               : DType::BF16;
+}
+
+bool isRepacked(const Tensor &t) {
+  return t.dtype == DType::U8 || t.dtype == DType::I8;
 }
 
 /// Element `i` (row-major, released shape) of `t` as a float; a packed int4
-/// matrix (u8 [rows, cols / 2]) is decoded with its `_scale` tensor of `c`:
-/// code * scale, both exactly as stored.
+/// matrix (u8 [rows, cols / 2]) or a grouped int8 one (i8 [rows, cols]) is
+/// decoded with its `_scale` tensor of `c` ([rows, cols / G]): code * scale,
+/// both exactly as stored.
 float valueAt(const Checkpoint &c, const Tensor &t, int64_t i) {
-  if (t.dtype != DType::U8)
+  if (!isRepacked(t))
     return t.getAsFloat(i);
   const Tensor &scale = c.get(t.name + "_scale");
-  int64_t cols = 2 * t.shape[1], row = i / cols, col = i % cols;
-  uint8_t byte =
-      static_cast<const uint8_t *>(t.data)[row * t.shape[1] + col / 2];
-  int code = ((col % 2 ? byte >> 4 : byte & 0x0F) ^ 8) - 8;
+  const bool int4 = t.dtype == DType::U8;
+  int64_t cols = int4 ? 2 * t.shape[1] : t.shape[1], row = i / cols,
+          col = i % cols;
+  int code;
+  if (int4) {
+    uint8_t byte =
+        static_cast<const uint8_t *>(t.data)[row * t.shape[1] + col / 2];
+    code = ((col % 2 ? byte >> 4 : byte & 0x0F) ^ 8) - 8;
+  } else {
+    code = static_cast<const int8_t *>(t.data)[row * cols + col];
+  }
   int64_t group = cols / scale.shape[1];
   return float(code) * scale.getAsFloat(row * scale.shape[1] + col / group);
 }
@@ -346,24 +360,29 @@ void checkAgainstPth(const std::string &ggufFile, const std::string &pthFile,
   EXPECT_EQ(gguf->format(), Checkpoint::Format::Gguf);
   EXPECT_STREQ(Checkpoint::formatName(gguf->format()), "gguf");
   EXPECT_EQ(gguf->formatVersion(), 3u);
-  // Each repacked Q4_0 matrix brings its scales, right after it.
+  // Each repacked Q4_0/Q8_0 matrix brings its scales, right after it.
   size_t scales = 0;
   for (const Tensor &t : gguf->tensors())
-    scales += t.dtype == DType::U8;
+    scales += isRepacked(t);
   ASSERT_EQ(gguf->tensors().size(), pth->tensors().size() + scales);
   ModelConfig cg = detectConfig(*gguf), cp = detectConfig(*pth);
-  // The model's dtype is its first float tensor's: in a Q4_0 file the
-  // embedding is int4, and the next tensor is an F32 vector.
-  EXPECT_EQ(cg.dtype, type == "f32" || type == "q4_0" ? DType::F32
-                      : type == "f16"                 ? DType::F16
-                                                      : DType::BF16);
+  // The model's dtype is its first float tensor's: in a Q4_0 or Q8_0 file
+  // the embedding is int4 or int8, and the next tensor is an F32 vector.
+  EXPECT_EQ(cg.dtype, type == "f32" || type == "q4_0" || type == "q8_0"
+                          ? DType::F32
+                      : type == "f16" ? DType::F16
+                                      : DType::BF16);
   cg.dtype = cp.dtype;
-  if (type == "q4_0") {
+  if (type == "q4_0" || type == "q8_0") {
+    // Q4_0's head is Q6_K, or Q8_0 (repacked to int8) when n_embd is not a
+    // multiple of 256.
+    bool int8 = type == "q8_0" || !q6kHead;
     EXPECT_TRUE(cg.quantized);
-    EXPECT_EQ(cg.int4Group, 32);
-    EXPECT_FALSE(cg.hasInt8);
-    cg.quantized = false;
-    cg.int4Group = 0;
+    EXPECT_EQ(cg.int4Group, type == "q4_0" ? 32 : 0);
+    EXPECT_EQ(cg.hasInt8, int8);
+    EXPECT_EQ(cg.int8Group, int8 ? 32 : 0);
+    cg.quantized = cg.hasInt8 = false;
+    cg.int4Group = cg.int8Group = 0;
   }
   EXPECT_EQ(cg.toJson(), cp.toJson());
   std::map<Stored, float> worst;
@@ -376,12 +395,14 @@ void checkAgainstPth(const std::string &ggufFile, const std::string &pthFile,
     // The released order and names.
     ASSERT_EQ(g.name, p.name);
     Stored stored = storedType(type, p.name, q6kHead);
-    EXPECT_EQ(g.dtype, exposedDType(stored))
+    EXPECT_EQ(g.dtype, exposedDType(stored, p.name))
         << dtypeName(g.dtype) << " from " << gguf->tensorSource(g.name);
     EXPECT_FALSE(gguf->tensorSource(g.name).empty());
-    if (g.dtype == DType::U8) {
-      // Two codes per byte; one bf16 scale per Q4_0 block of 32.
-      EXPECT_EQ(g.shape, (std::vector<int64_t>{p.shape[0], p.shape[1] / 2}));
+    if (isRepacked(g)) {
+      // int4: two codes per byte; one bf16 scale per Q4_0/Q8_0 block of 32.
+      EXPECT_EQ(g.shape, (std::vector<int64_t>{p.shape[0], g.dtype == DType::U8
+                                                               ? p.shape[1] / 2
+                                                               : p.shape[1]}));
       ASSERT_LT(gi + 1, gguf->tensors().size());
       const Tensor &sc = gguf->tensors()[++gi];
       EXPECT_EQ(sc.name, p.name + "_scale");
@@ -427,28 +448,35 @@ TEST(Gguf, Q6KHead) {
 // repacked Q4_0 matrix must hold gguf-py's codes exactly (|code| <= 8, so
 // value / scale is within 8 * 2^-8 of the code) and its scale within the
 // bf16 rounding of the f16 one: code * scale within 2^-8 of gguf-py's value.
+// A repacked Q8_0 matrix must hold the file's codes byte for byte and its
+// f16 scales rounded to bf16; code * scale is then within two bf16
+// roundings (2^-7) of gguf-py's value.
 TEST(Gguf, DequantizationMatchesGgufPy) {
   SKIP_WITHOUT_GGUF();
   for (const char *file : {"tiny-q8_0", "tiny-q4_0", "small256-q4_0"}) {
     SCOPED_TRACE(file);
     auto q = Checkpoint::open(kGgufDir + "/" + file + ".gguf");
+    GgufFile raw = GgufFile::parse(readFile(kGgufDir + "/" + file + ".gguf"));
     auto ref = Checkpoint::open(kGgufDir + "/" + file + "-deq.gguf");
-    int quantized = 0, repacked = 0;
+    int quantized = 0, repacked4 = 0, repacked8 = 0;
     for (const Tensor &b : ref->tensors()) {
       const Tensor &a = q->get(b.name);
-      bool packed = a.dtype == DType::U8;
+      bool packed = isRepacked(a);
       if (!packed) {
         ASSERT_EQ(a.shape, b.shape) << a.name;
         ASSERT_EQ(a.dtype, b.dtype) << a.name;
       }
       std::string_view from = q->tensorSource(a.name);
       quantized += from.find("dequantized") != std::string_view::npos;
-      repacked += from.find("Q4_0 repacked to int4") != std::string_view::npos;
+      repacked4 += from.find("Q4_0 repacked to int4") != std::string_view::npos;
+      repacked8 += from.find("Q8_0 repacked to int8") != std::string_view::npos;
       EXPECT_EQ(packed, from.find("repacked") != std::string_view::npos);
       for (int64_t k = 0; k < b.numel(); ++k) {
         float have = valueAt(*q, a, k), want = b.getAsFloat(k);
         bool ok = have == want;
-        if (packed) {
+        if (packed && a.dtype == DType::I8) {
+          ok = std::fabs(have - want) <= std::fabs(want) / 128;
+        } else if (packed) {
           const Tensor &sc = q->get(a.name + "_scale");
           int64_t cols = 2 * a.shape[1];
           float s = sc.getAsFloat((k / cols) * sc.shape[1] +
@@ -463,15 +491,40 @@ TEST(Gguf, DequantizationMatchesGgufPy) {
           break;
         }
       }
+      if (a.dtype != DType::I8)
+        continue;
+      // Q8_0 block j (row j / groups, group j % groups): 2 bytes of f16
+      // scale, then the 32 codes.
+      std::string ggufName(from.substr(0, from.find(' ')));
+      const GgufFile::Info *info = raw.info(ggufName);
+      ASSERT_EQ(info->type, 8u) << ggufName;
+      const char *blocks = raw.data.data() + info->offset;
+      const Tensor &sc = q->get(a.name + "_scale");
+      ASSERT_EQ(sc.shape, (std::vector<int64_t>{a.shape[0], a.shape[1] / 32}));
+      for (int64_t j = 0; j < sc.numel(); ++j) {
+        uint16_t d;
+        std::memcpy(&d, blocks + 34 * j, 2);
+        ASSERT_EQ(sc.getAsFloat(j), bf16ToF32(f32ToBf16(f16ToF32(d))))
+            << a.name << " block " << j;
+        ASSERT_EQ(std::memcmp(static_cast<const int8_t *>(a.data) + 32 * j,
+                              blocks + 34 * j + 2, 32),
+                  0)
+            << a.name << " block " << j;
+      }
     }
-    // golden/tiny: 12 projections and the embedding; the head (Q8_0 or
-    // Q6_K) is dequantized in the Q4_0 files.
-    if (std::string(file) == "tiny-q8_0") {
-      EXPECT_GE(quantized, 13);
-      EXPECT_EQ(repacked, 0);
+    // golden/tiny: 12 projections, the embedding and the head are
+    // repacked, the Q8_0 LoRA factors dequantized (10: layer 0's v1/v2 are
+    // dropped). The Q4_0 files' head is Q8_0 (repacked to int8) or, in
+    // small256, Q6_K (dequantized).
+    std::string name = file;
+    if (name == "tiny-q8_0") {
+      EXPECT_EQ(quantized, 10);
+      EXPECT_EQ(repacked4, 0);
+      EXPECT_EQ(repacked8, 14);
     } else {
-      EXPECT_EQ(quantized, 1);
-      EXPECT_EQ(repacked, 13);
+      EXPECT_EQ(quantized, name == "tiny-q4_0" ? 0 : 1);
+      EXPECT_EQ(repacked4, 13);
+      EXPECT_EQ(repacked8, name == "tiny-q4_0" ? 1 : 0);
     }
   }
 }
@@ -485,8 +538,11 @@ TEST(Gguf, SourceInfoAndViews) {
   EXPECT_EQ(info["architecture"], "rwkv7");
   EXPECT_EQ(info["file_type"], "MOSTLY_Q8_0 (7)");
   EXPECT_EQ(info["tensor_types"], "F32 x36, Q8_0 x26");
-  // Layer 0's two dummy v1/v2 copies are dropped, not dequantized.
-  EXPECT_EQ(info["dequantized_to_bf16"], "Q8_0 x24");
+  // The 14 matrices are repacked to int8; of the 12 LoRA factors, layer 0's
+  // two dummy v1/v2 copies are dropped, not dequantized.
+  EXPECT_EQ(info["repacked_to_int8"], "Q8_0 x14");
+  EXPECT_EQ(info.count("repacked_to_int4"), 0u);
+  EXPECT_EQ(info["dequantized_to_bf16"], "Q8_0 x10");
   EXPECT_NE(info["dropped"].find("blk.0.time_mix_v0/v1/v2"), std::string::npos);
   EXPECT_EQ(g->tensorSource("blocks.1.att.x_k"),
             "blk.1.time_mix_lerp_fused.weight[2] (F32, ggml ne [128, 1, 1, "
@@ -494,7 +550,26 @@ TEST(Gguf, SourceInfoAndViews) {
   EXPECT_EQ(g->tensorSource("blocks.0.att.a1"),
             "blk.0.time_mix_a1.weight (Q8_0 dequantized to bf16, ggml ne "
             "[128, 32], transposed)");
+  EXPECT_EQ(g->tensorSource("blocks.0.att.key.weight"),
+            "blk.0.time_mix_key.weight (Q8_0 repacked to int8, ggml ne "
+            "[128, 128])");
+  EXPECT_EQ(g->tensorSource("blocks.0.att.key.weight_scale"),
+            "blk.0.time_mix_key.weight (Q8_0 block scales, f16 rounded to "
+            "bf16)");
   EXPECT_TRUE(g->tensorSource("nothing").empty());
+  // The codes and scales of the first block of the key matrix, as stored.
+  const Tensor &k = g->get("blocks.0.att.key.weight");
+  const Tensor &ks = g->get("blocks.0.att.key.weight_scale");
+  EXPECT_EQ(k.dtype, DType::I8);
+  EXPECT_EQ(k.shape, (std::vector<int64_t>{128, 128}));
+  EXPECT_TRUE(k.isContiguous());
+  EXPECT_EQ(ks.dtype, DType::BF16);
+  EXPECT_EQ(ks.shape, (std::vector<int64_t>{128, 4}));
+  ModelConfig cfg = detectConfig(*g);
+  EXPECT_EQ(cfg.int8Group, 32);
+  EXPECT_EQ(cfg.int4Group, 0);
+  EXPECT_NE(cfg.toJson().find("\"int8_group_size\": 32"), std::string::npos)
+      << cfg.toJson();
 
   // F32/F16/BF16 are zero-copy: views into the mapping, the LoRA factors
   // strided (transposed), r_k reshaped.
@@ -789,7 +864,7 @@ TEST_F(GgufErrors, Tensors) {
   f = edit();
   f.info("blk.0.time_mix_key.weight")->ne = {128, 64};
   expectError(f.serialize(),
-              {"blk.0.time_mix_key.weight (Q8_0 dequantized to bf16, ggml ne "
+              {"blk.0.time_mix_key.weight (Q8_0 repacked to int8, ggml ne "
                "[128, 64]) maps to 'blocks.0.att.key.weight' with shape [64, "
                "128], expected [128, 128]"});
   f = edit();

@@ -191,11 +191,16 @@ TEST(QuantizeInt4, GroupsOf64Int8HeadInt4Embedding) {
                            "blocks.0.att.output.weight"})
     checkMatrix(q.in->get(name), q.out->get(name),
                 q.out->get(std::string(name) + "_scale"), 64);
+  // --group applies to the int8 head too: f32 scales per 64 inputs.
+  EXPECT_EQ(q.report.int8Group, 64);
   EXPECT_EQ(q.out->get("head.weight").dtype, DType::I8);
   EXPECT_EQ(q.out->get("head.weight_scale").dtype, DType::F32);
+  EXPECT_EQ(q.out->get("head.weight_scale").shape,
+            (std::vector<int64_t>{512, 2}));
   ModelConfig c = detectConfig(*q.out);
   EXPECT_TRUE(c.hasInt8);
   EXPECT_EQ(c.int4Group, 64);
+  EXPECT_EQ(c.int8Group, 64);
   // The packed table is [V, C / 2]; the model is still C wide.
   EXPECT_EQ(c.n_embd, 128);
   EXPECT_EQ(c.vocab_size, 512);
@@ -219,9 +224,6 @@ TEST(QuantizeInt4, BadOptionsRefused) {
   refused(int4(-2), "int4 group size -2 must be a positive even number");
   refused(int4(48), "int4 group size 48 does not divide the 128 inputs of "
                     "'blocks.0.att.receptance.weight'");
-  QuantizeOptions g8;
-  g8.group = 32;
-  refused(g8, "a group size (32) applies to int4 only");
   QuantizeOptions head = int4();
   head.head = "bf16";
   refused(head, "unknown head type 'bf16' (keep, int8 or int4)");

@@ -555,6 +555,26 @@ def test_q4_0_gguf_runs_as_int4(gguf, tmp_path):
     assert "'i4'" in str(e.value)
 
 
+def test_q8_0_gguf_runs_as_int8(gguf, tmp_path):
+    # Q8_0 matrices are grouped int8 already (bf16 scales per 32): 'cpu
+    # fp32i8' and 'cpu fp32' run the file as it is (one library), within
+    # the Q8_0 bound of ref64 (GgufGoldenTest's 0.2); 'i4' would have to
+    # re-quantize them, and says so.
+    m = RWKV(model=gguf["q8_0"], strategy="cpu fp32i8")
+    assert m.weights_path == gguf["q8_0"]
+    assert RWKV(model=gguf["q8_0"], strategy="cpu fp32").library_path == \
+        m.library_path
+    tokens, d = seq128()
+    ref = np.load(os.path.join(d, "logits_ref64.npy"))
+    out, _ = m.forward(tokens, None, full_output=True)
+    assert 1e-3 < max_err(out, ref) < 0.2
+    with pytest.raises(NotImplementedError) as e:
+        RWKV(model=gguf["q8_0"], strategy="cpu fp32i4",
+             cache_dir=str(tmp_path / "cache"))
+    assert "tiny-q8_0.gguf" in str(e.value) and "Q8_0" in str(e.value)
+    assert "token_embd.weight" in str(e.value) and "'i8'" in str(e.value)
+
+
 def test_bad_gguf_paths_and_contents(gguf, tmp_path):
     cache = str(tmp_path / "cache")
     # A .gguf name is taken as it is: no '.pth' appended.
@@ -598,12 +618,12 @@ def test_bad_gguf_paths_and_contents(gguf, tmp_path):
         RWKV(model=str(three), strategy="cpu fp32", cache_dir=cache)
     assert "three.gguf" in str(e.value)
     assert "missing tensor 'blk.2.attn_norm.weight'" in str(e.value)
-    # Block-quantized matrices run as the runtime reads them (Q8_0 as bf16,
+    # Block-quantized matrices run as the runtime reads them (Q8_0 as int8,
     # Q4_0 as int4): fp16 cannot be honoured, and says so.
     with pytest.raises(NotImplementedError) as e:
         RWKV(model=gguf["q8_0"], strategy="cpu fp16", cache_dir=cache)
     assert "tiny-q8_0.gguf" in str(e.value) and "Q8_0" in str(e.value)
-    assert "dequantized to bf16" in str(e.value)
+    assert "Q8_0 as int8" in str(e.value)
     with pytest.raises(NotImplementedError) as e:
         RWKV(model=gguf["q4_0"], strategy="cpu fp16", cache_dir=cache)
     assert "Q4_0" in str(e.value) and "as int4" in str(e.value)

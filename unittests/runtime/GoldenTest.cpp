@@ -286,10 +286,12 @@ constexpr float kInt8Tol = 0.1f;
 
 class QuantizedGoldenTest : public ::testing::TestWithParam<Golden> {
 protected:
+  /// The library and checkpoint name after the model's.
+  virtual const char *suffix() const { return "-int8"; }
   void SetUp() override {
     const Golden &g = GetParam();
     std::string dir = goldenDir + "/" + g.model;
-    std::string base = libDir + "/" + g.model + "-int8";
+    std::string base = libDir + "/" + g.model + suffix();
     model = Model::load(base + ".so", base + ".safetensors");
     std::ifstream in(dir + "/" + g.caseName + "/tokens.json");
     ASSERT_TRUE(in) << dir;
@@ -299,28 +301,35 @@ protected:
   std::unique_ptr<Model> model;
   std::vector<int32_t> tokens;
   NpyArray ref;
+
+  /// GPT and RNN logits within kInt8Tol of float64, equal to each other to
+  /// fp32 rounding, and moved by the quantization.
+  void checkWithinInt8Tolerance() {
+    State g = model->newState(), r = model->newState();
+    std::vector<float> gpt, rnn, logits;
+    model->forward(tokens, g, gpt, /*allLogits=*/true);
+    for (int32_t t : tokens) {
+      model->step({t}, r, logits);
+      rnn.insert(rnn.end(), logits.begin(), logits.end());
+    }
+    float eg = maxAbsDiff(gpt, ref.data), er = maxAbsDiff(rnn, ref.data);
+    std::printf("[ %s%s ] max logit error: gpt %.4f, rnn %.4f (bound %.2f); "
+                "gpt vs rnn %.3g\n",
+                GetParam().model, suffix(), eg, er, kInt8Tol,
+                maxAbsDiff(gpt, rnn));
+    RecordProperty("int8_gpt_max_logit_error", std::to_string(eg));
+    RecordProperty("int8_rnn_max_logit_error", std::to_string(er));
+    EXPECT_LT(eg, kInt8Tol);
+    EXPECT_LT(er, kInt8Tol);
+    EXPECT_LT(maxAbsDiff(gpt, rnn), kTol);
+    // Quantization does change the model: an int8 library that reproduced the
+    // float logits to fp32 rounding would not be reading int8 weights.
+    EXPECT_GT(eg, kTol);
+  }
 };
 
 TEST_P(QuantizedGoldenTest, GptAndRnnWithinInt8Tolerance) {
-  State g = model->newState(), r = model->newState();
-  std::vector<float> gpt, rnn, logits;
-  model->forward(tokens, g, gpt, /*allLogits=*/true);
-  for (int32_t t : tokens) {
-    model->step({t}, r, logits);
-    rnn.insert(rnn.end(), logits.begin(), logits.end());
-  }
-  float eg = maxAbsDiff(gpt, ref.data), er = maxAbsDiff(rnn, ref.data);
-  std::printf("[ %s int8 ] max logit error: gpt %.4f, rnn %.4f (bound %.2f); "
-              "gpt vs rnn %.3g\n",
-              GetParam().model, eg, er, kInt8Tol, maxAbsDiff(gpt, rnn));
-  RecordProperty("int8_gpt_max_logit_error", std::to_string(eg));
-  RecordProperty("int8_rnn_max_logit_error", std::to_string(er));
-  EXPECT_LT(eg, kInt8Tol);
-  EXPECT_LT(er, kInt8Tol);
-  EXPECT_LT(maxAbsDiff(gpt, rnn), kTol);
-  // Quantization does change the model: an int8 library that reproduced the
-  // float logits to fp32 rounding would not be reading int8 weights.
-  EXPECT_GT(eg, kTol);
+  checkWithinInt8Tolerance();
 }
 
 TEST_P(QuantizedGoldenTest, FloatCheckpointRefused) {
@@ -338,7 +347,37 @@ TEST_P(QuantizedGoldenTest, FloatCheckpointRefused) {
   }
 }
 
+// Grouped int8 (rwkv-quantize --type int8 --group 32: a bf16 scale per row
+// and 32 inputs, the layout of llama.cpp's Q8_0): the same bound.
+class Int8GroupGoldenTest : public QuantizedGoldenTest {
+protected:
+  const char *suffix() const override { return "-int8g32"; }
+};
+
+TEST_P(Int8GroupGoldenTest, GptAndRnnWithinInt8Tolerance) {
+  checkWithinInt8Tolerance();
+}
+
+// The scales' shape is part of the library: per-row scales are refused,
+// naming the tensor.
+TEST_P(Int8GroupGoldenTest, PerRowCheckpointRefused) {
+  const Golden &g = GetParam();
+  try {
+    Model::load(libDir + "/" + g.model + "-int8g32.so",
+                libDir + "/" + g.model + "-int8.safetensors");
+    FAIL() << "per-row int8 weights were accepted by the grouped library";
+  } catch (const RuntimeError &e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("_scale'"), std::string::npos) << msg;
+  }
+}
+
 // rwkv-quantize takes RWKV-7 checkpoints (the first two goldens).
+INSTANTIATE_TEST_SUITE_P(Int8Group, Int8GroupGoldenTest,
+                         ::testing::ValuesIn(kGoldens, kGoldens + 2),
+                         [](const auto &info) {
+                           return std::string(info.param.model);
+                         });
 INSTANTIATE_TEST_SUITE_P(Quantized, QuantizedGoldenTest,
                          ::testing::ValuesIn(kGoldens, kGoldens + 2),
                          [](const auto &info) {

@@ -37,6 +37,20 @@ func.func @fold_dequantize_int4(%x: tensor<1x?x8xf32>, %q: tensor<16x4xi8>, %s: 
 
 // -----
 
+// So does grouped int8's `int8`.
+// CHECK-LABEL: func.func @fold_dequantize_int8_groups
+// CHECK-SAME:    (%[[X:.+]]: tensor<1x?x8xf32>, %[[Q:.+]]: tensor<16x8xi8>, %[[S:.+]]: tensor<16x2xbf16>)
+func.func @fold_dequantize_int8_groups(%x: tensor<1x?x8xf32>, %q: tensor<16x8xi8>, %s: tensor<16x2xbf16>)
+    -> tensor<1x?x16xf32> {
+  // CHECK-NOT: rwkv.dequantize
+  %w = rwkv.dequantize %q, %s group 4 int8 : tensor<16x8xi8>, tensor<16x2xbf16> -> tensor<16x8xf32>
+  // CHECK: rwkv.linear %[[X]], %[[Q]] scale %[[S]] group 4 int8 : tensor<1x?x8xf32>, tensor<16x8xi8>, tensor<16x2xbf16> -> tensor<1x?x16xf32>
+  %l = rwkv.linear %x, %w : tensor<1x?x8xf32>, tensor<16x8xf32> -> tensor<1x?x16xf32>
+  return %l : tensor<1x?x16xf32>
+}
+
+// -----
+
 // A LoRA factor is never int8: its dequantize stays (and is materialised by
 // convert-rwkv-to-linalg).
 // CHECK-LABEL: func.func @keep_dequantize

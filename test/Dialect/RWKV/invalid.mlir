@@ -1379,7 +1379,7 @@ func.func @int4_without_scale(%x: tensor<2x3x8xf32>, %q: tensor<8x4xi8>) {
 // -----
 
 func.func @group_with_float(%x: tensor<2x3x8xf32>, %w: tensor<8x8xbf16>) {
-  // expected-error @+1 {{'rwkv.linear' op 'group' is only allowed with a packed int4 (i8) 'weight', got 'bf16'}}
+  // expected-error @+1 {{'rwkv.linear' op 'group' is only allowed with a packed int4 or int8 (i8) 'weight', got 'bf16'}}
   %y = rwkv.linear %x, %w group 4 : tensor<2x3x8xf32>, tensor<8x8xbf16> -> tensor<2x3x8xf32>
   return
 }
@@ -1419,8 +1419,40 @@ func.func @int4_input_width(%x: tensor<2x3x4xf32>, %q: tensor<8x4xi8>, %s: tenso
 // -----
 
 func.func @int8_bf16_scale(%x: tensor<2x3x8xf32>, %q: tensor<8x8xi8>, %s: tensor<8xbf16>) {
-  // expected-error @+1 {{'rwkv.linear' op int8 scales must be f32, got 'bf16' (bf16 scales are per group of a packed int4 matrix)}}
+  // expected-error @+1 {{'rwkv.linear' op int8 scales must be f32, got 'bf16' (bf16 scales are per group: add 'group', and 'int8' for int8 weights)}}
   %y = rwkv.linear %x, %q scale %s : tensor<2x3x8xf32>, tensor<8x8xi8>, tensor<8xbf16> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @int8_flag_without_group(%x: tensor<2x3x8xf32>, %q: tensor<8x8xi8>, %s: tensor<8xf32>) {
+  // expected-error @+1 {{'rwkv.linear' op 'int8' needs a 'group' size (it marks int8 weights with per-group scales)}}
+  %y = "rwkv.linear"(%x, %q, %s) {int8_groups} : (tensor<2x3x8xf32>, tensor<8x8xi8>, tensor<8xf32>) -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @int8_group_scale_shape(%x: tensor<2x3x8xf32>, %q: tensor<8x8xi8>, %s: tensor<8x1xbf16>) {
+  // expected-error @+1 {{'rwkv.linear' op 'scale' has shape [8, 1] but expected [8, 2]}}
+  %y = rwkv.linear %x, %q scale %s group 4 int8 : tensor<2x3x8xf32>, tensor<8x8xi8>, tensor<8x1xbf16> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @int8_group_not_dividing(%x: tensor<2x3x8xf32>, %q: tensor<8x8xi8>, %s: tensor<8x2xbf16>) {
+  // expected-error @+1 {{'rwkv.head' op group size 3 does not divide the 8 columns of int8 'head weight'}}
+  %y = rwkv.head %x, %q scale %s group 3 int8 : tensor<2x3x8xf32>, tensor<8x8xi8>, tensor<8x2xbf16> -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+func.func @int8_group_input_width(%x: tensor<2x3x16xf32>, %q: tensor<8x8xi8>, %s: tensor<8x2xbf16>) {
+  // expected-error @+1 {{'rwkv.linear' op weight [8, 8] does not take inputs of width 16 (weights are stored [out, in])}}
+  %y = rwkv.linear %x, %q scale %s group 4 int8 : tensor<2x3x16xf32>, tensor<8x8xi8>, tensor<8x2xbf16> -> tensor<2x3x8xf32>
   return
 }
 

@@ -118,6 +118,23 @@ func.func @quantized_int4(%x: tensor<2x?x8xf32>, %q: tensor<16x4xi8>, %s: tensor
   return %0, %1, %2, %3 : tensor<16x8xf32>, tensor<2x?x16xf32>, tensor<2x1x16xf32>, tensor<2x?x8xf32>
 }
 
+// Grouped int8 matrices (llama.cpp's Q8_0: one byte per weight, scales per
+// group of 4 inputs): `group 4 int8`.
+// CHECK-LABEL: func.func @quantized_int8_groups
+func.func @quantized_int8_groups(%x: tensor<2x?x8xf32>, %q: tensor<16x8xi8>, %s: tensor<16x2xbf16>,
+                                 %ids: tensor<2x?xi32>)
+    -> (tensor<16x8xf32>, tensor<2x?x16xf32>, tensor<2x1x16xf32>, tensor<2x?x8xf32>) {
+  // CHECK: rwkv.dequantize %{{.+}}, %{{.+}} group 4 int8 : tensor<16x8xi8>, tensor<16x2xbf16> -> tensor<16x8xf32>
+  %0 = rwkv.dequantize %q, %s group 4 int8 : tensor<16x8xi8>, tensor<16x2xbf16> -> tensor<16x8xf32>
+  // CHECK: rwkv.linear %{{.+}}, %{{.+}} scale %{{.+}} group 4 int8 : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16x2xbf16> -> tensor<2x?x16xf32>
+  %1 = rwkv.linear %x, %q scale %s group 4 int8 : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16x2xbf16> -> tensor<2x?x16xf32>
+  // CHECK: rwkv.head %{{.+}}, %{{.+}} scale %{{.+}} group 4 int8 {positions = #rwkv<positions last>} : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16x2xbf16> -> tensor<2x1x16xf32>
+  %2 = rwkv.head %x, %q scale %s group 4 int8 {positions = #rwkv<positions last>} : tensor<2x?x8xf32>, tensor<16x8xi8>, tensor<16x2xbf16> -> tensor<2x1x16xf32>
+  // CHECK: rwkv.embed %{{.+}}, %{{.+}} scale %{{.+}} group 4 int8 : tensor<16x8xi8>, tensor<2x?xi32>, tensor<16x2xbf16> -> tensor<2x?x8xf32>
+  %3 = rwkv.embed %q, %ids scale %s group 4 int8 : tensor<16x8xi8>, tensor<2x?xi32>, tensor<16x2xbf16> -> tensor<2x?x8xf32>
+  return %0, %1, %2, %3 : tensor<16x8xf32>, tensor<2x?x16xf32>, tensor<2x1x16xf32>, tensor<2x?x8xf32>
+}
+
 // CHECK-LABEL: func.func @lora
 // CHECK-SAME:    (%[[X:.+]]: tensor<2x?x8xf32>, %[[D:.+]]: tensor<8x3xbf16>, %[[U:.+]]: tensor<3x8xbf16>, %[[D32:.+]]: tensor<8x3xf32>, %[[U16:.+]]: tensor<3x8xf16>)
 func.func @lora(%x: tensor<2x?x8xf32>, %d: tensor<8x3xbf16>, %u: tensor<3x8xbf16>,
