@@ -4,8 +4,8 @@
 #
 #   bash bench/run.sh [OUT_DIR]
 #
-# 1. decode / prefill of the 0.1B shape, bf16, fp32, int8 and int4
-#    (rwkv-quantize) weights, 1 and 2 threads, against the machine's bandwidth
+# 1. decode / prefill of the 0.1B shape, bf16, fp32, int8 (per row and in
+#    groups of 32) and int4 (rwkv-quantize) weights, 1 and 2 threads, against the machine's bandwidth
 #    and FMA peak (rwkv-bench), with the cold compile time of each library;
 #    on AVX512-BF16 hosts also bf16 through vdpbf16ps (bf16-dot=round|exact)
 #    against the bf16 dot-product peak; on VNNI hosts also int8 and int4
@@ -44,11 +44,14 @@ done
 q="$OUT/0.1b-int8"
 [ -f "$q.safetensors" ] ||
   "$BIN/rwkv-quantize" "$OUT/0.1b-bf16.pth" "$q.safetensors"
+qg="$OUT/0.1b-int8g32"
+[ -f "$qg.safetensors" ] ||
+  "$BIN/rwkv-quantize" "$OUT/0.1b-bf16.pth" "$qg.safetensors" --group 32
 q4="$OUT/0.1b-int4"
 [ -f "$q4.safetensors" ] ||
   "$BIN/rwkv-quantize" "$OUT/0.1b-bf16.pth" "$q4.safetensors" --type int4
 ls -l "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors" \
-  "$q4.safetensors"
+  "$qg.safetensors" "$q4.safetensors"
 
 # decode_prefill CKPT LIB LABEL [compile options...]: compiles LIB, then
 # decode and prefill on 1 and 2 threads.
@@ -64,7 +67,7 @@ decode_prefill() {
 }
 
 for m in "$OUT/0.1b-bf16.pth" "$OUT/0.1b-fp32.pth" "$q.safetensors" \
-  "$q4.safetensors"; do
+  "$qg.safetensors" "$q4.safetensors"; do
   decode_prefill "$m" "${m%.*}.so" ""
 done
 
