@@ -843,6 +843,18 @@ private:
       return arith::ConstantOp::create(
           bb, l, DenseElementsAttr::get(t, bb.getF32FloatAttr(v)));
     };
+    // `factor` times the sums of each 2^rounds consecutive elements of `v`
+    // (one vpdpbusd lane: 8 int4 or 4 int8 weights), by rounds of pairwise
+    // sums: the correction that starts the lane.
+    auto laneCorrection = [&](OpBuilder &bb, Location l, Value v, int rounds,
+                              int64_t factor) -> Value {
+      for (int r = 0; r < rounds; ++r) {
+        auto pair = vector::DeinterleaveOp::create(bb, l, v);
+        v = arith::AddIOp::create(bb, l, pair.getRes1(), pair.getRes2());
+      }
+      return arith::MulIOp::create(
+          bb, l, v, splatI(bb, l, cast<VectorType>(v.getType()), factor));
+    };
     Value c0 = cst(b, loc, 0);
     auto perToken = [&](OpBuilder &tb, Location tl, Value ib, Value it,
                         ValueRange outs) -> SmallVector<Value> {
@@ -928,36 +940,19 @@ private:
                 auto split = vector::DeinterleaveOp::create(ib2, il, part);
                 next[2 * k] = write(split.getRes1(), next[2 * k], half);
                 next[2 * k + 1] = write(split.getRes2(), next[2 * k + 1], half);
-                Value sums = part;
-                for (int r = 0; r < 3; ++r) {
-                  auto pair = vector::DeinterleaveOp::create(ib2, il, sums);
-                  sums = arith::AddIOp::create(ib2, il, pair.getRes1(),
-                                               pair.getRes2());
-                }
-                Value corr = arith::MulIOp::create(
-                    ib2, il, sums,
-                    splatI(ib2, il, cast<VectorType>(sums.getType()), -8));
-                next[4 + k] = write(corr, next[4 + k], lane);
+                next[4 + k] = write(laneCorrection(ib2, il, part, 3, -8),
+                                    next[4 + k], lane);
               }
             } else if (int8g) {
-              // The sums of 4 consecutive elements by two rounds of
-              // pairwise sums, times -128 (the weights' offset).
+              // -128 (the weights' offset) times the sums of 4 consecutive
+              // elements.
               next[0] = write(hi, next[0], i);
               next[1] = write(lo, next[1], i);
               Value lane = arith::DivUIOp::create(ib2, il, i, cst(ib2, il, 4));
               Value parts[2] = {hi, lo};
-              for (int64_t k = 0; k < 2; ++k) {
-                Value sums = parts[k];
-                for (int r = 0; r < 2; ++r) {
-                  auto pair = vector::DeinterleaveOp::create(ib2, il, sums);
-                  sums = arith::AddIOp::create(ib2, il, pair.getRes1(),
-                                               pair.getRes2());
-                }
-                Value corr = arith::MulIOp::create(
-                    ib2, il, sums,
-                    splatI(ib2, il, cast<VectorType>(sums.getType()), -128));
-                next[2 + k] = write(corr, next[2 + k], lane);
-              }
+              for (int64_t k = 0; k < 2; ++k)
+                next[2 + k] = write(laneCorrection(ib2, il, parts[k], 2, -128),
+                                    next[2 + k], lane);
             } else {
               next[0] = write(hi, next[0], i);
               next[1] = write(lo, next[1], i);
