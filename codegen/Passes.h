@@ -55,6 +55,8 @@ void populateRWKVCrossEntropyPairPatterns(RewritePatternSet &patterns);
 /// rwkv.wkv_grad: sequential (every mode) and chunked (mode = chunked).
 void populateRWKVWKVGradToLinalgPatterns(RewritePatternSet &patterns);
 void populateRWKVChunkedWKVGradToLinalgPatterns(RewritePatternSet &patterns);
+/// CUDA: the sequential rwkv.wkv as one thread per state row.
+void populateLowerWKVToRowsPatterns(RewritePatternSet &patterns);
 /// Element-wise fusion restricted to all-parallel consumers.
 void populateRWKVFuseElementwisePatterns(RewritePatternSet &patterns);
 

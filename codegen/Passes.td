@@ -177,6 +177,73 @@ def RWKVMergeGpuModulesPass
   ];
 }
 
+def RWKVLowerWKVToRowsPass : Pass<"rwkv-lower-wkv-to-rows"> {
+  let summary = "Run the WKV7 recurrence as one thread per state row";
+  let description = [{
+    The CUDA target's lowering of the sequential `rwkv.wkv`. Row `i` of a
+    head's `N x N` state needs only that row and the head's vectors:
+    `sa[i] = S[i]·a`, the update `S[i] = (S[i]·d + k·v[i]) + sa[i]·b` and
+    `y[i] = S[i]·r`. Each (batch row, head, state row) is therefore
+    independent over the whole sequence: the op becomes an `scf.forall`
+    over `(b, h, i)` whose body carries its row through the token loop as a
+    `vector<N>` value (registers on the GPU) and writes its column of `y`.
+    `d = exp(w)` is one element-wise `linalg.generic` before it. The chunked
+    form is left to convert-rwkv-to-linalg.
+
+    Before:
+    ```mlir
+    %y, %s = rwkv.wkv %r, %w, %k, %v, %a, %b, %s0
+        : tensor<2x?x128xf32>, tensor<2x2x64x64xf32>
+    ```
+    After:
+    ```mlir
+    %d = linalg.generic ... ins(%w) { math.exp }
+    %0:2 = scf.forall (%bi, %h, %i) in (2, 2, 64)
+        shared_outs(%oy = %e, %os = %s0) {
+      %srow = tensor.extract_slice %os[%bi, %h, %i, 0] [1, 1, 1, 64] [1, 1, 1, 1]
+      %row0 = vector.transfer_read %srow[%c0], %cst : tensor<64xf32>, vector<64xf32>
+      %res:2 = scf.for %t = %c0 to %T step %c1 iter_args(%row = %row0, %ycol = ...) {
+        %rv = vector.transfer_read %r[%bi, %t, %h*64], %cst ...
+        ... vector.reduction <add> ... arith.mulf / arith.addf on vector<64xf32>
+        %y1 = tensor.insert %yi into %ycol[%t] : tensor<?xf32>
+        scf.yield %next, %y1 : vector<64xf32>, tensor<?xf32>
+      }
+      ...
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
+def RWKVLowerKernelTransfersPass
+    : Pass<"rwkv-lower-kernel-transfers", "::mlir::func::FuncOp"> {
+  let summary = "Rewrite vector transfers inside gpu.launch as loads and stores";
+  let description = [{
+    convert-gpu-to-nvvm lowers `vector.load` / `vector.store` but not
+    `vector.transfer_read` / `transfer_write`. Inside every `gpu.launch`,
+    in-bounds rank-1 transfers over a unit-stride dimension (what
+    `rwkv-lower-wkv-to-rows` emits) become `vector.load` / `vector.store`
+    through upstream's transfer lowering patterns; any other transfer left
+    in a kernel is an error.
+
+    Before:
+    ```mlir
+    %v = vector.transfer_read %m[%i, %c0], %cst {in_bounds = [true]}
+        : memref<?x64xf32>, vector<64xf32>
+    ```
+    After:
+    ```mlir
+    %v = vector.load %m[%i, %c0] : memref<?x64xf32>, vector<64xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::vector::VectorDialect"];
+}
+
 def RWKVPromoteLoopAccumulatorsPass
     : Pass<"rwkv-promote-loop-accumulators", "::mlir::func::FuncOp"> {
   let summary = "Carry a kernel loop's accumulator in a register";

@@ -57,7 +57,7 @@ void rwkv::addPipelineError(OpPassManager &pm, std::string message) {
 /// Front half shared by every target: flatten blocks, expand composites,
 /// lower to linalg on tensors and fuse element-wise chains.
 static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts,
-                          bool tile = true) {
+                          bool tile = true, bool gpuWKV = false) {
   pm.addPass(createRWKVUnwrapModelPass());
   if (opts.outlineLayers) {
     // One function per distinct layer: code size and compile time no longer
@@ -81,6 +81,11 @@ static void buildFrontEnd(OpPassManager &pm, const RWKVPipelineOptions &opts,
     pm.addPass(createRWKVDifferentiatePass());
   if (!opts.lowerToLLVM)
     return;
+  // GPU: the sequential recurrence one thread per state row, before
+  // rwkv-parallelize-wkv (which then sees only the gradients and the
+  // chunked form).
+  if (gpuWKV)
+    pm.addPass(createRWKVLowerWKVToRowsPass());
   // One WKV recurrence per (batch row, head), in parallel.
   if (opts.parallelWKV)
     pm.addPass(createRWKVParallelizeWKVPass());
@@ -180,7 +185,7 @@ void rwkv::buildRWKVCudaPipeline(OpPassManager &pm,
     return;
   }
   // No CPU tiles: the loop mapping below distributes each op over threads.
-  buildFrontEnd(pm, opts, /*tile=*/false);
+  buildFrontEnd(pm, opts, /*tile=*/false, /*gpuWKV=*/true);
   if (!opts.lowerToLLVM)
     return;
   addBufferization(pm, /*prefetch=*/false, /*inPlaceStates=*/false);
@@ -191,6 +196,7 @@ void rwkv::buildRWKVCudaPipeline(OpPassManager &pm,
   addUpstream(pm, "func.func(scf-parallel-for-to-nested-fors),canonicalize,"
                   "cse");
   pm.addNestedPass<func::FuncOp>(createRWKVPromoteLoopAccumulatorsPass());
+  pm.addNestedPass<func::FuncOp>(createRWKVLowerKernelTransfersPass());
   if (opts.gpuEmulate) {
     pm.addPass(createRWKVEmulateGpuLaunchPass());
     addCpuBackEnd(pm, opts.threads);

@@ -1,0 +1,188 @@
+//===- LowerWKVToRows.cpp - the WKV7 recurrence one state row per thread --===//
+//
+// The generic lowering of rwkv.wkv (Sequence.cpp) is a token loop around
+// three state-sized linalg ops, which the CUDA target's loop mapping gives
+// one thread per (batch row, head): that thread walks the whole N x N state
+// for every token. Row i of the state only ever needs row i and the head's
+// r, decay, k, a, b vectors: sa[i] = S[i]·a, the update of S[i], and
+// y[i] = S[i]·r. So each (batch row, head, row) is independent for the whole
+// sequence, and the recurrence becomes an scf.forall over (b, h, i) whose
+// body carries its row through the token loop as a vector<N> value (in
+// registers on the GPU), ../shared/docs/cuda-codegen.md §1.2 (a). The
+// decay exp(w) is one element-wise op before the loop, not N exps per
+// thread and token.
+//
+// The arithmetic and its order are those of the generic lowering: the
+// update is (S·d + k·v) + sa·b, the two dot products are reassociable
+// reductions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+#include "dialect/IRUtils.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
+
+#define DEBUG_TYPE "rwkv-lower-wkv-to-rows"
+
+namespace mlir::rwkv {
+#define GEN_PASS_DEF_RWKVLOWERWKVTOROWSPASS
+#include "codegen/Passes.h.inc"
+
+namespace {
+
+struct WKVToRowsPattern final : OpRewritePattern<WKVOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(WKVOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getMode() != WKVMode::sequential)
+      return rewriter.notifyMatchFailure(op, "chunked form");
+    auto stateType = dyn_cast<RankedTensorType>(op.getState().getType());
+    auto actType = dyn_cast<RankedTensorType>(op.getR().getType());
+    if (!stateType || !actType || stateType.getRank() != 4 ||
+        actType.getRank() != 3 || !stateType.hasStaticShape() ||
+        !stateType.getElementType().isF32() ||
+        actType.getElementType() != stateType.getElementType())
+      return rewriter.notifyMatchFailure(op, "needs a static f32 state");
+    for (Value v : op->getOperands())
+      if (v.getType() != actType && v != op.getState())
+        return rewriter.notifyMatchFailure(op, "activations differ in type");
+    int64_t batch = stateType.getDimSize(0), heads = stateType.getDimSize(1),
+            n = stateType.getDimSize(2);
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Type f32 = stateType.getElementType();
+    auto rowType = VectorType::get({n}, f32);
+    auto fm = reductionFastMath(rewriter);
+
+    // d = exp(w) over the whole [B, T, C] tensor.
+    SmallVector<OpFoldResult> actSizes =
+        tensor::getMixedSizes(rewriter, loc, op.getR());
+    auto id3 = AffineMap::getMultiDimIdentityMap(3, ctx);
+    Value decay =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{actType}, ValueRange{op.getW()},
+            ValueRange{tensor::EmptyOp::create(rewriter, loc, actSizes, f32)},
+            ArrayRef<AffineMap>{id3, id3},
+            SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel),
+            [](OpBuilder &b, Location l, ValueRange args) {
+              linalg::YieldOp::create(
+                  b, l, math::ExpOp::create(b, l, args[0]).getResult());
+            })
+            .getResult(0);
+
+    Value yInit = tensor::EmptyOp::create(rewriter, loc, actSizes, f32);
+    auto forall = scf::ForallOp::create(
+        rewriter, loc, getAsIndexOpFoldResult(ctx, {batch, heads, n}),
+        ValueRange{yInit, op.getState()}, /*mapping=*/std::nullopt);
+    OpBuilder::InsertionGuard guard(rewriter);
+    Block *body = forall.getBody();
+    rewriter.setInsertionPointToStart(body);
+    Value bi = body->getArgument(0), hi = body->getArgument(1),
+          ri = body->getArgument(2);
+    Value yOut = forall.getRegionIterArgs()[0];
+    Value sOut = forall.getRegionIterArgs()[1];
+    Value c0 = arith::ConstantIndexOp::create(rewriter, loc, 0);
+    Value c1 = arith::ConstantIndexOp::create(rewriter, loc, 1);
+    Value base = arith::MulIOp::create(
+        rewriter, loc, hi, arith::ConstantIndexOp::create(rewriter, loc, n));
+    Value col = arith::AddIOp::create(rewriter, loc, base, ri);
+    Value tokens = tensor::DimOp::create(rewriter, loc, op.getR(), 1);
+    Value zero = arith::ConstantOp::create(rewriter, loc, f32,
+                                           rewriter.getZeroAttr(f32));
+    OpFoldResult one = rewriter.getIndexAttr(1), zeroIdx =
+                                                     rewriter.getIndexAttr(0);
+
+    // This thread's state row [N] and y column [T], read and written in the
+    // shared outputs (so both bufferize in place).
+    SmallVector<OpFoldResult> rowOffsets = {bi, hi, ri, zeroIdx},
+                              rowSizes = {one, one, one,
+                                          rewriter.getIndexAttr(n)},
+                              strides4(4, one);
+    Value sRow = tensor::ExtractSliceOp::create(
+        rewriter, loc, RankedTensorType::get({n}, f32), sOut, rowOffsets,
+        rowSizes, strides4);
+    SmallVector<OpFoldResult> colOffsets = {bi, zeroIdx, col},
+                              colSizes = {one, tensor::getMixedSize(
+                                                   rewriter, loc, op.getR(), 1),
+                                          one},
+                              strides3(3, one);
+    Value yCol = tensor::ExtractSliceOp::create(
+        rewriter, loc, RankedTensorType::get({ShapedType::kDynamic}, f32), yOut,
+        colOffsets, colSizes, strides3);
+    auto inBounds = rewriter.getBoolArrayAttr({true});
+    auto map1 = AffineMap::getMinorIdentityMap(1, 1, ctx);
+    auto map3 = AffineMap::getMinorIdentityMap(3, 1, ctx);
+    Value row0 = vector::TransferReadOp::create(
+        rewriter, loc, rowType, sRow, ValueRange{c0}, AffineMapAttr::get(map1),
+        zero, /*mask=*/Value(), inBounds);
+
+    auto loop = scf::ForOp::create(
+        rewriter, loc, c0, tokens, c1, ValueRange{row0, yCol},
+        [&](OpBuilder &b, Location l, Value t, ValueRange iter) {
+          auto headVec = [&](Value src) {
+            return vector::TransferReadOp::create(
+                       b, l, rowType, src, ValueRange{bi, t, base},
+                       AffineMapAttr::get(map3), zero, /*mask=*/Value(),
+                       inBounds)
+                .getResult();
+          };
+          Value rv = headVec(op.getR()), dv = headVec(decay);
+          Value kv = headVec(op.getK()), av = headVec(op.getA());
+          Value bv = headVec(op.getB());
+          Value vi = tensor::ExtractOp::create(b, l, op.getV(),
+                                               ValueRange{bi, t, col});
+          Value row = iter[0];
+          // sa = S[i]·a (old state).
+          Value sa = vector::ReductionOp::create(
+              b, l, vector::CombiningKind::ADD,
+              arith::MulFOp::create(b, l, row, av, fm), fm.getValue());
+          // S[i][j] = (S[i][j] d[j] + k[j] v[i]) + sa b[j].
+          Value sd = arith::MulFOp::create(b, l, row, dv);
+          Value kvv = arith::MulFOp::create(
+              b, l, kv, vector::BroadcastOp::create(b, l, rowType, vi));
+          Value sb = arith::MulFOp::create(
+              b, l, vector::BroadcastOp::create(b, l, rowType, sa), bv);
+          Value next = arith::AddFOp::create(
+              b, l, arith::AddFOp::create(b, l, sd, kvv), sb);
+          // y[i] = S[i]·r (new state).
+          Value yi = vector::ReductionOp::create(
+              b, l, vector::CombiningKind::ADD,
+              arith::MulFOp::create(b, l, next, rv, fm), fm.getValue());
+          Value yNext = tensor::InsertOp::create(b, l, yi, iter[1], t);
+          scf::YieldOp::create(b, l, ValueRange{next, yNext});
+        });
+    Value sNew = vector::TransferWriteOp::create(
+                     rewriter, loc, loop.getResult(0), sRow, ValueRange{c0},
+                     AffineMapAttr::get(map1), /*mask=*/Value(), inBounds)
+                     .getResult();
+    rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(rewriter, loc, loop.getResult(1),
+                                          yOut, colOffsets, colSizes, strides3);
+    tensor::ParallelInsertSliceOp::create(rewriter, loc, sNew, sOut, rowOffsets,
+                                          rowSizes, strides4);
+    rewriter.replaceOp(op, forall.getResults());
+    return success();
+  }
+};
+
+struct RWKVLowerWKVToRowsPass final
+    : impl::RWKVLowerWKVToRowsPassBase<RWKVLowerWKVToRowsPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateLowerWKVToRowsPatterns(patterns);
+    walkAndApplyPatterns(getOperation(), std::move(patterns));
+  }
+};
+
+} // namespace
+
+void populateLowerWKVToRowsPatterns(RewritePatternSet &patterns) {
+  patterns.add<WKVToRowsPattern>(patterns.getContext());
+}
+
+} // namespace mlir::rwkv
