@@ -25,7 +25,7 @@ for model in tiny tiny2 tiny-v4 tiny-v5 tiny-v6 0.1b; do
     "$BIN/rwkv-compile" "$ckpt" --target=cuda --cuda-arch=$arch --emit=ptx \
       -o "$ptx"
     "$PTXAS" -arch=$arch -O3 -v "$ptx" -o "$OUT/$model.$arch.cubin" 2>&1 |
-      awk '/Compiling entry function/ { gsub(/\047/, "", $6); name = $6 }
+      awk '/Compiling entry function/ { gsub(/\047/, "", $7); name = $7 }
            /bytes stack frame/ { stack = $1; spill = $5 + $9 }
            /Used [0-9]+ registers/ {
              smem = 0

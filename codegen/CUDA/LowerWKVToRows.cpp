@@ -94,8 +94,8 @@ struct WKVToRowsPattern final : OpRewritePattern<WKVOp> {
     Value tokens = tensor::DimOp::create(rewriter, loc, op.getR(), 1);
     Value zero = arith::ConstantOp::create(rewriter, loc, f32,
                                            rewriter.getZeroAttr(f32));
-    OpFoldResult one = rewriter.getIndexAttr(1), zeroIdx =
-                                                     rewriter.getIndexAttr(0);
+    OpFoldResult one = rewriter.getIndexAttr(1),
+                 zeroIdx = rewriter.getIndexAttr(0);
 
     // This thread's state row [N] and y column [T], read and written in the
     // shared outputs (so both bufferize in place).
@@ -107,8 +107,9 @@ struct WKVToRowsPattern final : OpRewritePattern<WKVOp> {
         rewriter, loc, RankedTensorType::get({n}, f32), sOut, rowOffsets,
         rowSizes, strides4);
     SmallVector<OpFoldResult> colOffsets = {bi, zeroIdx, col},
-                              colSizes = {one, tensor::getMixedSize(
-                                                   rewriter, loc, op.getR(), 1),
+                              colSizes = {one,
+                                          tensor::getMixedSize(rewriter, loc,
+                                                               op.getR(), 1),
                                           one},
                               strides3(3, one);
     Value yCol = tensor::ExtractSliceOp::create(

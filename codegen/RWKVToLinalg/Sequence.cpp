@@ -206,20 +206,19 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
                   })
                   .getResult(0);
           // y[i] = Σ_j S[i][j] r[j] (new state).
-          Value yt =
-              linalg::GenericOp::create(
-                  b, l, TypeRange{iter[4].getType()}, ValueRange{newState, rt},
-                  ValueRange{zeroed(iter[4])},
-                  ArrayRef<AffineMap>{id4, col, row}, red,
-                  [&](OpBuilder &nb, Location nl, ValueRange args) {
-                    Value p =
-                        arith::MulFOp::create(nb, nl, args[0], args[1], fm);
-                    linalg::YieldOp::create(
-                        nb, nl,
-                        arith::AddFOp::create(nb, nl, args[2], p, fm)
-                            .getResult());
-                  })
-                  .getResult(0);
+          Value yt = linalg::GenericOp::create(
+                         b, l, TypeRange{iter[4].getType()},
+                         ValueRange{newState, rt}, ValueRange{zeroed(iter[4])},
+                         ArrayRef<AffineMap>{id4, col, row}, red,
+                         [&](OpBuilder &nb, Location nl, ValueRange args) {
+                           Value p = arith::MulFOp::create(nb, nl, args[0],
+                                                           args[1], fm);
+                           linalg::YieldOp::create(
+                               nb, nl,
+                               arith::AddFOp::create(nb, nl, args[2], p, fm)
+                                   .getResult());
+                         })
+                         .getResult(0);
           Value yRow = mergeHeads(b, l, yt);
           SmallVector<OpFoldResult> ySizes = tensor::getMixedSizes(b, l, r);
           ySizes[1] = b.getIndexAttr(1);

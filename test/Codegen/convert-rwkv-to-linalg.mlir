@@ -478,15 +478,22 @@ func.func @l2_normalize(%x: tensor<2x?x8xf32>) -> tensor<2x?x8xf32> {
 
 // -----
 
-// wkv: an scf.for over the tokens carrying (state, y). Per step: sa = S a
-// (reduction over the key index, fastmath<reassoc,contract>), d = exp(w), the
-// in-place update whose outs is the loop-carried state (exact arithmetic),
-// y = S' r (reduction) inserted at row t.
+// wkv: an scf.for over the tokens carrying (state, y) and the three [B, H, N]
+// per-token temporaries (sa, exp(w), y_t), allocated once before the loop:
+// fresh ones would bufferize to an allocation per token. Per step: sa = S a
+// (reduction over the key index, fastmath<reassoc,contract>, into the zeroed
+// carried buffer), d = exp(w) into its carried buffer, the in-place update
+// whose outs is the loop-carried state (exact arithmetic), y = S' r
+// (reduction) inserted at row t.
 // CHECK-LABEL: func.func @wkv
 // CHECK-SAME:    (%[[R:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<2x?x8xf32>, %[[K:[^:]+]]: tensor<2x?x8xf32>, %[[V:[^:]+]]: tensor<2x?x8xf32>, %[[A:[^:]+]]: tensor<2x?x8xf32>, %[[B:[^:]+]]: tensor<2x?x8xf32>, %[[S0:[^:]+]]: tensor<2x2x4x4xf32>)
 // CHECK:         %[[YINIT:.+]] = tensor.empty(%{{.+}}) : tensor<2x?x8xf32>
 // CHECK:         %[[T:.+]] = tensor.dim %[[R]], %{{.+}} : tensor<2x?x8xf32>
-// CHECK:         %[[LOOP:.+]]:2 = scf.for %[[IV:.+]] = %{{.+}} to %[[T]] step %{{.+}} iter_args(%[[S:.+]] = %[[S0]], %[[YACC:.+]] = %[[YINIT]]) -> (tensor<2x2x4x4xf32>, tensor<2x?x8xf32>) {
+// CHECK-DAG:     %[[ZERO:.+]] = arith.constant 0.000000e+00 : f32
+// CHECK-DAG:     %[[SABUF:.+]] = tensor.empty() : tensor<2x2x4xf32>
+// CHECK-DAG:     %[[DBUF:.+]] = tensor.empty() : tensor<2x2x4xf32>
+// CHECK-DAG:     %[[YTBUF:.+]] = tensor.empty() : tensor<2x2x4xf32>
+// CHECK:         %[[LOOP:.+]]:5 = scf.for %[[IV:.+]] = %{{.+}} to %[[T]] step %{{.+}} iter_args(%[[S:.+]] = %[[S0]], %[[YACC:.+]] = %[[YINIT]], %[[SAC:.+]] = %[[SABUF]], %[[DC:.+]] = %[[DBUF]], %[[YTC:.+]] = %[[YTBUF]]) -> (tensor<2x2x4x4xf32>, tensor<2x?x8xf32>, tensor<2x2x4xf32>, tensor<2x2x4xf32>, tensor<2x2x4xf32>) {
 // CHECK:           %[[RS:.+]] = tensor.extract_slice %[[R]][0, %[[IV]], 0] [2, 1, 8] [1, 1, 1] : tensor<2x?x8xf32> to tensor<2x8xf32>
 // CHECK-NEXT:      %[[RT:.+]] = tensor.expand_shape %[[RS]] {{\[}}[0], [1, 2]] output_shape [2, 2, 4] : tensor<2x8xf32> into tensor<2x2x4xf32>
 // CHECK:           %[[WS:.+]] = tensor.extract_slice %[[W]][0, %[[IV]], 0]
@@ -499,17 +506,18 @@ func.func @l2_normalize(%x: tensor<2x?x8xf32>) -> tensor<2x?x8xf32> {
 // CHECK-NEXT:      %[[AT:.+]] = tensor.expand_shape %[[AS]]
 // CHECK:           %[[BS:.+]] = tensor.extract_slice %[[B]][0, %[[IV]], 0]
 // CHECK-NEXT:      %[[BT:.+]] = tensor.expand_shape %[[BS]]
+// CHECK:           %[[SAZ:.+]] = linalg.fill ins(%[[ZERO]] : f32) outs(%[[SAC]] : tensor<2x2x4xf32>)
 // CHECK:           %[[SA:.+]] = linalg.generic
 // CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
 // CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction"]
-// CHECK-SAME:        ins(%[[S]], %[[AT]] : tensor<2x2x4x4xf32>, tensor<2x2x4xf32>) outs(%{{.+}} : tensor<2x2x4xf32>)
+// CHECK-SAME:        ins(%[[S]], %[[AT]] : tensor<2x2x4x4xf32>, tensor<2x2x4xf32>) outs(%[[SAZ]] : tensor<2x2x4xf32>)
 // CHECK-NEXT:      ^bb0(%[[SAS:[^:]+]]: f32, %[[SAA:[^:]+]]: f32, %[[SAACC:[^:]+]]: f32):
 // CHECK-NEXT:        %[[SAP:.+]] = arith.mulf %[[SAS]], %[[SAA]] fastmath<reassoc,contract> : f32
 // CHECK-NEXT:        %[[SAR:.+]] = arith.addf %[[SAACC]], %[[SAP]] fastmath<reassoc,contract> : f32
 // CHECK-NEXT:        linalg.yield %[[SAR]] : f32
 // CHECK:           %[[DECAY:.+]] = linalg.generic
 // CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel"]
-// CHECK-SAME:        ins(%[[WT]] : tensor<2x2x4xf32>)
+// CHECK-SAME:        ins(%[[WT]] : tensor<2x2x4xf32>) outs(%[[DC]] : tensor<2x2x4xf32>)
 // CHECK-NEXT:      ^bb0(%[[IW:[^:]+]]: f32, %{{[^:]+}}: f32):
 // CHECK-NEXT:        %[[EXP:.+]] = math.exp %[[IW]] : f32
 // CHECK-NEXT:        linalg.yield %[[EXP]] : f32
@@ -525,17 +533,18 @@ func.func @l2_normalize(%x: tensor<2x?x8xf32>) -> tensor<2x?x8xf32> {
 // CHECK-NEXT:        %[[ADD1:.+]] = arith.addf %[[SD]], %[[KV]] : f32
 // CHECK-NEXT:        %[[ADD2:.+]] = arith.addf %[[ADD1]], %[[SB]] : f32
 // CHECK-NEXT:        linalg.yield %[[ADD2]] : f32
+// CHECK:           %[[YTZ:.+]] = linalg.fill ins(%[[ZERO]] : f32) outs(%[[YTC]] : tensor<2x2x4xf32>)
 // CHECK:           %[[YT:.+]] = linalg.generic
 // CHECK-SAME:        indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]
 // CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel", "reduction"]
-// CHECK-SAME:        ins(%[[SNEW]], %[[RT]] : tensor<2x2x4x4xf32>, tensor<2x2x4xf32>) outs(%{{.+}} : tensor<2x2x4xf32>)
+// CHECK-SAME:        ins(%[[SNEW]], %[[RT]] : tensor<2x2x4x4xf32>, tensor<2x2x4xf32>) outs(%[[YTZ]] : tensor<2x2x4xf32>)
 // CHECK-NEXT:      ^bb0(%[[YS:[^:]+]]: f32, %[[YR:[^:]+]]: f32, %[[YACC2:[^:]+]]: f32):
 // CHECK-NEXT:        %[[YP:.+]] = arith.mulf %[[YS]], %[[YR]] fastmath<reassoc,contract> : f32
 // CHECK-NEXT:        %[[YSUM:.+]] = arith.addf %[[YACC2]], %[[YP]] fastmath<reassoc,contract> : f32
 // CHECK-NEXT:        linalg.yield %[[YSUM]] : f32
 // CHECK:           %[[YROW:.+]] = tensor.collapse_shape %[[YT]] {{\[}}[0], [1, 2]] : tensor<2x2x4xf32> into tensor<2x8xf32>
 // CHECK:           %[[YNEXT:.+]] = tensor.insert_slice %[[YROW]] into %[[YACC]][0, %[[IV]], 0] [2, 1, 8] [1, 1, 1] : tensor<2x8xf32> into tensor<2x?x8xf32>
-// CHECK-NEXT:      scf.yield %[[SNEW]], %[[YNEXT]] : tensor<2x2x4x4xf32>, tensor<2x?x8xf32>
+// CHECK-NEXT:      scf.yield %[[SNEW]], %[[YNEXT]], %[[SA]], %[[DECAY]], %[[YT]] : tensor<2x2x4x4xf32>, tensor<2x?x8xf32>, tensor<2x2x4xf32>, tensor<2x2x4xf32>, tensor<2x2x4xf32>
 // CHECK-NEXT:    }
 // CHECK-NEXT:    return %[[LOOP]]#1, %[[LOOP]]#0
 func.func @wkv(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf32>,

@@ -28,6 +28,21 @@
 // MAPPED:       gpu.launch blocks({{.+}}) threads({{.+}}) in (%{{.+}} = %c128{{.*}}, %{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}})
 // MAPPED:       gpu.dealloc
 
+// The sequential WKV (rwkv-lower-wkv-to-rows, rwkv-lower-kernel-transfers):
+// one kernel of B * H * N = 1 * 2 * 64 threads, each carrying its state row
+// as a vector<64xf32> through the token loop and reading the head's vectors
+// with vector.load (what convert-gpu-to-nvvm lowers).
+// RUN: rwkv-opt %rwkv_src/models/rwkv7/example-2layer.mlir --rwkv-cuda-pipeline='gpu-format=isa' --mlir-print-ir-after=rwkv-lower-kernel-transfers -o /dev/null 2>&1 | FileCheck %s --check-prefix=ROWS
+// ROWS:     IR Dump After RWKVLowerKernelTransfersPass
+// ROWS:     func.func @forward(
+// ROWS:       gpu.launch blocks({{.+}}) in (%{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}}) threads({{.+}}) in (%{{.+}} = %c128{{.*}}, %{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}})
+// ROWS:         %[[ROW0:.+]] = vector.load %{{.+}}[%{{.+}}] : memref<64xf32, strided<[1], offset: ?>>, vector<64xf32>
+// ROWS-NEXT:    scf.for %{{.+}} = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%{{.+}} = %[[ROW0]]) -> (vector<64xf32>) {
+// ROWS-COUNT-5:   vector.load %{{.+}} : memref<1x?x128xf32>, vector<64xf32>
+// ROWS:           vector.reduction <add>
+// ROWS:           vector.reduction <add>
+// ROWS-NOT:   vector.transfer_
+
 // Another chip; a bad chip or format is an error, not a pipeline crash.
 // RUN: rwkv-opt %rwkv_src/models/rwkv7/example-2layer.mlir --rwkv-cuda-pipeline='gpu-format=isa gpu-chip=sm_80' | FileCheck %s --check-prefix=SM80
 // SM80: chip = "sm_80"

@@ -1,0 +1,66 @@
+// RUN: rwkv-opt %s -split-input-file --pass-pipeline='builtin.module(func.func(rwkv-lower-kernel-transfers))' -verify-diagnostics | FileCheck %s
+
+// rwkv-lower-kernel-transfers (codegen/CUDA/LowerKernelTransfers.cpp):
+// convert-gpu-to-nvvm lowers vector.load / store but not vector transfers.
+// Inside a gpu.launch, an in-bounds rank-1 transfer over a unit-stride
+// dimension is a vector.load / vector.store at the same indices; host code
+// is left alone (the CPU back end lowers its transfers itself); a transfer
+// that cannot become a plain load or store is an error at this pass, not a
+// failed cast in the NVVM translation much later.
+
+// CHECK-LABEL: func.func @row
+// CHECK-SAME:    (%[[M:[^:]+]]: memref<?x64xf32>, %[[I:[^:]+]]: index, %[[H:[^:]+]]: memref<64xf32>)
+// CHECK:         gpu.launch
+// CHECK-NEXT:      %[[V:.+]] = vector.load %[[M]][%[[I]], %{{.+}}] : memref<?x64xf32>, vector<64xf32>
+// CHECK-NEXT:      %[[D:.+]] = arith.addf %[[V]], %[[V]] : vector<64xf32>
+// CHECK-NEXT:      vector.store %[[D]], %[[M]][%[[I]], %{{.+}}] : memref<?x64xf32>, vector<64xf32>
+// CHECK-NEXT:      gpu.terminator
+// CHECK:         vector.transfer_read %[[H]]
+func.func @row(%m: memref<?x64xf32>, %i: index, %h: memref<64xf32>) -> vector<64xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cst = arith.constant 0.0 : f32
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c1, %sy = %c1, %sz = %c1) {
+    %v = vector.transfer_read %m[%i, %c0], %cst {in_bounds = [true]} : memref<?x64xf32>, vector<64xf32>
+    %d = arith.addf %v, %v : vector<64xf32>
+    vector.transfer_write %d, %m[%i, %c0] {in_bounds = [true]} : vector<64xf32>, memref<?x64xf32>
+    gpu.terminator
+  }
+  %hv = vector.transfer_read %h[%c0], %cst {in_bounds = [true]} : memref<64xf32>, vector<64xf32>
+  return %hv : vector<64xf32>
+}
+
+// -----
+
+// A column (the vector runs along a strided dimension) is a gather, not a
+// load: an error names the transfer.
+func.func @column(%m: memref<64x64xf32>, %j: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cst = arith.constant 0.0 : f32
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c1, %sy = %c1, %sz = %c1) {
+    // expected-error @+1 {{vector transfer in a kernel is not an in-bounds rank-1 access to a unit-stride dimension}}
+    %v = vector.transfer_read %m[%c0, %j], %cst {in_bounds = [true], permutation_map = affine_map<(d0, d1) -> (d0)>} : memref<64x64xf32>, vector<64xf32>
+    vector.print %v : vector<64xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Possibly out of bounds (no in_bounds): a masked access, also refused.
+func.func @maybe_out_of_bounds(%m: memref<?xf32>, %i: index) {
+  %c1 = arith.constant 1 : index
+  %cst = arith.constant 0.0 : f32
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c1, %sy = %c1, %sz = %c1) {
+    // expected-error @+1 {{vector transfer in a kernel is not an in-bounds rank-1 access to a unit-stride dimension}}
+    %v = vector.transfer_read %m[%i], %cst : memref<?xf32>, vector<8xf32>
+    vector.print %v : vector<8xf32>
+    gpu.terminator
+  }
+  return
+}

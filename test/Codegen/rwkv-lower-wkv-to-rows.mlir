@@ -1,0 +1,82 @@
+// RUN: rwkv-opt %s -split-input-file --rwkv-lower-wkv-to-rows --mlir-print-local-scope | FileCheck %s
+
+// rwkv-lower-wkv-to-rows (codegen/CUDA/LowerWKVToRows.cpp): the CUDA
+// target's sequential WKV7. Row i of a head's N x N state needs only that
+// row and the head's r, d, k, a, b vectors and v[i], so each (batch row,
+// head, state row) is independent over the whole sequence: an scf.forall
+// over (b, h, i) = (2, 2, 4) whose body carries its row through the token
+// loop as a vector<4xf32> and writes its column of y (index h * N + i).
+// exp(w) is one element-wise op before it. The arithmetic is that of the
+// generic lowering: sa = S[i]·a and y = S'[i]·r are reassociable
+// reductions, the update is (S d + k v[i]) + sa b with exact arithmetic.
+
+// CHECK-LABEL: func.func @wkv
+// CHECK-SAME:    (%[[R:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<2x?x8xf32>, %[[K:[^:]+]]: tensor<2x?x8xf32>, %[[V:[^:]+]]: tensor<2x?x8xf32>, %[[A:[^:]+]]: tensor<2x?x8xf32>, %[[B:[^:]+]]: tensor<2x?x8xf32>, %[[S0:[^:]+]]: tensor<2x2x4x4xf32>)
+// CHECK:         %[[DECAY:.+]] = linalg.generic
+// CHECK-SAME:        iterator_types = ["parallel", "parallel", "parallel"]
+// CHECK-SAME:        ins(%[[W]] : tensor<2x?x8xf32>)
+// CHECK-NEXT:    ^bb0(%[[IW:[^:]+]]: f32, %{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[EXP:.+]] = math.exp %[[IW]] : f32
+// CHECK-NEXT:      linalg.yield %[[EXP]] : f32
+// CHECK:         %[[YINIT:.+]] = tensor.empty(%{{.+}}) : tensor<2x?x8xf32>
+// CHECK:         %[[F:.+]]:2 = scf.forall (%[[BI:.+]], %[[HI:.+]], %[[RI:.+]]) in (2, 2, 4) shared_outs(%[[OY:.+]] = %[[YINIT]], %[[OS:.+]] = %[[S0]]) -> (tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {
+// CHECK:           %[[BASE:.+]] = arith.muli %[[HI]], %{{.+}} : index
+// CHECK:           %[[COL:.+]] = arith.addi %[[BASE]], %[[RI]] : index
+// CHECK:           %[[T:.+]] = tensor.dim %[[R]], %{{.+}} : tensor<2x?x8xf32>
+// CHECK:           %[[SROW:.+]] = tensor.extract_slice %[[OS]][%[[BI]], %[[HI]], %[[RI]], 0] [1, 1, 1, 4] [1, 1, 1, 1] : tensor<2x2x4x4xf32> to tensor<4xf32>
+// CHECK:           %[[YCOL:.+]] = tensor.extract_slice %[[OY]][%[[BI]], 0, %[[COL]]] [1, %{{.+}}, 1] [1, 1, 1] : tensor<2x?x8xf32> to tensor<?xf32>
+// CHECK:           %[[ROW0:.+]] = vector.transfer_read %[[SROW]][%{{.+}}], %{{.+}} {in_bounds = [true]} : tensor<4xf32>, vector<4xf32>
+// CHECK:           %[[LOOP:.+]]:2 = scf.for %[[TI:.+]] = %{{.+}} to %[[T]] step %{{.+}} iter_args(%[[ROW:.+]] = %[[ROW0]], %[[YACC:.+]] = %[[YCOL]]) -> (vector<4xf32>, tensor<?xf32>) {
+// CHECK-NEXT:        %[[RV:.+]] = vector.transfer_read %[[R]][%[[BI]], %[[TI]], %[[BASE]]], %{{.+}} {in_bounds = [true]} : tensor<2x?x8xf32>, vector<4xf32>
+// CHECK-NEXT:        %[[DV:.+]] = vector.transfer_read %[[DECAY]][%[[BI]], %[[TI]], %[[BASE]]]
+// CHECK-NEXT:        %[[KV:.+]] = vector.transfer_read %[[K]][%[[BI]], %[[TI]], %[[BASE]]]
+// CHECK-NEXT:        %[[AV:.+]] = vector.transfer_read %[[A]][%[[BI]], %[[TI]], %[[BASE]]]
+// CHECK-NEXT:        %[[BV:.+]] = vector.transfer_read %[[B]][%[[BI]], %[[TI]], %[[BASE]]]
+// CHECK-NEXT:        %[[VI:.+]] = tensor.extract %[[V]][%[[BI]], %[[TI]], %[[COL]]] : tensor<2x?x8xf32>
+// CHECK-NEXT:        %[[SAP:.+]] = arith.mulf %[[ROW]], %[[AV]] fastmath<reassoc,contract> : vector<4xf32>
+// CHECK-NEXT:        %[[SA:.+]] = vector.reduction <add>, %[[SAP]] fastmath<reassoc,contract> : vector<4xf32> into f32
+// CHECK-NEXT:        %[[SD:.+]] = arith.mulf %[[ROW]], %[[DV]] : vector<4xf32>
+// CHECK-NEXT:        %[[VB:.+]] = vector.broadcast %[[VI]] : f32 to vector<4xf32>
+// CHECK-NEXT:        %[[KVV:.+]] = arith.mulf %[[KV]], %[[VB]] : vector<4xf32>
+// CHECK-NEXT:        %[[SAB:.+]] = vector.broadcast %[[SA]] : f32 to vector<4xf32>
+// CHECK-NEXT:        %[[SB:.+]] = arith.mulf %[[SAB]], %[[BV]] : vector<4xf32>
+// CHECK-NEXT:        %[[ADD1:.+]] = arith.addf %[[SD]], %[[KVV]] : vector<4xf32>
+// CHECK-NEXT:        %[[NEXT:.+]] = arith.addf %[[ADD1]], %[[SB]] : vector<4xf32>
+// CHECK-NEXT:        %[[YP:.+]] = arith.mulf %[[NEXT]], %[[RV]] fastmath<reassoc,contract> : vector<4xf32>
+// CHECK-NEXT:        %[[YI:.+]] = vector.reduction <add>, %[[YP]] fastmath<reassoc,contract> : vector<4xf32> into f32
+// CHECK-NEXT:        %[[YN:.+]] = tensor.insert %[[YI]] into %[[YACC]][%[[TI]]] : tensor<?xf32>
+// CHECK-NEXT:        scf.yield %[[NEXT]], %[[YN]] : vector<4xf32>, tensor<?xf32>
+// CHECK-NEXT:      }
+// CHECK-NEXT:      %[[SNEW:.+]] = vector.transfer_write %[[LOOP]]#0, %[[SROW]][%{{.+}}] {in_bounds = [true]} : vector<4xf32>, tensor<4xf32>
+// CHECK-NEXT:      scf.forall.in_parallel {
+// CHECK-NEXT:        tensor.parallel_insert_slice %[[LOOP]]#1 into %[[OY]][%[[BI]], 0, %[[COL]]] [1, %{{.+}}, 1] [1, 1, 1] : tensor<?xf32> into tensor<2x?x8xf32>
+// CHECK-NEXT:        tensor.parallel_insert_slice %[[SNEW]] into %[[OS]][%[[BI]], %[[HI]], %[[RI]], 0] [1, 1, 1, 4] [1, 1, 1, 1] : tensor<4xf32> into tensor<2x2x4x4xf32>
+// CHECK-NEXT:      }
+// CHECK-NEXT:    }
+// CHECK-NEXT:    return %[[F]]#0, %[[F]]#1 : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+func.func @wkv(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf32>, %v: tensor<2x?x8xf32>, %a: tensor<2x?x8xf32>, %b: tensor<2x?x8xf32>, %s: tensor<2x2x4x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {
+  %y, %ns = rwkv.wkv %r, %w, %k, %v, %a, %b, %s : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+  return %y, %ns : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+}
+
+// -----
+
+// The chunked form is left to convert-rwkv-to-linalg.
+// CHECK-LABEL: func.func @chunked
+// CHECK:         rwkv.wkv {{.+}} {mode = #rwkv<wkv_mode chunked>}
+// CHECK-NOT:     scf.forall
+func.func @chunked(%r: tensor<2x?x8xf32>, %s: tensor<2x2x4x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {
+  %y, %ns = rwkv.wkv %r, %r, %r, %r, %r, %r, %s {mode = #rwkv<wkv_mode chunked>} : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+  return %y, %ns : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+}
+
+// -----
+
+// A dynamic batch has no static thread count for the rows: left alone.
+// CHECK-LABEL: func.func @dynamic_batch
+// CHECK:         rwkv.wkv
+// CHECK-NOT:     scf.forall
+func.func @dynamic_batch(%r: tensor<?x?x8xf32>, %s: tensor<?x2x4x4xf32>) -> (tensor<?x?x8xf32>, tensor<?x2x4x4xf32>) {
+  %y, %ns = rwkv.wkv %r, %r, %r, %r, %r, %r, %s : tensor<?x?x8xf32>, tensor<?x2x4x4xf32>
+  return %y, %ns : tensor<?x?x8xf32>, tensor<?x2x4x4xf32>
+}
