@@ -15,6 +15,7 @@
 // BIN-COUNT-1: gpu.binary @rwkv_kernels  [#gpu.object<#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">
 // BIN-SAME:    .target sm_90
 // BIN-SAME:    .visible .entry forward_kernel(
+// BIN-SAME:    ld.global.v4.b32
 // BIN-NOT:     gpu.binary
 // HOST:        llvm.func @forward(
 // HOST:        llvm.call @mgpuMemAlloc
@@ -31,14 +32,15 @@
 // The sequential WKV (rwkv-lower-wkv-to-rows, rwkv-lower-kernel-transfers):
 // one kernel of B * H * N = 1 * 2 * 64 threads, each carrying its state row
 // as a vector<64xf32> through the token loop and reading the head's vectors
-// with vector.load (what convert-gpu-to-nvvm lowers).
+// with 16-byte aligned vector.load (what convert-gpu-to-nvvm lowers, and
+// NVPTX turns into ld.global.v4).
 // RUN: rwkv-opt %rwkv_src/models/rwkv7/example-2layer.mlir --rwkv-cuda-pipeline='gpu-format=isa' --mlir-print-ir-after=rwkv-lower-kernel-transfers -o /dev/null 2>&1 | FileCheck %s --check-prefix=ROWS
 // ROWS:     IR Dump After RWKVLowerKernelTransfersPass
 // ROWS:     func.func @forward(
 // ROWS:       gpu.launch blocks({{.+}}) in (%{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}}) threads({{.+}}) in (%{{.+}} = %c128{{.*}}, %{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}})
-// ROWS:         %[[ROW0:.+]] = vector.load %{{.+}}[%{{.+}}] : memref<64xf32, strided<[1], offset: ?>>, vector<64xf32>
+// ROWS:         %[[ROW0:.+]] = vector.load %{{.+}}[%{{.+}}] {alignment = 16 : i64} : memref<64xf32, strided<[1], offset: ?>>, vector<64xf32>
 // ROWS-NEXT:    scf.for %{{.+}} = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%{{.+}} = %[[ROW0]]) -> (vector<64xf32>) {
-// ROWS-COUNT-5:   vector.load %{{.+}} : memref<1x?x128xf32>, vector<64xf32>
+// ROWS-COUNT-5:   vector.load %{{.+}} {alignment = 16 : i64} : memref<1x?x128xf32>, vector<64xf32>
 // ROWS:           vector.reduction <add>
 // ROWS:           vector.reduction <add>
 // ROWS-NOT:   vector.transfer_
