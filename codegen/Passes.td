@@ -190,6 +190,13 @@ def RWKVLowerWKVToRowsPass : Pass<"rwkv-lower-wkv-to-rows"> {
     `d = exp(w)` is one element-wise `linalg.generic` before it. The chunked
     form is left to convert-rwkv-to-linalg.
 
+    RWKV-5/6 (`rwkv.wkv5`, state `S[key i][value j]`) split along the value
+    index: thread `(b, h, j)` gathers its strided column `S[:, j]` with N
+    scalar reads once per call, carries it as a `vector<N>` through
+    `y[j] = r·((u⊙k) v[j] + S[:, j])` and `S[:, j] = k v[j] + d⊙S[:, j]`,
+    and scatters it back once; `d = exp(-exp(w))` is computed before the
+    loop.
+
     Before:
     ```mlir
     %y, %s = rwkv.wkv %r, %w, %k, %v, %a, %b, %s0

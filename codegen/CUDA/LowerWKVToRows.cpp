@@ -16,6 +16,14 @@
 // update is (S·d + k·v) + sa·b, the two dot products are reassociable
 // reductions.
 //
+// RWKV-5/6 (rwkv.wkv5, state S[key i][value j]) split the same way along
+// the value index: y[j] = Σ_i r[i] (u[i] k[i] v[j] + S[i][j]) and
+// S[i][j] = k[i] v[j] + d[i] S[i][j] need only column j. That column is
+// strided in memory, so it is gathered with N scalar reads once per call
+// (and scattered back once), and carried as a vector<N> in between;
+// d = exp(-exp(w)) is one element-wise op before the loop (per channel for
+// RWKV-5, per token for RWKV-6). The arithmetic is that of WKV456.cpp.
+//
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Passes.h"
@@ -171,6 +179,158 @@ struct WKVToRowsPattern final : OpRewritePattern<WKVOp> {
   }
 };
 
+struct WKV5ToColumnsPattern final : OpRewritePattern<WKV5Op> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(WKV5Op op,
+                                PatternRewriter &rewriter) const override {
+    auto stateType = dyn_cast<RankedTensorType>(op.getState().getType());
+    auto actType = dyn_cast<RankedTensorType>(op.getR().getType());
+    auto wType = dyn_cast<RankedTensorType>(op.getW().getType());
+    auto uType = dyn_cast<RankedTensorType>(op.getU().getType());
+    if (!stateType || !actType || !wType || !uType ||
+        stateType.getRank() != 4 || actType.getRank() != 3 ||
+        !stateType.hasStaticShape() || !stateType.getElementType().isF32() ||
+        actType.getElementType() != stateType.getElementType() ||
+        uType.getRank() != 1 ||
+        uType.getElementType() != actType.getElementType() ||
+        wType.getElementType() != actType.getElementType() ||
+        (wType.getRank() != 1 && wType != actType))
+      return rewriter.notifyMatchFailure(op, "needs a static f32 state");
+    int64_t batch = stateType.getDimSize(0), heads = stateType.getDimSize(1),
+            n = stateType.getDimSize(2);
+    bool perToken = wType.getRank() == 3;
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Type f32 = stateType.getElementType();
+    auto colType = VectorType::get({n}, f32);
+    auto fm = reductionFastMath(rewriter);
+
+    // d = exp(-exp(w)), over [C] (RWKV-5) or [B, T, C] (RWKV-6).
+    int64_t wRank = wType.getRank();
+    auto idW = AffineMap::getMultiDimIdentityMap(wRank, ctx);
+    Value decay =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{wType}, ValueRange{op.getW()},
+            ValueRange{tensor::EmptyOp::create(
+                rewriter, loc, tensor::getMixedSizes(rewriter, loc, op.getW()),
+                f32)},
+            ArrayRef<AffineMap>{idW, idW},
+            SmallVector<utils::IteratorType>(wRank,
+                                             utils::IteratorType::parallel),
+            [](OpBuilder &b, Location l, ValueRange args) {
+              Value e = math::ExpOp::create(b, l, args[0]);
+              Value ne = arith::NegFOp::create(b, l, e);
+              linalg::YieldOp::create(
+                  b, l, math::ExpOp::create(b, l, ne).getResult());
+            })
+            .getResult(0);
+
+    SmallVector<OpFoldResult> actSizes =
+        tensor::getMixedSizes(rewriter, loc, op.getR());
+    Value yInit = tensor::EmptyOp::create(rewriter, loc, actSizes, f32);
+    auto forall = scf::ForallOp::create(
+        rewriter, loc, getAsIndexOpFoldResult(ctx, {batch, heads, n}),
+        ValueRange{yInit, op.getState()}, /*mapping=*/std::nullopt);
+    OpBuilder::InsertionGuard guard(rewriter);
+    Block *body = forall.getBody();
+    rewriter.setInsertionPointToStart(body);
+    Value bi = body->getArgument(0), hi = body->getArgument(1),
+          ji = body->getArgument(2);
+    Value yOut = forall.getRegionIterArgs()[0];
+    Value sOut = forall.getRegionIterArgs()[1];
+    Value c0 = arith::ConstantIndexOp::create(rewriter, loc, 0);
+    Value c1 = arith::ConstantIndexOp::create(rewriter, loc, 1);
+    Value base = arith::MulIOp::create(
+        rewriter, loc, hi, arith::ConstantIndexOp::create(rewriter, loc, n));
+    Value col = arith::AddIOp::create(rewriter, loc, base, ji);
+    Value tokens = tensor::DimOp::create(rewriter, loc, op.getR(), 1);
+    Value zero = arith::ConstantOp::create(rewriter, loc, f32,
+                                           rewriter.getZeroAttr(f32));
+    OpFoldResult one = rewriter.getIndexAttr(1),
+                 zeroIdx = rewriter.getIndexAttr(0);
+    auto inBounds = rewriter.getBoolArrayAttr({true});
+    auto readAt = [&](OpBuilder &b, Location l, Value src,
+                      ValueRange idx) -> Value {
+      auto map = AffineMap::getMinorIdentityMap(idx.size(), 1, ctx);
+      return vector::TransferReadOp::create(b, l, colType, src, idx,
+                                            AffineMapAttr::get(map), zero,
+                                            /*mask=*/Value(), inBounds)
+          .getResult();
+    };
+
+    // This thread's state column S[:, j] (strided: N scalar reads) and its
+    // y column [T], read and written in the shared outputs.
+    SmallVector<OpFoldResult> colOffsets = {bi, hi, zeroIdx, ji},
+                              colSizes = {one, one, rewriter.getIndexAttr(n),
+                                          one},
+                              strides4(4, one);
+    Value sCol = tensor::ExtractSliceOp::create(
+        rewriter, loc, RankedTensorType::get({n}, f32), sOut, colOffsets,
+        colSizes, strides4);
+    SmallVector<Value> elems;
+    for (int64_t i = 0; i < n; ++i)
+      elems.push_back(tensor::ExtractOp::create(
+          rewriter, loc, sCol,
+          ValueRange{arith::ConstantIndexOp::create(rewriter, loc, i)}));
+    Value col0 = vector::FromElementsOp::create(rewriter, loc, colType, elems);
+    SmallVector<OpFoldResult> yOffsets = {bi, zeroIdx, col},
+                              ySizes = {one,
+                                        tensor::getMixedSize(rewriter, loc,
+                                                             op.getR(), 1),
+                                        one},
+                              strides3(3, one);
+    Value yCol = tensor::ExtractSliceOp::create(
+        rewriter, loc, RankedTensorType::get({ShapedType::kDynamic}, f32), yOut,
+        yOffsets, ySizes, strides3);
+    auto loop = scf::ForOp::create(
+        rewriter, loc, c0, tokens, c1, ValueRange{col0, yCol},
+        [&](OpBuilder &b, Location l, Value t, ValueRange iter) {
+          // u and RWKV-5's decay are the same every token, but re-read
+          // (from L1) rather than hoisted: with the column and r, k they
+          // would hold 5 N values live across the loop, and spill at N = 64.
+          Value rv = readAt(b, l, op.getR(), ValueRange{bi, t, base});
+          Value kv = readAt(b, l, op.getK(), ValueRange{bi, t, base});
+          Value uv = readAt(b, l, op.getU(), ValueRange{base});
+          Value dv =
+              readAt(b, l, decay,
+                     perToken ? ValueRange{bi, t, base} : ValueRange{base});
+          Value vj = tensor::ExtractOp::create(b, l, op.getV(),
+                                               ValueRange{bi, t, col});
+          Value vb = vector::BroadcastOp::create(b, l, colType, vj);
+          Value s = iter[0];
+          // y[j] = Σ_i r[i] ((u[i] k[i]) v[j] + S[i][j]) (old state).
+          Value uk = arith::MulFOp::create(b, l, uv, kv);
+          Value ukv = arith::MulFOp::create(b, l, uk, vb);
+          Value sum = arith::AddFOp::create(b, l, ukv, s);
+          Value yj = vector::ReductionOp::create(
+              b, l, vector::CombiningKind::ADD,
+              arith::MulFOp::create(b, l, rv, sum, fm), fm.getValue());
+          // S[i][j] = k[i] v[j] + d[i] S[i][j] (operands built in order, so
+          // that the IR is deterministic).
+          Value kvb = arith::MulFOp::create(b, l, kv, vb);
+          Value ds = arith::MulFOp::create(b, l, dv, s);
+          Value next = arith::AddFOp::create(b, l, kvb, ds);
+          Value yNext = tensor::InsertOp::create(b, l, yj, iter[1], t);
+          scf::YieldOp::create(b, l, ValueRange{next, yNext});
+        });
+    Value sNew = sCol;
+    for (int64_t i = 0; i < n; ++i)
+      sNew = tensor::InsertOp::create(
+          rewriter, loc,
+          vector::ExtractOp::create(rewriter, loc, loop.getResult(0),
+                                    ArrayRef<int64_t>{i}),
+          sNew, ValueRange{arith::ConstantIndexOp::create(rewriter, loc, i)});
+    rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(rewriter, loc, loop.getResult(1),
+                                          yOut, yOffsets, ySizes, strides3);
+    tensor::ParallelInsertSliceOp::create(rewriter, loc, sNew, sOut, colOffsets,
+                                          colSizes, strides4);
+    rewriter.replaceOp(op, forall.getResults());
+    return success();
+  }
+};
+
 struct RWKVLowerWKVToRowsPass final
     : impl::RWKVLowerWKVToRowsPassBase<RWKVLowerWKVToRowsPass> {
   void runOnOperation() override {
@@ -183,7 +343,7 @@ struct RWKVLowerWKVToRowsPass final
 } // namespace
 
 void populateLowerWKVToRowsPatterns(RewritePatternSet &patterns) {
-  patterns.add<WKVToRowsPattern>(patterns.getContext());
+  patterns.add<WKVToRowsPattern, WKV5ToColumnsPattern>(patterns.getContext());
 }
 
 } // namespace mlir::rwkv

@@ -9,6 +9,9 @@
 // exp(w) is one element-wise op before it. The arithmetic is that of the
 // generic lowering: sa = S[i]·a and y = S'[i]·r are reassociable
 // reductions, the update is (S d + k v[i]) + sa b with exact arithmetic.
+// RWKV-5/6 (rwkv.wkv5, state S[key i][value j]) split along the value
+// index j instead: each thread gathers its strided column S[:, j] once,
+// carries it through the token loop and scatters it back once.
 
 // CHECK-LABEL: func.func @wkv
 // CHECK-SAME:    (%[[R:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<2x?x8xf32>, %[[K:[^:]+]]: tensor<2x?x8xf32>, %[[V:[^:]+]]: tensor<2x?x8xf32>, %[[A:[^:]+]]: tensor<2x?x8xf32>, %[[B:[^:]+]]: tensor<2x?x8xf32>, %[[S0:[^:]+]]: tensor<2x2x4x4xf32>)
@@ -79,4 +82,69 @@ func.func @chunked(%r: tensor<2x?x8xf32>, %s: tensor<2x2x4x4xf32>) -> (tensor<2x
 func.func @dynamic_batch(%r: tensor<?x?x8xf32>, %s: tensor<?x2x4x4xf32>) -> (tensor<?x?x8xf32>, tensor<?x2x4x4xf32>) {
   %y, %ns = rwkv.wkv %r, %r, %r, %r, %r, %r, %s : tensor<?x?x8xf32>, tensor<?x2x4x4xf32>
   return %y, %ns : tensor<?x?x8xf32>, tensor<?x2x4x4xf32>
+}
+
+// -----
+
+// RWKV-6 (per-token decay): d = exp(-exp(w)) over [B, T, C] before the
+// loop; thread (b, h, j) carries column j of the head's state (4 scalar
+// reads, 4 scalar writes), y[j] = reduce(r * ((u * k) * v[j] + S)) with
+// the old state, S' = k * v[j] + d * S, the arithmetic of WKV456.cpp.
+// CHECK-LABEL: func.func @wkv6
+// CHECK-SAME:    (%[[R:[^:]+]]: tensor<2x?x8xf32>, %[[W:[^:]+]]: tensor<2x?x8xf32>, %[[K:[^:]+]]: tensor<2x?x8xf32>, %[[V:[^:]+]]: tensor<2x?x8xf32>, %[[U:[^:]+]]: tensor<8xf32>, %[[S0:[^:]+]]: tensor<2x2x4x4xf32>)
+// CHECK:         %[[DECAY:.+]] = linalg.generic
+// CHECK-SAME:        ins(%[[W]] : tensor<2x?x8xf32>)
+// CHECK-NEXT:    ^bb0(%[[IW:[^:]+]]: f32, %{{[^:]+}}: f32):
+// CHECK-NEXT:      %[[E:.+]] = math.exp %[[IW]] : f32
+// CHECK-NEXT:      %[[NE:.+]] = arith.negf %[[E]] : f32
+// CHECK-NEXT:      %[[D:.+]] = math.exp %[[NE]] : f32
+// CHECK-NEXT:      linalg.yield %[[D]] : f32
+// CHECK:         scf.forall (%[[BI:.+]], %[[HI:.+]], %[[JI:.+]]) in (2, 2, 4) shared_outs(%[[OY:.+]] = %{{.+}}, %[[OS:.+]] = %[[S0]])
+// CHECK:           %[[BASE:.+]] = arith.muli %[[HI]], %{{.+}} : index
+// CHECK:           %[[COL:.+]] = arith.addi %[[BASE]], %[[JI]] : index
+// CHECK:           %[[SCOL:.+]] = tensor.extract_slice %[[OS]][%[[BI]], %[[HI]], 0, %[[JI]]] [1, 1, 4, 1] [1, 1, 1, 1] : tensor<2x2x4x4xf32> to tensor<4xf32>
+// CHECK-COUNT-4:   tensor.extract %[[SCOL]][%{{.+}}] : tensor<4xf32>
+// CHECK:           %[[COL0:.+]] = vector.from_elements %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} : vector<4xf32>
+// CHECK:           %[[LOOP:.+]]:2 = scf.for %[[TI:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[ST:.+]] = %[[COL0]], %{{.+}} = %{{.+}}) -> (vector<4xf32>, tensor<?xf32>) {
+// CHECK-NEXT:        %[[RV:.+]] = vector.transfer_read %[[R]][%[[BI]], %[[TI]], %[[BASE]]]
+// CHECK-NEXT:        %[[KV:.+]] = vector.transfer_read %[[K]][%[[BI]], %[[TI]], %[[BASE]]]
+// CHECK-NEXT:        %[[UV:.+]] = vector.transfer_read %[[U]][%[[BASE]]]
+// CHECK-NEXT:        %[[DV:.+]] = vector.transfer_read %[[DECAY]][%[[BI]], %[[TI]], %[[BASE]]]
+// CHECK-NEXT:        %[[VJ:.+]] = tensor.extract %[[V]][%[[BI]], %[[TI]], %[[COL]]] : tensor<2x?x8xf32>
+// CHECK-NEXT:        %[[VB:.+]] = vector.broadcast %[[VJ]] : f32 to vector<4xf32>
+// CHECK-NEXT:        %[[UK:.+]] = arith.mulf %[[UV]], %[[KV]] : vector<4xf32>
+// CHECK-NEXT:        %[[UKV:.+]] = arith.mulf %[[UK]], %[[VB]] : vector<4xf32>
+// CHECK-NEXT:        %[[SUM:.+]] = arith.addf %[[UKV]], %[[ST]] : vector<4xf32>
+// CHECK-NEXT:        %[[P:.+]] = arith.mulf %[[RV]], %[[SUM]] fastmath<reassoc,contract> : vector<4xf32>
+// CHECK-NEXT:        %[[YJ:.+]] = vector.reduction <add>, %[[P]] fastmath<reassoc,contract> : vector<4xf32> into f32
+// CHECK-NEXT:        %[[KVB:.+]] = arith.mulf %[[KV]], %[[VB]] : vector<4xf32>
+// CHECK-NEXT:        %[[DS:.+]] = arith.mulf %[[DV]], %[[ST]] : vector<4xf32>
+// CHECK-NEXT:        %[[NEXT:.+]] = arith.addf %[[KVB]], %[[DS]] : vector<4xf32>
+// CHECK-NEXT:        %[[YN:.+]] = tensor.insert %[[YJ]] into %{{.+}}[%[[TI]]] : tensor<?xf32>
+// CHECK-NEXT:        scf.yield %[[NEXT]], %[[YN]] : vector<4xf32>, tensor<?xf32>
+// CHECK-NEXT:      }
+// CHECK-COUNT-4:   vector.extract %[[LOOP]]#0[{{[0-3]}}] : f32 from vector<4xf32>
+// CHECK:           scf.forall.in_parallel {
+// CHECK-NEXT:        tensor.parallel_insert_slice %[[LOOP]]#1 into %[[OY]][%[[BI]], 0, %[[COL]]]
+// CHECK-NEXT:        tensor.parallel_insert_slice %{{.+}} into %[[OS]][%[[BI]], %[[HI]], 0, %[[JI]]] [1, 1, 4, 1] [1, 1, 1, 1] : tensor<4xf32> into tensor<2x2x4x4xf32>
+func.func @wkv6(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf32>, %v: tensor<2x?x8xf32>, %u: tensor<8xf32>, %s: tensor<2x2x4x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x2x4x4xf32>) {
+  %y, %ns = rwkv.wkv5 %r, %w, %k, %v, %u, %s : tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<8xf32>, tensor<2x2x4x4xf32>
+  return %y, %ns : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+}
+
+// -----
+
+// RWKV-5 (one decay per channel): d over [C] once, read per head in the
+// loop.
+// CHECK-LABEL: func.func @wkv5
+// CHECK-SAME:    (%{{[^:]+}}: tensor<1x?x8xf32>, %[[W:[^:]+]]: tensor<8xf32>,
+// CHECK:         %[[DECAY:.+]] = linalg.generic
+// CHECK-SAME:        ins(%[[W]] : tensor<8xf32>)
+// CHECK:         scf.forall (%{{.+}}, %[[HI:.+]], %{{.+}}) in (1, 2, 4)
+// CHECK:           %[[BASE:.+]] = arith.muli %[[HI]], %{{.+}} : index
+// CHECK:           scf.for
+// CHECK:             vector.transfer_read %[[DECAY]][%[[BASE]]], %{{.+}} {in_bounds = [true]} : tensor<8xf32>, vector<4xf32>
+func.func @wkv5(%r: tensor<1x?x8xf32>, %w: tensor<8xf32>, %k: tensor<1x?x8xf32>, %v: tensor<1x?x8xf32>, %u: tensor<8xf32>, %s: tensor<1x2x4x4xf32>) -> (tensor<1x?x8xf32>, tensor<1x2x4x4xf32>) {
+  %y, %ns = rwkv.wkv5 %r, %w, %k, %v, %u, %s : tensor<1x?x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<1x2x4x4xf32>
+  return %y, %ns : tensor<1x?x8xf32>, tensor<1x2x4x4xf32>
 }
