@@ -42,6 +42,71 @@ namespace mlir::rwkv {
 
 namespace {
 
+/// The scf.forall over (batch row, head, k) shared by both patterns, with
+/// y and the state as its shared outputs, and the values every thread needs:
+/// k's channel h * N + k, the token count, and this thread's y column [T]
+/// (a slice of the shared y, so that it bufferizes in place).
+struct ThreadFrame {
+  scf::ForallOp forall;
+  Value bi, hi, ki, yOut, sOut, c0, c1, base, col, tokens, zero;
+  OpFoldResult one, zeroIdx;
+
+  ThreadFrame(PatternRewriter &rewriter, Location loc, Value r, Value state,
+              int64_t batch, int64_t heads, int64_t n) {
+    MLIRContext *ctx = rewriter.getContext();
+    Type f32 = cast<RankedTensorType>(state.getType()).getElementType();
+    Value yInit = tensor::EmptyOp::create(
+        rewriter, loc, tensor::getMixedSizes(rewriter, loc, r), f32);
+    forall = scf::ForallOp::create(
+        rewriter, loc, getAsIndexOpFoldResult(ctx, {batch, heads, n}),
+        ValueRange{yInit, state}, /*mapping=*/std::nullopt);
+    Block *body = forall.getBody();
+    rewriter.setInsertionPointToStart(body);
+    bi = body->getArgument(0);
+    hi = body->getArgument(1);
+    ki = body->getArgument(2);
+    yOut = forall.getRegionIterArgs()[0];
+    sOut = forall.getRegionIterArgs()[1];
+    c0 = arith::ConstantIndexOp::create(rewriter, loc, 0);
+    c1 = arith::ConstantIndexOp::create(rewriter, loc, 1);
+    base = arith::MulIOp::create(
+        rewriter, loc, hi, arith::ConstantIndexOp::create(rewriter, loc, n));
+    col = arith::AddIOp::create(rewriter, loc, base, ki);
+    tokens = tensor::DimOp::create(rewriter, loc, r, 1);
+    zero = arith::ConstantOp::create(rewriter, loc, f32,
+                                     rewriter.getZeroAttr(f32));
+    one = rewriter.getIndexAttr(1);
+    zeroIdx = rewriter.getIndexAttr(0);
+    yOffsets = {bi, zeroIdx, col};
+    ySizes = {one, tensor::getMixedSize(rewriter, loc, r, 1), one};
+  }
+
+  Value yColumn(PatternRewriter &rewriter, Location loc) const {
+    Type f32 = cast<RankedTensorType>(yOut.getType()).getElementType();
+    return tensor::ExtractSliceOp::create(
+        rewriter, loc, RankedTensorType::get({ShapedType::kDynamic}, f32), yOut,
+        yOffsets, ySizes, SmallVector<OpFoldResult>(3, one));
+  }
+
+  /// Writes this thread's y column and state slice back to the outputs and
+  /// replaces `op` with the forall's results.
+  void finish(PatternRewriter &rewriter, Location loc, Operation *op,
+              Value yCol, Value sSlice, ArrayRef<OpFoldResult> sOffsets,
+              ArrayRef<OpFoldResult> sSizes) {
+    rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(rewriter, loc, yCol, yOut, yOffsets,
+                                          ySizes,
+                                          SmallVector<OpFoldResult>(3, one));
+    tensor::ParallelInsertSliceOp::create(rewriter, loc, sSlice, sOut, sOffsets,
+                                          sSizes,
+                                          SmallVector<OpFoldResult>(4, one));
+    rewriter.replaceOp(op, forall.getResults());
+  }
+
+private:
+  SmallVector<OpFoldResult> yOffsets, ySizes;
+};
+
 struct WKVToRowsPattern final : OpRewritePattern<WKVOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -83,46 +148,20 @@ struct WKVToRowsPattern final : OpRewritePattern<WKVOp> {
             })
             .getResult(0);
 
-    Value yInit = tensor::EmptyOp::create(rewriter, loc, actSizes, f32);
-    auto forall = scf::ForallOp::create(
-        rewriter, loc, getAsIndexOpFoldResult(ctx, {batch, heads, n}),
-        ValueRange{yInit, op.getState()}, /*mapping=*/std::nullopt);
     OpBuilder::InsertionGuard guard(rewriter);
-    Block *body = forall.getBody();
-    rewriter.setInsertionPointToStart(body);
-    Value bi = body->getArgument(0), hi = body->getArgument(1),
-          ri = body->getArgument(2);
-    Value yOut = forall.getRegionIterArgs()[0];
-    Value sOut = forall.getRegionIterArgs()[1];
-    Value c0 = arith::ConstantIndexOp::create(rewriter, loc, 0);
-    Value c1 = arith::ConstantIndexOp::create(rewriter, loc, 1);
-    Value base = arith::MulIOp::create(
-        rewriter, loc, hi, arith::ConstantIndexOp::create(rewriter, loc, n));
-    Value col = arith::AddIOp::create(rewriter, loc, base, ri);
-    Value tokens = tensor::DimOp::create(rewriter, loc, op.getR(), 1);
-    Value zero = arith::ConstantOp::create(rewriter, loc, f32,
-                                           rewriter.getZeroAttr(f32));
-    OpFoldResult one = rewriter.getIndexAttr(1),
-                 zeroIdx = rewriter.getIndexAttr(0);
+    ThreadFrame f(rewriter, loc, op.getR(), op.getState(), batch, heads, n);
+    Value bi = f.bi, c0 = f.c0, base = f.base, zero = f.zero;
+    OpFoldResult one = f.one;
 
     // This thread's state row [N] and y column [T], read and written in the
     // shared outputs (so both bufferize in place).
-    SmallVector<OpFoldResult> rowOffsets = {bi, hi, ri, zeroIdx},
+    SmallVector<OpFoldResult> rowOffsets = {bi, f.hi, f.ki, f.zeroIdx},
                               rowSizes = {one, one, one,
-                                          rewriter.getIndexAttr(n)},
-                              strides4(4, one);
+                                          rewriter.getIndexAttr(n)};
     Value sRow = tensor::ExtractSliceOp::create(
-        rewriter, loc, RankedTensorType::get({n}, f32), sOut, rowOffsets,
-        rowSizes, strides4);
-    SmallVector<OpFoldResult> colOffsets = {bi, zeroIdx, col},
-                              colSizes = {one,
-                                          tensor::getMixedSize(rewriter, loc,
-                                                               op.getR(), 1),
-                                          one},
-                              strides3(3, one);
-    Value yCol = tensor::ExtractSliceOp::create(
-        rewriter, loc, RankedTensorType::get({ShapedType::kDynamic}, f32), yOut,
-        colOffsets, colSizes, strides3);
+        rewriter, loc, RankedTensorType::get({n}, f32), f.sOut, rowOffsets,
+        rowSizes, SmallVector<OpFoldResult>(4, one));
+    Value yCol = f.yColumn(rewriter, loc);
     auto inBounds = rewriter.getBoolArrayAttr({true});
     auto map1 = AffineMap::getMinorIdentityMap(1, 1, ctx);
     auto map3 = AffineMap::getMinorIdentityMap(3, 1, ctx);
@@ -131,7 +170,7 @@ struct WKVToRowsPattern final : OpRewritePattern<WKVOp> {
         zero, /*mask=*/Value(), inBounds);
 
     auto loop = scf::ForOp::create(
-        rewriter, loc, c0, tokens, c1, ValueRange{row0, yCol},
+        rewriter, loc, c0, f.tokens, f.c1, ValueRange{row0, yCol},
         [&](OpBuilder &b, Location l, Value t, ValueRange iter) {
           auto headVec = [&](Value src) {
             return vector::TransferReadOp::create(
@@ -144,7 +183,7 @@ struct WKVToRowsPattern final : OpRewritePattern<WKVOp> {
           Value kv = headVec(op.getK()), av = headVec(op.getA());
           Value bv = headVec(op.getB());
           Value vi = tensor::ExtractOp::create(b, l, op.getV(),
-                                               ValueRange{bi, t, col});
+                                               ValueRange{bi, t, f.col});
           Value row = iter[0];
           // sa = S[i]·a (old state).
           Value sa = vector::ReductionOp::create(
@@ -169,12 +208,7 @@ struct WKVToRowsPattern final : OpRewritePattern<WKVOp> {
                      rewriter, loc, loop.getResult(0), sRow, ValueRange{c0},
                      AffineMapAttr::get(map1), /*mask=*/Value(), inBounds)
                      .getResult();
-    rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(rewriter, loc, loop.getResult(1),
-                                          yOut, colOffsets, colSizes, strides3);
-    tensor::ParallelInsertSliceOp::create(rewriter, loc, sNew, sOut, rowOffsets,
-                                          rowSizes, strides4);
-    rewriter.replaceOp(op, forall.getResults());
+    f.finish(rewriter, loc, op, loop.getResult(1), sNew, rowOffsets, rowSizes);
     return success();
   }
 };
@@ -226,29 +260,10 @@ struct WKV5ToColumnsPattern final : OpRewritePattern<WKV5Op> {
             })
             .getResult(0);
 
-    SmallVector<OpFoldResult> actSizes =
-        tensor::getMixedSizes(rewriter, loc, op.getR());
-    Value yInit = tensor::EmptyOp::create(rewriter, loc, actSizes, f32);
-    auto forall = scf::ForallOp::create(
-        rewriter, loc, getAsIndexOpFoldResult(ctx, {batch, heads, n}),
-        ValueRange{yInit, op.getState()}, /*mapping=*/std::nullopt);
     OpBuilder::InsertionGuard guard(rewriter);
-    Block *body = forall.getBody();
-    rewriter.setInsertionPointToStart(body);
-    Value bi = body->getArgument(0), hi = body->getArgument(1),
-          ji = body->getArgument(2);
-    Value yOut = forall.getRegionIterArgs()[0];
-    Value sOut = forall.getRegionIterArgs()[1];
-    Value c0 = arith::ConstantIndexOp::create(rewriter, loc, 0);
-    Value c1 = arith::ConstantIndexOp::create(rewriter, loc, 1);
-    Value base = arith::MulIOp::create(
-        rewriter, loc, hi, arith::ConstantIndexOp::create(rewriter, loc, n));
-    Value col = arith::AddIOp::create(rewriter, loc, base, ji);
-    Value tokens = tensor::DimOp::create(rewriter, loc, op.getR(), 1);
-    Value zero = arith::ConstantOp::create(rewriter, loc, f32,
-                                           rewriter.getZeroAttr(f32));
-    OpFoldResult one = rewriter.getIndexAttr(1),
-                 zeroIdx = rewriter.getIndexAttr(0);
+    ThreadFrame f(rewriter, loc, op.getR(), op.getState(), batch, heads, n);
+    Value bi = f.bi, ji = f.ki, base = f.base, zero = f.zero;
+    OpFoldResult one = f.one;
     auto inBounds = rewriter.getBoolArrayAttr({true});
     auto readAt = [&](OpBuilder &b, Location l, Value src,
                       ValueRange idx) -> Value {
@@ -261,30 +276,21 @@ struct WKV5ToColumnsPattern final : OpRewritePattern<WKV5Op> {
 
     // This thread's state column S[:, j] (strided: N scalar reads) and its
     // y column [T], read and written in the shared outputs.
-    SmallVector<OpFoldResult> colOffsets = {bi, hi, zeroIdx, ji},
+    SmallVector<OpFoldResult> colOffsets = {bi, f.hi, f.zeroIdx, ji},
                               colSizes = {one, one, rewriter.getIndexAttr(n),
-                                          one},
-                              strides4(4, one);
+                                          one};
     Value sCol = tensor::ExtractSliceOp::create(
-        rewriter, loc, RankedTensorType::get({n}, f32), sOut, colOffsets,
-        colSizes, strides4);
+        rewriter, loc, RankedTensorType::get({n}, f32), f.sOut, colOffsets,
+        colSizes, SmallVector<OpFoldResult>(4, one));
     SmallVector<Value> elems;
     for (int64_t i = 0; i < n; ++i)
       elems.push_back(tensor::ExtractOp::create(
           rewriter, loc, sCol,
           ValueRange{arith::ConstantIndexOp::create(rewriter, loc, i)}));
     Value col0 = vector::FromElementsOp::create(rewriter, loc, colType, elems);
-    SmallVector<OpFoldResult> yOffsets = {bi, zeroIdx, col},
-                              ySizes = {one,
-                                        tensor::getMixedSize(rewriter, loc,
-                                                             op.getR(), 1),
-                                        one},
-                              strides3(3, one);
-    Value yCol = tensor::ExtractSliceOp::create(
-        rewriter, loc, RankedTensorType::get({ShapedType::kDynamic}, f32), yOut,
-        yOffsets, ySizes, strides3);
+    Value yCol = f.yColumn(rewriter, loc);
     auto loop = scf::ForOp::create(
-        rewriter, loc, c0, tokens, c1, ValueRange{col0, yCol},
+        rewriter, loc, f.c0, f.tokens, f.c1, ValueRange{col0, yCol},
         [&](OpBuilder &b, Location l, Value t, ValueRange iter) {
           // u and RWKV-5's decay are the same every token, but re-read
           // (from L1) rather than hoisted: with the column and r, k they
@@ -296,7 +302,7 @@ struct WKV5ToColumnsPattern final : OpRewritePattern<WKV5Op> {
               readAt(b, l, decay,
                      perToken ? ValueRange{bi, t, base} : ValueRange{base});
           Value vj = tensor::ExtractOp::create(b, l, op.getV(),
-                                               ValueRange{bi, t, col});
+                                               ValueRange{bi, t, f.col});
           Value vb = vector::BroadcastOp::create(b, l, colType, vj);
           Value s = iter[0];
           // y[j] = Σ_i r[i] ((u[i] k[i]) v[j] + S[i][j]) (old state).
@@ -321,12 +327,7 @@ struct WKV5ToColumnsPattern final : OpRewritePattern<WKV5Op> {
           vector::ExtractOp::create(rewriter, loc, loop.getResult(0),
                                     ArrayRef<int64_t>{i}),
           sNew, ValueRange{arith::ConstantIndexOp::create(rewriter, loc, i)});
-    rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(rewriter, loc, loop.getResult(1),
-                                          yOut, yOffsets, ySizes, strides3);
-    tensor::ParallelInsertSliceOp::create(rewriter, loc, sNew, sOut, colOffsets,
-                                          colSizes, strides4);
-    rewriter.replaceOp(op, forall.getResults());
+    f.finish(rewriter, loc, op, loop.getResult(1), sNew, colOffsets, colSizes);
     return success();
   }
 };

@@ -156,24 +156,27 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
           Value rt = slice(r), wt = slice(adaptor.getW());
           Value kt = slice(adaptor.getK()), vt = slice(adaptor.getV());
           Value at = slice(adaptor.getA()), bt = slice(adaptor.getB());
-          auto zeroed = [&](Value buf) {
-            return linalg::FillOp::create(b, l, zero, buf).getResult(0);
+          // Σ_j mat[i][j] vec[j] into the zeroed loop-carried buffer `buf`
+          // (reassociable: the two dot products of the step).
+          auto rowDot = [&](Value mat, Value vec, Value buf) {
+            Value init = linalg::FillOp::create(b, l, zero, buf).getResult(0);
+            return linalg::GenericOp::create(
+                       b, l, TypeRange{buf.getType()}, ValueRange{mat, vec},
+                       ValueRange{init}, ArrayRef<AffineMap>{id4, col, row},
+                       red,
+                       [&](OpBuilder &nb, Location nl, ValueRange args) {
+                         Value p = arith::MulFOp::create(nb, nl, args[0],
+                                                         args[1], fm);
+                         linalg::YieldOp::create(
+                             nb, nl,
+                             arith::AddFOp::create(nb, nl, args[2], p, fm)
+                                 .getResult());
+                       })
+                .getResult(0);
           };
 
           // sa[i] = Σ_j a[j] S[i][j] (old state).
-          Value sa = linalg::GenericOp::create(
-                         b, l, TypeRange{iter[2].getType()},
-                         ValueRange{state, at}, ValueRange{zeroed(iter[2])},
-                         ArrayRef<AffineMap>{id4, col, row}, red,
-                         [&](OpBuilder &nb, Location nl, ValueRange args) {
-                           Value p = arith::MulFOp::create(nb, nl, args[0],
-                                                           args[1], fm);
-                           linalg::YieldOp::create(
-                               nb, nl,
-                               arith::AddFOp::create(nb, nl, args[2], p, fm)
-                                   .getResult());
-                         })
-                         .getResult(0);
+          Value sa = rowDot(state, at, iter[2]);
           // d = exp(w), once per key channel.
           SmallVector<IteratorType> par3(3, IteratorType::parallel);
           auto id3 = AffineMap::getMultiDimIdentityMap(3, ctx);
@@ -206,19 +209,7 @@ struct WKVLowering final : OpConversionPattern<WKVOp> {
                   })
                   .getResult(0);
           // y[i] = Σ_j S[i][j] r[j] (new state).
-          Value yt = linalg::GenericOp::create(
-                         b, l, TypeRange{iter[4].getType()},
-                         ValueRange{newState, rt}, ValueRange{zeroed(iter[4])},
-                         ArrayRef<AffineMap>{id4, col, row}, red,
-                         [&](OpBuilder &nb, Location nl, ValueRange args) {
-                           Value p = arith::MulFOp::create(nb, nl, args[0],
-                                                           args[1], fm);
-                           linalg::YieldOp::create(
-                               nb, nl,
-                               arith::AddFOp::create(nb, nl, args[2], p, fm)
-                                   .getResult());
-                         })
-                         .getResult(0);
+          Value yt = rowDot(newState, rt, iter[4]);
           Value yRow = mergeHeads(b, l, yt);
           SmallVector<OpFoldResult> ySizes = tensor::getMixedSizes(b, l, r);
           ySizes[1] = b.getIndexAttr(1);
