@@ -42,11 +42,14 @@ using Divisor = uint64_t;
 
 Divisor gcdDiv(Divisor a, Divisor b) { return std::gcd(a, b); }
 
-/// Capped so that products of divisors cannot overflow.
+/// A divisor of a product: the power of two of a * b, capped at 2^20 (a
+/// capped power of two still divides it; only powers of two matter for
+/// alignment, and they cannot overflow).
 Divisor mulDiv(Divisor a, Divisor b) {
   if (a == 0 || b == 0)
     return 0;
-  return std::min<Divisor>(a * b, Divisor(1) << 20);
+  return Divisor(1) << std::min<unsigned>(20, llvm::countr_zero(a) +
+                                                  llvm::countr_zero(b));
 }
 
 /// A divisor of an index value: constants, products and sums of them.
