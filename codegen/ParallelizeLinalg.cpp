@@ -37,6 +37,7 @@ constexpr int64_t kMinInnerTile = 16;
 std::optional<SmallVector<int64_t>> chooseTiles(linalg::LinalgOp op,
                                                 int64_t work) {
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  SmallVector<int64_t> staticRanges = ranges;
   SmallVector<utils::IteratorType> iters = op.getIteratorTypesArray();
   unsigned n = ranges.size();
   if (n == 0)
@@ -52,29 +53,46 @@ std::optional<SmallVector<int64_t>> chooseTiles(linalg::LinalgOp op,
   if (total < 2 * work)
     return std::nullopt;
   SmallVector<int64_t> tiles(n, 0);
-  bool tiled = false;
+  bool tiled = false, outerWhole = false;
   for (int d = n - 1; d >= 0; --d) {
     if (iters[d] != utils::IteratorType::parallel)
       continue;
     if (tiled) {
-      tiles[d] = 1;
+      // Static loops outside a dynamic tiled one stay whole (below).
+      if (!outerWhole || ShapedType::isDynamic(staticRanges[d]))
+        tiles[d] = 1;
       continue;
     }
     if (inner * ranges[d] <= work) {
       inner *= ranges[d];
       continue;
     }
-    int64_t size = std::max<int64_t>(1, work / inner);
+    // Tiling a dynamic loop (the tokens) with a static one outside it (the
+    // sequences of a --batch N library): the static loop stays whole in
+    // every tile, so that the tile count follows the tokens alone and a
+    // one-token step of a batch is one tile, which
+    // rwkv-guard-parallel-regions runs without forking; split by sequence
+    // instead, each of the N tiles would be one token's row and the step
+    // would fork for every element-wise op of the layer.
+    int64_t outer = 1;
+    if (ShapedType::isDynamic(staticRanges[d]))
+      for (int e = 0; e < d; ++e)
+        if (iters[e] == utils::IteratorType::parallel &&
+            !ShapedType::isDynamic(staticRanges[e]))
+          outer *= staticRanges[e];
+    int64_t size = std::max<int64_t>(1, work / (inner * outer));
     if (d == static_cast<int>(n) - 1)
       size = std::max(size, kMinInnerTile);
     if (size >= ranges[d])
       continue;
     tiles[d] = size;
     tiled = true;
+    outerWhole = outer > 1;
   }
   if (!tiled)
     return std::nullopt;
-  // A dimension left whole before the tiled one is tiled by 1.
+  // A dimension left whole before the tiled one is tiled by 1 (unless it
+  // stays whole, above).
   return tiles;
 }
 

@@ -631,6 +631,12 @@ def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
     (each step's lanes converted and scaled by their groups' scales).
     Steps of 4·VL bytes (half that when the input width is not a multiple);
     token blocks of 2.
+    With `int-dot=vnni8` x is quantized to 8 bits instead (scale =
+    absmax / 127, q is its own single part): one `vpdpbusd` per step, token
+    and row instead of two, which halves the instruction count of the
+    compute-bound cases (batched decode, prefill) at llama.cpp's activation
+    precision; int8 row-scaled weights then take token blocks of 4 on
+    16-lane targets.
     For `W[i, o]` (LoRA factors) the output dimension is the vector
     dimension (outer-product form). The multiply-adds keep the
     contraction's fastmath flags (`reassoc,contract`), so LLVM emits FMAs.
@@ -678,7 +684,8 @@ def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
     Option<"intDot", "int-dot", "std::string", "\"off\"",
            "int8 and packed int4 W[o, i] weights through the integer dot "
            "products of AVX512-VNNI / AVX-VNNI (vpdpbusd) on x quantized "
-           "per token: off (weights widened to f32); vnni"> 
+           "per token: off (weights widened to f32); vnni (x to 15 bits, "
+           "two vpdpbusd per step); vnni8 (x to 8 bits, one)">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::scf::SCFDialect",

@@ -60,8 +60,12 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
       *this, "int-dot",
       llvm::cl::desc("int8 / int4 projections through integer dot products "
                      "on x quantized per token: off, vnni (vpdpbusd: "
-                     "AVX512-VNNI, or AVX-VNNI with 8 lanes) or auto (the "
-                     "compilation target decides; off without one)"),
+                     "AVX512-VNNI, or AVX-VNNI with 8 lanes; x to 15 bits), "
+                     "vnni8 (x to 8 bits: one vpdpbusd per step instead of "
+                     "two, for compute-bound batched decode and prefill, at "
+                     "llama.cpp's activation precision) or auto (the "
+                     "compilation target decides: vnni, or off without "
+                     "one)"),
       llvm::cl::init("auto")};
   PassOptions::Option<bool> prefetch{
       *this, "prefetch",

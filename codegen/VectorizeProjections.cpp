@@ -37,7 +37,12 @@
 //    scaled by their group's scale once, with several each weight vector is
 //    scaled.
 //  * W[i, o] (LoRA factors: `o` contiguous): `o` is the vector dimension,
-//    the outer-product form acc[o:o+VL] += broadcast(x[i]) * W[i, o:o+VL].
+//    the outer-product form acc[o:o+VL] += broadcast(x[i]) * W[i, o:o+VL];
+//    with a static batch, each weight vector serves up to 4 batch rows.
+//
+// After the reduction loop the accumulators of an integer-dot block are
+// summed jointly (reduceJointly: transposing adds), not one horizontal
+// reduction each.
 //
 // Tiles that do not fit the scheme (a reduction extent that is not a static
 // multiple of the vector width, or a dynamic output extent in the W[i, o]
@@ -67,30 +72,34 @@ namespace mlir::rwkv {
 
 namespace {
 
-/// x quantized per token for the integer dot products (int-dot=vnni), as
-/// tensors over the same batch rows and tokens as x ([B, T, ...]): x[b, t, :]
-/// ~ scale[b, t] * q[b, t, :] with q in [-32512, 32512], 15 bits, so that
-/// the weights' quantization stays the only error that matters, and that a
-/// prompt and a token-by-token decode of it (whose x differ by float
-/// rounding) round to the same q almost everywhere. q is stored as two
-/// signed bytes, q = 256 * hi + lo, hi = (q + 128) >> 8 and lo in
-/// [-128, 127].
+/// x quantized per token for the integer dot products (int-dot=vnni or
+/// vnni8), as tensors over the same batch rows and tokens as x
+/// ([B, T, ...]): x[b, t, :] ~ scale[b, t] * q[b, t, :]. With vnni, q is in
+/// [-32512, 32512], 15 bits, so that the weights' quantization stays the
+/// only error that matters, and that a prompt and a token-by-token decode
+/// of it (whose x differ by float rounding) round to the same q almost
+/// everywhere; q is stored as two signed byte parts, q = 256 * hi + lo,
+/// hi = (q + 128) >> 8 and lo in [-128, 127]. With vnni8, q is in
+/// [-127, 127] and is its own single part: one vpdpbusd per step instead of
+/// two, at 8-bit activation precision (llama.cpp's Q8_0 x Q8 dot products).
 struct QuantizedX {
   /// i32 lanes of the vpdpbusd steps (the steps are 4·lanes bytes).
   int64_t lanes = 0;
   /// [B, T] f32.
   Value scale;
-  /// int8 weights: hi and lo ([B, T, I] i8 each), and `cum`, the prefix
+  /// The byte parts of q, most significant first ({hi, lo} or {q}); part k
+  /// weighs 256^(parts - 1 - k).
+  /// int8 weights: `bytes` ([B, T, I] i8 per part) and `cum`, the prefix
   /// sums of q at every step boundary ([B, T, I / step + 1] i32; row
-  /// scales) or for hi and lo, -128 times the sum of each 4 consecutive
-  /// elements ([B, T, I / 4] i32: one vpdpbusd lane; group scales, in
-  /// corrHi and corrLo).
-  Value hi, lo, cum;
-  /// Packed int4 weights: hi and lo split into their even and odd elements
-  /// like the nibbles ([B, T, I / 2] i8 each), and for hi and lo, -8 times
-  /// the sum of each 8 consecutive elements ([B, T, I / 8] i32: one
-  /// vpdpbusd lane).
-  Value evenHi, oddHi, evenLo, oddLo, corrHi, corrLo;
+  /// scales) or per part `corr`, -128 times the sum of each 4 consecutive
+  /// elements ([B, T, I / 4] i32: one vpdpbusd lane; group scales).
+  /// Packed int4 weights: per part its even and odd elements like the
+  /// nibbles (`even`, `odd`: [B, T, I / 2] i8), and `corr`, -8 times the
+  /// sum of each 8 consecutive elements ([B, T, I / 8] i32: one vpdpbusd
+  /// lane).
+  SmallVector<Value, 2> bytes, even, odd, corr;
+  Value cum;
+  int64_t parts() const { return std::max(bytes.size(), even.size()); }
 };
 
 /// How the weights of an integer-dot projection are coded, which decides
@@ -305,6 +314,79 @@ Value widenToF32(OpBuilder &b, Location loc, Value w) {
   return arith::ExtFOp::create(b, loc, f32Vec, w);
 }
 
+/// The sums of the lanes of each of `vs` (vectors of one type), all
+/// reduced together: pairs of vectors are transposed and added level by
+/// level (at level h, one shuffle takes the first h lanes of each block of
+/// 2h from both vectors, another the last h, and one add sums them), so
+/// that K vectors of W lanes take K - 1 adds and 2 (K - 1) shuffles instead
+/// of K separate reductions of log2(W) shuffle-add steps each; a single
+/// vector left with lanes to spare is folded onto itself. Returns, for each
+/// of `vs`, its sum as a scalar.
+SmallVector<Value> reduceJointly(OpBuilder &b, Location loc, ValueRange vs,
+                                 arith::FastMathFlags flags) {
+  auto type = cast<VectorType>(vs.front().getType());
+  int64_t w = type.getNumElements();
+  bool isFloat = isa<FloatType>(type.getElementType());
+  auto add = [&](Value x, Value y) -> Value {
+    if (isFloat)
+      return arith::AddFOp::create(b, loc, x, y, flags);
+    return arith::AddIOp::create(b, loc, x, y);
+  };
+  // Each vector with, per lane, the index in `vs` of the sum it holds a
+  // part of. Invariant: at level h, the blocks of 2h lanes are uniform.
+  struct Part {
+    Value v;
+    SmallVector<int64_t> label;
+  };
+  SmallVector<Part> cur;
+  for (auto [i, v] : llvm::enumerate(vs))
+    cur.push_back({v, SmallVector<int64_t>(w, int64_t(i))});
+  for (int64_t h = w / 2; h >= 1; h /= 2) {
+    if (cur.size() == 1) {
+      SmallVector<int64_t> swap;
+      for (int64_t base = 0; base < w; base += 2 * h) {
+        for (int64_t j = 0; j < h; ++j)
+          swap.push_back(base + h + j);
+        for (int64_t j = 0; j < h; ++j)
+          swap.push_back(base + j);
+      }
+      cur[0].v = add(cur[0].v, vector::ShuffleOp::create(b, loc, cur[0].v,
+                                                         cur[0].v, swap));
+      continue;
+    }
+    if (cur.size() % 2)
+      cur.push_back({arith::ConstantOp::create(b, loc, b.getZeroAttr(type)),
+                     SmallVector<int64_t>(w, -1)});
+    SmallVector<Part> next;
+    for (size_t k = 0; k < cur.size(); k += 2) {
+      const Part &x = cur[k], &y = cur[k + 1];
+      SmallVector<int64_t> first, second, label;
+      for (int64_t base = 0; base < w; base += 2 * h) {
+        for (int64_t j = 0; j < h; ++j) {
+          first.push_back(base + j);
+          second.push_back(base + h + j);
+          label.push_back(x.label[base + j]);
+        }
+        for (int64_t j = 0; j < h; ++j) {
+          first.push_back(w + base + j);
+          second.push_back(w + base + h + j);
+          label.push_back(y.label[base + j]);
+        }
+      }
+      Value sum = add(vector::ShuffleOp::create(b, loc, x.v, y.v, first),
+                      vector::ShuffleOp::create(b, loc, x.v, y.v, second));
+      next.push_back({sum, label});
+    }
+    cur = std::move(next);
+  }
+  SmallVector<Value> sums(vs.size());
+  for (const Part &part : cur)
+    for (int64_t l = 0; l < w; ++l)
+      if (part.label[l] >= 0 && !sums[part.label[l]])
+        sums[part.label[l]] = vector::ExtractOp::create(b, loc, part.v, l);
+  return sums;
+}
+
 struct RWKVVectorizeProjectionsPass final
     : impl::RWKVVectorizeProjectionsPassBase<RWKVVectorizeProjectionsPass> {
   using Base::Base;
@@ -317,9 +399,10 @@ struct RWKVVectorizeProjectionsPass final
           << bf16Dot << "'";
       return signalPassFailure();
     }
-    if (intDot != "off" && intDot != "vnni") {
+    if (intDot != "off" && intDot != "vnni" && intDot != "vnni8") {
       getOperation()->emitError()
-          << "rwkv-vectorize-projections: int-dot must be off or vnni, not '"
+          << "rwkv-vectorize-projections: int-dot must be off, vnni or vnni8, "
+             "not '"
           << intDot << "'";
       return signalPassFailure();
     }
@@ -720,7 +803,7 @@ private:
   /// steps on AVX-512), so that fewer projections are left to the widening
   /// path.
   int64_t intDotLanes(const Projection &p, int64_t nI) const {
-    if (intDot != "vnni" || (!p.scale && !p.group))
+    if ((intDot != "vnni" && intDot != "vnni8") || (!p.scale && !p.group))
       return 0;
     int64_t vl = vectorWidth;
     for (int64_t lanes : {vl, vl / 2}) {
@@ -783,21 +866,20 @@ private:
       SmallVector<OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
       return tensor::ExtractSliceOp::create(b, loc, q, off, size, strides);
     };
-    return {lanes,
-            sliceOf(whole.scale),
-            sliceOf(whole.hi),
-            sliceOf(whole.lo),
-            sliceOf(whole.cum),
-            sliceOf(whole.evenHi),
-            sliceOf(whole.oddHi),
-            sliceOf(whole.evenLo),
-            sliceOf(whole.oddLo),
-            sliceOf(whole.corrHi),
-            sliceOf(whole.corrLo)};
+    QuantizedX sliced = whole;
+    sliced.scale = sliceOf(whole.scale);
+    for (Value &v : sliced.bytes)
+      v = sliceOf(v);
+    sliced.cum = sliceOf(whole.cum);
+    for (auto *list : {&sliced.even, &sliced.odd, &sliced.corr})
+      for (Value &v : *list)
+        v = sliceOf(v);
+    return sliced;
   }
 
-  /// Quantizes x [B, T, I] per token (QuantizedX): scale = absmax / 32512,
-  /// q = round(x / scale), each token in two passes over its row. A row of
+  /// Quantizes x [B, T, I] per token (QuantizedX): scale = absmax / k
+  /// (k = 32512, or 127 for vnni8), q = round(x / scale), each token in two
+  /// passes over its row. A row of
   /// zeros gets scale 0 and q = 0; a NaN or infinite x gives a non-finite
   /// scale, so the outputs are not finite either, as in f32.
   QuantizedX quantize(OpBuilder &b, Location loc, Value x, WeightCode code,
@@ -817,20 +899,26 @@ private:
       return tensor::EmptyOp::create(b, loc, shape, elt, dyn);
     };
     Type i8 = b.getI8Type(), i32 = b.getI32Type(), f32 = b.getF32Type();
-    // Iteration results: scale, then hi, lo, cum (int8, row scales), hi,
-    // lo, corrHi, corrLo (grouped int8) or evenHi, oddHi, evenLo, oddLo,
-    // corrHi, corrLo (int4).
+    // Iteration results: scale, then per part its bytes (int8) or its even
+    // and odd elements (int4), then `cum` (int8, row scales) or per part
+    // its lane corrections (grouped int8, int4).
+    int64_t nP = intDot == "vnni8" ? 1 : 2;
     SmallVector<Value> inits = {empty(std::nullopt, f32)};
-    if (int4)
-      inits.append({empty(nI / 2, i8), empty(nI / 2, i8), empty(nI / 2, i8),
-                    empty(nI / 2, i8), empty(nI / 8, i32), empty(nI / 8, i32)});
-    else if (int8g)
-      inits.append({empty(nI, i8), empty(nI, i8), empty(nI / 4, i32),
-                    empty(nI / 4, i32)});
-    else
-      inits.append({empty(nI, i8), empty(nI, i8), empty(nI / step + 1, i32)});
+    for (int64_t k = 0; k < nP; ++k) {
+      if (int4)
+        inits.append({empty(nI / 2, i8), empty(nI / 2, i8)});
+      else
+        inits.push_back(empty(nI, i8));
+    }
+    if (int4 || int8g) {
+      for (int64_t k = 0; k < nP; ++k)
+        inits.push_back(empty(nI / (int4 ? 8 : 4), i32));
+    } else {
+      inits.push_back(empty(nI / step + 1, i32));
+    }
     int64_t numOut = inits.size() - 1;
-    float k = 32512.0f;
+    int64_t perPart = int4 ? 2 : 1;
+    float k = nP == 1 ? 127.0f : 32512.0f;
     auto f32Vec = VectorType::get({vl}, f32);
     auto stepF32 = VectorType::get({step}, f32);
     auto stepI32 = VectorType::get({step}, i32);
@@ -886,8 +974,8 @@ private:
           tensor::InsertOp::create(tb, tl, scale, res[0], ValueRange{ib, it});
       Value zeroI = arith::ConstantOp::create(tb, tl, tb.getI32IntegerAttr(0));
       if (code == WeightCode::Int8Row)
-        res[3] = tensor::InsertOp::create(tb, tl, zeroI, res[3],
-                                          ValueRange{ib, it, c0});
+        res[1 + nP] = tensor::InsertOp::create(tb, tl, zeroI, res[1 + nP],
+                                               ValueRange{ib, it, c0});
       // Pass 2: q, stored in the layout the dot products read.
       SmallVector<Value> iterInit(res.begin() + 1, res.end());
       iterInit.push_back(zeroI);
@@ -919,53 +1007,57 @@ private:
             };
             SmallVector<Value> next(st.begin(), st.end());
             // q = 256 * hi + lo with hi = (q + 128) >> 8, both in
-            // [-128, 127] since |q| <= 32512.
-            Value hi = arith::ShRSIOp::create(
-                ib2, il,
-                arith::AddIOp::create(ib2, il, q,
-                                      splatI(ib2, il, stepI32, 128)),
-                splatI(ib2, il, stepI32, 8));
-            Value lo = arith::SubIOp::create(
-                ib2, il, q,
-                arith::ShLIOp::create(ib2, il, hi,
-                                      splatI(ib2, il, stepI32, 8)));
-            if (int4) {
-              // Even and odd elements, then the sums of 8 consecutive ones
-              // by three rounds of pairwise sums.
-              Value half = arith::DivUIOp::create(ib2, il, i, cst(ib2, il, 2));
-              Value lane = arith::DivUIOp::create(ib2, il, i, cst(ib2, il, 8));
-              Value parts[2] = {hi, lo};
-              for (int64_t k = 0; k < 2; ++k) {
-                Value part = parts[k];
+            // [-128, 127] since |q| <= 32512; or q itself.
+            SmallVector<Value, 2> parts = {q};
+            if (nP == 2) {
+              Value hi = arith::ShRSIOp::create(
+                  ib2, il,
+                  arith::AddIOp::create(ib2, il, q,
+                                        splatI(ib2, il, stepI32, 128)),
+                  splatI(ib2, il, stepI32, 8));
+              Value lo = arith::SubIOp::create(
+                  ib2, il, q,
+                  arith::ShLIOp::create(ib2, il, hi,
+                                        splatI(ib2, il, stepI32, 8)));
+              parts = {hi, lo};
+            }
+            for (int64_t k = 0; k < nP; ++k) {
+              Value part = parts[k];
+              if (int4) {
+                // Even and odd elements, then the sums of 8 consecutive
+                // ones by three rounds of pairwise sums.
+                Value half =
+                    arith::DivUIOp::create(ib2, il, i, cst(ib2, il, 2));
+                Value lane =
+                    arith::DivUIOp::create(ib2, il, i, cst(ib2, il, 8));
                 auto split = vector::DeinterleaveOp::create(ib2, il, part);
                 next[2 * k] = write(split.getRes1(), next[2 * k], half);
                 next[2 * k + 1] = write(split.getRes2(), next[2 * k + 1], half);
-                next[4 + k] = write(laneCorrection(ib2, il, part, 3, -8),
-                                    next[4 + k], lane);
+                next[2 * nP + k] = write(laneCorrection(ib2, il, part, 3, -8),
+                                         next[2 * nP + k], lane);
+                continue;
               }
-            } else if (int8g) {
-              // -128 (the weights' offset) times the sums of 4 consecutive
-              // elements.
-              next[0] = write(hi, next[0], i);
-              next[1] = write(lo, next[1], i);
-              Value lane = arith::DivUIOp::create(ib2, il, i, cst(ib2, il, 4));
-              Value parts[2] = {hi, lo};
-              for (int64_t k = 0; k < 2; ++k)
-                next[2 + k] = write(laneCorrection(ib2, il, parts[k], 2, -128),
-                                    next[2 + k], lane);
-            } else {
-              next[0] = write(hi, next[0], i);
-              next[1] = write(lo, next[1], i);
-              next[3] = arith::AddIOp::create(
-                  ib2, il, next[3],
+              next[k] = write(part, next[k], i);
+              if (int8g) {
+                // -128 (the weights' offset) times the sums of 4
+                // consecutive elements.
+                Value lane =
+                    arith::DivUIOp::create(ib2, il, i, cst(ib2, il, 4));
+                next[nP + k] = write(laneCorrection(ib2, il, part, 2, -128),
+                                     next[nP + k], lane);
+              }
+            }
+            if (code == WeightCode::Int8Row) {
+              next[nP + 1] = arith::AddIOp::create(
+                  ib2, il, next[nP + 1],
                   vector::ReductionOp::create(ib2, il,
                                               vector::CombiningKind::ADD, q));
               Value at = arith::AddIOp::create(
                   ib2, il,
                   arith::DivUIOp::create(ib2, il, i, cst(ib2, il, step)),
                   cst(ib2, il, 1));
-              next[2] = tensor::InsertOp::create(ib2, il, next[3], next[2],
-                                                 ValueRange{ib, it, at});
+              next[nP] = tensor::InsertOp::create(
+                  ib2, il, next[nP + 1], next[nP], ValueRange{ib, it, at});
             }
             scf::YieldOp::create(ib2, il, next);
           });
@@ -977,23 +1069,18 @@ private:
     QuantizedX q;
     q.lanes = lanes;
     q.scale = r[0];
-    if (int4) {
-      q.evenHi = r[1];
-      q.oddHi = r[2];
-      q.evenLo = r[3];
-      q.oddLo = r[4];
-      q.corrHi = r[5];
-      q.corrLo = r[6];
-    } else if (int8g) {
-      q.hi = r[1];
-      q.lo = r[2];
-      q.corrHi = r[3];
-      q.corrLo = r[4];
-    } else {
-      q.hi = r[1];
-      q.lo = r[2];
-      q.cum = r[3];
+    for (int64_t k = 0; k < nP; ++k) {
+      if (int4) {
+        q.even.push_back(r[1 + 2 * k]);
+        q.odd.push_back(r[2 + 2 * k]);
+      } else {
+        q.bytes.push_back(r[1 + k]);
+      }
+      if (int4 || int8g)
+        q.corr.push_back(r[1 + perPart * nP + k]);
     }
+    if (code == WeightCode::Int8Row)
+      q.cum = r[1 + nP];
     return q;
   }
 
@@ -1057,9 +1144,12 @@ private:
           r == 0
               ? o0
               : arith::AddIOp::create(b, loc, o0, cst(b, loc, r)).getResult());
-    int64_t perPair = int4 || int8g ? 1 : 2;
+    // Accumulators per (token, row): int8 one i32 vector per part of q;
+    // int4 and grouped int8 one f32 vector.
+    int64_t nP = p.qx.parts();
+    int64_t perPair = int4 || int8g ? 1 : nP;
     Value zero = arith::ConstantOp::create(
-        b, loc, b.getZeroAttr(perPair == 1 ? f32Vec : i32Vec));
+        b, loc, b.getZeroAttr(int4 || int8g ? f32Vec : i32Vec));
     SmallVector<Value> inits(tokens * rows * perPair, zero);
     // The loop steps over weight bytes (int4: half the inputs), so that the
     // weight reads are indexed by the induction variable
@@ -1083,32 +1173,42 @@ private:
         b, loc, lb, ub, cst(b, loc, 4 * vl), inits,
         [&](OpBuilder &ib2, Location il, Value iv, ValueRange vacc) {
           SmallVector<Value> next(vacc.begin(), vacc.end());
-          // Per token: the x bytes of this step (and the corrections):
-          // int8 {hi, lo}; grouped int8 {hi, corrHi, lo, corrLo}; int4
-          // {evenHi, oddHi, corrHi, evenLo, oddLo, corrLo}.
+          // Per token and part of q: the x bytes of this step (and the
+          // corrections): int8 {bytes}; grouped int8 {bytes, corr}; int4
+          // {even, odd, corr}.
           SmallVector<SmallVector<Value, 6>> xs;
           for (const TokenPos &tok : toks) {
-            if (int4) {
-              Value lane = arith::DivUIOp::create(ib2, il, iv, cst(ib2, il, 4));
-              xs.push_back(
-                  {read(ib2, il, bytes, p.qx.evenHi, {tok.b, tok.t, iv}),
-                   read(ib2, il, bytes, p.qx.oddHi, {tok.b, tok.t, iv}),
-                   read(ib2, il, i32Vec, p.qx.corrHi, {tok.b, tok.t, lane}),
-                   read(ib2, il, bytes, p.qx.evenLo, {tok.b, tok.t, iv}),
-                   read(ib2, il, bytes, p.qx.oddLo, {tok.b, tok.t, iv}),
-                   read(ib2, il, i32Vec, p.qx.corrLo, {tok.b, tok.t, lane})});
-            } else if (int8g) {
-              Value lane = arith::DivUIOp::create(ib2, il, iv, cst(ib2, il, 4));
-              xs.push_back(
-                  {read(ib2, il, bytes, p.qx.hi, {tok.b, tok.t, iv}),
-                   read(ib2, il, i32Vec, p.qx.corrHi, {tok.b, tok.t, lane}),
-                   read(ib2, il, bytes, p.qx.lo, {tok.b, tok.t, iv}),
-                   read(ib2, il, i32Vec, p.qx.corrLo, {tok.b, tok.t, lane})});
-            } else {
-              xs.push_back({read(ib2, il, bytes, p.qx.hi, {tok.b, tok.t, iv}),
-                            read(ib2, il, bytes, p.qx.lo, {tok.b, tok.t, iv})});
+            SmallVector<Value, 6> &x = xs.emplace_back();
+            Value lane = int4 || int8g ? arith::DivUIOp::create(ib2, il, iv,
+                                                                cst(ib2, il, 4))
+                                             .getResult()
+                                       : Value();
+            for (int64_t k = 0; k < nP; ++k) {
+              if (int4) {
+                x.append(
+                    {read(ib2, il, bytes, p.qx.even[k], {tok.b, tok.t, iv}),
+                     read(ib2, il, bytes, p.qx.odd[k], {tok.b, tok.t, iv}),
+                     read(ib2, il, i32Vec, p.qx.corr[k],
+                          {tok.b, tok.t, lane})});
+              } else {
+                x.push_back(
+                    read(ib2, il, bytes, p.qx.bytes[k], {tok.b, tok.t, iv}));
+                if (int8g)
+                  x.push_back(read(ib2, il, i32Vec, p.qx.corr[k],
+                                   {tok.b, tok.t, lane}));
+              }
             }
           }
+          // The step's lanes of each part, as f32, weighted 256^(parts - 1 -
+          // k) and summed.
+          auto combine = [&](OpBuilder &cb, Location cl, ArrayRef<Value> part) {
+            Value f = part[0];
+            for (size_t k = 1; k < part.size(); ++k)
+              f = arith::AddFOp::create(
+                  cb, cl, arith::MulFOp::create(cb, cl, f, c256, p.mulFlags),
+                  part[k], p.addFlags);
+            return f;
+          };
           for (int64_t r = 0; r < rows; ++r) {
             Value w = read(ib2, il, bytes, p.w, {rowIdx[r], iv});
             if (int4) {
@@ -1121,20 +1221,16 @@ private:
               Value i = arith::MulIOp::create(ib2, il, iv, cst(ib2, il, 2));
               Value sv = groupScaleVector(ib2, il, p, rowIdx[r], i);
               for (int64_t t = 0; t < tokens; ++t) {
-                // The step's lanes for hi and for lo, from their
-                // corrections; 256 * hi + lo in f32.
-                Value part[2];
-                for (int64_t k = 0; k < 2; ++k) {
+                // The step's lanes of each part, from their corrections.
+                SmallVector<Value, 2> part;
+                for (int64_t k = 0; k < nP; ++k) {
                   Value d =
                       dpbusd(ib2, il, xs[t][3 * k + 2], low, xs[t][3 * k]);
                   d = dpbusd(ib2, il, d, high, xs[t][3 * k + 1]);
-                  part[k] = arith::SIToFPOp::create(ib2, il, f32Vec, d);
+                  part.push_back(arith::SIToFPOp::create(ib2, il, f32Vec, d));
                 }
-                Value f = arith::AddFOp::create(
-                    ib2, il,
-                    arith::MulFOp::create(ib2, il, part[0], c256, p.mulFlags),
-                    part[1], p.addFlags);
-                Value m = arith::MulFOp::create(ib2, il, f, sv, p.mulFlags);
+                Value m = arith::MulFOp::create(ib2, il, combine(ib2, il, part),
+                                                sv, p.mulFlags);
                 Value &a = next[t * rows + r];
                 a = arith::AddFOp::create(ib2, il, a, m, p.addFlags);
               }
@@ -1144,35 +1240,36 @@ private:
             if (int8g) {
               Value sv = groupScaleVector(ib2, il, p, rowIdx[r], iv);
               for (int64_t t = 0; t < tokens; ++t) {
-                Value part[2];
-                for (int64_t k = 0; k < 2; ++k)
-                  part[k] = arith::SIToFPOp::create(
+                SmallVector<Value, 2> part;
+                for (int64_t k = 0; k < nP; ++k)
+                  part.push_back(arith::SIToFPOp::create(
                       ib2, il, f32Vec,
-                      dpbusd(ib2, il, xs[t][2 * k + 1], wu, xs[t][2 * k]));
-                Value f = arith::AddFOp::create(
-                    ib2, il,
-                    arith::MulFOp::create(ib2, il, part[0], c256, p.mulFlags),
-                    part[1], p.addFlags);
-                Value m = arith::MulFOp::create(ib2, il, f, sv, p.mulFlags);
+                      dpbusd(ib2, il, xs[t][2 * k + 1], wu, xs[t][2 * k])));
+                Value m = arith::MulFOp::create(ib2, il, combine(ib2, il, part),
+                                                sv, p.mulFlags);
                 Value &a = next[t * rows + r];
                 a = arith::AddFOp::create(ib2, il, a, m, p.addFlags);
               }
               continue;
             }
-            for (int64_t t = 0; t < tokens; ++t) {
-              int64_t k = (t * rows + r) * 2;
-              next[k] = dpbusd(ib2, il, next[k], wu, xs[t][0]);
-              next[k + 1] = dpbusd(ib2, il, next[k + 1], wu, xs[t][1]);
-            }
+            for (int64_t t = 0; t < tokens; ++t)
+              for (int64_t k = 0; k < nP; ++k) {
+                Value &a = next[(t * rows + r) * nP + k];
+                a = dpbusd(ib2, il, a, wu, xs[t][k]);
+              }
           }
           scf::YieldOp::create(ib2, il, next);
         });
+    // Every accumulator's lanes summed at once (int8: exactly, in i32: a
+    // part's sum is at most 255 * 128 per input).
+    SmallVector<Value> sums =
+        reduceJointly(b, loc, forI.getResults(), p.addFlags);
     for (int64_t t = 0; t < tokens; ++t) {
       SmallVector<Value> tokIdx = {toks[t].b, toks[t].t};
       Value xScale = tensor::ExtractOp::create(b, loc, p.qx.scale, tokIdx);
       // int8: 128 * sum(q) over this block's inputs, from the prefix sums.
       Value bias;
-      if (perPair == 2) {
+      if (!int4 && !int8g) {
         auto at = [&](Value i) {
           Value k = arith::DivUIOp::create(b, loc, i, cst(b, loc, step.size));
           return tensor::ExtractOp::create(b, loc, p.qx.cum,
@@ -1184,22 +1281,26 @@ private:
             arith::ConstantOp::create(b, loc, b.getF32FloatAttr(128)));
       }
       for (int64_t r = 0; r < rows; ++r) {
-        Value v;
-        if (perPair == 1) {
-          v = forI.getResult(t * rows + r);
+        Value sum;
+        if (int4 || int8g) {
+          sum = sums[t * rows + r];
         } else {
-          int64_t k = (t * rows + r) * 2;
-          Value hi = arith::SIToFPOp::create(b, loc, f32Vec, forI.getResult(k));
-          Value lo =
-              arith::SIToFPOp::create(b, loc, f32Vec, forI.getResult(k + 1));
-          v = arith::AddFOp::create(
-              b, loc, arith::MulFOp::create(b, loc, hi, c256, p.mulFlags), lo,
-              p.addFlags);
+          for (int64_t k = 0; k < nP; ++k) {
+            Value part = arith::SIToFPOp::create(b, loc, b.getF32Type(),
+                                                 sums[(t * rows + r) * nP + k]);
+            sum = k == 0 ? part
+                         : arith::AddFOp::create(
+                               b, loc,
+                               arith::MulFOp::create(
+                                   b, loc, sum,
+                                   arith::ConstantOp::create(
+                                       b, loc, b.getF32FloatAttr(256)),
+                                   p.mulFlags),
+                               part, p.addFlags);
+          }
         }
-        Value sum = vector::ReductionOp::create(
-            b, loc, vector::CombiningKind::ADD, v, Value(), p.addFlags);
         Value scale = xScale;
-        if (perPair == 2) {
+        if (!int4 && !int8g) {
           sum = arith::SubFOp::create(b, loc, sum, bias);
           Value ws = tensor::ExtractOp::create(b, loc, p.scale, rowIdx[r]);
           if (!ws.getType().isF32())
@@ -1312,9 +1413,11 @@ private:
     // Integer dot products keep two accumulators per (token, row) (int8) or
     // unpack two nibble vectors per row (int4): blocks of 2 tokens fit the
     // 32 zmm registers, 4 would spill.
-    int64_t tb = tokenBlock > 0                   ? tokenBlock
-                 : p.qx.scale || vectorWidth < 16 ? 2
-                                                  : 4;
+    // With 8-bit x (vnni8) int8 rows keep one: 4 tokens fit.
+    bool oneIntAcc = p.qx.scale && p.qx.parts() == 1 && !p.int4 && !p.group;
+    int64_t tb = tokenBlock > 0                                   ? tokenBlock
+                 : vectorWidth < 16 || (p.qx.scale && !oneIntAcc) ? 2
+                                                                  : 4;
     ReductionStep step = chooseStep(p, nI);
     int64_t nBStatic = accType.getDimSize(0);
     if (!ShapedType::isDynamic(nBStatic) && nBStatic > 1)
@@ -1413,11 +1516,109 @@ private:
     return forO.getResult(0);
   }
 
+  /// W[i, o] over a tile of several batch rows (a --batch N library): each
+  /// step loads and widens the `chunks` weight vectors of input i once for
+  /// `bb` batch rows (acc[k][c] += broadcast(x[b + k, t, i]) * W[i, o_c]),
+  /// instead of once per row: the LoRA factors of a batched step.
+  Value rewriteInMajorBatched(OpBuilder &b, Location loc, const Projection &p,
+                              int64_t nO, int64_t nI, int64_t chunks,
+                              int64_t bb) const {
+    int64_t vl = vectorWidth;
+    Type wElt = cast<RankedTensorType>(p.w.getType()).getElementType();
+    auto xVec = VectorType::get({vl}, b.getF32Type());
+    auto wVec = VectorType::get({vl}, wElt);
+    Value c0 = cst(b, loc, 0), c1 = cst(b, loc, 1);
+    Value nB = tensor::DimOp::create(b, loc, p.acc, 0);
+    Value nT = tensor::DimOp::create(b, loc, p.acc, 1);
+    auto forB = scf::ForOp::create(
+        b, loc, c0, nB, cst(b, loc, bb), ValueRange{p.acc},
+        [&](OpBuilder &bb2, Location bl, Value ib, ValueRange accB) {
+          auto forT = scf::ForOp::create(
+              bb2, bl, c0, nT, c1, accB,
+              [&](OpBuilder &tb, Location tl, Value it, ValueRange accT) {
+                SmallVector<Value> rows;
+                for (int64_t k = 0; k < bb; ++k)
+                  rows.push_back(
+                      k == 0 ? ib
+                             : arith::AddIOp::create(tb, tl, ib, cst(tb, tl, k))
+                                   .getResult());
+                auto forO = scf::ForOp::create(
+                    tb, tl, c0, cst(tb, tl, nO), cst(tb, tl, vl * chunks), accT,
+                    [&](OpBuilder &ob, Location ol, Value io, ValueRange accO) {
+                      Value padX = arith::ConstantOp::create(
+                          ob, ol, ob.getZeroAttr(ob.getF32Type()));
+                      Value padW = arith::ConstantOp::create(
+                          ob, ol, ob.getZeroAttr(wElt));
+                      SmallVector<Value> oIdx, inits;
+                      for (int64_t c = 0; c < chunks; ++c)
+                        oIdx.push_back(
+                            c == 0 ? io
+                                   : arith::AddIOp::create(ob, ol, io,
+                                                           cst(ob, ol, c * vl))
+                                         .getResult());
+                      for (int64_t k = 0; k < bb; ++k)
+                        for (int64_t c = 0; c < chunks; ++c)
+                          inits.push_back(vector::TransferReadOp::create(
+                              ob, ol, xVec, accO[0],
+                              ValueRange{rows[k], it, oIdx[c]}, padX,
+                              ArrayRef<bool>{true}));
+                      auto forI = scf::ForOp::create(
+                          ob, ol, c0, cst(ob, ol, nI), c1, inits,
+                          [&](OpBuilder &ib2, Location il, Value i,
+                              ValueRange vacc) {
+                            SmallVector<Value> ws;
+                            for (int64_t c = 0; c < chunks; ++c) {
+                              Value w = vector::TransferReadOp::create(
+                                  ib2, il, wVec, p.w, ValueRange{i, oIdx[c]},
+                                  padW, ArrayRef<bool>{true});
+                              ws.push_back(
+                                  p.extendsWeight ? widenToF32(ib2, il, w) : w);
+                            }
+                            SmallVector<Value> next;
+                            for (int64_t k = 0; k < bb; ++k) {
+                              Value xs = tensor::ExtractOp::create(
+                                  ib2, il, p.x, ValueRange{rows[k], it, i});
+                              Value xv = vector::BroadcastOp::create(ib2, il,
+                                                                     xVec, xs);
+                              for (int64_t c = 0; c < chunks; ++c) {
+                                Value m = arith::MulFOp::create(
+                                    ib2, il, xv, ws[c], p.mulFlags);
+                                next.push_back(arith::AddFOp::create(
+                                    ib2, il, vacc[k * chunks + c], m,
+                                    p.addFlags));
+                              }
+                            }
+                            scf::YieldOp::create(ib2, il, next);
+                          });
+                      Value out = accO[0];
+                      for (int64_t k = 0; k < bb; ++k)
+                        for (int64_t c = 0; c < chunks; ++c)
+                          out = vector::TransferWriteOp::create(
+                                    ob, ol, forI.getResult(k * chunks + c), out,
+                                    ValueRange{rows[k], it, oIdx[c]},
+                                    ArrayRef<bool>{true})
+                                    .getResult();
+                      scf::YieldOp::create(ob, ol, out);
+                    });
+                scf::YieldOp::create(tb, tl, forO.getResult(0));
+              });
+          scf::YieldOp::create(bb2, bl, forT.getResult(0));
+        });
+    return forB.getResult(0);
+  }
+
   /// W[i, o]: `chunks` output vectors per step, outer-product form.
   Value rewriteInMajor(OpBuilder &b, Location loc, const Projection &p,
                        int64_t nO, int64_t nI) const {
     int64_t vl = vectorWidth;
     int64_t chunks = (nO / vl) % 4 == 0 ? 4 : (nO / vl) % 2 == 0 ? 2 : 1;
+    // Several static batch rows: blocks of up to 4 rows (x chunks, at most
+    // 16 accumulators) share each weight vector.
+    int64_t nBStatic = cast<RankedTensorType>(p.acc.getType()).getDimSize(0);
+    if (!ShapedType::isDynamic(nBStatic) && nBStatic > 1)
+      if (int64_t bb = std::gcd(nBStatic, 16 / chunks); bb > 1)
+        return rewriteInMajorBatched(b, loc, p, nO, nI, chunks,
+                                     std::min<int64_t>(bb, 4));
     Type wElt = cast<RankedTensorType>(p.w.getType()).getElementType();
     auto xVec = VectorType::get({vl}, b.getF32Type());
     auto wVec = VectorType::get({vl}, wElt);

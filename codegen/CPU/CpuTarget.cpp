@@ -175,14 +175,17 @@ public:
                 (cpuOpts.vectorWidth < 16 && sti.checkFeatures("+avxvnni"));
     if (cpuOpts.intDot == "auto") {
       cpuOpts.intDot = vnni && cpuOpts.vectorWidth > 0 ? "vnni" : "off";
-    } else if (cpuOpts.intDot == "vnni" && !vnni) {
-      addPipelineError(pm, "int-dot=vnni needs a target with avx512vnni or "
-                           "avxvnni (e.g. --target-cpu=znver4, "
-                           "sapphirerapids or alderlake); " +
+    } else if ((cpuOpts.intDot == "vnni" || cpuOpts.intDot == "vnni8") &&
+               !vnni) {
+      addPipelineError(pm, "int-dot=" + cpuOpts.intDot +
+                               " needs a target with avx512vnni or "
+                               "avxvnni (e.g. --target-cpu=znver4, "
+                               "sapphirerapids or alderlake); " +
                                describe() + " has none");
       return;
-    } else if (cpuOpts.intDot != "off" && cpuOpts.intDot != "vnni") {
-      addPipelineError(pm, "int-dot must be auto, off or vnni, not '" +
+    } else if (cpuOpts.intDot != "off" && cpuOpts.intDot != "vnni" &&
+               cpuOpts.intDot != "vnni8") {
+      addPipelineError(pm, "int-dot must be auto, off, vnni or vnni8, not '" +
                                cpuOpts.intDot + "'");
       return;
     }

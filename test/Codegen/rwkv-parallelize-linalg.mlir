@@ -28,11 +28,13 @@ func.func @row_sums(%x: tensor<2048x768xf32>) -> tensor<2048xf32> {
 
 // -----
 
-// Element-wise over [B, T, C] with a dynamic T: rows of 768 stay whole, 21
-// tokens of one batch row per tile.
+// Element-wise over [B, T, C] with a static B (a --batch 4 library) and a
+// dynamic T: rows of 768 and the 4 sequences stay whole, 16384 / (4 * 768)
+// = 5 tokens per tile, so that one decoded token of the batch is one tile
+// (which rwkv-guard-parallel-regions runs without forking), not 4.
 // CHECK-LABEL: func.func @elementwise
-// CHECK:         scf.forall (%{{.+}}, %{{.+}}) = (0, 0) to (4, %{{.+}}) step (1, 21)
-// CHECK:           linalg.generic {{.+}} ins(%{{.+}} : tensor<1x?x768xf32>) outs(%{{.+}} : tensor<1x?x768xf32>)
+// CHECK:         scf.forall (%{{.+}}) = (0) to (%{{.+}}) step (5)
+// CHECK:           linalg.generic {{.+}} ins(%{{.+}} : tensor<4x?x768xf32>) outs(%{{.+}} : tensor<4x?x768xf32>)
 func.func @elementwise(%x: tensor<4x?x768xf32>) -> tensor<4x?x768xf32> {
   %c1 = arith.constant 1 : index
   %t = tensor.dim %x, %c1 : tensor<4x?x768xf32>
@@ -45,6 +47,29 @@ func.func @elementwise(%x: tensor<4x?x768xf32>) -> tensor<4x?x768xf32> {
     linalg.yield %m : f32
   } -> tensor<4x?x768xf32>
   return %y : tensor<4x?x768xf32>
+}
+
+// -----
+
+// With a dynamic B as well, the sequences are tiled by 1 and the tokens by
+// 21 (16384 / 768): the tile count follows both.
+// CHECK-LABEL: func.func @elementwise_dynamic_batch
+// CHECK:         scf.forall (%{{.+}}, %{{.+}}) = (0, 0) to (%{{.+}}, %{{.+}}) step (1, 21)
+// CHECK:           linalg.generic {{.+}} ins(%{{.+}} : tensor<1x?x768xf32>) outs(%{{.+}} : tensor<1x?x768xf32>)
+func.func @elementwise_dynamic_batch(%x: tensor<?x?x768xf32>) -> tensor<?x?x768xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %b = tensor.dim %x, %c0 : tensor<?x?x768xf32>
+  %t = tensor.dim %x, %c1 : tensor<?x?x768xf32>
+  %e = tensor.empty(%b, %t) : tensor<?x?x768xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>],
+                       iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%x : tensor<?x?x768xf32>) outs(%e : tensor<?x?x768xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %m = arith.mulf %in, %in : f32
+    linalg.yield %m : f32
+  } -> tensor<?x?x768xf32>
+  return %y : tensor<?x?x768xf32>
 }
 
 // -----

@@ -1,13 +1,41 @@
 // rwkv-vectorize-projections with int-dot=vnni (codegen/VectorizeProjections.cpp):
 // int8 and packed int4 W[o, i] weights go as loaded into rwkv.x86.dpbusd
-// (vpdpbusd) against x quantized per token to 15 bits (two signed bytes).
+// (vpdpbusd) against x quantized per token to 15 bits (two signed bytes),
+// or with int-dot=vnni8 to 8 bits (one byte: one vpdpbusd per step).
 // The input is lowered and tiled as in rwkv-cpu-pipeline first.
 // RUN: rwkv-opt %s --pass-pipeline="builtin.module(rwkv-decompose,convert-rwkv-to-linalg,func.func(convert-elementwise-to-linalg),rwkv-fuse-elementwise,canonicalize,rwkv-tile-and-fuse,canonicalize)" > %t.tiled
 // RUN: rwkv-opt %t.tiled --rwkv-vectorize-projections=int-dot=vnni --canonicalize --mlir-print-local-scope | FileCheck %s
 // RUN: rwkv-opt %t.tiled --rwkv-vectorize-projections=int-dot=off --canonicalize | FileCheck %s --check-prefix=OFF
+// RUN: rwkv-opt %t.tiled --rwkv-vectorize-projections="int-dot=vnni8 vector-width=16" --canonicalize --mlir-print-local-scope | FileCheck %s --check-prefix=X8
 // RUN: not rwkv-opt %t.tiled --rwkv-vectorize-projections=int-dot=vpdpbssd 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: rwkv-vectorize-projections: int-dot must be off or vnni, not 'vpdpbssd'
+// int-dot=vnni8 on 16 lanes: q = roundeven(clamp(x * 127 / absmax)) is a
+// single byte (no hi/lo split); one accumulator per (token, row), so token
+// blocks of 4 fit: 4 rows x 4 tokens, 16 vpdpbusd per step of 64 bytes, and
+// the 16 sums reduced jointly without the 256 hi + lo combination.
+// X8-LABEL: func.func @linear_int8
+// X8:         arith.constant dense<1.270000e+02> : vector<64xf32>
+// X8:         %[[Q:.+]]:3 = scf.for {{.+}} -> (tensor<1x?xf32>, tensor<1x?x64xi8>, tensor<1x?x2xi32>)
+// X8-NOT:       arith.shrsi
+// X8:           arith.trunci %{{.+}} : vector<64xi32> to vector<64xi8>
+// X8-NOT:       arith.trunci
+// X8:         scf.forall
+// X8:           scf.for {{.+}} step %c4
+// X8-COUNT-16:    rwkv.x86.dpbusd %{{.+}} : vector<64xi8> -> vector<16xi32>
+// X8-NOT:         rwkv.x86.dpbusd
+// X8:             vector.shuffle
+// X8-NOT:         vector.reduction
+// X8:             %[[S:.+]] = vector.extract %{{.+}}[0] : i32 from vector<16xi32>
+// X8-NOT:         arith.mulf %{{.+}}, %cst{{.*}} fastmath<reassoc,contract> : f32
+// X8:             %[[F:.+]] = arith.sitofp %[[S]] : i32 to f32
+// X8:             arith.subf %[[F]], %{{.+}} : f32
+// int4 and grouped int8: one byte part and one lane correction each.
+// X8-LABEL: func.func @linear_int4
+// X8:         scf.for {{.+}} -> (tensor<1x?xf32>, tensor<1x?x64xi8>, tensor<1x?x64xi8>, tensor<1x?x16xi32>)
+// X8-LABEL: func.func @linear_int8_groups
+// X8:         scf.for {{.+}} -> (tensor<1x?xf32>, tensor<1x?x64xi8>, tensor<1x?x16xi32>)
+
+// BAD: rwkv-vectorize-projections: int-dot must be off, vnni or vnni8, not 'vpdpbssd'
 // OFF-NOT: rwkv.x86.dpbusd
 
 // x is a slice of a tensor from outside the tile loop: it is quantized once,
@@ -48,20 +76,35 @@
 // CHECK-COUNT-14:      rwkv.x86.dpbusd
 // CHECK-NOT:           rwkv.x86.dpbusd
 // CHECK:               scf.yield
-// Per output: 256 hi + lo, summed, minus 128 * (the sum of q over the
-// block's inputs, from the prefix sums), times the token's and the row's
-// scales.
+// The 16 accumulators' lanes are summed together, exactly in i32: pairs
+// of accumulators transposed and added (halves of 4 lanes, then 2, then 1),
+// 15 adds for the 16 sums instead of a reduction per accumulator.
+// CHECK-NOT:         vector.reduction
+// CHECK:             vector.shuffle %{{.+}}, %{{.+}} [4, 5, 6, 7, 12, 13, 14, 15] : vector<8xi32>, vector<8xi32>
+// CHECK:             vector.shuffle %{{.+}}, %{{.+}} [0, 1, 2, 3, 8, 9, 10, 11] : vector<8xi32>, vector<8xi32>
+// CHECK:             arith.addi %{{.+}} : vector<8xi32>
+// CHECK-COUNT-6:     arith.addi %{{.+}} : vector<8xi32>
+// CHECK:             vector.shuffle %{{.+}}, %{{.+}} [2, 3, 10, 11, 6, 7, 14, 15] : vector<8xi32>, vector<8xi32>
+// CHECK-COUNT-4:     arith.addi %{{.+}} : vector<8xi32>
+// CHECK:             vector.shuffle %{{.+}}, %{{.+}} [1, 9, 3, 11, 5, 13, 7, 15] : vector<8xi32>, vector<8xi32>
+// CHECK:             vector.shuffle %{{.+}}, %{{.+}} [0, 8, 2, 10, 4, 12, 6, 14] : vector<8xi32>, vector<8xi32>
+// CHECK:             %[[J:.+]] = arith.addi %{{.+}} : vector<8xi32>
+// CHECK:             arith.addi %{{.+}} : vector<8xi32>
+// CHECK-NOT:         arith.addi %{{.+}} : vector<8xi32>
+// CHECK:             %[[SH:.+]] = vector.extract %[[J]][0] : i32 from vector<8xi32>
+// CHECK:             %[[SL:.+]] = vector.extract %[[J]][4] : i32 from vector<8xi32>
+// Per output: 256 hi + lo, minus 128 * (the sum of q over the block's
+// inputs, from the prefix sums), times the token's and the row's scales.
 // CHECK:             %[[XS:.+]] = tensor.extract %[[SCALE]]
 // CHECK:             %[[C0:.+]] = tensor.extract %[[CUM]][%c0, %{{.+}}, %c0]
 // CHECK:             %[[C2:.+]] = tensor.extract %[[CUM]][%c0, %{{.+}}, %c2]
 // CHECK:             %[[SUMQ:.+]] = arith.subi %[[C2]], %[[C0]] : i32
 // CHECK:             %[[SUMQF:.+]] = arith.sitofp %[[SUMQ]] : i32 to f32
 // CHECK:             %[[BIAS:.+]] = arith.mulf %[[SUMQF]], %{{.+}} : f32
-// CHECK:             %[[FH:.+]] = arith.sitofp %{{.+}} : vector<8xi32> to vector<8xf32>
-// CHECK:             %[[FL:.+]] = arith.sitofp %{{.+}} : vector<8xi32> to vector<8xf32>
-// CHECK:             %[[FH256:.+]] = arith.mulf %[[FH]], %{{.+}} fastmath<reassoc,contract> : vector<8xf32>
-// CHECK:             %[[F:.+]] = arith.addf %[[FH256]], %[[FL]] fastmath<reassoc,contract> : vector<8xf32>
-// CHECK:             %[[S:.+]] = vector.reduction <add>, %[[F]]
+// CHECK:             %[[FH:.+]] = arith.sitofp %[[SH]] : i32 to f32
+// CHECK:             %[[FL:.+]] = arith.sitofp %[[SL]] : i32 to f32
+// CHECK:             %[[FH256:.+]] = arith.mulf %[[FH]], %{{.+}} fastmath<reassoc,contract> : f32
+// CHECK:             %[[S:.+]] = arith.addf %[[FH256]], %[[FL]] fastmath<reassoc,contract> : f32
 // CHECK:             arith.subf %[[S]], %[[BIAS]] : f32
 // CHECK:             %[[WS:.+]] = tensor.extract %{{.+}}[%{{.+}}] : tensor<16xf32>
 // CHECK:             arith.mulf %[[XS]], %[[WS]] : f32
@@ -113,9 +156,11 @@ func.func @linear_int8(%x: tensor<1x?x64xf32>, %q: tensor<16x64xi8>, %s: tensor<
 // CHECK-COUNT-28:      rwkv.x86.dpbusd
 // CHECK-NOT:           rwkv.x86.dpbusd
 // CHECK:               scf.yield
-// No weight scale after the reduction: only the token's.
+// No weight scale after the (joint, f32) reduction: only the token's.
+// CHECK-NOT:         vector.reduction
+// CHECK:             arith.addf %{{.+}} fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:             %[[R:.+]] = vector.extract %{{.+}}[0] : f32 from vector<8xf32>
 // CHECK:             %[[XS:.+]] = tensor.extract %{{.+}} : tensor<1x?xf32>
-// CHECK:             %[[R:.+]] = vector.reduction <add>
 // CHECK:             arith.mulf %[[R]], %[[XS]] fastmath<reassoc,contract> : f32
 func.func @linear_int4(%x: tensor<1x?x128xf32>, %q: tensor<16x64xi8>, %s: tensor<16x4xbf16>) -> tensor<1x?x16xf32> {
   %y = rwkv.linear %x, %q scale %s group 32 : tensor<1x?x128xf32>, tensor<16x64xi8>, tensor<16x4xbf16> -> tensor<1x?x16xf32>
@@ -165,9 +210,10 @@ func.func @linear_int4(%x: tensor<1x?x128xf32>, %q: tensor<16x64xi8>, %s: tensor
 // No weight scale and no prefix-sum bias after the reduction: only the
 // token's scale.
 // CHECK-NOT:         tensor<16xf32>
+// CHECK-NOT:         vector.reduction
+// CHECK:             %[[R:.+]] = vector.extract %{{.+}}[0] : f32 from vector<8xf32>
 // CHECK:             %[[XS:.+]] = tensor.extract %{{.+}} : tensor<1x?xf32>
 // CHECK-NOT:         arith.subf
-// CHECK:             %[[R:.+]] = vector.reduction <add>
 // CHECK:             arith.mulf %[[R]], %[[XS]] fastmath<reassoc,contract> : f32
 func.func @linear_int8_groups(%x: tensor<1x?x64xf32>, %q: tensor<16x64xi8>, %s: tensor<16x4xbf16>) -> tensor<1x?x16xf32> {
   %y = rwkv.linear %x, %q scale %s group 16 int8 : tensor<1x?x64xf32>, tensor<16x64xi8>, tensor<16x4xbf16> -> tensor<1x?x16xf32>

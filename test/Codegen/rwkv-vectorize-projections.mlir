@@ -328,6 +328,32 @@ func.func @lora(%x: tensor<1x?x16xf32>, %d: tensor<16x8xf32>, %u: tensor<8x16xf3
 
 // -----
 
+// W[i, o] over a static batch of 4 rows (rwkv-compile --batch 4): each step
+// reads (and widens, bf16) the weight vector of input i once and multiplies
+// it with the broadcast x of the 4 batch rows, one accumulator per row.
+// CHECK-LABEL: func.func @lora_batched
+// CHECK:         scf.for %[[T:[^ ]+]] = %c0 to %{{.+}} step %c1
+// CHECK:           scf.for %[[I:[^ ]+]] = {{.+}} iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:             %[[WV:.+]] = vector.transfer_read %{{.+}}[%[[I]], %{{.+}}], %{{.+}} {in_bounds = [true]} : tensor<16x8xbf16>, vector<8xbf16>
+// CHECK:             %[[WF:.+]] = arith.extf %[[WV]] : vector<8xbf16> to vector<8xf32>
+// CHECK-NOT:         vector.transfer_read
+// CHECK:             tensor.extract %{{.+}}[%c0, %[[T]], %[[I]]] : tensor<4x?x16xf32>
+// CHECK:             arith.mulf %{{.+}}, %[[WF]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:             tensor.extract %{{.+}}[%c1, %[[T]], %[[I]]] : tensor<4x?x16xf32>
+// CHECK:             arith.mulf %{{.+}}, %[[WF]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:             tensor.extract %{{.+}}[%c2, %[[T]], %[[I]]] : tensor<4x?x16xf32>
+// CHECK:             arith.mulf %{{.+}}, %[[WF]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:             tensor.extract %{{.+}}[%c3, %[[T]], %[[I]]] : tensor<4x?x16xf32>
+// CHECK:             arith.mulf %{{.+}}, %[[WF]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK:             scf.yield
+// CHECK-COUNT-4:   vector.transfer_write
+func.func @lora_batched(%x: tensor<4x?x16xf32>, %d: tensor<16x8xbf16>, %u: tensor<8x16xbf16>) -> tensor<4x?x16xf32> {
+  %0 = rwkv.lora %x, %d, %u : tensor<4x?x16xf32>, tensor<16x8xbf16>, tensor<8x16xbf16> -> tensor<4x?x16xf32>
+  return %0 : tensor<4x?x16xf32>
+}
+
+// -----
+
 // Training: dW[o, i] = sum_n dy[n, o] x[n, i] of a linear layer is the
 // projection [1, O, N] x [I, N] (dyᵀ, xᵀ materialised once), so it takes
 // the same register-blocked W[o, i] path with the N = 32 tokens as the

@@ -31,6 +31,9 @@ using namespace rwkv;
 namespace {
 
 std::string goldenDir, libDir;
+/// --x-bits=8: the quantized libraries were compiled with int-dot=vnni8
+/// (x rounded to 8 bits per token), which has its own int8 bound.
+std::string xBits = "15";
 constexpr float kTol = 1e-4f;
 
 struct Golden {
@@ -283,6 +286,10 @@ TEST(Bf16DotRound, TinyLogitsWithinBf16Bound) {
 // this kind of model), and GPT and RNN mode agree to fp32 rounding since
 // they read the same int8 weights.
 constexpr float kInt8Tol = 0.1f;
+// With x rounded to 8 bits per token as well (int-dot=vnni8, the precision
+// of llama.cpp's and rwkv.cpp's Q8_0 dot products; rwkv.cpp's Q8_0 is at
+// 0.21 on this kind of model): 0.3. The 15-bit default stays under 0.1.
+constexpr float kInt8X8Tol = 0.3f;
 
 class QuantizedGoldenTest : public ::testing::TestWithParam<Golden> {
 protected:
@@ -313,14 +320,15 @@ protected:
       rnn.insert(rnn.end(), logits.begin(), logits.end());
     }
     float eg = maxAbsDiff(gpt, ref.data), er = maxAbsDiff(rnn, ref.data);
-    std::printf("[ %s%s ] max logit error: gpt %.4f, rnn %.4f (bound %.2f); "
-                "gpt vs rnn %.3g\n",
-                GetParam().model, suffix(), eg, er, kInt8Tol,
+    float bound = xBits == "8" ? kInt8X8Tol : kInt8Tol;
+    std::printf("[ %s%s ] max logit error: gpt %.4f, rnn %.4f (bound %.2f, x "
+                "%s bits); gpt vs rnn %.3g\n",
+                GetParam().model, suffix(), eg, er, bound, xBits.c_str(),
                 maxAbsDiff(gpt, rnn));
     RecordProperty("int8_gpt_max_logit_error", std::to_string(eg));
     RecordProperty("int8_rnn_max_logit_error", std::to_string(er));
-    EXPECT_LT(eg, kInt8Tol);
-    EXPECT_LT(er, kInt8Tol);
+    EXPECT_LT(eg, bound);
+    EXPECT_LT(er, bound);
     EXPECT_LT(maxAbsDiff(gpt, rnn), kTol);
     // Quantization does change the model: an int8 library that reproduced the
     // float logits to fp32 rounding would not be reading int8 weights.
@@ -750,9 +758,16 @@ TEST(GoldenBatch, DecoderSlotsJoinWaitAndLeave) {
 } // namespace
 
 int main(int argc, char **argv) {
-  if (!rwkv::golden::parseTestFlags(
-          argc, argv, "RWKVGoldenTests",
-          {{"golden-dir", &goldenDir}, {"lib-dir", &libDir}}))
+  if (!rwkv::golden::parseTestFlags(argc, argv, "RWKVGoldenTests",
+                                    {{"golden-dir", &goldenDir},
+                                     {"lib-dir", &libDir},
+                                     {"x-bits", &xBits}}))
     return 2;
+  if (xBits != "8" && xBits != "15") {
+    std::fprintf(stderr,
+                 "RWKVGoldenTests: --x-bits must be 8 or 15, not '%s'\n",
+                 xBits.c_str());
+    return 2;
+  }
   return RUN_ALL_TESTS();
 }
