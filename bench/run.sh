@@ -14,7 +14,8 @@
 #    (unittests/checkpoint/make_gguf.py, needs Python with torch): Q4_0 runs
 #    on the int4 kernels, Q8_0 on the int8 ones (groups of 32);
 # 2. batched decode (rwkv-compile --batch N, N = 1, 2, 4, 8, 16), int8 and
-#    bf16: aggregate tok/s of N sequences;
+#    bf16: aggregate tok/s of N sequences; on VNNI hosts int8 N = 1 and 8
+#    with int-dot=vnni8 too;
 # 3. peak RSS of opening (parsing, detecting, validating) a large synthetic
 #    checkpoint, .pth and safetensors, against its file size.
 set -euo pipefail
@@ -113,6 +114,23 @@ for m in "$q.safetensors" "$OUT/0.1b-bf16.pth"; do
       --decode 32 | grep decode
   done
 done
+
+# Batched int8 decode with x rounded to 8 bits (int-dot=vnni8: one vpdpbusd
+# per step instead of two; its own golden bound, docs/codegen.md), N = 1
+# and 8 alternated twice in the same run, since the ratio is the figure.
+if grep -qw avx512_vnni /proc/cpuinfo || grep -qw avx_vnni /proc/cpuinfo; then
+  for n in 1 8; do
+    compile "$q.safetensors" "$q-x8-b$n.so" --batch "$n" \
+      --pipeline-options int-dot=vnni8
+  done
+  for round in 1 2; do
+    for n in 1 8; do
+      echo "== batched decode, int-dot=vnni8: N = $n, 2 threads (round $round)"
+      "$BIN/rwkv-bench" "$q-x8-b$n.so" --weights "$q.safetensors" \
+        --threads 2 --prompt 16 --decode 64 | grep decode
+    done
+  done
+fi
 
 echo "== peak RSS when opening a large checkpoint"
 big="$OUT/1.5b"
