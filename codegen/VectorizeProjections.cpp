@@ -1516,13 +1516,20 @@ private:
     return forO.getResult(0);
   }
 
-  /// W[i, o] over a tile of several batch rows (a --batch N library): each
-  /// step loads and widens the `chunks` weight vectors of input i once for
-  /// `bb` batch rows (acc[k][c] += broadcast(x[b + k, t, i]) * W[i, o_c]),
-  /// instead of once per row: the LoRA factors of a batched step.
-  Value rewriteInMajorBatched(OpBuilder &b, Location loc, const Projection &p,
-                              int64_t nO, int64_t nI, int64_t chunks,
-                              int64_t bb) const {
+  /// W[i, o]: `chunks` output vectors per step, outer-product form
+  /// acc[k][c] += broadcast(x[b + k, t, i]) * W[i, o_c]. With a static batch
+  /// (a --batch N library: the LoRA factors of a batched step) a block of
+  /// up to 4 batch rows shares each weight vector, loaded and widened once.
+  Value rewriteInMajor(OpBuilder &b, Location loc, const Projection &p,
+                       int64_t nO, int64_t nI) const {
+    int64_t chunks = (nO / vectorWidth) % 4 == 0   ? 4
+                     : (nO / vectorWidth) % 2 == 0 ? 2
+                                                   : 1;
+    // At most 16 accumulators (rows x chunks); bb divides the batch.
+    int64_t nBStatic = cast<RankedTensorType>(p.acc.getType()).getDimSize(0);
+    int64_t bb = ShapedType::isDynamic(nBStatic)
+                     ? 1
+                     : std::min<int64_t>(std::gcd(nBStatic, 16 / chunks), 4);
     int64_t vl = vectorWidth;
     Type wElt = cast<RankedTensorType>(p.w.getType()).getElementType();
     auto xVec = VectorType::get({vl}, b.getF32Type());
@@ -1566,7 +1573,13 @@ private:
                           ob, ol, c0, cst(ob, ol, nI), c1, inits,
                           [&](OpBuilder &ib2, Location il, Value i,
                               ValueRange vacc) {
-                            SmallVector<Value> ws;
+                            SmallVector<Value> xs, ws;
+                            for (int64_t k = 0; k < bb; ++k) {
+                              Value xk = tensor::ExtractOp::create(
+                                  ib2, il, p.x, ValueRange{rows[k], it, i});
+                              xs.push_back(vector::BroadcastOp::create(
+                                  ib2, il, xVec, xk));
+                            }
                             for (int64_t c = 0; c < chunks; ++c) {
                               Value w = vector::TransferReadOp::create(
                                   ib2, il, wVec, p.w, ValueRange{i, oIdx[c]},
@@ -1575,19 +1588,14 @@ private:
                                   p.extendsWeight ? widenToF32(ib2, il, w) : w);
                             }
                             SmallVector<Value> next;
-                            for (int64_t k = 0; k < bb; ++k) {
-                              Value xs = tensor::ExtractOp::create(
-                                  ib2, il, p.x, ValueRange{rows[k], it, i});
-                              Value xv = vector::BroadcastOp::create(ib2, il,
-                                                                     xVec, xs);
+                            for (int64_t k = 0; k < bb; ++k)
                               for (int64_t c = 0; c < chunks; ++c) {
                                 Value m = arith::MulFOp::create(
-                                    ib2, il, xv, ws[c], p.mulFlags);
+                                    ib2, il, xs[k], ws[c], p.mulFlags);
                                 next.push_back(arith::AddFOp::create(
                                     ib2, il, vacc[k * chunks + c], m,
                                     p.addFlags));
                               }
-                            }
                             scf::YieldOp::create(ib2, il, next);
                           });
                       Value out = accO[0];
@@ -1605,71 +1613,6 @@ private:
           scf::YieldOp::create(bb2, bl, forT.getResult(0));
         });
     return forB.getResult(0);
-  }
-
-  /// W[i, o]: `chunks` output vectors per step, outer-product form.
-  Value rewriteInMajor(OpBuilder &b, Location loc, const Projection &p,
-                       int64_t nO, int64_t nI) const {
-    int64_t vl = vectorWidth;
-    int64_t chunks = (nO / vl) % 4 == 0 ? 4 : (nO / vl) % 2 == 0 ? 2 : 1;
-    // Several static batch rows: blocks of up to 4 rows (x chunks, at most
-    // 16 accumulators) share each weight vector.
-    int64_t nBStatic = cast<RankedTensorType>(p.acc.getType()).getDimSize(0);
-    if (!ShapedType::isDynamic(nBStatic) && nBStatic > 1)
-      if (int64_t bb = std::gcd(nBStatic, 16 / chunks); bb > 1)
-        return rewriteInMajorBatched(b, loc, p, nO, nI, chunks,
-                                     std::min<int64_t>(bb, 4));
-    Type wElt = cast<RankedTensorType>(p.w.getType()).getElementType();
-    auto xVec = VectorType::get({vl}, b.getF32Type());
-    auto wVec = VectorType::get({vl}, wElt);
-    return loopBT(
-        b, loc, p.acc, p.acc,
-        [&](OpBuilder &tb, Location l, Value ib, Value it,
-            ValueRange accs) -> SmallVector<Value> {
-          Value acc = accs[0];
-          auto forO = scf::ForOp::create(
-              tb, l, cst(tb, l, 0), cst(tb, l, nO), cst(tb, l, vl * chunks),
-              ValueRange{acc},
-              [&](OpBuilder &ob, Location ol, Value io, ValueRange accO) {
-                Value padX = arith::ConstantOp::create(
-                    ob, ol, ob.getZeroAttr(ob.getF32Type()));
-                Value padW =
-                    arith::ConstantOp::create(ob, ol, ob.getZeroAttr(wElt));
-                SmallVector<Value> oIdx, inits;
-                for (int64_t c = 0; c < chunks; ++c) {
-                  oIdx.push_back(c == 0 ? io
-                                        : arith::AddIOp::create(
-                                              ob, ol, io, cst(ob, ol, c * vl)));
-                  inits.push_back(vector::TransferReadOp::create(
-                      ob, ol, xVec, accO[0], ValueRange{ib, it, oIdx[c]}, padX,
-                      ArrayRef<bool>{true}));
-                }
-                auto forI = scf::ForOp::create(
-                    ob, ol, cst(ob, ol, 0), cst(ob, ol, nI), cst(ob, ol, 1),
-                    inits,
-                    [&](OpBuilder &ib2, Location il, Value i, ValueRange vacc) {
-                      Value xs = tensor::ExtractOp::create(
-                          ib2, il, p.x, ValueRange{ib, it, i});
-                      Value xv = vector::BroadcastOp::create(ib2, il, xVec, xs);
-                      SmallVector<Value> next;
-                      for (int64_t c = 0; c < chunks; ++c) {
-                        Value wv = vector::TransferReadOp::create(
-                            ib2, il, wVec, p.w, ValueRange{i, oIdx[c]}, padW,
-                            ArrayRef<bool>{true});
-                        next.push_back(mulAdd(ib2, il, p, xv, wv, vacc[c]));
-                      }
-                      scf::YieldOp::create(ib2, il, next);
-                    });
-                Value out = accO[0];
-                for (int64_t c = 0; c < chunks; ++c)
-                  out = vector::TransferWriteOp::create(
-                            ob, ol, forI.getResult(c), out,
-                            ValueRange{ib, it, oIdx[c]}, ArrayRef<bool>{true})
-                            .getResult();
-                scf::YieldOp::create(ob, ol, out);
-              });
-          return {forO.getResult(0)};
-        })[0];
   }
 
   /// Returns the replacement of the projection, or null to leave it scalar.

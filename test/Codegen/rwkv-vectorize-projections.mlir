@@ -334,17 +334,14 @@ func.func @lora(%x: tensor<1x?x16xf32>, %d: tensor<16x8xf32>, %u: tensor<8x16xf3
 // CHECK-LABEL: func.func @lora_batched
 // CHECK:         scf.for %[[T:[^ ]+]] = %c0 to %{{.+}} step %c1
 // CHECK:           scf.for %[[I:[^ ]+]] = {{.+}} iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:             tensor.extract %{{.+}}[%c0, %[[T]], %[[I]]] : tensor<4x?x16xf32>
+// CHECK:             tensor.extract %{{.+}}[%c1, %[[T]], %[[I]]] : tensor<4x?x16xf32>
+// CHECK:             tensor.extract %{{.+}}[%c2, %[[T]], %[[I]]] : tensor<4x?x16xf32>
+// CHECK:             tensor.extract %{{.+}}[%c3, %[[T]], %[[I]]] : tensor<4x?x16xf32>
 // CHECK:             %[[WV:.+]] = vector.transfer_read %{{.+}}[%[[I]], %{{.+}}], %{{.+}} {in_bounds = [true]} : tensor<16x8xbf16>, vector<8xbf16>
 // CHECK:             %[[WF:.+]] = arith.extf %[[WV]] : vector<8xbf16> to vector<8xf32>
 // CHECK-NOT:         vector.transfer_read
-// CHECK:             tensor.extract %{{.+}}[%c0, %[[T]], %[[I]]] : tensor<4x?x16xf32>
-// CHECK:             arith.mulf %{{.+}}, %[[WF]] fastmath<reassoc,contract> : vector<8xf32>
-// CHECK:             tensor.extract %{{.+}}[%c1, %[[T]], %[[I]]] : tensor<4x?x16xf32>
-// CHECK:             arith.mulf %{{.+}}, %[[WF]] fastmath<reassoc,contract> : vector<8xf32>
-// CHECK:             tensor.extract %{{.+}}[%c2, %[[T]], %[[I]]] : tensor<4x?x16xf32>
-// CHECK:             arith.mulf %{{.+}}, %[[WF]] fastmath<reassoc,contract> : vector<8xf32>
-// CHECK:             tensor.extract %{{.+}}[%c3, %[[T]], %[[I]]] : tensor<4x?x16xf32>
-// CHECK:             arith.mulf %{{.+}}, %[[WF]] fastmath<reassoc,contract> : vector<8xf32>
+// CHECK-COUNT-4:     arith.mulf %{{.+}}, %[[WF]] fastmath<reassoc,contract> : vector<8xf32>
 // CHECK:             scf.yield
 // CHECK-COUNT-4:   vector.transfer_write
 func.func @lora_batched(%x: tensor<4x?x16xf32>, %d: tensor<16x8xbf16>, %u: tensor<8x16xbf16>) -> tensor<4x?x16xf32> {
