@@ -24,29 +24,35 @@ namespace mlir::rwkv {
 
 namespace {
 
-/// The loop nest of `parallel` when the region is nothing but one
-/// work-shared loop with the default schedule and no clauses that need the
-/// runtime (reductions, privatization, ordering), or null.
-omp::LoopNestOp plainSharedLoop(omp::ParallelOp parallel) {
+/// The loop nests of `parallel` when the region is nothing but work-shared
+/// loops with the default schedule and no clauses that need the runtime
+/// (reductions, privatization, ordering), or none. One loop is what
+/// convert-scf-to-openmp builds; several come from
+/// rwkv-merge-parallel-regions.
+SmallVector<omp::LoopNestOp> plainSharedLoops(omp::ParallelOp parallel) {
   Region &region = parallel.getRegion();
   if (!region.hasOneBlock() || !parallel.getReductionVars().empty() ||
       !parallel.getPrivateVars().empty())
-    return nullptr;
+    return {};
   Block &block = region.front();
-  auto wsloop = dyn_cast<omp::WsloopOp>(block.front());
-  if (!wsloop || !isa<omp::TerminatorOp>(block.back()) ||
-      std::next(block.begin()) != std::prev(block.end()))
-    return nullptr;
-  if (wsloop.getScheduleKind() || wsloop.getOrdered() ||
-      !wsloop.getReductionVars().empty() || !wsloop.getPrivateVars().empty() ||
-      !wsloop.getLinearVars().empty())
-    return nullptr;
-  auto nest = dyn_cast<omp::LoopNestOp>(wsloop.getWrappedLoop());
-  if (!nest || nest.getLoopInclusive() || !nest.getRegion().hasOneBlock() ||
-      !isa<omp::YieldOp>(nest.getRegion().front().back()) ||
-      !nest.getRegion().front().back().getOperands().empty())
-    return nullptr;
-  return nest;
+  if (!isa<omp::TerminatorOp>(block.back()) || &block.front() == &block.back())
+    return {};
+  SmallVector<omp::LoopNestOp> nests;
+  for (Operation &op :
+       llvm::make_range(block.begin(), std::prev(block.end()))) {
+    auto wsloop = dyn_cast<omp::WsloopOp>(op);
+    if (!wsloop || wsloop.getScheduleKind() || wsloop.getOrdered() ||
+        !wsloop.getReductionVars().empty() ||
+        !wsloop.getPrivateVars().empty() || !wsloop.getLinearVars().empty())
+      return {};
+    auto nest = dyn_cast<omp::LoopNestOp>(wsloop.getWrappedLoop());
+    if (!nest || nest.getLoopInclusive() || !nest.getRegion().hasOneBlock() ||
+        !isa<omp::YieldOp>(nest.getRegion().front().back()) ||
+        !nest.getRegion().front().back().getOperands().empty())
+      return {};
+    nests.push_back(nest);
+  }
+  return nests;
 }
 
 /// `@name() -> i32` of libomp, declared once in `module`.
@@ -64,6 +70,13 @@ void inlineSchedule(omp::LoopNestOp nest, LLVM::LLVMFuncOp threadNum,
                     LLVM::LLVMFuncOp numThreads) {
   auto wsloop = cast<omp::WsloopOp>(nest->getParentOp());
   OpBuilder b(wsloop);
+  // The loop's implicit barrier: a later loop of the region needs what this
+  // one wrote. After the last loop the region's join waits anyway.
+  if (!wsloop.getNowait() && !isa<omp::TerminatorOp>(wsloop->getNextNode())) {
+    b.setInsertionPointAfter(wsloop);
+    omp::BarrierOp::create(b, wsloop.getLoc());
+    b.setInsertionPoint(wsloop);
+  }
   Location loc = nest.getLoc();
   auto index = [&](LLVM::LLVMFuncOp fn) -> Value {
     Value v = LLVM::CallOp::create(b, loc, fn, ValueRange{}).getResult();
@@ -122,8 +135,7 @@ struct RWKVInlineStaticSchedulePass final
     ModuleOp module = getOperation();
     SmallVector<omp::LoopNestOp> nests;
     module.walk([&](omp::ParallelOp parallel) {
-      if (omp::LoopNestOp nest = plainSharedLoop(parallel))
-        nests.push_back(nest);
+      nests.append(plainSharedLoops(parallel));
     });
     if (nests.empty())
       return;

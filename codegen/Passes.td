@@ -529,12 +529,64 @@ def RWKVGuardParallelRegionsPass : Pass<"rwkv-guard-parallel-regions"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def RWKVMergeParallelRegionsPass : Pass<"rwkv-merge-parallel-regions"> {
+  let summary = "Run the independent work-shared loops of consecutive "
+                "OpenMP regions in one region";
+  let description = [{
+    Combines consecutive `omp.parallel` regions that are always forked (no
+    `if` clause) and hold only work-shared loops: the second region's loops
+    join the first region, so the thread team is forked and joined once for
+    both. The code between the two regions that the second needs (the
+    serial preparation of its input, allocations, index arithmetic) moves
+    above the first region when it reads and writes nothing the first
+    region writes, and nothing the first region reads is written by it;
+    otherwise the regions stay apart. Memory is compared by the memrefs each
+    op names (`LocalAliasAnalysis`: distinct allocations do not alias,
+    function arguments may), and an op whose effects name no memref
+    conflicts with everything.
+
+    When the second region's loops read or write nothing the first region
+    writes (and write nothing it reads), the first region's last loop gets
+    `nowait`: the threads go on without waiting for each other. Otherwise
+    the loop's implicit barrier orders them. In a decode step this puts the
+    r, k and v products of a layer (and other independent products) in one
+    region.
+
+    Before:
+    ```mlir
+    omp.parallel {
+      omp.wsloop { omp.loop_nest ... { ... writes %r ... } }
+      omp.terminator
+    }
+    scf.for ... { ... quantizes %xk into %qk ... }
+    omp.parallel {
+      omp.wsloop { omp.loop_nest ... { ... reads %qk, writes %k ... } }
+      omp.terminator
+    }
+    ```
+    After:
+    ```mlir
+    scf.for ... { ... quantizes %xk into %qk ... }
+    omp.parallel {
+      omp.wsloop nowait { omp.loop_nest ... { ... writes %r ... } }
+      omp.wsloop { omp.loop_nest ... { ... reads %qk, writes %k ... } }
+      omp.terminator
+    }
+    ```
+  }];
+  let options = [
+    Option<"barriers", "barriers", "bool", /*default=*/"true",
+           "Also merge regions whose loops depend on each other, behind a "
+           "barrier">,
+  ];
+}
+
 def RWKVInlineStaticSchedulePass : Pass<"rwkv-inline-static-schedule",
                                          "::mlir::ModuleOp"> {
   let summary = "Share OpenMP loops out statically without the runtime's "
                 "scheduler";
   let description = [{
-    Rewrites every `omp.parallel` whose whole body is one `omp.wsloop` with
+    Rewrites every `omp.parallel` whose whole body is `omp.wsloop`s with
     the default schedule (what `convert-scf-to-openmp` builds from the tile
     foralls) into a region that computes its thread's share of the loop
     itself: the iterations are counted and linearized, thread `t` of `n`
@@ -546,7 +598,9 @@ def RWKVInlineStaticSchedulePass : Pass<"rwkv-inline-static-schedule",
     The runtime's loop entry (`__kmpc_for_static_init`, which the libomp
     builds of Debian format two debug strings in, on every call) and the
     loop's implicit barrier, which the region's join repeats, go away: a
-    decode step runs about 550 of these loops.
+    decode step runs about 550 of these loops. A loop without `nowait`
+    that another loop of the region follows (rwkv-merge-parallel-regions)
+    keeps its barrier as an `omp.barrier`.
 
     Before:
     ```mlir

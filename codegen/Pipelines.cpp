@@ -133,6 +133,7 @@ static void addCpuBackEnd(OpPassManager &pm, bool threads) {
   if (threads) {
     addUpstream(pm, "convert-scf-to-openmp,canonicalize");
     pm.addPass(createRWKVGuardParallelRegionsPass());
+    pm.addPass(createRWKVMergeParallelRegionsPass());
     pm.addPass(createRWKVInlineStaticSchedulePass());
   }
   addUpstream(pm, "convert-scf-to-cf,canonicalize,cse,"
