@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Passes.h"
+#include "codegen/SharedLoops.h"
 
 #include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 
@@ -22,13 +23,6 @@ namespace mlir::rwkv {
 #define GEN_PASS_DEF_RWKVINLINESTATICSCHEDULEPASS
 #include "codegen/Passes.h.inc"
 
-namespace {
-
-/// The loop nests of `parallel` when the region is nothing but work-shared
-/// loops with the default schedule and no clauses that need the runtime
-/// (reductions, privatization, ordering), or none. One loop is what
-/// convert-scf-to-openmp builds; several come from
-/// rwkv-merge-parallel-regions.
 SmallVector<omp::LoopNestOp> plainSharedLoops(omp::ParallelOp parallel) {
   Region &region = parallel.getRegion();
   if (!region.hasOneBlock() || !parallel.getReductionVars().empty() ||
@@ -54,6 +48,8 @@ SmallVector<omp::LoopNestOp> plainSharedLoops(omp::ParallelOp parallel) {
   }
   return nests;
 }
+
+namespace {
 
 /// `@name() -> i32` of libomp, declared once in `module`.
 LLVM::LLVMFuncOp ompQuery(ModuleOp module, StringRef name) {

@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Passes.h"
+#include "codegen/SharedLoops.h"
 
 #include "mlir/Analysis/AliasAnalysis/LocalAliasAnalysis.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -30,29 +31,12 @@ namespace mlir::rwkv {
 namespace {
 
 /// Whether `parallel` is always forked and holds nothing but work-shared
-/// loops with the default schedule (what convert-scf-to-openmp builds, or
-/// an earlier merge): the regions this pass can combine.
+/// loops that rwkv-inline-static-schedule can share out: the regions this
+/// pass can combine.
 bool isMergeable(omp::ParallelOp parallel) {
-  if (parallel.getIfExpr() || parallel.getNumThreads() ||
-      !parallel.getReductionVars().empty() ||
-      !parallel.getPrivateVars().empty() || parallel.getProcBindKind() ||
-      !parallel.getAllocateVars().empty())
-    return false;
-  Region &region = parallel.getRegion();
-  if (!region.hasOneBlock())
-    return false;
-  Block &block = region.front();
-  if (!isa<omp::TerminatorOp>(block.back()) || &block.front() == &block.back())
-    return false;
-  for (Operation &op :
-       llvm::make_range(block.begin(), std::prev(block.end()))) {
-    auto wsloop = dyn_cast<omp::WsloopOp>(op);
-    if (!wsloop || wsloop.getScheduleKind() || wsloop.getOrdered() ||
-        !wsloop.getReductionVars().empty() ||
-        !wsloop.getPrivateVars().empty() || !wsloop.getLinearVars().empty())
-      return false;
-  }
-  return true;
+  return !parallel.getIfExpr() && !parallel.getNumThreads() &&
+         !parallel.getProcBindKind() && parallel.getAllocateVars().empty() &&
+         !plainSharedLoops(parallel).empty();
 }
 
 /// The memory an op and everything nested in it reads and writes, by the
