@@ -15,7 +15,8 @@
 #    on the int4 kernels, Q8_0 on the int8 ones (groups of 32);
 # 2. batched decode (rwkv-compile --batch N, N = 1, 2, 4, 8, 16), int8 and
 #    bf16: aggregate tok/s of N sequences; on VNNI hosts int8 N = 1 and 8
-#    with int-dot=vnni8 too;
+#    with int-dot=vnni8 too, on AVX512-BF16 hosts bf16 N = 1 and 8 with
+#    bf16-dot=round;
 # 3. peak RSS of opening (parsing, detecting, validating) a large synthetic
 #    checkpoint, .pth and safetensors, against its file size.
 set -euo pipefail
@@ -127,6 +128,24 @@ if grep -qw avx512_vnni /proc/cpuinfo || grep -qw avx_vnni /proc/cpuinfo; then
     for n in 1 8; do
       echo "== batched decode, int-dot=vnni8: N = $n, 2 threads (round $round)"
       "$BIN/rwkv-bench" "$q-x8-b$n.so" --weights "$q.safetensors" \
+        --threads 2 --prompt 16 --decode 64 | grep decode
+    done
+  done
+fi
+
+# Batched bf16 decode with x rounded to bf16 (bf16-dot=round: vdpbf16ps,
+# llama.cpp's BF16 arithmetic; its own golden bound), N = 1 and 8 alternated
+# twice, next to the default (f32 FMAs) N = 1 and 8 above.
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+  b="$OUT/0.1b-bf16"
+  for n in 1 8; do
+    compile "$b.pth" "$b-round-b$n.so" --batch "$n" \
+      --pipeline-options bf16-dot=round
+  done
+  for round in 1 2; do
+    for n in 1 8; do
+      echo "== batched decode, bf16-dot=round: N = $n, 2 threads (round $round)"
+      "$BIN/rwkv-bench" "$b-round-b$n.so" --weights "$b.pth" \
         --threads 2 --prompt 16 --decode 64 | grep decode
     done
   done

@@ -662,12 +662,14 @@ def RWKVVectorizeProjectionsPass : Pass<"rwkv-vectorize-projections"> {
     `x` is deinterleaved as for bf16 pairs, and the group's bf16 scale
     multiplies the two weight vectors (token blocks) or the step's sum (one
     token).
-    With `bf16-dot=exact|round` (targets with AVX512-BF16; `rwkv-compile`
-    picks `exact` there) bf16 `W[o, i]` weights are not widened at all: the
-    tile's `x` is converted once to bf16 parts (`exact`: `p0 = bf16(x)`,
+    With `bf16-dot=exact|round` (targets with AVX512-BF16; opt-in, the
+    default is `off`) bf16 `W[o, i]` weights are not widened at all: `x` is
+    converted to bf16 parts once, before the tile loop when the tiles take
+    whole rows of it (as for the int-dot quantization; otherwise once per
+    tile): `exact`: `p0 = bf16(x)`,
     `p1 = bf16(x - p0)`, `p2 = bf16(x - p0 - p1)`, whose sum is x exactly,
     so every product is exact and the sums are as accurate as f32 FMAs;
-    `round`: `p0` only) and each step is one `x86vector.avx512.dot`
+    `round`: `p0` only. Each step is one `x86vector.avx512.dot`
     (`vdpbf16ps`: 2·VL products summed pairwise into VL f32 lanes) per
     token, row and part, on the weights as loaded.
     With `int-dot=vnni` (targets with AVX512-VNNI or AVX-VNNI;

@@ -124,8 +124,9 @@ struct Projection {
   bool int4 = false;
   Value groupScale;
   arith::FastMathFlags mulFlags, addFlags;
-  /// bf16-dot: x converted once per tile to bf16 parts whose sum is x
-  /// (`exact`: 3 parts; `round`: 1), read by the vdpbf16ps steps.
+  /// bf16-dot: x converted once per projection (or tile) to bf16 parts
+  /// whose sum is x (`exact`: 3 parts; `round`: 1), read by the vdpbf16ps
+  /// steps.
   SmallVector<Value, 3> xParts;
   /// int-dot=vnni: x quantized per token, read by vpdpbusd steps.
   QuantizedX qx;
@@ -827,13 +828,16 @@ private:
     return X86DotBytesOp::create(b, loc, acc.getType(), acc, u8, s8);
   }
 
-  /// x quantized per token, once per projection where possible: when the
-  /// tile's x is a slice of whole rows of a tensor defined outside the tile
-  /// loop, that tensor is quantized before the loop and every tile slices
-  /// the results (a decode step would otherwise quantize x again in each of
-  /// the projection's tiles: 1024 times for the 0.1B head).
-  QuantizedX quantizeInput(OpBuilder &b, Location loc, Value x, WeightCode code,
-                           int64_t lanes) const {
+  /// Computes tensors from x [B, T, I] row by row (one row per batch row and
+  /// token), once per projection where possible: when the tile's x is a
+  /// slice of whole rows of a tensor defined outside the tile loop, `fn`
+  /// runs on that tensor before the loop and every tile slices the results
+  /// (a decode step would otherwise repeat the work, and its allocation, in
+  /// each of the projection's tiles: 1024 times for the 0.1B head). The
+  /// results are [B, T, ...], each row computed from the same row of x.
+  SmallVector<Value> perRowOnce(
+      OpBuilder &b, Location loc, Value x,
+      function_ref<SmallVector<Value>(OpBuilder &, Location, Value)> fn) const {
     auto slice = x.getDefiningOp<tensor::ExtractSliceOp>();
     auto forall = b.getInsertionBlock()->getParentOp();
     if (!isa<scf::ForallOp>(forall))
@@ -844,18 +848,21 @@ private:
         slice.getSourceType().getDimSize(2) != xType.getDimSize(2) ||
         !isConstantIntValue(slice.getMixedOffsets()[2], 0) ||
         forall->isAncestor(slice.getSource().getParentBlock()->getParentOp()))
-      return quantize(b, loc, x, code, lanes);
-    QuantizedX whole;
+      return fn(b, loc, x);
+    SmallVector<Value> whole;
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(forall);
-      whole = quantize(b, loc, slice.getSource(), code, lanes);
+      whole = fn(b, loc, slice.getSource());
     }
     SmallVector<OpFoldResult> offsets = slice.getMixedOffsets(),
                               sizes = slice.getMixedSizes();
-    auto sliceOf = [&](Value q) -> Value {
-      if (!q)
-        return q;
+    SmallVector<Value> sliced;
+    for (Value q : whole) {
+      if (!q) {
+        sliced.push_back(q);
+        continue;
+      }
       auto type = cast<RankedTensorType>(q.getType());
       SmallVector<OpFoldResult> off(offsets.begin(), offsets.begin() + 2),
           size(sizes.begin(), sizes.begin() + 2);
@@ -864,17 +871,38 @@ private:
         size.push_back(b.getIndexAttr(type.getDimSize(d)));
       }
       SmallVector<OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
-      return tensor::ExtractSliceOp::create(b, loc, q, off, size, strides);
-    };
-    QuantizedX sliced = whole;
-    sliced.scale = sliceOf(whole.scale);
-    for (Value &v : sliced.bytes)
-      v = sliceOf(v);
-    sliced.cum = sliceOf(whole.cum);
-    for (auto *list : {&sliced.even, &sliced.odd, &sliced.corr})
-      for (Value &v : *list)
-        v = sliceOf(v);
+      sliced.push_back(
+          tensor::ExtractSliceOp::create(b, loc, q, off, size, strides));
+    }
     return sliced;
+  }
+
+  /// x quantized per token, once per projection where possible
+  /// (perRowOnce).
+  QuantizedX quantizeInput(OpBuilder &b, Location loc, Value x, WeightCode code,
+                           int64_t lanes) const {
+    QuantizedX shape;
+    SmallVector<Value> flat =
+        perRowOnce(b, loc, x, [&](OpBuilder &qb, Location ql, Value src) {
+          QuantizedX q = quantize(qb, ql, src, code, lanes);
+          shape = q;
+          SmallVector<Value> vs = {q.scale};
+          vs.append(q.bytes.begin(), q.bytes.end());
+          vs.push_back(q.cum);
+          for (auto *list : {&q.even, &q.odd, &q.corr})
+            vs.append(list->begin(), list->end());
+          return vs;
+        });
+    QuantizedX out = shape;
+    size_t k = 0;
+    out.scale = flat[k++];
+    for (Value &v : out.bytes)
+      v = flat[k++];
+    out.cum = flat[k++];
+    for (auto *list : {&out.even, &out.odd, &out.corr})
+      for (Value &v : *list)
+        v = flat[k++];
+    return out;
   }
 
   /// Quantizes x [B, T, I] per token (QuantizedX): scale = absmax / k
@@ -1340,8 +1368,9 @@ private:
   /// bf16(x - parts before it). Each remainder is exact in f32, and three
   /// parts hold all 24 bits of x's significand (8 each), so with `n = 3`
   /// the sum of the parts is x and every product with a bf16 weight is
-  /// exact: the dot products are as accurate as f32 FMAs. Once per tile,
-  /// vl elements at a time: O(tokens · inputs) against the tile's
+  /// exact: the dot products are as accurate as f32 FMAs. Once per
+  /// projection where possible (perRowOnce), otherwise per tile, vl
+  /// elements at a time: O(tokens · inputs) against the tile's
   /// O(tokens · inputs · rows) dot products.
   SmallVector<Value, 3> convertToBf16(OpBuilder &b, Location loc, Value x,
                                       int64_t n) const {
@@ -1400,7 +1429,11 @@ private:
     if (bf16Dot != "off" && !p.group && !p.scale &&
         nI % (2 * vectorWidth) == 0 &&
         cast<RankedTensorType>(p.w.getType()).getElementType().isBF16())
-      p.xParts = convertToBf16(b, loc, p.x, bf16Dot == "exact" ? 3 : 1);
+      p.xParts = SmallVector<Value, 3>(
+          perRowOnce(b, loc, p.x, [&](OpBuilder &xb, Location xl, Value src) {
+            return SmallVector<Value>(
+                convertToBf16(xb, xl, src, bf16Dot == "exact" ? 3 : 1));
+          }));
     if (int64_t lanes = intDotLanes(p, nI))
       p.qx = quantizeInput(b, loc, p.x,
                            p.int4    ? WeightCode::Int4
