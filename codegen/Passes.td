@@ -54,7 +54,12 @@ def RWKVEmulateGpuLaunchPass : Pass<"rwkv-emulate-gpu-launch"> {
     induction variables, so the CPU back end can run the kernels of the CUDA
     pipeline and the golden tests check the GPU mapping without a GPU
     (`rwkv-compile --target=cuda --cuda-emulate`). Launches with shared
-    memory, barriers, shuffles or NVVM ops are refused.
+    memory, barriers, shuffles or NVVM ops are refused. A float
+    `gpu.subgroup_reduce add` (`rwkv-warp-reductions` with
+    `lower-to-shuffles=false`) is emulated: each lane recomputes the
+    operand of the 32 lanes of its warp (its backward slice, which may
+    only read memory) and sums them in the butterfly order of upstream's
+    shuffle lowering, so it gets what its lane gets on the GPU.
 
     Before:
     ```mlir
@@ -74,7 +79,8 @@ def RWKVEmulateGpuLaunchPass : Pass<"rwkv-emulate-gpu-launch"> {
     ```
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
-                           "::mlir::scf::SCFDialect"];
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
 }
 
 def RWKVGpuHostBuffersPass
@@ -283,6 +289,60 @@ def RWKVPromoteLoopAccumulatorsPass
     memref.store %r, %y[%t, %n] : memref<?x1024xf32>
     ```
   }];
+}
+
+def RWKVWarpReductionsPass
+    : Pass<"rwkv-warp-reductions", "::mlir::func::FuncOp"> {
+  let summary = "One warp per reduction: coalesced GEMV and norm sums";
+  let description = [{
+    After `rwkv-promote-loop-accumulators`: in a `gpu.launch` with 1-D
+    blocks of a constant multiple of 32 threads, every thread becomes a
+    warp (32 times the blocks; each lane recomputes the ids of the thread
+    it replaces, so control flow stays uniform across the warp). A loop
+    that sums one float with a reassociable `arith.addf` over a static
+    trip count of at least `min-trip-count`, and writes nothing, is split
+    across the lanes: lane l takes iterations l, l + 32, ..., so the lanes
+    of a warp read consecutive elements of a weight row (coalesced), and
+    `gpu.subgroup_reduce add` combines their partial sums; the loop's
+    initial value is added once after it. Stores run on lane 0 only. With
+    `lower-to-shuffles` (the default) the reductions become butterfly
+    `gpu.shuffle xor`s (upstream's lowering); `rwkv-emulate-gpu-launch`
+    runs them on the host otherwise. Launches with other writes, shuffles
+    or barriers are left alone.
+
+    Before (one thread per output):
+    ```mlir
+    gpu.launch blocks(%bx, ...) in (%gx = %grid, ...) threads(%tx, ...) in (%sx = %c256, ...) {
+      %g = (%bx * 256 + %tx) ...
+      %init = memref.load %y[%o]
+      %r = scf.for %i = %c0 to %c768 step %c1 iter_args(%a = %init) -> (f32) {
+        ... %s = arith.addf %a, %p fastmath<reassoc,contract> : f32
+        scf.yield %s : f32
+      }
+      memref.store %r, %y[%o]
+    }
+    ```
+    After (one warp per output):
+    ```mlir
+    gpu.launch blocks(%bx, ...) in (%gx = %grid * 32, ...) threads(...) {
+      %lane = %tx % 32, %w = (%bx * 256 + %tx) / 32
+      ... the old ids: %w / 256, %w % 256 ...
+      %p = scf.for %i = %lane to %c768 step %c32 iter_args(%a = %zero) ...
+      %t = gpu.subgroup_reduce add %p uniform : (f32) -> f32
+      %r = arith.addf %init, %t
+      scf.if (%lane == 0) { memref.store %r, %y[%o] }
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::scf::SCFDialect"];
+  let options = [
+    Option<"minTripCount", "min-trip-count", "int64_t", "64",
+           "Shortest reduction that gets a warp">,
+    Option<"lowerToShuffles", "lower-to-shuffles", "bool", "true",
+           "Lower gpu.subgroup_reduce to gpu.shuffle xor">
+  ];
 }
 
 def RWKVPrefetchWeightRowsPass : Pass<"rwkv-prefetch-weight-rows"> {

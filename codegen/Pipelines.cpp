@@ -198,6 +198,10 @@ void rwkv::buildRWKVCudaPipeline(OpPassManager &pm,
                   "cse");
   pm.addNestedPass<func::FuncOp>(createRWKVPromoteLoopAccumulatorsPass());
   pm.addNestedPass<func::FuncOp>(createRWKVLowerKernelTransfersPass());
+  // The emulation runs the warps' subgroup reductions itself.
+  RWKVWarpReductionsPassOptions warpOpts;
+  warpOpts.lowerToShuffles = !opts.gpuEmulate;
+  pm.addNestedPass<func::FuncOp>(createRWKVWarpReductionsPass(warpOpts));
   if (opts.gpuEmulate) {
     pm.addPass(createRWKVEmulateGpuLaunchPass());
     addCpuBackEnd(pm, opts.threads);

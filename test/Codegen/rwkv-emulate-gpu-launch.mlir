@@ -134,3 +134,77 @@ func.func @block_dim(%x: memref<4xindex>) {
   }
   return
 }
+
+// -----
+
+// gpu.subgroup_reduce add (rwkv-warp-reductions): each lane recomputes the
+// operand of the 32 lanes of its warp (the backward slice of the operand,
+// with the lane's thread id: warp base + l) into a vector, sums it in the
+// butterfly order of the GPU's shuffles (partner = lane xor 1, 2, 4, 8, 16,
+// own value first), and takes its own lane's sum.
+// CHECK-LABEL: func.func @subgroup_reduce
+// CHECK:         scf.parallel
+// CHECK:           scf.parallel (%[[TX:[^,]+]], %{{[^,]+}}, %{{[^)]+}}) =
+// CHECK:             %[[LANE:.+]] = arith.remui %[[TX]], %{{.+}} : index
+// CHECK:             %[[BASE:.+]] = arith.subi %[[TX]], %[[LANE]] : index
+// CHECK:             %[[ALL:.+]] = scf.for %[[L:[^ ]+]] = {{.+}} iter_args(%[[V:[^ ]+]] = {{.+}}) -> (vector<32xf32>) {
+// CHECK:               %[[T:.+]] = arith.addi %[[BASE]], %[[L]] : index
+// CHECK:               %[[P:.+]] = memref.load %{{.+}}[%[[T]]] : memref<64xf32>
+// CHECK:               %[[INS:.+]] = vector.insert %[[P]], %[[V]] [%[[L]]] : f32 into vector<32xf32>
+// CHECK:               scf.yield %[[INS]]
+// CHECK:             %[[S1:.+]] = vector.shuffle %[[ALL]], %[[ALL]] [1, 0, 3, 2,
+// CHECK:             %[[A1:.+]] = arith.addf %[[ALL]], %[[S1]] : vector<32xf32>
+// CHECK:             vector.shuffle %[[A1]], %[[A1]] [2, 3, 0, 1,
+// CHECK:             vector.shuffle %{{.+}} [4, 5, 6, 7, 0,
+// CHECK:             vector.shuffle %{{.+}} [8, 9,
+// CHECK:             %[[S16:.+]] = vector.shuffle %{{.+}} [16, 17,
+// CHECK:             %[[A16:.+]] = arith.addf %{{.+}}, %[[S16]] : vector<32xf32>
+// CHECK:             %[[MINE:.+]] = vector.extract %[[A16]][%[[LANE]]] : f32 from vector<32xf32>
+// CHECK:             memref.store %[[MINE]], %{{.+}}[%[[TX]]] : memref<64xf32>
+// CHECK-NOT:     gpu.
+func.func @subgroup_reduce(%x: memref<64xf32>, %y: memref<64xf32>) {
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c64, %sy = %c1, %sz = %c1) {
+    %v = memref.load %x[%tx] : memref<64xf32>
+    %s = gpu.subgroup_reduce add %v uniform : (f32) -> f32
+    memref.store %s, %y[%tx] : memref<64xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// The operand must be recomputable: an op that writes memory is not.
+func.func @subgroup_reduce_writes(%x: memref<64xf32>, %a: f32) {
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c64, %sy = %c1, %sz = %c1) {
+    %v = memref.atomic_rmw addf %a, %x[%tx] : (f32, memref<64xf32>) -> f32
+    // expected-error @+1 {{the operand of a gpu.subgroup_reduce is computed by an op that writes memory; cannot emulate}}
+    %s = gpu.subgroup_reduce add %v uniform : (f32) -> f32
+    memref.store %s, %x[%tx] : memref<64xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Whole warps only: a 48-thread block has a partial one.
+func.func @subgroup_reduce_partial_warp(%x: memref<64xf32>) {
+  %c1 = arith.constant 1 : index
+  %c48 = arith.constant 48 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c48, %sy = %c1, %sz = %c1) {
+    %v = memref.load %x[%tx] : memref<64xf32>
+    // expected-error @+1 {{only a float gpu.subgroup_reduce add over whole warps of a 1-D block can be emulated}}
+    %s = gpu.subgroup_reduce add %v uniform : (f32) -> f32
+    memref.store %s, %x[%tx] : memref<64xf32>
+    gpu.terminator
+  }
+  return
+}

@@ -356,9 +356,12 @@ void expectThreadsMatchSerial(rwkvrt_model *m, int threads, int sequences,
   }
   std::vector<Trace> parallel(static_cast<size_t>(sequences));
   std::atomic<int> next{0}, started{0};
+  std::atomic<bool> closeTried{false};
   std::vector<std::thread> pool;
-  // Each thread holds a state of its own while it waits for the others, so
-  // that the close below is tried while every thread is between its calls.
+  // Each thread holds a state of its own until the close below has been
+  // tried, so that the close is refused however the threads are scheduled
+  // (a fast model's threads could otherwise finish every sequence and free
+  // their states before the main thread runs again).
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&] {
       rwkvrt_state *keep = nullptr;
@@ -368,12 +371,15 @@ void expectThreadsMatchSerial(rwkvrt_model *m, int threads, int sequences,
         std::this_thread::yield();
       for (int i; (i = next++) < sequences;)
         parallel[size_t(i)] = runSequence(m, i, steps, chunk, forward);
+      while (!closeTried.load())
+        std::this_thread::yield();
       rwkvrt_state_free(keep);
     });
   while (started.load() < threads)
     std::this_thread::yield();
   EXPECT_EQ(rwkvrt_model_close(m), RWKVRT_ERR_BUSY);
   EXPECT_CONTAINS(lastError(), "the model is in use by");
+  closeTried = true;
   for (std::thread &t : pool)
     t.join();
   for (int i = 0; i < sequences; ++i) {
