@@ -116,39 +116,33 @@ for m in "$q.safetensors" "$OUT/0.1b-bf16.pth"; do
   done
 done
 
-# Batched int8 decode with x rounded to 8 bits (int-dot=vnni8: one vpdpbusd
-# per step instead of two; its own golden bound, docs/codegen.md), N = 1
-# and 8 alternated twice in the same run, since the ratio is the figure.
-if grep -qw avx512_vnni /proc/cpuinfo || grep -qw avx_vnni /proc/cpuinfo; then
+# N = 1 and 8 of one weights file and pipeline option, compiled once and
+# alternated twice in the same run, since their ratio is the figure.
+batched_pair() {
+  local m=$1 stem=$2 option=$3
   for n in 1 8; do
-    compile "$q.safetensors" "$q-x8-b$n.so" --batch "$n" \
-      --pipeline-options int-dot=vnni8
+    compile "$m" "$stem-b$n.so" --batch "$n" --pipeline-options "$option"
   done
   for round in 1 2; do
     for n in 1 8; do
-      echo "== batched decode, int-dot=vnni8: N = $n, 2 threads (round $round)"
-      "$BIN/rwkv-bench" "$q-x8-b$n.so" --weights "$q.safetensors" \
+      echo "== batched decode, $option: N = $n, 2 threads (round $round)"
+      "$BIN/rwkv-bench" "$stem-b$n.so" --weights "$m" \
         --threads 2 --prompt 16 --decode 64 | grep decode
     done
   done
+}
+
+# Batched int8 decode with x rounded to 8 bits (int-dot=vnni8: one vpdpbusd
+# per step instead of two; its own golden bound, docs/codegen.md).
+if grep -qw avx512_vnni /proc/cpuinfo || grep -qw avx_vnni /proc/cpuinfo; then
+  batched_pair "$q.safetensors" "$q-x8" int-dot=vnni8
 fi
 
 # Batched bf16 decode with x rounded to bf16 (bf16-dot=round: vdpbf16ps,
-# llama.cpp's BF16 arithmetic; its own golden bound), N = 1 and 8 alternated
-# twice, next to the default (f32 FMAs) N = 1 and 8 above.
+# llama.cpp's BF16 arithmetic; its own golden bound), next to the default
+# (f32 FMAs) N = 1 and 8 above.
 if grep -qw avx512_bf16 /proc/cpuinfo; then
-  b="$OUT/0.1b-bf16"
-  for n in 1 8; do
-    compile "$b.pth" "$b-round-b$n.so" --batch "$n" \
-      --pipeline-options bf16-dot=round
-  done
-  for round in 1 2; do
-    for n in 1 8; do
-      echo "== batched decode, bf16-dot=round: N = $n, 2 threads (round $round)"
-      "$BIN/rwkv-bench" "$b-round-b$n.so" --weights "$b.pth" \
-        --threads 2 --prompt 16 --decode 64 | grep decode
-    done
-  done
+  batched_pair "$OUT/0.1b-bf16.pth" "$OUT/0.1b-bf16-round" bf16-dot=round
 fi
 
 echo "== peak RSS when opening a large checkpoint"

@@ -17,6 +17,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/CUDA/WarpUtils.h"
 #include "codegen/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -33,23 +34,6 @@ namespace mlir::rwkv {
 
 namespace {
 
-constexpr int64_t kWarp = 32;
-
-/// Whether `op` and everything nested in it only reads memory.
-bool readsOnly(Operation *op) {
-  WalkResult r = op->walk([](Operation *inner) {
-    if (isPure(inner) || isa<scf::YieldOp>(inner))
-      return WalkResult::advance();
-    auto effects = dyn_cast<MemoryEffectOpInterface>(inner);
-    if (!effects && inner->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
-      return WalkResult::advance();
-    if (!effects || !effects.onlyHasEffect<MemoryEffects::Read>())
-      return WalkResult::interrupt();
-    return WalkResult::advance();
-  });
-  return !r.wasInterrupted();
-}
-
 /// Replaces `r` (inside the emulated thread loop `threads`, whose first
 /// induction variable is the thread id) by the value its lane gets on the
 /// GPU: the operands of the 32 lanes of the warp, recomputed here, summed
@@ -61,7 +45,8 @@ LogicalResult emulateSubgroupReduce(gpu::SubgroupReduceOp r,
                          by = getConstantIntValue(block.y),
                          bz = getConstantIntValue(block.z);
   if (r.getOp() != gpu::AllReduceOperation::ADD || r.getClusterSize() ||
-      !isa<FloatType>(r.getType()) || !bx || *bx % kWarp || by != 1 || bz != 1)
+      !isa<FloatType>(r.getType()) || !bx || *bx % kWarpSize || by != 1 ||
+      bz != 1)
     return r.emitError("only a float gpu.subgroup_reduce add over whole warps "
                        "of a 1-D block can be emulated");
   Value tid = threads.getInductionVars()[0];
@@ -97,12 +82,12 @@ LogicalResult emulateSubgroupReduce(gpu::SubgroupReduceOp r,
   auto idx = [&](int64_t v) -> Value {
     return arith::ConstantIndexOp::create(b, loc, v);
   };
-  Value lane = arith::RemUIOp::create(b, loc, tid, idx(kWarp));
+  Value lane = arith::RemUIOp::create(b, loc, tid, idx(kWarpSize));
   Value base = arith::SubIOp::create(b, loc, tid, lane);
   // The 32 lanes' operands as one vector (no memory: the emulated thread
   // loop may run in parallel), then the butterfly on it.
-  auto vecType = VectorType::get({kWarp}, t);
-  Value c0 = idx(0), c1 = idx(1), cW = idx(kWarp);
+  auto vecType = VectorType::get({kWarpSize}, t);
+  Value c0 = idx(0), c1 = idx(1), cW = idx(kWarpSize);
   Value init = arith::ConstantOp::create(b, loc, b.getZeroAttr(vecType));
   auto lanes = scf::ForOp::create(
       b, loc, c0, cW, c1, ValueRange{init},
@@ -122,9 +107,9 @@ LogicalResult emulateSubgroupReduce(gpu::SubgroupReduceOp r,
         scf::YieldOp::create(lb, ll, v);
       });
   Value vals = lanes.getResult(0);
-  for (int64_t off = 1; off < kWarp; off *= 2) {
+  for (int64_t off = 1; off < kWarpSize; off *= 2) {
     SmallVector<int64_t> partner;
-    for (int64_t l = 0; l < kWarp; ++l)
+    for (int64_t l = 0; l < kWarpSize; ++l)
       partner.push_back(l ^ off);
     Value other = vector::ShuffleOp::create(b, loc, vals, vals, partner);
     vals = arith::AddFOp::create(b, loc, vals, other);

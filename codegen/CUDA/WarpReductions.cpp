@@ -21,6 +21,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/CUDA/WarpUtils.h"
 #include "codegen/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -36,23 +37,6 @@ namespace mlir::rwkv {
 #include "codegen/Passes.h.inc"
 
 namespace {
-
-constexpr int64_t kWarp = 32;
-
-/// Whether `op` (and everything nested in it) only reads memory.
-bool readsOnly(Operation *op) {
-  WalkResult r = op->walk([](Operation *inner) {
-    if (isPure(inner) || isa<scf::YieldOp>(inner))
-      return WalkResult::advance();
-    auto effects = dyn_cast<MemoryEffectOpInterface>(inner);
-    if (!effects && inner->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
-      return WalkResult::advance();
-    if (!effects || !effects.onlyHasEffect<MemoryEffects::Read>())
-      return WalkResult::interrupt();
-    return WalkResult::advance();
-  });
-  return !r.wasInterrupted();
-}
 
 /// A loop `scf.for %i = c0 to c1 step 1 iter_args(%a = %init) -> (f)` whose
 /// body yields `arith.addf %a, %v` (reassoc) as the only use of %a, with
@@ -91,7 +75,7 @@ struct RWKVWarpReductionsPass final
     if (!lowerToShuffles)
       return;
     RewritePatternSet patterns(&getContext());
-    populateGpuLowerSubgroupReduceToShufflePatterns(patterns, kWarp);
+    populateGpuLowerSubgroupReduceToShufflePatterns(patterns, kWarpSize);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }
@@ -103,7 +87,7 @@ struct RWKVWarpReductionsPass final
     std::optional<int64_t> bx = cst(blockOps.x), by = cst(blockOps.y),
                            bz = cst(blockOps.z), gy = cst(gridOps.y),
                            gz = cst(gridOps.z);
-    if (!bx || *bx % kWarp || by != 1 || bz != 1 || gy != 1 || gz != 1 ||
+    if (!bx || *bx % kWarpSize || by != 1 || bz != 1 || gy != 1 || gz != 1 ||
         launch.getClusterSizeX() || !launch.getWorkgroupAttributions().empty())
       return;
     SmallVector<scf::ForOp> sums;
@@ -155,14 +139,14 @@ struct RWKVWarpReductionsPass final
     // Each old thread becomes a warp: 32 times the blocks.
     Value oldGrid = gridOps.x;
     launch.getGridSizeXMutable().assign(
-        arith::MulIOp::create(b, loc, oldGrid, idx(b, kWarp)));
+        arith::MulIOp::create(b, loc, oldGrid, idx(b, kWarpSize)));
 
     b.setInsertionPointToStart(&body);
     Value block = idx(b, *bx);
     gpu::KernelDim3 bid = launch.getBlockIds(), tid = launch.getThreadIds();
     Value g = arith::AddIOp::create(
         b, loc, arith::MulIOp::create(b, loc, bid.x, block), tid.x);
-    Value warpSize = idx(b, kWarp), lane0 = idx(b, 0);
+    Value warpSize = idx(b, kWarpSize), lane0 = idx(b, 0);
     Value lane = arith::RemUIOp::create(b, loc, tid.x, warpSize);
     Value warp = arith::DivUIOp::create(b, loc, g, warpSize);
     Value oldBid = arith::DivUIOp::create(b, loc, warp, block);
