@@ -54,12 +54,19 @@ def RWKVEmulateGpuLaunchPass : Pass<"rwkv-emulate-gpu-launch"> {
     induction variables, so the CPU back end can run the kernels of the CUDA
     pipeline and the golden tests check the GPU mapping without a GPU
     (`rwkv-compile --target=cuda --cuda-emulate`). Launches with shared
-    memory, barriers, shuffles or NVVM ops are refused. A float
-    `gpu.subgroup_reduce add` (`rwkv-warp-reductions` with
-    `lower-to-shuffles=false`) is emulated: each lane recomputes the
-    operand of the 32 lanes of its warp (its backward slice, which may
-    only read memory) and sums them in the butterfly order of upstream's
-    shuffle lowering, so it gets what its lane gets on the GPU.
+    memory, barriers, shuffles or NVVM ops are refused. Two warp-wide ops
+    are emulated, each lane recomputing the operands of the 32 lanes of
+    its warp (their backward slice, which may only read memory and depend
+    on the thread id and on loop counters that are the same in every
+    lane):
+    - a float `gpu.subgroup_reduce add` (`rwkv-warp-reductions` with
+      `lower-to-shuffles=false`), summed in the butterfly order of
+      upstream's shuffle lowering, so each lane gets what it gets on the
+      GPU;
+    - a bf16 `nvvm.mma.sync` m16n8k16 (`rwkv-mma-projections`): the lane's
+      four outputs from the whole A and B fragments, summed over k in
+      order in f32 (the products are exact; the tensor cores' summation
+      order is unspecified).
 
     Before:
     ```mlir
@@ -79,6 +86,7 @@ def RWKVEmulateGpuLaunchPass : Pass<"rwkv-emulate-gpu-launch"> {
     ```
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::vector::VectorDialect"];
 }
@@ -342,6 +350,68 @@ def RWKVWarpReductionsPass
            "Shortest reduction that gets a warp">,
     Option<"lowerToShuffles", "lower-to-shuffles", "bool", "true",
            "Lower gpu.subgroup_reduce to gpu.shuffle xor">
+  ];
+}
+
+def RWKVMmaProjectionsPass
+    : Pass<"rwkv-mma-projections", "::mlir::func::FuncOp"> {
+  let summary = "Prefill and training projections on the tensor cores "
+                "(bf16 mma.sync)";
+  let description = [{
+    After bufferization, before `convert-linalg-to-parallel-loops`: every
+    `linalg.generic {rwkv.projection}` that computes
+    `out[rows..., n] += x[rows..., k] * extf(W[n, k])` (or `W[k, n]`) with
+    f32 `x` and `out`, a static bf16 `W`, `n % 8 == 0` and `k % 16 == 0`
+    becomes, when its rows (batch x tokens, a run-time value) number at
+    least `min-rows`, a `gpu.launch` of warps that each own 16 rows x up to
+    32 outputs and step through `k` 16 at a time with
+    `nvvm.mma.sync` m16n8k16 (bf16 x bf16, f32 accumulation; sm_80 and
+    newer). Fewer rows (decode) run the original op, which the generic
+    mapping turns into a GEMV. The f32 activations enter as bf16 pieces,
+    each the rounded rest of the ones before, one mma per piece:
+    `activations=f32` (the default) takes three (`hi`, `mid`, `lo`: all 24
+    bits of x), `bf16x2` two (16 bits), `bf16` one (x rounded).
+
+    Before:
+    ```mlir
+    linalg.generic {indexing_maps = [(b, t, n, k) -> (b, t, k), (n, k),
+                                     (b, t, n)], ...} {rwkv.projection}
+        ins(%x, %w : memref<1x?x768xf32>, memref<768x768xbf16>)
+        outs(%y : memref<1x?x768xf32>)
+    ```
+    After:
+    ```mlir
+    %rows = ...  // 1 * dim(%x, 1)
+    scf.if (%rows >= 16) {
+      gpu.launch blocks(%bx, %by, %bz) in (%gx = %c24, %gy = ceildiv(%rows, 64), ...)
+                 threads(%tx, ...) in (%sx = %c128, ...) {
+        %r = scf.for %k0 = %c0 to %c768 step %c16 iter_args(%acc...) {
+          %a = vector.load %x[..., %k0 + %q2] : vector<2xf32>
+          %hi = arith.truncf %a : vector<2xf32> to vector<2xbf16>
+          %mid = arith.truncf (%a - extf %hi) ... %lo = ...
+          %b = vector.load %w[%n0 + %g, %k0 + %q2] : vector<2xbf16>
+          %d = nvvm.mma.sync A[...] B[...] C[...] {shape = m16n8k16, bf16}
+        }
+        vector.store ... %y[..., %n0 + %q2]
+      }
+    } else {
+      linalg.generic ... (as before)
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::NVVM::NVVMDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+  let options = [
+    Option<"activations", "activations", "std::string", "\"f32\"",
+           "How the f32 activations enter the bf16 mma: f32 (three bf16 "
+           "pieces, exact), bf16x2 (two) or bf16 (rounded, one mma)">,
+    Option<"minRows", "min-rows", "int64_t", "16",
+           "Fewest rows (batch x tokens) that take the tensor-core kernel">
   ];
 }
 

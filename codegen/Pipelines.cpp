@@ -185,11 +185,23 @@ void rwkv::buildRWKVCudaPipeline(OpPassManager &pm,
         "gpu-format must be fatbin, bin or isa, got '" + format + "'"));
     return;
   }
+  const std::string &mma = opts.gpuMma;
+  if (mma != "f32" && mma != "bf16x2" && mma != "bf16" && mma != "off") {
+    pm.addPass(std::make_unique<ErrorPass>(
+        "gpu-mma must be f32, bf16x2, bf16 or off, got '" + mma + "'"));
+    return;
+  }
   // No CPU tiles: the loop mapping below distributes each op over threads.
   buildFrontEnd(pm, opts, /*tile=*/false, /*gpuWKV=*/true);
   if (!opts.lowerToLLVM)
     return;
   addBufferization(pm, /*prefetch=*/false, /*inPlaceStates=*/false);
+  // bf16 mma.sync needs sm_80 (the chip's digits, "sm_90a" -> 90).
+  if (mma != "off" && std::stoi(chip.substr(3)) >= 80) {
+    RWKVMmaProjectionsPassOptions mmaOpts;
+    mmaOpts.activations = mma;
+    pm.addNestedPass<func::FuncOp>(createRWKVMmaProjectionsPass(mmaOpts));
+  }
   addUpstream(pm, "func.func(convert-linalg-to-parallel-loops),canonicalize");
   RWKVMapParallelLoopsToGPUPassOptions mapOpts;
   mapOpts.blockSize = opts.gpuBlockSize;

@@ -100,6 +100,13 @@ struct RWKVPipelineOptions : public PassPipelineOptions<RWKVPipelineOptions> {
       *this, "gpu-block-size",
       llvm::cl::desc("CUDA pipeline: threads per block of the mapped loops"),
       llvm::cl::init(256)};
+  PassOptions::Option<std::string> gpuMma{
+      *this, "gpu-mma",
+      llvm::cl::desc("CUDA pipeline: projections of 16 or more rows on the "
+                     "tensor cores (rwkv-mma-projections, sm_80 and newer): "
+                     "f32 (activations as three bf16 pieces, exact), "
+                     "bf16x2 (two), bf16 (rounded) or off"),
+      llvm::cl::init("f32")};
   PassOptions::Option<bool> gpuEmulate{
       *this, "gpu-emulate",
       llvm::cl::desc("CUDA pipeline: run the GPU-mapped kernels on the host "

@@ -26,7 +26,10 @@ inline bool readsOnly(Operation *op) {
     auto effects = dyn_cast<MemoryEffectOpInterface>(inner);
     if (!effects && inner->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
       return WalkResult::advance();
-    if (!effects || !effects.onlyHasEffect<MemoryEffects::Read>())
+    // No effects but not speculatable (arith.divui by a run-time value)
+    // is fine: every lane runs it under the same conditions.
+    if (!effects || (!effects.hasNoEffect() &&
+                     !effects.onlyHasEffect<MemoryEffects::Read>()))
       return WalkResult::interrupt();
     return WalkResult::advance();
   });

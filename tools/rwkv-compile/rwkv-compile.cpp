@@ -591,6 +591,10 @@ int main(int argc, char **argv) {
         pipelineOpts.gpuFormat != "isa")
       throw po::error("gpu-format must be fatbin, bin or isa, got '" +
                       pipelineOpts.gpuFormat.getValue() + "'");
+    if (!llvm::is_contained({"f32", "bf16x2", "bf16", "off"},
+                            pipelineOpts.gpuMma.getValue()))
+      throw po::error("gpu-mma must be f32, bf16x2, bf16 or off, got '" +
+                      pipelineOpts.gpuMma.getValue() + "'");
     if (pipelineOpts.gpuBlockSize < 1 || pipelineOpts.gpuBlockSize > 1024)
       throw po::error(fmt::format("gpu-block-size must be 1..1024, not {}",
                                   int64_t(pipelineOpts.gpuBlockSize)));
