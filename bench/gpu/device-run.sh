@@ -6,7 +6,8 @@
 #     golden tolerance of float64, RNN == GPT, batch 2 rows == batch 1);
 #  3. GPU == CPU: the logits of both libraries on the same tokens;
 #  4. decode and prefill speed of the 0.1B and 1.5B shapes (rwkv-run
-#     --bench), decode as a share of the GPU's HBM bandwidth.
+#     --bench), decode as a share of the GPU's HBM bandwidth; 0.1B prefill
+#     also with gpu-mma=off (no tensor cores) and gpu-mma=bf16.
 # Without a usable driver it stops after step 1 with the runtime's reason.
 # Usage: bench/gpu/device-run.sh [sm_90]     (OUT=dir for the artifacts)
 set -euo pipefail
@@ -72,5 +73,14 @@ for preset in 0.1b 1.5b; do
   gbs=$(awk '/decode bandwidth/ { print $3 }' "$OUT/bench-$preset.txt")
   [ "$hbm" -gt 0 ] && awk -v g="$gbs" -v h="$hbm" \
     'BEGIN { printf "decode: %.1f%% of %d GB/s HBM\n", 100 * g / h, h }'
+done
+# Prefill with the tensor-core projections (the default gpu-mma=f32) against
+# the FMA warps (gpu-mma=off) and the rounded one-mma form, same run.
+for mma in off bf16; do
+  $BIN/rwkv-compile "$OUT/rwkv-0.1b.pth" --target=cuda --cuda-arch="$ARCH" \
+    --pipeline-options gpu-mma=$mma -o "$OUT/rwkv-0.1b-mma-$mma.so"
+  echo "-- 0.1b, gpu-mma=$mma"
+  $BIN/rwkv-run "$OUT/rwkv-0.1b-mma-$mma.so" --weights "$OUT/rwkv-0.1b.pth" \
+    --bench | tee "$OUT/bench-0.1b-mma-$mma.txt"
 done
 echo "WKV7 forward+backward (B=8, T=4096, C=4096): not built for CUDA yet"
