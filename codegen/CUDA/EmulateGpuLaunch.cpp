@@ -7,13 +7,16 @@
 // host code between the launches are exactly what the CUDA back end
 // compiles, so the golden tests of a library built this way check them.
 // Launches that share memory between threads or synchronise them are not
-// expressible as independent iterations and are refused, with one
-// exception: `gpu.subgroup_reduce add` (rwkv-warp-reductions). Each lane
-// recomputes the operand of all 32 lanes of its warp (the operand's
-// backward slice, which only reads memory, with the lane's thread id) and
-// combines them in the butterfly order of upstream's shuffle lowering
-// (offsets 1, 2, 4, ..., 16, own value first), so it gets the sum its lane
-// gets on the GPU, bit for bit.
+// expressible as independent iterations and are refused, with two
+// exceptions, for which each lane recomputes the operands of all 32 lanes
+// of its warp (their backward slice, which only reads memory, with the
+// lane's thread id; loop counters that are the same in every lane are
+// shared):
+// - `gpu.subgroup_reduce add` (rwkv-warp-reductions), combined in the
+//   butterfly order of upstream's shuffle lowering (offsets 1, 2, 4, ...,
+//   16, own value first), so each lane gets its GPU sum bit for bit;
+// - a bf16 `nvvm.mma.sync` m16n8k16 (rwkv-mma-projections): the lane's four
+//   outputs from the whole A and B fragments in the PTX ISA's layout.
 //
 //===----------------------------------------------------------------------===//
 
