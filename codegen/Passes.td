@@ -211,6 +211,16 @@ def RWKVLowerWKVToRowsPass : Pass<"rwkv-lower-wkv-to-rows"> {
     and scatters it back once; `d = exp(-exp(w))` is computed before the
     loop.
 
+    The sequential `rwkv.wkv_grad` of a training step (static shapes) is
+    split the same way: the backward of row `i` needs only row `i` too, and
+    what does not (the column sums `dk`, `db`, `dw`, `da`, `dr` over `i`)
+    feeds nothing of the recurrence. A forall over `(b, h, i)` saves the
+    rows at the start of every `chunk_length`-token segment; per segment,
+    last first, a forall over `(b, h, i)` recomputes its rows and walks the
+    tokens backwards carrying row `i` of the state gradient (`dv`, `dsa`),
+    saving `S_{t-1}`, `sa`, `G` and `dsa` in segment buffers, and the column
+    sums are `linalg.generic` reductions over `(b, t, h, j)` of those.
+
     Before:
     ```mlir
     %y, %s = rwkv.wkv %r, %w, %k, %v, %a, %b, %s0
@@ -312,7 +322,15 @@ def RWKVWarpReductionsPass
     across the lanes: lane l takes iterations l, l + 32, ..., so the lanes
     of a warp read consecutive elements of a weight row (coalesced), and
     `gpu.subgroup_reduce add` combines their partial sums; the loop's
-    initial value is added once after it. Stores run on lane 0 only. With
+    initial value is added once after it. Where every load of the body
+    that depends on the loop counter reads along its innermost, unit-stride
+    dimension and the rest is element-wise arithmetic, a lane takes
+    `vector-width` consecutive iterations per step instead (runs
+    32 x width apart, when the trip count is a multiple of that): vector
+    loads (8 bf16 weights: one 16-byte `ld.global.v4` once
+    `rwkv-lower-kernel-transfers` has proved the alignment), the arithmetic
+    on vectors, one `vector.reduction` after the loop. Stores run on lane 0
+    only. With
     `lower-to-shuffles` (the default) the reductions become butterfly
     `gpu.shuffle xor`s (upstream's lowering); `rwkv-emulate-gpu-launch`
     runs them on the host otherwise. Launches with other writes, shuffles
@@ -344,10 +362,14 @@ def RWKVWarpReductionsPass
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::gpu::GPUDialect",
-                           "::mlir::scf::SCFDialect"];
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
   let options = [
     Option<"minTripCount", "min-trip-count", "int64_t", "64",
            "Shortest reduction that gets a warp">,
+    Option<"maxVectorWidth", "vector-width", "int64_t", "8",
+           "Consecutive iterations a lane takes per step (vector loads; "
+           "1 = one element per lane and step)">,
     Option<"lowerToShuffles", "lower-to-shuffles", "bool", "true",
            "Lower gpu.subgroup_reduce to gpu.shuffle xor">
   ];

@@ -209,11 +209,12 @@ void rwkv::buildRWKVCudaPipeline(OpPassManager &pm,
   addUpstream(pm, "func.func(scf-parallel-for-to-nested-fors),canonicalize,"
                   "cse");
   pm.addNestedPass<func::FuncOp>(createRWKVPromoteLoopAccumulatorsPass());
-  pm.addNestedPass<func::FuncOp>(createRWKVLowerKernelTransfersPass());
   // The emulation runs the warps' subgroup reductions itself.
   RWKVWarpReductionsPassOptions warpOpts;
   warpOpts.lowerToShuffles = !opts.gpuEmulate;
   pm.addNestedPass<func::FuncOp>(createRWKVWarpReductionsPass(warpOpts));
+  // After the warps: their lanes' vector loads get the alignment too.
+  pm.addNestedPass<func::FuncOp>(createRWKVLowerKernelTransfersPass());
   if (opts.gpuEmulate) {
     pm.addPass(createRWKVEmulateGpuLaunchPass());
     addCpuBackEnd(pm, opts.threads);

@@ -4,10 +4,14 @@
 #  1. compile the golden models with rwkv-compile --target=cuda;
 #  2. run the golden suite on the GPU (RWKVGoldenTests: logits within the
 #     golden tolerance of float64, RNN == GPT, batch 2 rows == batch 1);
+#  2b. the training step: golden tiny's loss and gradients against float64
+#     on the GPU, and one 0.1B-shape step timed on the GPU and the CPU;
 #  3. GPU == CPU: the logits of both libraries on the same tokens;
 #  4. decode and prefill speed of the 0.1B and 1.5B shapes (rwkv-run
 #     --bench), decode as a share of the GPU's HBM bandwidth; 0.1B prefill
-#     also with gpu-mma=off (no tensor cores) and gpu-mma=bf16.
+#     also with gpu-mma=off (no tensor cores) and gpu-mma=bf16;
+#  5. the WKV7 recurrence alone, forward + backward, at peers.md §2b's
+#     shape (B=8, T=4096, C=4096), GPU and CPU.
 # Without a usable driver it stops after step 1 with the runtime's reason.
 # Usage: bench/gpu/device-run.sh [sm_90]     (OUT=dir for the artifacts)
 set -euo pipefail
@@ -38,6 +42,27 @@ fi
 echo "== 2. golden suite on the GPU"
 $BIN/RWKVGoldenTests --golden-dir="$SHARED/golden" --lib-dir="$OUT" \
   --gtest_filter='Goldens/*:GoldenBatch.*' 2>&1 | grep -E '^\[ .*\]|FAIL|PASS'
+
+echo "== 2b. training step on the GPU (rwkv-compile --train --target=cuda)"
+# The loss, every weight gradient and the initial-state gradient of golden
+# tiny (B = 2, T = 64) against float64, as runtime.traingpu.* checks the
+# emulated kernels; then the time of one 0.1B-shape step, GPU and CPU.
+mkdir -p "$OUT/train"
+$BIN/rwkv-compile "$SHARED/golden/tiny/model.pth" --train --batch 2 --ctx 64 \
+  --target=cuda --cuda-arch="$ARCH" -o "$OUT/train/tiny-train64.so"
+$BIN/RWKVTrainGoldenTests --golden-dir="$SHARED/golden" \
+  --lib-dir="$OUT/train" --gtest_filter='Goldens/TrainGoldenTest.*/0' 2>&1 |
+  grep -E '^\[ .*\]|FAIL|PASS'
+[ -f "$OUT/rwkv-0.1b.pth" ] ||
+  $BIN/rwkv-init --preset 0.1b -o "$OUT/rwkv-0.1b.pth" > /dev/null
+for dev in gpu cpu; do
+  opts=(--target=cuda --cuda-arch="$ARCH"); [ $dev = cpu ] && opts=()
+  $BIN/rwkv-compile "$OUT/rwkv-0.1b.pth" --train --batch 4 --ctx 256 \
+    "${opts[@]}" -o "$OUT/train/0.1b-train-$dev.so"
+  echo "0.1B train step B=4 T=256 ($dev):"
+  $BIN/rwkv-train-bench "$OUT/train/0.1b-train-$dev.so" \
+    --weights "$OUT/rwkv-0.1b.pth" --steps 3 --warmup 1 || true
+done
 
 echo "== 3. GPU == CPU"
 tokens=$(/usr/bin/python3 -c "import json; print(','.join(map(str, json.load(open('$SHARED/golden/tiny/seq128/tokens.json'))[:64])))" 2>/dev/null || echo 1,2,3,4,5,6,7,8)
@@ -83,4 +108,15 @@ for mma in off bf16; do
   $BIN/rwkv-run "$OUT/rwkv-0.1b-mma-$mma.so" --weights "$OUT/rwkv-0.1b.pth" \
     --bench | tee "$OUT/bench-0.1b-mma-$mma.txt"
 done
-echo "WKV7 forward+backward (B=8, T=4096, C=4096): not built for CUDA yet"
+# The WKV7 recurrence alone, forward + backward, at the shape of peers.md
+# §2b (B=8, T=4096, C=4096 = 64 heads of 64; the chunked hand-written CUDA
+# kernel 8 ms on an H100, fla 64 ms), as a --kernel wkv7 library: the time
+# inside the entry points (the kernels, no host copies), and the CPU's.
+echo "== 5. WKV7 forward + backward (B=8, T=4096, C=4096)"
+$BIN/rwkv-compile --kernel wkv7 --batch 8 --ctx 4096 --heads 64 --head-size 64 \
+  --target=cuda --cuda-arch="$ARCH" -o "$OUT/wkv7-b8t4096c4096.so"
+$BIN/rwkv-wkv7-bench "$OUT/wkv7-b8t4096c4096.so" --iters 3 --warmup 1
+$BIN/rwkv-compile --kernel wkv7 --batch 8 --ctx 4096 --heads 64 --head-size 64 \
+  -o "$OUT/wkv7-b8t4096c4096-cpu.so"
+$BIN/rwkv-wkv7-bench "$OUT/wkv7-b8t4096c4096-cpu.so" --iters 1 --warmup 0 \
+  --threads "$(nproc)"

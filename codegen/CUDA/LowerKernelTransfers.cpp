@@ -18,7 +18,7 @@
 // aligned; host buffers of the emulation: the allocations' own 64-byte
 // alignment, the runtime's aligned ones), a subview adds its offsets
 // times the source strides, and an index's divisibility follows constants,
-// products and sums.
+// products, sums and loop counters (start and step).
 //
 //===----------------------------------------------------------------------===//
 
@@ -57,6 +57,13 @@ Divisor indexDivisor(Value v, int depth = 0) {
   APInt c;
   if (matchPattern(v, m_ConstantInt(&c)))
     return c.getSExtValue() < 0 ? 1 : c.getZExtValue();
+  // A loop counter: its start and its step (a lane's strided sum,
+  // rwkv-warp-reductions).
+  if (auto arg = dyn_cast<BlockArgument>(v))
+    if (auto loop = dyn_cast<scf::ForOp>(arg.getOwner()->getParentOp());
+        loop && loop.getInductionVar() == v && depth <= 8)
+      return gcdDiv(indexDivisor(loop.getLowerBound(), depth + 1),
+                    indexDivisor(loop.getStep(), depth + 1));
   Operation *def = v.getDefiningOp();
   if (!def || depth > 8)
     return 1;

@@ -12,9 +12,14 @@
 //
 // Host loops that still read or write memory (a reduction with no parallel
 // dimension, a copy loop) run as a one-thread kernel: every access to a
-// buffer happens on the device, where the buffers live. The exception is the
-// deallocation lowering's bookkeeping (ownership flags and base addresses,
-// memrefs of i1 / index, and its dealloc_helper), which stays host code.
+// buffer happens on the device, where the buffers live; a scalar read on the
+// host goes there with the arithmetic and the store it feeds (a training
+// step's loss). A host loop around one parallel loop over the columns of its
+// buffers (the embedding gradient's scatter-add over tokens) is interchanged
+// first, so that each column's thread walks the host loop. The exception is
+// the deallocation lowering's bookkeeping (ownership flags and base
+// addresses, memrefs of i1 / index, and its dealloc_helper), which stays
+// host code.
 //
 //===----------------------------------------------------------------------===//
 
@@ -121,13 +126,17 @@ LogicalResult mapParallel(scf::ParallelOp par, int64_t blockSize) {
   return success();
 }
 
-/// Wraps a host op that touches memory in a one-thread kernel.
-void wrapInSingleThread(Operation *op) {
-  OpBuilder b(op);
-  Location loc = op->getLoc();
+/// Wraps the host ops [first, last] of one block in a one-thread kernel.
+void wrapInSingleThread(Operation *first, Operation *last) {
+  OpBuilder b(first);
+  Location loc = first->getLoc();
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
   gpu::LaunchOp launch = createLaunch(b, loc, one, one);
-  op->moveBefore(&launch.getBody().front().back());
+  Operation *terminator = &launch.getBody().front().back();
+  for (Operation *op = first, *next; op; op = next) {
+    next = op == last ? nullptr : op->getNextNode();
+    op->moveBefore(terminator);
+  }
 }
 
 bool accessesDeviceMemory(Operation *op) {
@@ -139,6 +148,156 @@ bool accessesDeviceMemory(Operation *op) {
       found |= !isHostBookkeeping(store.getMemRefType());
   });
   return found;
+}
+
+/// For a host op whose results read device memory, the last op of the
+/// shortest range of its block that starts at it and holds every transitive
+/// user of a value defined in the range, when the range is only pure
+/// arithmetic and device-memory loads and stores (so it can run on one
+/// device thread as it is). Fails when a value escapes the range or the
+/// range holds anything else.
+FailureOr<Operation *> scalarChainEnd(Operation *first) {
+  auto allowed = [](Operation *op) {
+    if (isa<memref::LoadOp, memref::StoreOp>(op))
+      return accessesDeviceMemory(op);
+    if (isa<scf::ForOp>(op)) {
+      bool hasLaunch = false;
+      op->walk([&](gpu::LaunchOp) { hasLaunch = true; });
+      return !hasLaunch;
+    }
+    return isPure(op) && op->getNumRegions() == 0;
+  };
+  Block *block = first->getBlock();
+  Operation *last = first;
+  for (Operation *op = first; op; op = op->getNextNode()) {
+    if (op->hasTrait<OpTrait::IsTerminator>() || !allowed(op))
+      return failure();
+    for (Value v : op->getResults())
+      for (Operation *user : v.getUsers()) {
+        Operation *u = block->findAncestorOpInBlock(*user);
+        if (!u || u->isBeforeInBlock(first))
+          return failure();
+        if (last->isBeforeInBlock(u))
+          last = u;
+      }
+    if (op == last)
+      return last;
+  }
+  return failure();
+}
+
+/// The buffer a view chain (subview, collapse_shape, ...) starts from.
+Value viewRoot(Value m) {
+  while (auto view = m.getDefiningOp<ViewLikeOpInterface>())
+    m = view.getViewSource();
+  return m;
+}
+
+/// Whether `m` addresses its root's elements with the root's last dimension
+/// as its own, unit-stride and whole: a row-major identity-layout root of
+/// last dimension `width`, reached through subviews that keep that dimension
+/// entire. Element (..., j) of such a view is then root column j.
+bool keepsColumns(Value m, int64_t width) {
+  while (Operation *def = m.getDefiningOp()) {
+    if (auto sub = dyn_cast<memref::SubViewOp>(def)) {
+      if (sub.getStaticOffsets().back() != 0 ||
+          sub.getStaticSizes().back() != width ||
+          sub.getStaticStrides().back() != 1 ||
+          sub.getDroppedDims().test(sub.getSourceType().getRank() - 1))
+        return false;
+      m = sub.getSource();
+    } else if (auto c = dyn_cast<memref::CollapseShapeOp>(def)) {
+      // Rows merged, the last dimension its own group.
+      if (c.getReassociationIndices().back().size() != 1)
+        return false;
+      m = c.getSrc();
+    } else if (auto e = dyn_cast<memref::ExpandShapeOp>(def)) {
+      if (e.getReassociationIndices().back().size() != 1)
+        return false;
+      m = e.getSrc();
+    } else {
+      break;
+    }
+  }
+  auto t = dyn_cast<MemRefType>(m.getType());
+  return t && t.getLayout().isIdentity() && t.getRank() > 0 &&
+         t.getShape().back() == width &&
+         (isa<BlockArgument>(m) || m.getDefiningOp<memref::AllocOp>());
+}
+
+/// A host scf.for whose body is scalar set-up and one 1-D scf.parallel over
+/// the columns of its buffers (the embedding gradient's scatter-add: token
+/// by token, row emb[id] += dy[t]):
+///   scf.for %i { pre; scf.parallel (%j) = (0) to (W) { body } }
+///   -> scf.parallel (%j) = (0) to (W) { scf.for %i { pre; body } }
+/// so the mapping gives each column one thread that walks the tokens in
+/// order (deterministic, no atomics) instead of launching a kernel per
+/// token from a host loop that reads device memory. Legal when every access
+/// of the body is to column %j of a row-major buffer of width W (so two
+/// columns never touch the same element) and the set-up reads no buffer the
+/// body writes.
+LogicalResult interchangeColumnLoop(scf::ForOp loop) {
+  Block *body = loop.getBody();
+  if (loop.getNumResults() != 0 || body->getOperations().size() < 2)
+    return failure();
+  auto par = dyn_cast<scf::ParallelOp>(body->getTerminator()->getPrevNode());
+  if (!par || par.getNumLoops() != 1 || par.getNumResults() != 0)
+    return failure();
+  std::optional<int64_t> lb = getConstantIntValue(par.getLowerBound()[0]),
+                         ub = getConstantIntValue(par.getUpperBound()[0]),
+                         step = getConstantIntValue(par.getStep()[0]);
+  if (!lb || !ub || !step || *lb != 0 || *step != 1)
+    return failure();
+  Value j = par.getInductionVars()[0];
+  llvm::SmallPtrSet<Value, 4> written;
+  WalkResult r = par.getBody()->walk([&](Operation *op) {
+    Value m;
+    ValueRange idx;
+    if (auto l = dyn_cast<memref::LoadOp>(op)) {
+      m = l.getMemRef();
+      idx = l.getIndices();
+    } else if (auto st = dyn_cast<memref::StoreOp>(op)) {
+      m = st.getMemRef();
+      idx = st.getIndices();
+      written.insert(viewRoot(m));
+    } else {
+      return isPure(op) || isa<scf::YieldOp, scf::ReduceOp>(op)
+                 ? WalkResult::advance()
+                 : WalkResult::interrupt();
+    }
+    if (idx.empty() || idx.back() != j || !keepsColumns(m, *ub))
+      return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  if (r.wasInterrupted())
+    return failure();
+  for (Operation &op : body->without_terminator()) {
+    if (&op == par.getOperation())
+      break;
+    if (auto l = dyn_cast<memref::LoadOp>(op)) {
+      if (written.contains(viewRoot(l.getMemRef())))
+        return failure();
+    } else if (!isPure(&op) || op.getNumRegions() != 0) {
+      return failure();
+    }
+  }
+  OpBuilder b(loop);
+  auto outer = scf::ParallelOp::create(b, par.getLoc(), par.getLowerBound(),
+                                       par.getUpperBound(), par.getStep());
+  b.setInsertionPointToStart(outer.getBody());
+  auto inner = scf::ForOp::create(b, loop.getLoc(), loop.getLowerBound(),
+                                  loop.getUpperBound(), loop.getStep());
+  b.setInsertionPoint(inner.getBody()->getTerminator());
+  IRMapping map;
+  map.map(loop.getInductionVar(), inner.getInductionVar());
+  map.map(j, outer.getInductionVars()[0]);
+  for (Operation &op : body->without_terminator())
+    if (&op != par.getOperation())
+      b.clone(op, map);
+  for (Operation &op : par.getBody()->without_terminator())
+    b.clone(op, map);
+  loop.erase();
+  return success();
 }
 
 struct RWKVMapParallelLoopsToGPUPass final
@@ -153,6 +312,13 @@ struct RWKVMapParallelLoopsToGPUPass final
           << static_cast<int64_t>(blockSize);
       return signalPassFailure();
     }
+    SmallVector<scf::ForOp> hostLoops;
+    getOperation()->walk([&](scf::ForOp loop) {
+      if (!loop->getParentOfType<scf::ParallelOp>() && !insideKernel(loop))
+        hostLoops.push_back(loop);
+    });
+    for (scf::ForOp loop : hostLoops)
+      (void)interchangeColumnLoop(loop);
     SmallVector<scf::ParallelOp> outer;
     getOperation()->walk([&](scf::ParallelOp par) {
       if (!par->getParentOfType<scf::ParallelOp>() && !insideKernel(par))
@@ -178,13 +344,29 @@ struct RWKVMapParallelLoopsToGPUPass final
       }
       return WalkResult::advance();
     });
+    llvm::SmallPtrSet<Operation *, 16> wrapped;
     for (Operation *op : serial) {
+      if (wrapped.contains(op))
+        continue;
+      Operation *last = op;
       if (op->getNumResults() != 0) {
-        op->emitError("host code reads device memory into a value the "
-                      "host uses");
-        return signalPassFailure();
+        // A scalar read by the host (a loss divided by its token count):
+        // the chain from the read to the store of what it computes runs
+        // on the thread too.
+        FailureOr<Operation *> end = scalarChainEnd(op);
+        if (failed(end)) {
+          op->emitError("host code reads device memory into a value the "
+                        "host uses");
+          return signalPassFailure();
+        }
+        last = *end;
       }
-      wrapInSingleThread(op);
+      for (Operation *o = op;; o = o->getNextNode()) {
+        wrapped.insert(o);
+        if (o == last)
+          break;
+      }
+      wrapInSingleThread(op, last);
     }
     // Model data never has the bookkeeping element types; if it did, a
     // kernel would read host memory.

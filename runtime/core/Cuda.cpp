@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -797,6 +798,58 @@ LibraryBinding::~LibraryBinding() {
   libraryFunction(handle_, "rwkv_cuda_fini")();
   // Nobody is left to report an error of the unload to.
   clearError();
+}
+
+void CopyingCaller::call(void (*fn)(void **), const std::string &what,
+                         const std::vector<CopiedArg> &args) {
+  // Every argument at cuMemAlloc's 256-byte alignment in one arena.
+  constexpr size_t kAlign = 256;
+  auto padded = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
+  size_t total = 0;
+  for (const CopiedArg &a : args)
+    total += padded(a.bytes);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto prefixed = [&](const DeviceError &e) {
+    return DeviceError(fmt::format("{}: {}", what, e.what()), e.code);
+  };
+  std::vector<MemRefDesc> descs;
+  descs.reserve(args.size());
+  try {
+    arena_.reserve(total, "call arguments");
+    uint64_t at = arena_.address();
+    for (const CopiedArg &a : args) {
+      if (a.in)
+        copyToDevice(at, a.in, a.bytes);
+      descs.emplace_back(reinterpret_cast<const void *>(at), a.shape);
+      at += padded(a.bytes);
+    }
+    synchronize();
+  } catch (const DeviceError &e) {
+    throw prefixed(e);
+  }
+  std::vector<void *> ptrs;
+  for (MemRefDesc &d : descs)
+    ptrs.push_back(d.get());
+  clearError();
+  auto start = std::chrono::steady_clock::now();
+  fn(ptrs.data());
+  lastSeconds_ =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  int code = 0;
+  std::string error = takeError(&code);
+  if (!error.empty())
+    throw DeviceError(fmt::format("{} failed: {}", what, error), code);
+  try {
+    uint64_t at = arena_.address();
+    for (const CopiedArg &a : args) {
+      if (a.out)
+        copyToHost(a.out, at, a.bytes);
+      at += padded(a.bytes);
+    }
+  } catch (const DeviceError &e) {
+    throw prefixed(e);
+  }
 }
 
 } // namespace rwkv::cuda

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -95,6 +96,37 @@ void copyOnDevice(uint64_t dst, uint64_t src, size_t bytes);
 /// wait for, and a host-to-device copy from pageable memory may return
 /// before its DMA is done.
 void synchronize();
+
+/// One argument of CopyingCaller::call: `bytes` from `in` copied to the
+/// device before the call (an input), or from the device to `out` after it
+/// (a result); `shape` is its memref descriptor's.
+struct CopiedArg {
+  const void *in = nullptr;
+  void *out = nullptr;
+  size_t bytes = 0;
+  std::vector<int64_t> shape;
+};
+
+/// Calls an entry point of a CUDA library on host buffers: every argument is
+/// copied into one device arena (kept and grown between calls), the entry
+/// point runs on device descriptors, its recorded error is checked, and the
+/// results are copied back. Calls are serialized (the arena is shared). For
+/// libraries whose callers hold host data: training steps, kernels.
+class CopyingCaller {
+public:
+  /// `what` names the call in errors ("training library 'x':
+  /// rwkv_train_step"). Throws DeviceError.
+  void call(void (*fn)(void **), const std::string &what,
+            const std::vector<CopiedArg> &args);
+  /// Seconds the last call spent in the entry point itself (its device work
+  /// included, the copies not).
+  double lastCallSeconds() const { return lastSeconds_; }
+
+private:
+  DeviceBuffer arena_;
+  std::mutex mutex_;
+  double lastSeconds_ = 0;
+};
 
 /// A CUDA model library bound to the driver: its import pointers filled and
 /// rwkv_cuda_init() run. A library opened several times (dlopen returns the

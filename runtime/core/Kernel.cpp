@@ -1,6 +1,7 @@
 //===- Kernel.cpp - dlopen a kernel library and call it -------------------===//
 
 #include "runtime/core/Kernel.h"
+#include "runtime/core/Cuda.h"
 #include "runtime/core/Library.h"
 
 #include <fmt/format.h>
@@ -50,7 +51,20 @@ void checkEntry(const nlohmann::json &entries, const std::string &name,
 
 } // namespace
 
+/// A CUDA kernel library bound to the driver, and its copying caller.
+struct WKV7Kernel::Device {
+  /// Declared first so that it goes last: rwkv_cuda_fini() after the frees.
+  std::unique_ptr<cuda::LibraryBinding> binding;
+  cuda::CopyingCaller caller;
+};
+
+double WKV7Kernel::lastDeviceSeconds() const {
+  return device_ ? device_->caller.lastCallSeconds() : 0.0;
+}
+
 WKV7Kernel::~WKV7Kernel() {
+  // The device memory and rwkv_cuda_fini() go while the library is loaded.
+  device_.reset();
   if (handle_)
     dlclose(handle_);
 }
@@ -62,8 +76,9 @@ std::unique_ptr<WKV7Kernel> WKV7Kernel::load(const std::string &libraryPath,
   lib->path_ = libraryPath;
   lib->json_ = handle.info();
   nlohmann::json info = handle.infoObject();
-  handle.requireCpuTarget(info, "kernel libraries run on the CPU only so "
-                                "far; compile it without --target=cuda");
+  bool onDevice = info.contains("target") && info["target"] == "cuda";
+  if (!onDevice)
+    handle.requireCpuTarget(info, "not a target this runtime runs");
   if (info.value("kernel", "") != "wkv7")
     throw RuntimeError(fmt::format(
         "library '{}' is not a WKV7 kernel library; compile one with "
@@ -103,46 +118,84 @@ std::unique_ptr<WKV7Kernel> WKV7Kernel::load(const std::string &libraryPath,
     throw RuntimeError(
         libraryPath +
         ": missing rwkv_wkv7_forward_packed/rwkv_wkv7_backward_packed");
+  if (onDevice) {
+    cuda::LibraryBinding::checkExports(handle.handle(), libraryPath);
+    if (!info.contains("cuda_arch") || !info["cuda_arch"].is_string())
+      throw RuntimeError(fmt::format(
+          "{}: a CUDA library has no string 'cuda_arch'", libraryPath));
+    std::string why = cuda::loadDriver();
+    if (!why.empty())
+      throw RuntimeError(
+          fmt::format("kernel library '{}' is a CUDA library ({}) but CUDA is "
+                      "unavailable: {}",
+                      libraryPath, info["cuda_arch"].get<std::string>(), why));
+    // From here ~WKV7Kernel closes the library, after rwkv_cuda_fini().
+    lib->handle_ = handle.release();
+    lib->device_ = std::make_unique<Device>();
+    lib->device_->binding =
+        cuda::LibraryBinding::bind(lib->handle_, libraryPath);
+    return lib;
+  }
   handle.setThreads(options.threads);
   lib->handle_ = handle.release();
   return lib;
 }
 
-namespace {
 /// Calls `fn` on `inputs` then `outputs` (results in order, as out-params
 /// after the arguments); pointers with a true `isState` get the state shape.
-void call(void (*fn)(void **), const std::vector<const float *> &inputs,
-          const std::vector<float *> &outputs,
-          const std::vector<bool> &inputIsState,
-          const std::vector<bool> &outputIsState,
-          const std::vector<int64_t> &act, const std::vector<int64_t> &state) {
-  std::vector<MemRefDesc> descs;
-  descs.reserve(inputs.size() + outputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
+/// A CUDA library gets device copies of them.
+void WKV7Kernel::call(PackedFn fn, const char *entry,
+                      const std::vector<const float *> &inputs,
+                      const std::vector<float *> &outputs,
+                      const std::vector<bool> &inputIsState,
+                      const std::vector<bool> &outputIsState) const {
+  std::vector<int64_t> act{batch_, context_, heads_ * headSize_};
+  std::vector<int64_t> state{batch_, heads_, headSize_, headSize_};
+  auto numel = [](const std::vector<int64_t> &shape) {
+    size_t n = 1;
+    for (int64_t d : shape)
+      n *= size_t(d);
+    return n;
+  };
+  for (size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i])
       throw RuntimeError(fmt::format("kernel input #{} is null", i));
-    descs.emplace_back(inputs[i], inputIsState[i] ? state : act);
-  }
-  for (size_t i = 0; i < outputs.size(); ++i) {
+  for (size_t i = 0; i < outputs.size(); ++i)
     if (!outputs[i])
       throw RuntimeError(fmt::format("kernel output #{} is null", i));
-    descs.emplace_back(outputs[i], outputIsState[i] ? state : act);
+  if (device_) {
+    std::vector<cuda::CopiedArg> args;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const std::vector<int64_t> &shape = inputIsState[i] ? state : act;
+      args.push_back({inputs[i], nullptr, numel(shape) * sizeof(float), shape});
+    }
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const std::vector<int64_t> &shape = outputIsState[i] ? state : act;
+      args.push_back(
+          {nullptr, outputs[i], numel(shape) * sizeof(float), shape});
+    }
+    device_->caller.call(
+        fn, fmt::format("kernel library '{}': {}", path_, entry), args);
+    return;
   }
+  std::vector<MemRefDesc> descs;
+  descs.reserve(inputs.size() + outputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i)
+    descs.emplace_back(inputs[i], inputIsState[i] ? state : act);
+  for (size_t i = 0; i < outputs.size(); ++i)
+    descs.emplace_back(outputs[i], outputIsState[i] ? state : act);
   std::vector<void *> ptrs;
   for (MemRefDesc &d : descs)
     ptrs.push_back(d.get());
   fn(ptrs.data());
 }
-} // namespace
 
 void WKV7Kernel::forward(const float *r, const float *w, const float *k,
                          const float *v, const float *a, const float *b,
                          const float *state0, float *y, float *stateOut) const {
-  std::vector<int64_t> act{batch_, context_, heads_ * headSize_};
-  std::vector<int64_t> state{batch_, heads_, headSize_, headSize_};
-  call(forwardFn_, {r, w, k, v, a, b, state0}, {y, stateOut},
-       {false, false, false, false, false, false, true}, {false, true}, act,
-       state);
+  call(forwardFn_, "rwkv_wkv7_forward", {r, w, k, v, a, b, state0},
+       {y, stateOut}, {false, false, false, false, false, false, true},
+       {false, true});
 }
 
 void WKV7Kernel::backward(const float *r, const float *w, const float *k,
@@ -151,12 +204,11 @@ void WKV7Kernel::backward(const float *r, const float *w, const float *k,
                           const float *dstate, float *dr, float *dw, float *dk,
                           float *dv, float *da, float *db,
                           float *dstate0) const {
-  std::vector<int64_t> act{batch_, context_, heads_ * headSize_};
-  std::vector<int64_t> state{batch_, heads_, headSize_, headSize_};
-  call(backwardFn_, {r, w, k, v, a, b, state0, dy, dstate},
+  call(backwardFn_, "rwkv_wkv7_backward",
+       {r, w, k, v, a, b, state0, dy, dstate},
        {dr, dw, dk, dv, da, db, dstate0},
        {false, false, false, false, false, false, true, false, true},
-       {false, false, false, false, false, false, true}, act, state);
+       {false, false, false, false, false, false, true});
 }
 
 } // namespace rwkv

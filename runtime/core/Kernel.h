@@ -45,11 +45,25 @@ public:
                 float *dk, float *dv, float *da, float *db,
                 float *dstate0) const;
 
+  /// A CUDA library (`--target=cuda`): the arguments are copied to the
+  /// device and the results back on every call.
+  bool onDevice() const { return device_ != nullptr; }
+  /// CUDA libraries: seconds the last forward or backward spent in the
+  /// entry point (its kernels), without the copies; 0 on the CPU.
+  double lastDeviceSeconds() const;
+
 private:
   WKV7Kernel() = default;
   using PackedFn = void (*)(void **);
+  struct Device;
+  void call(PackedFn fn, const char *entry,
+            const std::vector<const float *> &inputs,
+            const std::vector<float *> &outputs,
+            const std::vector<bool> &inputIsState,
+            const std::vector<bool> &outputIsState) const;
   std::string path_, json_;
   void *handle_ = nullptr;
+  std::unique_ptr<Device> device_; // CUDA libraries only
   PackedFn forwardFn_ = nullptr, backwardFn_ = nullptr;
   int64_t batch_ = 0, context_ = 0, heads_ = 0, headSize_ = 0;
 };

@@ -61,10 +61,10 @@ void *CompiledLibrary::symbol(const char *name) const {
 void CompiledLibrary::useBufferCache() const {
   // Before any call: blocks must be freed by the allocator that made them.
   // A library opened again (the same handle) gets the same cache.
-  using SetAllocatorFn = void (*)(void *(*)(void *, size_t),
-                                  void (*)(void *, void *), void *);
-  if (auto setAllocator = reinterpret_cast<SetAllocatorFn>(
-          symbol("rwkv_set_allocator")))
+  using SetAllocatorFn =
+      void (*)(void *(*)(void *, size_t), void (*)(void *, void *), void *);
+  if (auto setAllocator =
+          reinterpret_cast<SetAllocatorFn>(symbol("rwkv_set_allocator")))
     setAllocator(&BufferCache::allocateHook, &BufferCache::releaseHook,
                  &BufferCache::global());
 }

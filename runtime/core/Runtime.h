@@ -232,9 +232,7 @@ private:
   void swapBuffers() { cur_ ^= 1; }
   /// After swapBuffers(): tensor `index` was updated in place, in what was
   /// the current buffer; keeps that one current.
-  void keepBuffer(size_t index) {
-    std::swap(bufs_[0][index], bufs_[1][index]);
-  }
+  void keepBuffer(size_t index) { std::swap(bufs_[0][index], bufs_[1][index]); }
 
   struct FreeDeleter {
     void operator()(float *p) const;

@@ -1,6 +1,8 @@
 //===- TrainStep.cpp - dlopen a training library and call it --------------===//
 
 #include "runtime/core/TrainStep.h"
+#include "runtime/checkpoint/Checkpoint.h"
+#include "runtime/core/Cuda.h"
 #include "runtime/core/Library.h"
 
 #include <fmt/format.h>
@@ -44,6 +46,14 @@ TrainArg parseArg(const nlohmann::json &j, const std::string &where) {
 
 } // namespace
 
+/// A CUDA training library bound to the driver, and the device memory its
+/// calls reuse.
+struct TrainLibrary::Device {
+  /// Declared first so that it goes last: rwkv_cuda_fini() after the frees.
+  std::unique_ptr<cuda::LibraryBinding> binding;
+  cuda::CopyingCaller caller;
+};
+
 void TrainLibrary::reuseFreedMemory() {
   mallopt(M_MMAP_MAX, 0);
   // -1 disables trimming (mallopt(3)); INT_MAX would still give back all
@@ -55,6 +65,8 @@ void TrainLibrary::reuseFreedMemory() {
 }
 
 TrainLibrary::~TrainLibrary() {
+  // The device memory and rwkv_cuda_fini() go while the library is loaded.
+  device_.reset();
   if (handle_)
     dlclose(handle_);
 }
@@ -66,9 +78,9 @@ std::unique_ptr<TrainLibrary> TrainLibrary::load(const std::string &libraryPath,
   lib->path_ = libraryPath;
   lib->json_ = handle.info();
   nlohmann::json info = handle.infoObject();
-  handle.requireCpuTarget(info, "training on CUDA is not implemented yet; "
-                                "compile the training library without "
-                                "--target=cuda");
+  bool onDevice = info.contains("target") && info["target"] == "cuda";
+  if (!onDevice)
+    handle.requireCpuTarget(info, "not a target this runtime runs");
   const nlohmann::json &entries = info["entry_points"];
   if (!entries.is_object() || !entries.contains("rwkv_train_step") ||
       !entries.contains("rwkv_train_loss"))
@@ -114,6 +126,26 @@ std::unique_ptr<TrainLibrary> TrainLibrary::load(const std::string &libraryPath,
     throw RuntimeError(
         libraryPath +
         ": missing rwkv_train_step_packed/rwkv_train_loss_packed");
+  if (onDevice) {
+    // The exports first: they do not depend on the machine, so a GPU-less
+    // test machine checks them too.
+    cuda::LibraryBinding::checkExports(handle.handle(), libraryPath);
+    if (!info.contains("cuda_arch") || !info["cuda_arch"].is_string())
+      throw RuntimeError(fmt::format(
+          "{}: a CUDA library has no string 'cuda_arch'", libraryPath));
+    std::string why = cuda::loadDriver();
+    if (!why.empty())
+      throw RuntimeError(fmt::format(
+          "training library '{}' is a CUDA library ({}) but CUDA is "
+          "unavailable: {}",
+          libraryPath, info["cuda_arch"].get<std::string>(), why));
+    // From here ~TrainLibrary closes the library, after rwkv_cuda_fini().
+    lib->handle_ = handle.release();
+    lib->device_ = std::make_unique<Device>();
+    lib->device_->binding =
+        cuda::LibraryBinding::bind(lib->handle_, libraryPath);
+    return lib;
+  }
   handle.setThreads(options.threads);
   lib->handle_ = handle.release();
   return lib;
@@ -185,6 +217,40 @@ TrainLibrary::inputDescs(const int32_t *inputs, const int32_t *targets,
   return descs;
 }
 
+std::vector<cuda::CopiedArg>
+TrainLibrary::hostArgs(const std::vector<MemRefDesc> &descs) const {
+  // descs: the arguments (tokens, targets, states, weights: inputs), then
+  // the loss and, for a step, the gradients of the states and weights.
+  std::vector<cuda::CopiedArg> out;
+  auto add = [&](const MemRefDesc &d, const TrainArg *arg, bool input) {
+    cuda::CopiedArg a;
+    a.shape = arg ? arg->shape : std::vector<int64_t>{};
+    // Tokens and targets are int32, states and gradients f32.
+    size_t elem = input && arg && arg->kind == TrainArg::Kind::Weight
+                      ? dtypeSize(arg->dtype)
+                      : sizeof(float);
+    a.bytes = (arg ? arg->numel : 1) * elem;
+    if (input)
+      a.in = d.data();
+    else
+      a.out = const_cast<void *>(d.data());
+    out.push_back(std::move(a));
+  };
+  size_t k = 0;
+  add(descs[k++], &args_[0], /*input=*/true);
+  add(descs[k++], &args_[1], /*input=*/true);
+  for (size_t l : stateArgs_)
+    add(descs[k++], &args_[l], /*input=*/true);
+  for (size_t i : weightArgs_)
+    add(descs[k++], &args_[i], /*input=*/true);
+  add(descs[k++], nullptr, /*input=*/false);
+  for (size_t l = 0; k < descs.size() && l < stateArgs_.size(); ++l)
+    add(descs[k++], &args_[stateArgs_[l]], /*input=*/false);
+  for (size_t i = 0; k < descs.size() && i < weightArgs_.size(); ++i)
+    add(descs[k++], &args_[weightArgs_[i]], /*input=*/false);
+  return out;
+}
+
 float TrainLibrary::step(const int32_t *inputs, const int32_t *targets,
                          const std::vector<const void *> &weights,
                          const std::vector<const float *> &states,
@@ -214,6 +280,12 @@ float TrainLibrary::step(const int32_t *inputs, const int32_t *targets,
                          args_[weightArgs_[i]].name + "'");
     descs.emplace_back(weightGrads[i], args_[weightArgs_[i]].shape);
   }
+  if (device_) {
+    device_->caller.call(
+        stepFn_, fmt::format("training library '{}': rwkv_train_step", path_),
+        hostArgs(descs));
+    return loss;
+  }
   std::vector<void *> ptrs;
   for (MemRefDesc &d : descs)
     ptrs.push_back(d.get());
@@ -229,6 +301,12 @@ float TrainLibrary::loss(const int32_t *inputs, const int32_t *targets,
       inputDescs(inputs, targets, weights, states, zeros);
   float loss = 0.0f;
   descs.emplace_back(&loss, std::vector<int64_t>{});
+  if (device_) {
+    device_->caller.call(
+        lossFn_, fmt::format("training library '{}': rwkv_train_loss", path_),
+        hostArgs(descs));
+    return loss;
+  }
   std::vector<void *> ptrs;
   for (MemRefDesc &d : descs)
     ptrs.push_back(d.get());

@@ -13,6 +13,7 @@
 #ifndef RWKV_RUNTIME_CORE_TRAINSTEP_H
 #define RWKV_RUNTIME_CORE_TRAINSTEP_H
 
+#include "runtime/core/Cuda.h"
 #include "runtime/core/Runtime.h"
 
 #include <memory>
@@ -89,8 +90,15 @@ private:
                                      const std::vector<const float *> &states,
                                      std::vector<float> &zeros) const;
 
+  /// CUDA libraries: the binding and the copying caller (TrainStep.cpp);
+  /// hostArgs() turns a call's descriptors into its copied arguments.
+  struct Device;
+  std::vector<cuda::CopiedArg>
+  hostArgs(const std::vector<MemRefDesc> &descs) const;
+
   std::string path_, json_;
   void *handle_ = nullptr;
+  std::unique_ptr<Device> device_; // CUDA libraries only
   PackedFn stepFn_ = nullptr, lossFn_ = nullptr;
   int64_t batch_ = 0, context_ = 0, vocab_ = 0, ignoreIndex_ = -100;
   std::vector<TrainArg> args_;

@@ -107,3 +107,37 @@ func.func @alignment(%s: memref<2x12x64x64xf32>, %x: memref<?x768xf32>, %h: inde
   }
   return
 }
+
+// -----
+
+// A loop counter is what its start and step are multiples of: a warp lane's
+// vector loads (rwkv-warp-reductions: lane * 8, stepping by 256) are
+// 16-byte aligned, a counter that starts at an odd element is not.
+// CHECK-LABEL: func.func @loop_counter
+// CHECK:         vector.load %{{.+}} {alignment = 16 : i64} : memref<1024x768xbf16>, vector<8xbf16>
+// CHECK:         vector.load %{{.+}} : memref<1024x768xbf16>, vector<8xbf16>
+// CHECK-NOT:     alignment
+// CHECK:         gpu.terminator
+func.func @loop_counter(%w: memref<1024x768xbf16>, %o: index) {
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %c8 = arith.constant 8 : index
+  %c256 = arith.constant 256 : index
+  %c768 = arith.constant 768 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c256, %sy = %c1, %sz = %c1) {
+    %lane = arith.remui %tx, %c256 : index
+    %lb = arith.muli %lane, %c8 : index
+    scf.for %i = %lb to %c768 step %c256 {
+      %v = vector.load %w[%o, %i] : memref<1024x768xbf16>, vector<8xbf16>
+      vector.print %v : vector<8xbf16>
+    }
+    %lb3 = arith.addi %lb, %c3 : index
+    scf.for %i = %lb3 to %c768 step %c256 {
+      %v = vector.load %w[%o, %i] : memref<1024x768xbf16>, vector<8xbf16>
+      vector.print %v : vector<8xbf16>
+    }
+    gpu.terminator
+  }
+  return
+}

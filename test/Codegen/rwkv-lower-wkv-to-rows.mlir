@@ -64,6 +64,84 @@ func.func @wkv(%r: tensor<2x?x8xf32>, %w: tensor<2x?x8xf32>, %k: tensor<2x?x8xf3
 
 // -----
 
+// A static token count (a training step's [B, T] batch): each thread's y
+// column is a static tensor<T>, carried as such through the token loop.
+// CHECK-LABEL: func.func @static_tokens
+// CHECK:         scf.forall (%[[BI:.+]], %[[HI:.+]], %[[RI:.+]]) in (2, 2, 4) shared_outs(%[[OY:.+]] = %{{.+}}, %{{.+}} = %{{.+}}) -> (tensor<2x6x8xf32>, tensor<2x2x4x4xf32>)
+// CHECK:           %[[YCOL:.+]] = tensor.extract_slice %[[OY]][%[[BI]], 0, %{{.+}}] [1, 6, 1] [1, 1, 1] : tensor<2x6x8xf32> to tensor<6xf32>
+// CHECK:           scf.for {{.+}} iter_args(%{{.+}} = %{{.+}}, %{{.+}} = %[[YCOL]]) -> (vector<4xf32>, tensor<6xf32>)
+// CHECK:           tensor.parallel_insert_slice %{{.+}} into %[[OY]][%[[BI]], 0, %{{.+}}] [1, 6, 1] [1, 1, 1] : tensor<6xf32> into tensor<2x6x8xf32>
+func.func @static_tokens(%r: tensor<2x6x8xf32>, %s: tensor<2x2x4x4xf32>) -> (tensor<2x6x8xf32>, tensor<2x2x4x4xf32>) {
+  %y, %ns = rwkv.wkv %r, %r, %r, %r, %r, %r, %s : tensor<2x6x8xf32>, tensor<2x2x4x4xf32>
+  return %y, %ns : tensor<2x6x8xf32>, tensor<2x2x4x4xf32>
+}
+
+// -----
+
+// The sequential gradient (a training step), segments of 2 tokens over
+// T = 5 (the last segment has 1): a forall over (b, h, i) saves each row of
+// the state at the 3 segment starts; then per segment, last first, a forall
+// over (b, h, i) recomputes its rows (S_{t-1} and sa saved, slot `cnt` the
+// end state) and walks the tokens backwards with row i of G (dv and dsa
+// its dot products with k and b, G saved, G ⊙ d + dsa a), and the column
+// sums over i are linalg reductions over (b, t, h, j):
+// dk = Σ G v, db = Σ G sa, dd = Σ G ⊙ S_{t-1}, da = Σ dsa S_{t-1},
+// dr = Σ S_t dy, then dw = dd ⊙ d.
+// CHECK-LABEL: func.func @wkv_grad
+// CHECK-SAME:    (%[[R:[^:]+]]: tensor<2x5x8xf32>, %[[W:[^:]+]]: tensor<2x5x8xf32>, %[[K:[^:]+]]: tensor<2x5x8xf32>, %[[V:[^:]+]]: tensor<2x5x8xf32>, %[[A:[^:]+]]: tensor<2x5x8xf32>, %[[B:[^:]+]]: tensor<2x5x8xf32>, %[[S0:[^:]+]]: tensor<2x2x4x4xf32>, %[[DY:[^:]+]]: tensor<2x5x8xf32>, %[[DS:[^:]+]]: tensor<2x2x4x4xf32>)
+// CHECK-NOT:     rwkv.wkv_grad
+// CHECK:         %[[DECAY:.+]] = linalg.generic {{.+}} ins(%[[W]] : tensor<2x5x8xf32>)
+// CHECK:           math.exp
+// CHECK:         %[[CKPT:.+]] = scf.forall (%{{.+}}, %{{.+}}, %{{.+}}) in (2, 2, 4) shared_outs(%{{.+}} = %{{.+}}) -> (tensor<3x2x2x4x4xf32>)
+// CHECK:           scf.for {{.+}} -> (vector<4xf32>, tensor<3x4xf32>)
+// CHECK:         %[[SEGS:.+]]:11 = scf.for %[[SR:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[G:[^ ]+]] = %[[DS]],
+// CHECK:           %[[SEG:.+]] = arith.subi %{{.+}}, %[[SR]] : index
+// CHECK:           %[[ROWS:.+]]:6 = scf.forall (%{{.+}}, %{{.+}}, %{{.+}}) in (2, 2, 4) shared_outs(
+// CHECK:             vector.transfer_read %[[CKPT]][%[[SEG]],
+// CHECK:             scf.for {{.+}} -> (vector<4xf32>, tensor<3x4xf32>, tensor<2xf32>)
+// CHECK:             scf.for {{.+}} -> (vector<4xf32>, tensor<2x4xf32>, tensor<2xf32>, tensor<?xf32>)
+// CHECK-COUNT-2:       vector.reduction <add>
+// CHECK:               arith.mulf
+// CHECK:               arith.mulf
+// CHECK:               arith.addf
+// CHECK:               scf.yield
+// CHECK:             scf.forall.in_parallel
+// CHECK-COUNT-6:       tensor.parallel_insert_slice
+// CHECK:           %[[VS:.+]] = tensor.expand_shape %{{.+}} {{\[}}[0], [1], [2, 3]] output_shape [2, %{{.+}}, 2, 4] : tensor<2x?x8xf32> into tensor<2x?x2x4xf32>
+// CHECK:           %[[DYS:.+]] = tensor.expand_shape
+// CHECK:           %[[DS4:.+]] = tensor.expand_shape
+// CHECK:           %[[ZERO:.+]] = linalg.fill
+// CHECK:           %[[DK:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d1, d0, d2, d4, d3)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%{{.+}}, %[[VS]] :
+// CHECK:           %[[DB:.+]] = linalg.generic {{.+}} -> (d1, d0, d2, d4)>, {{.+}} iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+// CHECK:           %[[DD:.+]] = linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+// CHECK:           %[[DA:.+]] = linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+// CHECK:           %[[DR:.+]] = linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%{{.+}}, %[[DYS]] :
+// CHECK:           %[[DW:.+]] = linalg.generic {{.+}} ins(%[[DD]], %[[DS4]] :
+// CHECK:             arith.mulf
+// CHECK:           tensor.collapse_shape %[[DR]]
+// CHECK:           scf.yield %[[ROWS]]#4,
+// CHECK:         return %[[SEGS]]#1, %[[SEGS]]#2, %[[SEGS]]#3, %[[SEGS]]#4, %[[SEGS]]#5, %[[SEGS]]#6, %[[SEGS]]#0
+func.func @wkv_grad(%r: tensor<2x5x8xf32>, %w: tensor<2x5x8xf32>, %k: tensor<2x5x8xf32>, %v: tensor<2x5x8xf32>, %a: tensor<2x5x8xf32>, %b: tensor<2x5x8xf32>, %s: tensor<2x2x4x4xf32>, %dy: tensor<2x5x8xf32>, %ds: tensor<2x2x4x4xf32>) -> (tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x2x4x4xf32>) {
+  %0:7 = rwkv.wkv_grad %r, %w, %k, %v, %a, %b, %s, %dy, %ds {chunk_length = 2 : i64} : tensor<2x5x8xf32>, tensor<2x2x4x4xf32>
+  return %0#0, %0#1, %0#2, %0#3, %0#4, %0#5, %0#6 : tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>, tensor<2x2x4x4xf32>
+}
+
+// -----
+
+// The chunked gradient and one with a dynamic token count (an inference
+// module never has one) are left to rwkv-parallelize-wkv and
+// convert-rwkv-to-linalg.
+// CHECK-LABEL: func.func @wkv_grad_left
+// CHECK:         rwkv.wkv_grad {{.+}} {mode = #rwkv<wkv_mode chunked>}
+// CHECK:         rwkv.wkv_grad {{.+}} : tensor<2x?x8xf32>
+func.func @wkv_grad_left(%r: tensor<2x5x8xf32>, %s: tensor<2x2x4x4xf32>, %d: tensor<2x?x8xf32>) -> (tensor<2x5x8xf32>, tensor<2x?x8xf32>) {
+  %0:7 = rwkv.wkv_grad %r, %r, %r, %r, %r, %r, %s, %r, %s {mode = #rwkv<wkv_mode chunked>} : tensor<2x5x8xf32>, tensor<2x2x4x4xf32>
+  %1:7 = rwkv.wkv_grad %d, %d, %d, %d, %d, %d, %s, %d, %s : tensor<2x?x8xf32>, tensor<2x2x4x4xf32>
+  return %0#0, %1#0 : tensor<2x5x8xf32>, tensor<2x?x8xf32>
+}
+
+// -----
+
 // The chunked form is left to convert-rwkv-to-linalg.
 // CHECK-LABEL: func.func @chunked
 // CHECK:         rwkv.wkv {{.+}} {mode = #rwkv<wkv_mode chunked>}

@@ -238,6 +238,102 @@ func.func @host_load_used(%y: memref<1xf32>) -> f32 {
 
 // -----
 
+// A scalar the host reads only to compute what it stores (a loss divided by
+// its count) runs on one device thread with its whole chain: the loads, the
+// arithmetic and the store are one single-thread kernel.
+// CHECK-LABEL: func.func @scalar_chain
+// CHECK-SAME:    (%[[S:[^:]+]]: memref<f32>, %[[N:[^:]+]]: memref<f32>, %[[OUT:[^:]+]]: memref<f32>)
+// CHECK:         gpu.launch
+// CHECK-NEXT:      %[[A:.+]] = memref.load %[[S]][] : memref<f32>
+// CHECK-NEXT:      %[[B:.+]] = memref.load %[[N]][] : memref<f32>
+// CHECK-NEXT:      %[[Q:.+]] = arith.divf %[[A]], %[[B]] : f32
+// CHECK-NEXT:      memref.store %[[Q]], %[[OUT]][] : memref<f32>
+// CHECK-NEXT:      gpu.terminator
+// CHECK-NEXT:    }
+// CHECK-NEXT:    return
+func.func @scalar_chain(%s: memref<f32>, %n: memref<f32>, %out: memref<f32>) {
+  %a = memref.load %s[] : memref<f32>
+  %b = memref.load %n[] : memref<f32>
+  %q = arith.divf %a, %b : f32
+  memref.store %q, %out[] : memref<f32>
+  return
+}
+
+// -----
+
+// The embedding gradient's scatter-add: a host loop over tokens reads each
+// token's row id from device memory and adds its row of dy into that row of
+// demb. Every access of the inner loop is column %j of a row-major buffer
+// of width 16, so the loops are interchanged: one thread per column walks
+// the tokens in order (no atomics, the CPU's summation order), and no host
+// code reads device memory.
+// CHECK-LABEL: func.func @column_scatter
+// CHECK-SAME:    (%[[IDS:[^:]+]]: memref<4xi32>, %[[DY:[^:]+]]: memref<2x2x16xf32>, %[[DE:[^:]+]]: memref<8x16xf32>)
+// CHECK:         %[[DY2:.+]] = memref.collapse_shape %[[DY]]
+// CHECK:         gpu.launch
+// CHECK:           scf.if
+// CHECK:             %[[J:.+]] = arith.addi %{{.+}}, %{{.+}} : index
+// CHECK-NEXT:        scf.for %[[T:.+]] = %{{.+}} to %{{.+}} step %{{.+}} {
+// CHECK-NEXT:          %[[ID:.+]] = memref.load %[[IDS]][%[[T]]] : memref<4xi32>
+// CHECK-NEXT:          %[[ROW:.+]] = arith.index_cast %[[ID]] : i32 to index
+// CHECK-NEXT:          %[[DEROW:.+]] = memref.subview %[[DE]][%[[ROW]], 0] [1, 16] [1, 1]
+// CHECK-NEXT:          %[[DYROW:.+]] = memref.subview %[[DY2]][%[[T]], 0] [1, 16] [1, 1]
+// CHECK-NEXT:          %[[G:.+]] = memref.load %[[DYROW]][%[[J]]]
+// CHECK-NEXT:          %[[E:.+]] = memref.load %[[DEROW]][%[[J]]]
+// CHECK-NEXT:          %[[SUM:.+]] = arith.addf %[[E]], %[[G]] : f32
+// CHECK-NEXT:          memref.store %[[SUM]], %[[DEROW]][%[[J]]]
+// CHECK-NEXT:        }
+// CHECK-NOT:     gpu.launch
+// CHECK:         return
+func.func @column_scatter(%ids: memref<4xi32>, %dy: memref<2x2x16xf32>, %de: memref<8x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c16 = arith.constant 16 : index
+  %dy2 = memref.collapse_shape %dy [[0, 1], [2]] : memref<2x2x16xf32> into memref<4x16xf32>
+  scf.for %t = %c0 to %c4 step %c1 {
+    %id = memref.load %ids[%t] : memref<4xi32>
+    %row = arith.index_cast %id : i32 to index
+    %derow = memref.subview %de[%row, 0] [1, 16] [1, 1] : memref<8x16xf32> to memref<16xf32, strided<[1], offset: ?>>
+    %dyrow = memref.subview %dy2[%t, 0] [1, 16] [1, 1] : memref<4x16xf32> to memref<16xf32, strided<[1], offset: ?>>
+    scf.parallel (%j) = (%c0) to (%c16) step (%c1) {
+      %g = memref.load %dyrow[%j] : memref<16xf32, strided<[1], offset: ?>>
+      %e = memref.load %derow[%j] : memref<16xf32, strided<[1], offset: ?>>
+      %sum = arith.addf %e, %g : f32
+      memref.store %sum, %derow[%j] : memref<16xf32, strided<[1], offset: ?>>
+      scf.reduce
+    }
+  }
+  return
+}
+
+// -----
+
+// Not interchanged when a column reads another column (here j + 1 of the
+// row it writes): the iterations of different columns depend on each other
+// across tokens. The host loop still reads device memory, which is refused.
+func.func @column_scatter_neighbour(%ids: memref<4xi32>, %de: memref<8x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c16 = arith.constant 16 : index
+  scf.for %t = %c0 to %c4 step %c1 {
+    // expected-error @+1 {{host code reads device memory into a value the host uses}}
+    %id = memref.load %ids[%t] : memref<4xi32>
+    %row = arith.index_cast %id : i32 to index
+    %derow = memref.subview %de[%row, 0] [1, 16] [1, 1] : memref<8x16xf32> to memref<16xf32, strided<[1], offset: ?>>
+    scf.parallel (%j) = (%c0) to (%c16) step (%c1) {
+      %j1 = arith.addi %j, %c1 : index
+      %e = memref.load %derow[%j1] : memref<16xf32, strided<[1], offset: ?>>
+      memref.store %e, %derow[%j] : memref<16xf32, strided<[1], offset: ?>>
+      scf.reduce
+    }
+  }
+  return
+}
+
+// -----
+
 // Bookkeeping memrefs are host memory, so a kernel must not touch them.
 func.func @kernel_flags(%n: index, %f: memref<?xi1>) {
   %c0 = arith.constant 0 : index

@@ -1,5 +1,6 @@
-// RUN: rwkv-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(rwkv-warp-reductions{lower-to-shuffles=false}))" | FileCheck %s
+// RUN: rwkv-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(rwkv-warp-reductions{lower-to-shuffles=false vector-width=1}))" | FileCheck %s
 // RUN: rwkv-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(rwkv-warp-reductions))" | FileCheck %s --check-prefix=SHFL
+// RUN: rwkv-opt %s -split-input-file --pass-pipeline="builtin.module(func.func(rwkv-warp-reductions{lower-to-shuffles=false}))" | FileCheck %s --check-prefix=VEC
 
 // rwkv-warp-reductions (codegen/CUDA/WarpReductions.cpp): one warp per
 // reduction instead of one thread. The input is what
@@ -37,6 +38,29 @@
 // CHECK:             scf.if %[[FIRST]] {
 // CHECK-NEXT:          memref.store %[[R]], %[[Y]]
 // CHECK-NEXT:        }
+
+// By default (vector-width=8) a lane takes 8 consecutive inputs per step,
+// 256 apart (768 = 3 x 32 x 8): the weight row as vector<8xbf16> loads
+// (16 bytes, one ld.global.v4 once rwkv-lower-kernel-transfers has proved
+// the alignment), x as vector<8xf32>, the product and the sum on vectors,
+// and the lane's 8 partial sums reduced once after the loop.
+// VEC-LABEL: func.func @gemv
+// VEC-SAME:    (%[[X:[^:]+]]: memref<?x768xf32>, %[[W:[^:]+]]: memref<1024x768xbf16>,
+// VEC:           %[[LANE:.+]] = arith.remui %{{.+}}, %{{.+}} : index
+// VEC:             %[[ZERO:.+]] = arith.constant dense<0.000000e+00> : vector<8xf32>
+// VEC:             %[[OFF:.+]] = arith.muli %[[LANE]], %{{.+}} : index
+// VEC:             %[[LB:.+]] = arith.addi %{{.+}}, %[[OFF]] : index
+// VEC:             %[[STEP:.+]] = arith.constant 256 : index
+// VEC:             %[[P:.+]] = scf.for %[[I:[^ ]+]] = %[[LB]] to %{{.+}} step %[[STEP]] iter_args(%[[A:[^ ]+]] = %[[ZERO]]) -> (vector<8xf32>) {
+// VEC-NEXT:          %[[XV:.+]] = vector.load %[[X]][%{{.+}}, %[[I]]] : memref<?x768xf32>, vector<8xf32>
+// VEC-NEXT:          %[[WV:.+]] = vector.load %[[W]][%{{.+}}, %[[I]]] : memref<1024x768xbf16>, vector<8xbf16>
+// VEC-NEXT:          %[[WE:.+]] = arith.extf %[[WV]] : vector<8xbf16> to vector<8xf32>
+// VEC-NEXT:          %[[PR:.+]] = arith.mulf %[[XV]], %[[WE]] fastmath<reassoc,contract> : vector<8xf32>
+// VEC-NEXT:          %[[S:.+]] = arith.addf %[[A]], %[[PR]] fastmath<reassoc,contract> : vector<8xf32>
+// VEC-NEXT:          scf.yield %[[S]] : vector<8xf32>
+// VEC-NEXT:        }
+// VEC-NEXT:        %[[RED:.+]] = vector.reduction <add>, %[[P]] fastmath<reassoc,contract> : vector<8xf32> into f32
+// VEC-NEXT:        %[[T:.+]] = gpu.subgroup_reduce add %[[RED]] uniform : (f32) -> f32
 
 // With the default lowering, upstream's butterfly: xor 1, 2, 4, 8, 16.
 // SHFL-LABEL: func.func @gemv
@@ -180,3 +204,72 @@ func.func @reads_back(%x: memref<?x768xf32>, %y: memref<?xf32>, %n: index) {
   }
   return
 }
+
+// -----
+
+// The [in, out] LoRA factors read W[i, o]: consecutive inputs are a column,
+// not a vector, so each lane keeps one element per step (32 apart). A loop
+// of 96 inputs is no multiple of 32 x 2 either: one element per step.
+// And an input taken from a loop-invariant scalar (the norm's mean) is
+// broadcast: (x - mean)^2 on vector<8xf32>.
+// VEC-LABEL: func.func @not_vectors
+// VEC-NOT:       vector.load
+// VEC:           scf.for {{.+}} -> (f32)
+// VEC-NOT:       vector.load
+// VEC:           scf.for {{.+}} -> (f32)
+// VEC:           %[[M:.+]] = memref.load %{{.+}}[%{{.+}}] : memref<?xf32>
+// VEC:           scf.for {{.+}} -> (vector<8xf32>)
+// VEC-NEXT:        %[[XV:.+]] = vector.load
+// VEC-NEXT:        %[[MEAN:.+]] = vector.broadcast %[[M]] : f32 to vector<8xf32>
+// VEC-NEXT:        %[[D:.+]] = arith.subf %[[XV]], %[[MEAN]] : vector<8xf32>
+// VEC-NEXT:        arith.mulf %[[D]], %[[D]] fastmath<reassoc,contract> : vector<8xf32>
+// VEC:         return
+func.func @not_vectors(%x: memref<?x768xf32>, %w: memref<768x64xbf16>, %y: memref<?xf32>, %n: index, %means: memref<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c96 = arith.constant 96 : index
+  %c256 = arith.constant 256 : index
+  %c768 = arith.constant 768 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %n, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c256, %sy = %c1, %sz = %c1) {
+    %o = arith.remui %tx, %c96 : index
+    %init = memref.load %y[%bx] : memref<?xf32>
+    %r = scf.for %i = %c0 to %c768 step %c1 iter_args(%a = %init) -> (f32) {
+      %xv = memref.load %x[%bx, %i] : memref<?x768xf32>
+      %wv = memref.load %w[%i, %o] : memref<768x64xbf16>
+      %we = arith.extf %wv : bf16 to f32
+      %p = arith.mulf %xv, %we fastmath<reassoc,contract> : f32
+      %s = arith.addf %a, %p fastmath<reassoc,contract> : f32
+      scf.yield %s : f32
+    }
+    memref.store %r, %y[%bx] : memref<?xf32>
+    gpu.terminator
+  }
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %n, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c256, %sy = %c1, %sz = %c1) {
+    %init = memref.load %y[%bx] : memref<?xf32>
+    %r = scf.for %i = %c0 to %c96 step %c1 iter_args(%a = %init) -> (f32) {
+      %v = memref.load %x[%bx, %i] : memref<?x768xf32>
+      %s = arith.addf %a, %v fastmath<reassoc,contract> : f32
+      scf.yield %s : f32
+    }
+    memref.store %r, %y[%bx] : memref<?xf32>
+    gpu.terminator
+  }
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %n, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c256, %sy = %c1, %sz = %c1) {
+    %mean = memref.load %means[%bx] : memref<?xf32>
+    %zero = arith.constant 0.0 : f32
+    %r = scf.for %i = %c0 to %c768 step %c1 iter_args(%a = %zero) -> (f32) {
+      %v = memref.load %x[%bx, %i] : memref<?x768xf32>
+      %d = arith.subf %v, %mean : f32
+      %q = arith.mulf %d, %d fastmath<reassoc,contract> : f32
+      %s = arith.addf %a, %q fastmath<reassoc,contract> : f32
+      scf.yield %s : f32
+    }
+    memref.store %r, %y[%bx] : memref<?xf32>
+    gpu.terminator
+  }
+  return
+}
+

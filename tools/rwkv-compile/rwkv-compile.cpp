@@ -535,9 +535,6 @@ int main(int argc, char **argv) {
         (opts.target != "cuda" || opts.cudaEmulate))
       throw po::error("--emit=" + opts.emit +
                       " needs --target=cuda (without --cuda-emulate)");
-    if (opts.target == "cuda" && (opts.train || !opts.kernel.empty()))
-      throw po::error("--target=cuda builds inference libraries only so far "
-                      "(no --train or --kernel)");
     if (opts.target == "cuda" && !opts.cudaEmulate &&
         (!opts.targetCpu.empty() || !opts.targetFeatures.empty()))
       throw po::error("--target-cpu and --target-features are CPU options; "

@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/core/Cuda.h"
+#include "runtime/checkpoint/Checkpoint.h"
 #include "runtime/core/Batch.h"
 #include "runtime/core/Kernel.h"
 #include "runtime/core/Runtime.h"
@@ -26,6 +27,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -207,16 +209,17 @@ TEST(CudaLoad, UnknownImportIsNamed) {
       << error;
 }
 
-TEST(CudaLoad, TrainingAndKernelLibrariesRefuseCuda) {
+TEST(CudaLoad, InferenceLibraryIsNoTrainingOrKernelLibrary) {
+  // On CUDA as on the CPU, each loader takes only its own kind of library.
   EXPECT_EQ(errorOf([] { TrainLibrary::load(RWKV_FAKE_CUDA_MODEL); }),
             std::string("library '") + RWKV_FAKE_CUDA_MODEL +
-                "' is a CUDA library (sm_90): training on CUDA is not "
-                "implemented yet; compile the training library without "
-                "--target=cuda");
+                "' is not a training library (no rwkv_train_step); compile "
+                "one with rwkv-compile --train --ctx T");
   EXPECT_EQ(errorOf([] { WKV7Kernel::load(RWKV_FAKE_CUDA_MODEL); }),
             std::string("library '") + RWKV_FAKE_CUDA_MODEL +
-                "' is a CUDA library (sm_90): kernel libraries run on the "
-                "CPU only so far; compile it without --target=cuda");
+                "' is not a WKV7 kernel library; compile one with "
+                "rwkv-compile --kernel wkv7 --batch B --ctx T --heads H "
+                "--head-size N");
 }
 
 //===----------------------------------------------------------------------===//
@@ -611,6 +614,121 @@ TEST_F(FakeCuda, GeneratedLibraryRunsItsHostCode) {
     EXPECT_EQ(s.badArguments, 0);
     EXPECT_EQ(s.hostTouchingCopies, 0);
     EXPECT_EQ(s.streamsCreated, s.streamsDestroyed);
+  }
+  expectAllReleased();
+}
+
+// The generated host code of golden tiny's training step (rwkv-compile
+// --train --target=cuda; ctest passes its path): without a driver it is
+// refused by name; on the fake driver every argument goes to device memory,
+// the step and the loss launch their kernels, the loss and every gradient
+// come back, and nothing is left behind. The kernels' numerics are the
+// traingpu suite (--cuda-emulate).
+TEST_F(FakeCuda, GeneratedTrainingLibraryRunsItsHostCode) {
+  const char *lib = std::getenv("RWKV_GENERATED_CUDA_TRAIN_LIB");
+  ASSERT_TRUE(lib) << "ctest sets RWKV_GENERATED_CUDA_TRAIN_LIB";
+  setenv("RWKV_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1);
+  std::string error = errorOf([&] { TrainLibrary::load(lib); });
+  EXPECT_NE(error.find(std::string("training library '") + lib +
+                       "' is a CUDA library (sm_80) but CUDA is "
+                       "unavailable: /nonexistent/libcuda.so.1"),
+            std::string::npos)
+      << error;
+  setenv("RWKV_CUDA_DRIVER", RWKV_FAKE_CUDA_DRIVER, 1);
+  {
+    auto train = TrainLibrary::load(lib);
+    RwkvFakeCudaStats s = stats();
+    EXPECT_EQ(s.modulesLoaded, 1);
+    auto ckpt = Checkpoint::open(RWKV_SHARED_DIR "/golden/tiny/model.pth");
+    std::vector<std::vector<uint8_t>> copies;
+    std::vector<const void *> weights = bindTrainWeights(*train, *ckpt, copies);
+    size_t n = size_t(train->batch() * train->context());
+    std::vector<int32_t> inputs(n, 1), targets(n, 2);
+    // Gradient buffers the fake's copies must overwrite: NaN before.
+    std::vector<std::vector<float>> grads;
+    std::vector<float *> gradPtrs;
+    for (size_t i : train->weightArgs()) {
+      grads.emplace_back(train->args()[i].numel, std::nanf(""));
+      gradPtrs.push_back(grads.back().data());
+    }
+    train->loss(inputs.data(), targets.data(), weights, {});
+    s = stats();
+    int64_t lossLaunches = s.launches;
+    EXPECT_GT(lossLaunches, 50);
+    train->step(inputs.data(), targets.data(), weights, {}, gradPtrs, {});
+    s = stats();
+    EXPECT_GT(s.launches, 2 * lossLaunches);
+    EXPECT_EQ(s.badArguments, 0);
+    EXPECT_EQ(s.hostTouchingCopies, 0);
+    EXPECT_EQ(s.streamsCreated, s.streamsDestroyed);
+    // The kernels do not run, so each gradient is the fake device memory's
+    // fill, 0xa5 bytes: copied back from the device.
+    for (const std::vector<float> &g : grads)
+      for (float v : g) {
+        uint32_t bits;
+        std::memcpy(&bits, &v, sizeof bits);
+        ASSERT_EQ(bits, 0xa5a5a5a5u) << "a gradient was not copied back";
+      }
+  }
+  expectAllReleased();
+}
+
+// The same for a WKV7 kernel library (rwkv-compile --kernel wkv7
+// --target=cuda; ctest passes its path): refused by name without a driver;
+// on the fake one, forward and backward launch their kernels on device
+// copies of the arguments and every result comes back from the device.
+TEST_F(FakeCuda, GeneratedKernelLibraryRunsItsHostCode) {
+  const char *lib = std::getenv("RWKV_GENERATED_CUDA_KERNEL_LIB");
+  ASSERT_TRUE(lib) << "ctest sets RWKV_GENERATED_CUDA_KERNEL_LIB";
+  setenv("RWKV_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1);
+  std::string error = errorOf([&] { WKV7Kernel::load(lib); });
+  EXPECT_NE(error.find(std::string("kernel library '") + lib +
+                       "' is a CUDA library (sm_80) but CUDA is "
+                       "unavailable: /nonexistent/libcuda.so.1"),
+            std::string::npos)
+      << error;
+  setenv("RWKV_CUDA_DRIVER", RWKV_FAKE_CUDA_DRIVER, 1);
+  {
+    auto k = WKV7Kernel::load(lib);
+    EXPECT_TRUE(k->onDevice());
+    size_t act = size_t(k->batch() * k->context() * k->heads() * k->headSize()),
+           state =
+               size_t(k->batch() * k->heads() * k->headSize() * k->headSize());
+    std::vector<float> in(act, 0.5f), s0(state, 0.25f), ds(state, 0.125f),
+        y(act, 1.0f), s1(state, 1.0f);
+    k->forward(in.data(), in.data(), in.data(), in.data(), in.data(), in.data(),
+               s0.data(), y.data(), s1.data());
+    int64_t forwardLaunches = stats().launches;
+    EXPECT_GT(forwardLaunches, 0);
+    std::vector<std::vector<float>> g(6, std::vector<float>(act, 1.0f));
+    std::vector<float> ds0(state, 1.0f);
+    k->backward(in.data(), in.data(), in.data(), in.data(), in.data(),
+                in.data(), s0.data(), in.data(), ds.data(), g[0].data(),
+                g[1].data(), g[2].data(), g[3].data(), g[4].data(), g[5].data(),
+                ds0.data());
+    RwkvFakeCudaStats s = stats();
+    EXPECT_GT(s.launches, forwardLaunches);
+    EXPECT_EQ(s.badArguments, 0);
+    EXPECT_EQ(s.hostTouchingCopies, 0);
+    EXPECT_GE(k->lastDeviceSeconds(), 0.0);
+    // The kernels do not run: each activation result holds the fake device
+    // memory's 0xa5 fill, copied back from the device; the state results
+    // hold what the library's host code copied into them on the device
+    // before its kernels would update them in place (state0 and dstate).
+    auto copiedBack = [](const std::vector<float> &v) {
+      for (float x : v) {
+        uint32_t bits;
+        std::memcpy(&bits, &x, sizeof bits);
+        if (bits != 0xa5a5a5a5u)
+          return false;
+      }
+      return true;
+    };
+    EXPECT_TRUE(copiedBack(y));
+    for (const std::vector<float> &v : g)
+      EXPECT_TRUE(copiedBack(v));
+    EXPECT_EQ(s1, s0);
+    EXPECT_EQ(ds0, ds);
   }
   expectAllReleased();
 }
