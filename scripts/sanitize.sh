@@ -45,8 +45,9 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # release tree only: what they test is generated code, which no sanitizer
 # instruments, and the runtime path they take (load a CPU library, call it)
 # is the golden CPU suites'. About a quarter of the sanitizer stages' test
-# time. (The fake-driver tests of the CUDA runtime, runtime.cuda.*, do run.)
-emulated='^runtime\.(goldengpu|traingpu)\.'
+# time. (The fake-driver tests of the CUDA runtime, runtime.cuda.*, do run,
+# with the real CUDA libraries they load: the tiny-cuda fixtures stay in.)
+emulated='^runtime\.(goldengpu|traingpu)\.(Golden|compile\.tiny(2|-v[456]|-b2|-64)?$)'
 if [ "$mode" = asan ] || [ "$mode" = all ] || [ "$mode" = asan-runtime ] ||
    [ "$mode" = ci ]; then
   if [ "$mode" = asan ] || [ "$mode" = all ]; then
