@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include <dlfcn.h>
 
@@ -798,6 +799,19 @@ LibraryBinding::~LibraryBinding() {
   libraryFunction(handle_, "rwkv_cuda_fini")();
   // Nobody is left to report an error of the unload to.
   clearError();
+}
+
+void requireDriver(void *handle, const std::string &path,
+                   const nlohmann::json &info, const char *kind) {
+  LibraryBinding::checkExports(handle, path);
+  if (!info.contains("cuda_arch") || !info["cuda_arch"].is_string())
+    throw RuntimeError(
+        fmt::format("{}: a CUDA library has no string 'cuda_arch'", path));
+  std::string why = loadDriver();
+  if (!why.empty())
+    throw RuntimeError(fmt::format(
+        "{} library '{}' is a CUDA library ({}) but CUDA is unavailable: {}",
+        kind, path, info["cuda_arch"].get<std::string>(), why));
 }
 
 void CopyingCaller::call(void (*fn)(void **), const std::string &what,

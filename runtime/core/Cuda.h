@@ -17,6 +17,8 @@
 #ifndef RWKV_RUNTIME_CORE_CUDA_H
 #define RWKV_RUNTIME_CORE_CUDA_H
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -127,6 +129,15 @@ private:
   std::mutex mutex_;
   double lastSeconds_ = 0;
 };
+
+/// What a loader of CUDA training or kernel libraries checks before it binds
+/// one (LibraryBinding::bind): the exports (no driver needed, so GPU-less
+/// machines check them too), a string `cuda_arch` in `info` (the
+/// library's rwkv_model_info()), and a loadable driver. Throws RuntimeError
+/// ("<kind> library '<path>' is a CUDA library (sm_80) but CUDA is
+/// unavailable: ...").
+void requireDriver(void *handle, const std::string &path,
+                   const nlohmann::json &info, const char *kind);
 
 /// A CUDA model library bound to the driver: its import pointers filled and
 /// rwkv_cuda_init() run. A library opened several times (dlopen returns the

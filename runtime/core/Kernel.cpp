@@ -119,16 +119,7 @@ std::unique_ptr<WKV7Kernel> WKV7Kernel::load(const std::string &libraryPath,
         libraryPath +
         ": missing rwkv_wkv7_forward_packed/rwkv_wkv7_backward_packed");
   if (onDevice) {
-    cuda::LibraryBinding::checkExports(handle.handle(), libraryPath);
-    if (!info.contains("cuda_arch") || !info["cuda_arch"].is_string())
-      throw RuntimeError(fmt::format(
-          "{}: a CUDA library has no string 'cuda_arch'", libraryPath));
-    std::string why = cuda::loadDriver();
-    if (!why.empty())
-      throw RuntimeError(
-          fmt::format("kernel library '{}' is a CUDA library ({}) but CUDA is "
-                      "unavailable: {}",
-                      libraryPath, info["cuda_arch"].get<std::string>(), why));
+    cuda::requireDriver(handle.handle(), libraryPath, info, "kernel");
     // From here ~WKV7Kernel closes the library, after rwkv_cuda_fini().
     lib->handle_ = handle.release();
     lib->device_ = std::make_unique<Device>();

@@ -127,18 +127,7 @@ std::unique_ptr<TrainLibrary> TrainLibrary::load(const std::string &libraryPath,
         libraryPath +
         ": missing rwkv_train_step_packed/rwkv_train_loss_packed");
   if (onDevice) {
-    // The exports first: they do not depend on the machine, so a GPU-less
-    // test machine checks them too.
-    cuda::LibraryBinding::checkExports(handle.handle(), libraryPath);
-    if (!info.contains("cuda_arch") || !info["cuda_arch"].is_string())
-      throw RuntimeError(fmt::format(
-          "{}: a CUDA library has no string 'cuda_arch'", libraryPath));
-    std::string why = cuda::loadDriver();
-    if (!why.empty())
-      throw RuntimeError(fmt::format(
-          "training library '{}' is a CUDA library ({}) but CUDA is "
-          "unavailable: {}",
-          libraryPath, info["cuda_arch"].get<std::string>(), why));
+    cuda::requireDriver(handle.handle(), libraryPath, info, "training");
     // From here ~TrainLibrary closes the library, after rwkv_cuda_fini().
     lib->handle_ = handle.release();
     lib->device_ = std::make_unique<Device>();
